@@ -1,0 +1,29 @@
+"""seqmamba's selective-scan engine: the Mamba (S6) scan, its one-step update and their references.
+
+Public API::
+
+    from kernels import selective_scan, selective_scan_ref, selective_state_update, \
+        selective_state_update_ref
+
+This package depends on torch (and optionally triton) only; it never imports ``seqmamba`` or
+``pipelines``.
+"""
+
+from .dispatch import (
+    BACKENDS,
+    available_backends,
+    resolve_backend,
+    selective_scan,
+    selective_state_update,
+)
+from .reference import selective_scan_ref, selective_state_update_ref
+
+__all__ = [
+    "BACKENDS",
+    "available_backends",
+    "resolve_backend",
+    "selective_scan",
+    "selective_scan_ref",
+    "selective_state_update",
+    "selective_state_update_ref",
+]
