@@ -10,9 +10,12 @@ All arithmetic is float32 whatever the input dtype; stores cast back.
 Every channel of one program belongs to the same B/C group (the wrapper picks BLOCK_D to
 divide dim / groups), so B and C are loaded as one (BLOCK_N, BLOCK_L) tile per program.
 
-The backward kernel needs a reverse-in-time scan for the adjoint.  It flips the tile and runs a
-forward scan instead of ``associative_scan(..., reverse=True)``, whose result for non-commutative
-combine functions has been reported wrong (triton-lang/triton#4362).
+The backward kernel needs a reverse-in-time scan for the adjoint.  ``REVERSE_VIA_FLIP`` picks
+how: flip the tile and scan forward (correct by construction, but each ``tl.flip`` costs log2
+(BLOCK_L) reductions, very slow under the interpreter), or ``associative_scan(..., reverse=True)``,
+whose GPU lowering has been reported wrong for non-commutative combine functions
+(triton-lang/triton#4362).  The interpreter implements reverse=True as flip-scan-flip, so CI
+checks both modes; ``benchmarks/gpu_check.sh`` checks both on a real GPU.
 
 These kernels trust their inputs; ``kernels.triton_scan`` validates and launches them.
 """
@@ -25,6 +28,18 @@ import triton.language as tl
 def _affine_combine(a_prev, b_prev, a_next, b_next):
     # Compose h -> a_prev h + b_prev, then h -> a_next h + b_next.
     return a_prev * a_next, a_next * b_prev + b_next
+
+
+@triton.jit
+def _reverse_affine_scan(a, b, VIA_FLIP: tl.constexpr):
+    """x_t = a_t x_{t+1} + b_t along axis 2 (the last column has no successor); returns x."""
+    if VIA_FLIP:
+        _, x = tl.associative_scan((tl.flip(a, 2), tl.flip(b, 2)), 2, _affine_combine)
+        x = tl.flip(x, 2)
+    else:
+        # reverse=True combines (accumulated-from-later, current), as jax.lax does.
+        _, x = tl.associative_scan((a, b), 2, _affine_combine, reverse=True)
+    return x
 
 
 @triton.jit
@@ -142,7 +157,7 @@ def _scan_bwd_kernel(
     s_bb, s_bg, s_bn, s_bl,
     s_cb, s_cg, s_cn, s_cl,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_DLAST: tl.constexpr,
-    SOFTPLUS: tl.constexpr, B_TI: tl.constexpr,
+    SOFTPLUS: tl.constexpr, B_TI: tl.constexpr, REVERSE_VIA_FLIP: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
     """Gradients of the forward kernel.  Shapes and strides as in ``_scan_fwd_kernel``;
@@ -197,20 +212,32 @@ def _scan_bwd_kernel(
         st_offs = ((pid_b * dim + offs_d[:, None]) * n_tiles + c) * nstate + offs_n[None, :]
         h0 = tl.load(states_ptr + st_offs, mask=mask_dn, other=0.0)
 
-        # Recompute the tile's states from the stored state at its start.
+        # Recompute the tile's states from the stored state at its start, as h_{t-1}: scanning
+        # the previous step's terms gives the state before each step exactly, whereas
+        # h_t - dt_t B_t u_t would cancel when the fresh input dominates a decayed state.
         x_offs = row + offs_l[None, :] * s_xl
         u = tl.load(u_ptr + x_offs, mask=m2, other=0.0).to(tl.float32)
         pre, dt = _load_dt(delta_ptr, x_offs, m2, bias, HAS_BIAS, SOFTPLUS)
         a = tl.exp(dt[:, None, :] * A[:, :, None])
+        offs_p = offs_l - 1
+        m2p = mask_d[:, None] & ((offs_j > 0) & mask_l)[None, :]
+        xp_offs = row + offs_p[None, :] * s_xl
+        u_p = tl.load(u_ptr + xp_offs, mask=m2p, other=0.0).to(tl.float32)
+        _, dt_p = _load_dt(delta_ptr, xp_offs, m2p, bias, HAS_BIAS, SOFTPLUS)
+        a_p = tl.exp(dt_p[:, None, :] * A[:, :, None])
         if B_TI:
             Bv = Bti[:, :, None]
+            Bv_p = Bv
         else:
-            Bt = tl.load(B_ptr + b_offs0 + offs_n[:, None] * s_bn + offs_l[None, :] * s_bl,
-                         mask=mnl, other=0.0).to(tl.float32)
+            b_rows = B_ptr + b_offs0 + offs_n[:, None] * s_bn
+            Bt = tl.load(b_rows + offs_l[None, :] * s_bl, mask=mnl, other=0.0).to(tl.float32)
             Bv = Bt[None, :, :]
-        b_plain = (dt * u)[:, None, :] * Bv
-        b = tl.where(first, b_plain + a * h0[:, :, None], b_plain)
-        _, H = tl.associative_scan((a, b), 2, _affine_combine)
+            mnlp = mask_n[:, None] & ((offs_j > 0) & mask_l)[None, :]
+            Bv_p = tl.load(b_rows + offs_p[None, :] * s_bl, mask=mnlp,
+                           other=0.0).to(tl.float32)[None, :, :]
+        b_p = tl.where(first, h0[:, :, None], (dt_p * u_p)[:, None, :] * Bv_p)
+        _, H_prev = tl.associative_scan((a_p, b_p), 2, _affine_combine)
+        H = a * H_prev + (dt * u)[:, None, :] * Bv
         Ct = tl.load(C_ptr + c_offs0 + offs_n[:, None] * s_cn + offs_l[None, :] * s_cl,
                      mask=mnl, other=0.0).to(tl.float32)
 
@@ -239,12 +266,11 @@ def _scan_bwd_kernel(
         a_next = tl.exp(dt_next[:, None, :] * A[:, :, None])
         dh = g[:, None, :] * Ct[None, :, :]
         dh = tl.where(last_col, dh + carry[:, :, None], dh)
-        _, lam_rev = tl.associative_scan((tl.flip(a_next, 2), tl.flip(dh, 2)), 2, _affine_combine)
-        lam = tl.flip(lam_rev, 2)
+        lam = _reverse_affine_scan(a_next, dh, REVERSE_VIA_FLIP)
         carry = tl.sum(tl.where(first, a * lam, 0.0), axis=2)
 
-        # dL/d(dt A) = lam_t * a_t h_{t-1} = lam_t (h_t - dt_t B_t u_t); zero past the end.
-        q = tl.where(m2[:, None, :], lam * (H - b_plain), 0.0)
+        # dL/d(dt A) = lam_t * a_t * h_{t-1}; zero past the end.
+        q = tl.where(m2[:, None, :], lam * a * H_prev, 0.0)
         dA_acc += tl.sum(q * dt[:, None, :], axis=2)
         ddt = tl.sum(q * A[:, :, None], axis=1)
         sB = tl.sum(lam * Bv, axis=1)

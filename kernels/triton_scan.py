@@ -22,6 +22,9 @@ class TileConfig:
     block_d: int = 4
     block_l: int = 64
     num_warps: int = 4
+    # None: reverse=True under the interpreter (fast there, and its semantics are known), the
+    # flip-based reverse scan on GPUs until gpu_check.sh has shown reverse=True right there.
+    reverse_via_flip: bool | None = None
 
 
 DEFAULT_TILES = TileConfig()
@@ -36,6 +39,12 @@ def _block_d(cfg_block: int, shapes: ScanShapes) -> int:
             while per % block:
                 block //= 2
     return max(block, 1)
+
+
+def _reverse_via_flip(cfg: TileConfig, device: torch.device) -> bool:
+    if cfg.reverse_via_flip is not None:
+        return cfg.reverse_via_flip
+    return device.type == "cuda"
 
 
 def _bc_strides(t: torch.Tensor, time_invariant: bool) -> tuple:
@@ -111,7 +120,7 @@ class _TritonScanFn(torch.autograd.Function):
             *u.stride(), *_bc_strides(B, s.b_time_invariant), *C.stride(),
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             HAS_DLAST=dlast is not None, SOFTPLUS=softplus, B_TI=s.b_time_invariant,
-            BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, num_warps=cfg.num_warps,
+            REVERSE_VIA_FLIP=_reverse_via_flip(cfg, u.device), BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, num_warps=cfg.num_warps,
         )
         return (du, ddelta, dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
                 dD.to(D.dtype) if D is not None else None, dz,
