@@ -1,0 +1,136 @@
+"""The ``seqmamba`` command line.
+
+    seqmamba info                 versions and the scan backends usable on this machine
+    seqmamba selfcheck            every usable scan backend against the float64 reference
+    seqmamba demo                 the main job on the bundled data: self-check, then a small
+                                  scan benchmark beside mamba.py's pscan
+
+Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CONFORMANCE = REPO / "tests" / "data" / "conformance" / "selective_scan_v1.pt"
+BENCHMARK = REPO / "benchmarks" / "scan.py"
+
+
+def _version(module: str) -> str:
+    try:
+        mod = __import__(module)
+        return getattr(mod, "__version__", "installed")
+    except Exception as e:  # a broken optional install is reported, not fatal
+        return f"not available ({type(e).__name__})"
+
+
+def cmd_info(args) -> int:
+    import torch
+
+    import kernels
+    import seqmamba
+    from kernels.dispatch import ENV_VAR, triton_interpreted
+
+    print(f"seqmamba {seqmamba.__version__}  python {platform.python_version()}  "
+          f"{platform.system()} {platform.machine()}")
+    for mod in ("torch", "triton", "numpy"):
+        print(f"  {mod:<8} {_version(mod)}")
+    cuda = torch.cuda.is_available()
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if cuda else [])
+    print(f"  CUDA     {'yes: ' + torch.cuda.get_device_name(0) if cuda else 'no'}")
+    print(f"  threads  {torch.get_num_threads()} (torch intra-op)")
+    print(f"  {ENV_VAR}={os.environ.get(ENV_VAR, '(unset)')}  "
+          f"TRITON_INTERPRET={'1' if triton_interpreted() else '(unset)'}")
+    print("scan backends:")
+    for dev in devices:
+        auto = kernels.resolve_backend(None, dev, torch.float32) if not os.environ.get(ENV_VAR) \
+            else None
+        for name, why in kernels.available_backends(dev).items():
+            mark = "yes" if why is None else f"no: {why}"
+            star = "  <- automatic choice" if name == auto else ""
+            print(f"  {dev.type:<5} {name:<10} {mark}{star}")
+    return 0
+
+
+def _print_checks(results) -> bool:
+    ok = True
+    for r in results:
+        flag = "ok" if r.ok else "FAIL"
+        ok &= r.ok
+        dt = str(r.dtype).replace("torch.", "")
+        print(f"  {r.backend:<10} {dt:<9} {r.case:<32} worst {r.worst:<18} "
+              f"{r.error:9.2e} (tol {r.tolerance:.0e})  {flag}")
+    return ok
+
+
+def cmd_selfcheck(args) -> int:
+    from kernels.selfcheck import self_check
+
+    conf = Path(args.conformance) if args.conformance else CONFORMANCE
+    if args.conformance and not conf.exists():
+        print(f"seqmamba: conformance file {conf} does not exist; pass the path to "
+              f"selective_scan_v1.pt", file=sys.stderr)
+        return 2
+    print(f"scan self-check against the float64 reference"
+          f"{' and ' + str(conf) if conf.exists() else ''}:")
+    ok = _print_checks(self_check(args.device, conf if conf.exists() else None, args.backends))
+    print("self-check passed" if ok else "self-check FAILED")
+    return 0 if ok else 1
+
+
+def cmd_demo(args) -> int:
+    rc = cmd_selfcheck(args)
+    if rc != 0:
+        return rc
+    if args.no_bench:
+        return 0
+    if not BENCHMARK.exists():
+        print(f"benchmarks/scan.py is not beside this install ({REPO}); "
+              "run the demo from a source checkout for the benchmark")
+        return 0
+    out = args.out or REPO / "benchmarks" / "results" / f"scan_demo_{args.device or 'cpu'}.csv"
+    cmd = [sys.executable, str(BENCHMARK), "--lengths", *map(str, args.lengths), "--dim",
+           str(args.dim), "--repeats", "1", "--out", str(out)]
+    if args.device:
+        cmd += ["--device", args.device]
+    print(f"\nscan benchmark (small size): {' '.join(cmd[1:])}", flush=True)
+    return subprocess.call(cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seqmamba", description="Mamba models for DNA and audio")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="versions and the scan backends usable here").set_defaults(
+        func=cmd_info)
+    for name, func, text in (("selfcheck", cmd_selfcheck, "scan backends vs the reference"),
+                             ("demo", cmd_demo, "self-check plus a small scan benchmark")):
+        q = sub.add_parser(name, help=text)
+        q.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+        q.add_argument("--backends", nargs="+", default=None, choices=["torch", "triton"],
+                       help="backends to check (default: those usable here; triton on CPU "
+                            "only when named, as its interpreter is slow)")
+        q.add_argument("--conformance", default=None,
+                       help=f"conformance vectors (default: {CONFORMANCE.relative_to(REPO)})")
+        if name == "demo":
+            q.add_argument("--no-bench", action="store_true", help="skip the benchmark")
+            q.add_argument("--lengths", type=int, nargs="+", default=[2048, 8192])
+            q.add_argument("--dim", type=int, default=256)
+            q.add_argument("--out", type=Path, default=None,
+                           help="benchmark CSV (default: benchmarks/results/scan_demo_<device>.csv)")
+        q.set_defaults(func=func)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

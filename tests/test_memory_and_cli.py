@@ -1,0 +1,86 @@
+"""Bounded memory of the torch backend, and the command line."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _peak_bytes(impl, mode, length, dim, state):
+    """Peak resident-set growth of one call, measured by benchmarks/scan.py in a fresh process."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "scan.py"), "--child", "--impl", impl,
+           "--mode", mode, "--length", str(length), "--batch", "1", "--dim", str(dim),
+           "--state", str(state), "--device", "cpu", "--repeats", "1", "--mem-budget-gb", "4",
+           "--threads", "0"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert r["status"] == "ok", r
+    return r["peak_bytes"]
+
+
+@pytest.mark.parametrize("mode", ["fwd", "fwd+bwd"])
+def test_torch_backend_memory_does_not_grow_with_length_times_state(mode):
+    """Peak memory grows with the length like the (dim, length) inputs, not like the states.
+
+    At dim 32 and state 64, each extra step would cost 8 KiB if the (length, dim, state) states
+    were kept; a (dim, length) tensor costs 128 B per step, a (state, length) one 256 B.  The slope
+    between two lengths removes fixed costs (libraries, thread pools, chunk buffers).
+    """
+    dim, state = 32, 64
+    short, long_ = 1 << 15, 1 << 17
+    slope = (_peak_bytes("torch", mode, long_, dim, state)
+             - _peak_bytes("torch", mode, short, dim, state)) / (long_ - short)
+    per_tensor = dim * 4  # bytes per step of one (dim, length) float32 tensor
+    # forward: the output; forward+backward: the output, its gradient, the gradients of u,
+    # delta and z, and those of B and C, which are (state, length).
+    expected = per_tensor if mode == "fwd" else 5 * per_tensor + 2 * state * 4
+    assert slope < expected + 2 * per_tensor, f"{slope:.0f} B/step, expected ~{expected}"
+    assert slope < dim * state * 4 / 4
+
+
+def _cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("SEQMAMBA_SCAN_BACKEND", None)
+    env.pop("TRITON_INTERPRET", None)  # set by conftest for this process, not for users
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=600, cwd=ROOT)
+
+
+def test_cli_info_lists_backends_and_versions():
+    p = _cli("info")
+    assert p.returncode == 0, p.stderr
+    assert "torch" in p.stdout and "triton" in p.stdout
+    assert "cpu   torch      yes  <- automatic choice" in p.stdout
+    assert "cpu   reference  yes" in p.stdout
+
+
+def test_cli_selfcheck_passes_on_conformance_vectors():
+    p = _cli("selfcheck", "--device", "cpu")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "self-check passed" in p.stdout
+    assert p.stdout.count("conformance #") == 16  # 8 cases x (reference, torch)
+    assert "FAIL" not in p.stdout
+
+
+def test_cli_missing_conformance_file_is_a_clear_error():
+    p = _cli("selfcheck", "--conformance", "/nonexistent/vectors.pt")
+    assert p.returncode == 2
+    assert "/nonexistent/vectors.pt does not exist" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_cli_demo_runs_selfcheck_and_a_small_benchmark(tmp_path):
+    out = tmp_path / "demo.csv"
+    p = _cli("demo", "--device", "cpu", "--lengths", "256", "--dim", "32", "--out", str(out))
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "self-check passed" in p.stdout
+    assert "torch vs mamba.py pscan, L=256 fwd" in p.stdout
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("device,impl,mode") and len(rows) == 1 + 2 * 3  # 2 modes x 3 impls
