@@ -59,6 +59,15 @@ def _check_device(name: str, t: torch.Tensor, device: torch.device) -> None:
         raise ValueError(f"{name} is on {t.device} but u is on {device}; put all inputs on one device")
 
 
+def _check_per_channel(dim: int, device: torch.device, **vectors) -> None:
+    """Optional (dim,) vectors such as D and the delta bias."""
+    for name, t in vectors.items():
+        if t is not None:
+            check_float(name, t)
+            _check_rank_shape(name, t, (dim,), "dim")
+            _check_device(name, t, device)
+
+
 def _check_bc(name: str, t: torch.Tensor, batch: int, dim: int, state: int, length: int,
               allow_time_invariant: bool) -> tuple[int, bool]:
     """Return (groups, time_invariant) for B or C, or raise naming the forms accepted."""
@@ -117,11 +126,7 @@ def check_scan_args(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     check_float("C", C)
     _check_device("C", C, device)
     c_groups, _ = _check_bc("C", C, batch, dim, state, length, allow_time_invariant=False)
-    for name, t in (("D", D), ("delta_bias", delta_bias)):
-        if t is not None:
-            check_float(name, t)
-            _check_rank_shape(name, t, (dim,), "dim")
-            _check_device(name, t, device)
+    _check_per_channel(dim, device, D=D, delta_bias=delta_bias)
     if z is not None:
         check_float("z", z)
         _check_rank_shape("z", z, (batch, dim, length), "batch,dim,length")
@@ -170,11 +175,7 @@ def check_state_update_args(state, x, dt, A, B, C, D=None, z=None, dt_bias=None)
             raise ValueError(
                 f"{name} must have shape (batch, state) or (batch, groups, state), got {_shape(t)}"
             )
-    for name, t in (("D", D), ("dt_bias", dt_bias)):
-        if t is not None:
-            check_float(name, t)
-            _check_rank_shape(name, t, (dim,), "dim")
-            _check_device(name, t, device)
+    _check_per_channel(dim, device, D=D, dt_bias=dt_bias)
     if z is not None:
         check_float("z", z)
         _check_rank_shape("z", z, (batch, dim), "batch,dim")

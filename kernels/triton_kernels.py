@@ -66,6 +66,25 @@ def _load_dt(delta_ptr, offs, mask, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.c
 
 
 @triton.jit
+def _load_channel_params(A_ptr, bias_ptr, D_ptr, B_ptr, offs_d, mask_d, dn_offs, mask_dn,
+                         HAS_BIAS: tl.constexpr, HAS_D: tl.constexpr, B_TI: tl.constexpr,
+                         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One program's per-channel parameters in float32: A (BLOCK_D, BLOCK_N), delta_bias and D
+    (BLOCK_D,), and time-invariant B (BLOCK_D, BLOCK_N); absent ones are zeros."""
+    A = tl.load(A_ptr + dn_offs, mask=mask_dn, other=0.0).to(tl.float32)
+    bias = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    Dv = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    Bti = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    if B_TI:
+        Bti = tl.load(B_ptr + dn_offs, mask=mask_dn, other=0.0).to(tl.float32)
+    return A, bias, Dv, Bti
+
+
+@triton.jit
 def _scan_fwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, h0_ptr,
     out_ptr, last_ptr, states_ptr,
@@ -90,16 +109,9 @@ def _scan_fwd_kernel(
     mask_n = offs_n < nstate
     mask_dn = mask_d[:, None] & mask_n[None, :]
     dn_offs = offs_d[:, None] * nstate + offs_n[None, :]
-
-    A = tl.load(A_ptr + dn_offs, mask=mask_dn, other=0.0).to(tl.float32)
-    bias = tl.zeros((BLOCK_D,), tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    Dv = tl.zeros((BLOCK_D,), tl.float32)
-    if HAS_D:
-        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    if B_TI:
-        Bti = tl.load(B_ptr + dn_offs, mask=mask_dn, other=0.0).to(tl.float32)
+    A, bias, Dv, Bti = _load_channel_params(A_ptr, bias_ptr, D_ptr, B_ptr, offs_d, mask_d,
+                                            dn_offs, mask_dn, HAS_BIAS, HAS_D, B_TI,
+                                            BLOCK_D, BLOCK_N)
     state_offs = pid_b * dim * nstate + dn_offs
     h = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
     if HAS_H0:
@@ -174,16 +186,9 @@ def _scan_bwd_kernel(
     mask_n = offs_n < nstate
     mask_dn = mask_d[:, None] & mask_n[None, :]
     dn_offs = offs_d[:, None] * nstate + offs_n[None, :]
-
-    A = tl.load(A_ptr + dn_offs, mask=mask_dn, other=0.0).to(tl.float32)
-    bias = tl.zeros((BLOCK_D,), tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    Dv = tl.zeros((BLOCK_D,), tl.float32)
-    if HAS_D:
-        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    if B_TI:
-        Bti = tl.load(B_ptr + dn_offs, mask=mask_dn, other=0.0).to(tl.float32)
+    A, bias, Dv, Bti = _load_channel_params(A_ptr, bias_ptr, D_ptr, B_ptr, offs_d, mask_d,
+                                            dn_offs, mask_dn, HAS_BIAS, HAS_D, B_TI,
+                                            BLOCK_D, BLOCK_N)
     state_offs = pid_b * dim * nstate + dn_offs
     # carry = dL/dh at the last step of the current tile coming from later steps.
     carry = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)

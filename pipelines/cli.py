@@ -96,7 +96,7 @@ def cmd_demo(args) -> int:
         return 0
     out = args.out or REPO / "benchmarks" / "results" / f"scan_demo_{args.device or 'cpu'}.csv"
     cmd = [sys.executable, str(BENCHMARK), "--lengths", *map(str, args.lengths), "--dim",
-           str(args.dim), "--repeats", "1", "--out", str(out)]
+           str(args.dim), "--repeats", "2", "--out", str(out)]
     if args.device:
         cmd += ["--device", args.device]
     print(f"\nscan benchmark (small size): {' '.join(cmd[1:])}", flush=True)

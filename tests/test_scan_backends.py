@@ -41,27 +41,25 @@ if ON_GPU:
 DTYPES = [torch.float32, torch.bfloat16]
 
 
-def _torch_fn(chunk):
+def _direct(impl, **options):
+    """Call a backend's implementation directly (to pass its tuning options), validated."""
     def fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
            initial_state=None, return_last_state=True):
         s = check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
-        return selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                    initial_state, s, chunk=chunk)
+        return impl(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, s,
+                    **options)
     return fn
+
+
+def _torch_fn(chunk):
+    return _direct(selective_scan_torch, chunk=chunk)
 
 
 def _triton_fn(block_l, reverse_via_flip=None):
-    from kernels._checks import check_scan_args as check
     from kernels.triton_scan import TileConfig, selective_scan_triton
 
-    tiles = TileConfig(block_l=block_l, reverse_via_flip=reverse_via_flip)
-
-    def fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-           initial_state=None, return_last_state=True):
-        s = check(u, delta, A, B, C, D, z, delta_bias, initial_state)
-        return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                     initial_state, s, tiles=tiles)
-    return fn
+    return _direct(selective_scan_triton,
+                   tiles=TileConfig(block_l=block_l, reverse_via_flip=reverse_via_flip))
 
 
 def _reference(inputs, case):
