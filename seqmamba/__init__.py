@@ -1,8 +1,27 @@
 """seqmamba: Mamba selective state-space models for million-length DNA and raw audio.
 
-The selective-scan engine lives in the ``kernels`` package (``from kernels import
-selective_scan``); the model backbone (config, blocks, heads, generation, checkpoints) grows
-here, and the DNA and audio pipelines with the ``seqmamba`` command line in ``pipelines``.
+The selective-scan engine lives in the ``kernels`` package; this package holds the model:
+
+    from seqmamba import MambaConfig, MambaLMHeadModel
+    model = MambaLMHeadModel(MambaConfig(d_model=128, n_layer=2, vocab_size=16))
+    logits = model(input_ids).logits                    # (batch, length, vocab_size)
+    model.save_pretrained("run/final"); MambaLMHeadModel.from_pretrained("run/final")
+
+The DNA and audio pipelines with the ``seqmamba`` command line live in ``pipelines``.
 """
 
+from .cache import InferenceCache, LayerCache
+from .config import MambaConfig
+from .generation import generate, sample_next
+from .heads import (MambaForSequenceClassification, MambaForTokenClassification,
+                    MambaLMHeadModel, MambaPreTrainedModel, ModelOutput)
+from .model import MambaBackbone, MambaBlock
+from .mixer import MambaMixer
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "InferenceCache", "LayerCache", "MambaBackbone", "MambaBlock", "MambaConfig",
+    "MambaForSequenceClassification", "MambaForTokenClassification", "MambaLMHeadModel",
+    "MambaMixer", "MambaPreTrainedModel", "ModelOutput", "generate", "sample_next",
+]

@@ -1,0 +1,180 @@
+"""Checkpoints: ``config.json`` + ``model.safetensors``, and import from mamba-ssm and
+Hugging Face transformers ``MambaForCausalLM`` directories.
+
+Exported weights are never pickled; a ``pytorch_model.bin`` from elsewhere is read with
+``torch.load(weights_only=True)``, which refuses arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Tuple
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import MambaConfig
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+BIN_NAME = "pytorch_model.bin"
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_pretrained(model, directory) -> None:
+    """Write config.json and model.safetensors into directory (each written atomically)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    state, seen = {}, {}
+    for k, v in model.state_dict().items():
+        # A tied tensor (lm_head.weight is the embedding) is stored once; loading re-ties it.
+        if v.data_ptr() in seen and seen[v.data_ptr()][1].shape == v.shape:
+            continue
+        seen[v.data_ptr()] = (k, v)
+        state[k] = v.detach().contiguous().cpu()
+    _atomic_write(d / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
+    _atomic_write(d / CONFIG_NAME,
+                  lambda p: model.config.to_json(p, architecture=type(model).__name__))
+
+
+# ---------------------------------------------------------------- foreign formats
+
+def _config_from_hf(c: dict) -> MambaConfig:
+    d_model = c["hidden_size"]
+    expand = c.get("expand", 2)
+    inter = c.get("intermediate_size", expand * d_model)
+    if inter != expand * d_model:
+        raise ValueError(f"transformers Mamba config has intermediate_size={inter}, not "
+                         f"expand*hidden_size={expand * d_model}; seqmamba derives it from expand")
+    if c.get("hidden_act", "silu") != "silu":
+        raise ValueError(f"transformers Mamba config uses hidden_act={c['hidden_act']!r}; only silu is supported")
+    rank = c.get("time_step_rank", "auto")
+    return MambaConfig(
+        d_model=d_model, n_layer=c["num_hidden_layers"], vocab_size=c["vocab_size"],
+        d_state=c.get("state_size", 16), d_conv=c.get("conv_kernel", 4), expand=expand,
+        dt_rank=rank, dt_min=c.get("time_step_min", 0.001), dt_max=c.get("time_step_max", 0.1),
+        dt_init_floor=c.get("time_step_floor", 1e-4), conv_bias=c.get("use_conv_bias", True),
+        bias=c.get("use_bias", False), rms_norm=True, norm_epsilon=c.get("layer_norm_epsilon", 1e-5),
+        residual_in_fp32=c.get("residual_in_fp32", True),
+        tie_embeddings=c.get("tie_word_embeddings", True),
+        pad_vocab_size_multiple=1,  # transformers sizes the embedding to vocab_size exactly
+        pad_token_id=c.get("pad_token_id"),
+    )
+
+
+def _config_from_mamba_ssm(c: dict) -> MambaConfig:
+    ssm = dict(c.get("ssm_cfg") or {})
+    layer = ssm.pop("layer", "Mamba1")
+    if layer != "Mamba1":
+        raise ValueError(f"mamba-ssm checkpoint uses layer={layer!r}; seqmamba implements Mamba1 only")
+    if c.get("d_intermediate", 0):
+        raise ValueError("mamba-ssm checkpoint has MLP layers (d_intermediate > 0); seqmamba's "
+                         "backbone is a pure Mamba stack")
+    if c.get("attn_layer_idx"):
+        raise ValueError("mamba-ssm checkpoint has attention layers (attn_layer_idx); seqmamba's "
+                         "backbone is a pure Mamba stack")
+    known = {"d_state", "d_conv", "expand", "dt_rank", "dt_min", "dt_max", "dt_init", "dt_scale",
+             "dt_init_floor", "conv_bias", "bias"}
+    unknown = sorted(set(ssm) - known - {"use_fast_path"})
+    if unknown:
+        raise ValueError(f"mamba-ssm ssm_cfg has settings seqmamba does not support: {unknown}")
+    return MambaConfig(
+        d_model=c["d_model"], n_layer=c["n_layer"], vocab_size=c["vocab_size"],
+        rms_norm=c.get("rms_norm", True), residual_in_fp32=c.get("residual_in_fp32", True),
+        pad_vocab_size_multiple=c.get("pad_vocab_size_multiple", 8),
+        tie_embeddings=c.get("tie_embeddings", True),
+        **{k: v for k, v in ssm.items() if k in known})
+
+
+def detect_format(cfg: dict) -> str:
+    if cfg.get("model_type") == "seqmamba":
+        return "seqmamba"
+    if cfg.get("model_type") == "mamba" or "hidden_size" in cfg:
+        return "transformers"
+    if "d_model" in cfg and "n_layer" in cfg:
+        return "mamba-ssm"
+    raise ValueError("config.json is neither a seqmamba, a mamba-ssm nor a transformers Mamba "
+                     "config (expected model_type 'seqmamba' or 'mamba', or d_model/n_layer keys)")
+
+
+def _read_weights(d: Path) -> dict:
+    if (d / WEIGHTS_NAME).exists():
+        return load_file(str(d / WEIGHTS_NAME))
+    if (d / BIN_NAME).exists():
+        return torch.load(d / BIN_NAME, map_location="cpu", weights_only=True)
+    raise ValueError(f"{d}: no {WEIGHTS_NAME} or {BIN_NAME} with the weights")
+
+
+def load_directory(directory) -> Tuple[MambaConfig, dict, str]:
+    """(config, state_dict with seqmamba names, source format) from a checkpoint directory."""
+    d = Path(directory)
+    if not (d / CONFIG_NAME).is_file():
+        raise ValueError(f"{d}: no {CONFIG_NAME}; pass a directory written by save_pretrained "
+                         "(or a mamba-ssm / transformers Mamba checkpoint)")
+    try:
+        raw = json.loads((d / CONFIG_NAME).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{d / CONFIG_NAME}: not valid JSON ({e})") from None
+    fmt = detect_format(raw)
+    state = _read_weights(d)
+    if fmt == "seqmamba":
+        return MambaConfig.from_dict(raw), state, fmt
+    if fmt == "transformers":
+        cfg = _config_from_hf(raw)
+        state = {k.replace("backbone.embeddings.", "backbone.embedding."): v for k, v in state.items()}
+    else:
+        cfg = _config_from_mamba_ssm(raw)
+    return cfg, state, fmt
+
+
+def from_pretrained(cls, directory, **config_overrides):
+    """Build ``cls`` from a checkpoint directory; head weights that do not belong to ``cls``
+    (e.g. an LM head when fine-tuning a classifier) are dropped and the new head is freshly
+    initialised.  Any other missing or unexpected weight is an error."""
+    cfg, state, fmt = load_directory(directory)
+    if config_overrides:
+        cfg = cfg.replace(**config_overrides)
+    model = cls(cfg)
+    own = model.state_dict()
+    heads = ("lm_head.", "classifier.")
+    # Head weights of another task, or of this task with another number of classes, are
+    # dropped: the new head starts from its initialisation.
+    state = {k: v for k, v in state.items()
+             if not k.startswith(heads) or (k in own and v.shape == own[k].shape)}
+    # Tied tensors (lm_head = embedding, shared projections of a bidirectional mixer) are saved
+    # once; a key is satisfied when any key sharing its storage is present.
+    groups: dict = {}
+    for k, v in own.items():
+        groups.setdefault((v.data_ptr(), tuple(v.shape)), []).append(k)
+    present = {k for ks in groups.values() if any(x in state for x in ks) for k in ks}
+    absent = [k for k in own if k not in present]
+    missing = [k for k in absent if not k.startswith(heads)]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        raise ValueError(f"{directory} ({fmt} format) does not fit {cls.__name__}: missing "
+                         f"{missing[:8]}, unexpected {unexpected[:8]}")
+    for k, v in state.items():
+        if v.shape != own[k].shape:
+            raise ValueError(f"{directory}: weight {k} has shape {tuple(v.shape)}, the config "
+                             f"implies {tuple(own[k].shape)}")
+    fresh = [k for k in absent if k.startswith(heads)]
+    if fresh:
+        warnings.warn(f"{cls.__name__}.from_pretrained: {fresh} not in {directory}; that head "
+                      "starts from its initialisation", stacklevel=3)
+    model.load_state_dict(state, strict=False)
+    return model

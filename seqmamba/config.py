@@ -1,0 +1,150 @@
+"""``MambaConfig``: every hyper-parameter of a seqmamba model, saved as ``config.json``.
+
+Defaults follow the Mamba paper and mamba-ssm (d_state 16, d_conv 4, expand 2,
+dt_rank = ceil(d_model / 16), time steps initialised log-uniformly in [0.001, 0.1]).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+BIDIRECTIONAL_MODES = (None, "add", "ew_multiply")
+POOLING_MODES = ("mean", "last", "max")
+
+
+@dataclass
+class MambaConfig:
+    d_model: int = 256
+    n_layer: int = 4
+    vocab_size: int = 16
+    d_state: int = 16
+    d_conv: int = 4
+    expand: int = 2
+    dt_rank: Union[int, str] = "auto"
+    dt_min: float = 0.001
+    dt_max: float = 0.1
+    dt_init: str = "random"  # "random" (uniform +-dt_rank^-0.5 * dt_scale) or "constant"
+    dt_scale: float = 1.0
+    dt_init_floor: float = 1e-4
+    conv_bias: bool = True
+    bias: bool = False  # biases of in_proj / out_proj
+    rms_norm: bool = True  # RMSNorm, else LayerNorm
+    norm_epsilon: float = 1e-5
+    residual_in_fp32: bool = True
+    tie_embeddings: bool = True
+    pad_vocab_size_multiple: int = 8
+    initializer_range: float = 0.02
+    rescale_prenorm_residual: bool = True
+    # Selection on (Mamba / S6) or off (time-invariant dt, B, C: an S4-like ablation).
+    selective: bool = True
+    # Bidirectional: None (causal), "add" or "ew_multiply" combine a forward and a reversed scan;
+    # with ``bidirectional_weight_tie`` both directions share in_proj and out_proj (Caduceus).
+    bidirectional: Optional[str] = None
+    bidirectional_weight_tie: bool = True
+    # Reverse-complement equivariance (Caduceus RC parameter sharing) for DNA: the hidden width
+    # splits into a forward half and a reverse-complement half; needs ``complement_map``.
+    rc_equivariant: bool = False
+    complement_map: Optional[list] = None  # token id -> id of its complement (length vocab_size)
+    # Heads: number of classes and pooling for sequence classification.
+    num_labels: int = 2
+    pooling: str = "mean"
+    pad_token_id: Optional[int] = None
+    # Scan backend for this model (None: the dispatcher's choice, see kernels.dispatch).
+    scan_backend: Optional[str] = None
+    # Free-form metadata a pipeline stores with the model (tokenizer, label names, task).
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        def positive(name):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"MambaConfig.{name} must be a positive integer, got {v!r}")
+
+        for name in ("d_model", "n_layer", "vocab_size", "d_state", "d_conv", "expand",
+                     "pad_vocab_size_multiple", "num_labels"):
+            positive(name)
+        if self.dt_rank != "auto":
+            positive("dt_rank")
+        if not 0 < self.dt_min <= self.dt_max:
+            raise ValueError(f"MambaConfig needs 0 < dt_min <= dt_max, got dt_min={self.dt_min}, "
+                             f"dt_max={self.dt_max}")
+        if self.dt_init not in ("random", "constant"):
+            raise ValueError(f"MambaConfig.dt_init must be 'random' or 'constant', got {self.dt_init!r}")
+        if self.bidirectional not in BIDIRECTIONAL_MODES:
+            raise ValueError(f"MambaConfig.bidirectional must be one of {BIDIRECTIONAL_MODES}, "
+                             f"got {self.bidirectional!r}")
+        if self.pooling not in POOLING_MODES:
+            raise ValueError(f"MambaConfig.pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
+        if self.rc_equivariant:
+            if self.d_model % 2:
+                raise ValueError("MambaConfig.rc_equivariant splits d_model into two halves; "
+                                 f"d_model must be even, got {self.d_model}")
+            cm = self.complement_map
+            if cm is None or len(cm) != self.vocab_size:
+                raise ValueError("MambaConfig.rc_equivariant needs complement_map, a list of "
+                                 f"vocab_size={self.vocab_size} token ids (token -> its complement)")
+            if sorted(cm) != list(range(self.vocab_size)) or any(cm[cm[i]] != i for i in range(len(cm))):
+                raise ValueError("MambaConfig.complement_map must be a permutation of the vocabulary "
+                                 "that is its own inverse (complement of complement = token)")
+        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
+            raise ValueError(f"MambaConfig.pad_token_id={self.pad_token_id} is outside the "
+                             f"vocabulary (0..{self.vocab_size - 1})")
+
+    # ---- derived sizes ----
+    @property
+    def mixer_width(self) -> int:
+        """Channels one mixer sees: d_model, or half of it under RC parameter sharing."""
+        return self.d_model // 2 if self.rc_equivariant else self.d_model
+
+    @property
+    def d_inner(self) -> int:
+        return self.expand * self.mixer_width
+
+    @property
+    def dt_rank_value(self) -> int:
+        return math.ceil(self.mixer_width / 16) if self.dt_rank == "auto" else int(self.dt_rank)
+
+    @property
+    def padded_vocab_size(self) -> int:
+        m = self.pad_vocab_size_multiple
+        return ((self.vocab_size + m - 1) // m) * m
+
+    @property
+    def causal(self) -> bool:
+        """True when position t sees only positions <= t (needed for next-token LM and caches)."""
+        return self.bidirectional is None and not self.rc_equivariant
+
+    # ---- (de)serialisation ----
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["model_type"] = "seqmamba"
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MambaConfig":
+        d = dict(d)
+        d.pop("model_type", None)
+        d.pop("architecture", None)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown MambaConfig field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**d)
+
+    def to_json(self, path: Union[str, Path], architecture: Optional[str] = None) -> None:
+        d = self.to_dict()
+        if architecture:
+            d["architecture"] = architecture
+        Path(path).write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_json(cls, path: Union[str, Path]) -> "MambaConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def replace(self, **changes) -> "MambaConfig":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,224 @@
+"""Task heads on the backbone: language model, sequence classification, token classification.
+
+Every model takes ``input_ids: (batch, length)`` and, for right-padded batches,
+``attention_mask: (batch, length)`` (1 = real token).  ``chunk_size`` runs long inputs in
+pieces with carried state (causal models), so memory is bounded by the chunk, not the length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cache import InferenceCache
+from .config import MambaConfig
+from .model import (MambaBackbone, check_input_ids, init_weights, lengths_from_mask,
+                    no_weight_decay_split, run_chunked)
+from .pooling import StreamingPool
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor
+    loss: Optional[torch.Tensor] = None
+    pooled: Optional[torch.Tensor] = None  # (batch, feature_dim) for sequence classification
+
+
+class MambaPreTrainedModel(nn.Module):
+    """Shared plumbing: config, inference cache, parameter groups, save/load."""
+
+    head_keys: tuple = ()  # state-dict prefixes that belong to the head, not the backbone
+
+    def __init__(self, config: MambaConfig):
+        super().__init__()
+        if not isinstance(config, MambaConfig):
+            raise ValueError(f"config must be a seqmamba.MambaConfig, got {type(config).__name__}")
+        self.config = config
+        self.backbone = MambaBackbone(config)
+
+    def _prepare(self, input_ids, attention_mask, inference_cache, chunk_size):
+        check_input_ids(input_ids, self.config.vocab_size)
+        lengths = lengths_from_mask(attention_mask, input_ids)
+        if (inference_cache is not None or chunk_size) and not self.config.causal:
+            raise ValueError("inference_cache and chunk_size need a causal model; this one is "
+                             "bidirectional or reverse-complement equivariant and reads the whole "
+                             "sequence at once")
+        if inference_cache is not None:
+            if inference_cache.batch_size != input_ids.shape[0]:
+                raise ValueError(f"inference_cache was allocated for batch {inference_cache.batch_size}, "
+                                 f"input_ids has batch {input_ids.shape[0]}")
+            if lengths is not None and bool((lengths != input_ids.shape[1]).any()):
+                raise ValueError("a padded batch cannot continue from an inference cache (the pads "
+                                 "would enter the state); feed equal-length sequences")
+        return lengths
+
+    def allocate_inference_cache(self, batch_size: int, dtype: Optional[torch.dtype] = None,
+                                 device: Optional[torch.device] = None) -> InferenceCache:
+        """Zero conv and SSM state for every layer; pass it to forward to continue a sequence."""
+        if not self.config.causal:
+            raise ValueError("only causal models have a recurrent inference cache")
+        p = self.backbone.embedding.weight
+        c = self.config
+        return InferenceCache.allocate(c.n_layer, batch_size, c.d_inner, c.d_conv, c.d_state,
+                                       dtype or p.dtype, device or p.device)
+
+    def param_groups(self, weight_decay: float) -> list:
+        """Optimizer parameter groups: weight decay on matrices only (not on biases, norms,
+        A_log, D)."""
+        decay, no_decay = no_weight_decay_split(self)
+        return [{"params": decay, "weight_decay": weight_decay},
+                {"params": no_decay, "weight_decay": 0.0}]
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
+
+    def save_pretrained(self, directory) -> None:
+        from .checkpoint import save_pretrained
+
+        save_pretrained(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory, **config_overrides):
+        """Load a seqmamba, mamba-ssm or Hugging Face ``MambaForCausalLM`` directory."""
+        from .checkpoint import from_pretrained
+
+        return from_pretrained(cls, directory, **config_overrides)
+
+
+class MambaLMHeadModel(MambaPreTrainedModel):
+    """Next-token language model: logits (batch, length, vocab_size) over the next token."""
+
+    head_keys = ("lm_head.",)
+
+    def __init__(self, config: MambaConfig):
+        super().__init__(config)
+        if not config.causal:
+            raise ValueError("MambaLMHeadModel predicts the next token and needs a causal model; a "
+                             "bidirectional or reverse-complement equivariant one reads the sequence "
+                             "from both ends and would see the token it predicts (use those with "
+                             "the classification heads)")
+        self.lm_head = nn.Linear(config.d_model, config.padded_vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.backbone.embedding.weight
+        init_weights(self, config)
+
+    def _logits(self, ids, lengths, cache, num_last_tokens):
+        h = self.backbone(ids, lengths, cache)
+        if num_last_tokens:
+            h = h[:, -num_last_tokens:]
+        return self.lm_head(h)[..., : self.config.vocab_size]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
+                labels: Optional[torch.Tensor] = None,
+                inference_cache: Optional[InferenceCache] = None,
+                chunk_size: Optional[int] = None, num_last_tokens: int = 0) -> ModelOutput:
+        """input_ids: (batch, length) -> logits (batch, length or num_last_tokens, vocab_size).
+
+        labels: (batch, length) token ids, usually input_ids; the loss is the mean
+        cross-entropy of predicting labels[:, t+1] from position t, skipping -100 and padding.
+        """
+        lengths = self._prepare(input_ids, attention_mask, inference_cache, chunk_size)
+        if chunk_size and input_ids.shape[1] > chunk_size:
+            cache = inference_cache if inference_cache is not None else \
+                self.allocate_inference_cache(input_ids.shape[0])
+            parts = run_chunked(lambda ids, c: self._logits(ids, None, c, 0), input_ids, cache,
+                                chunk_size)
+            logits = torch.cat(parts, dim=1)
+            if num_last_tokens:
+                logits = logits[:, -num_last_tokens:]
+        else:
+            logits = self._logits(input_ids, lengths, inference_cache, num_last_tokens)
+        loss = None
+        if labels is not None:
+            if num_last_tokens:
+                raise ValueError("labels need logits for every position; drop num_last_tokens")
+            target = labels[:, 1:].clone()
+            if attention_mask is not None:
+                target[attention_mask[:, 1:] == 0] = -100
+            loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+                                   target.reshape(-1), ignore_index=-100)
+        return ModelOutput(logits=logits, loss=loss)
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor, cache: InferenceCache) -> torch.Tensor:
+        """One recurrent step: tokens (batch,) -> next-token logits (batch, vocab_size)."""
+        return self.forward(tokens[:, None], inference_cache=cache).logits[:, -1]
+
+    def generate(self, input_ids: torch.Tensor, max_new_tokens: int, **kw) -> torch.Tensor:
+        """Sample a continuation; see :func:`seqmamba.generation.generate`."""
+        from .generation import generate
+
+        return generate(self, input_ids, max_new_tokens, **kw)
+
+
+class MambaForSequenceClassification(MambaPreTrainedModel):
+    """One label per sequence: pooled features (mean / last / max over real positions) -> logits
+    (batch, num_labels)."""
+
+    head_keys = ("classifier.",)
+
+    def __init__(self, config: MambaConfig):
+        super().__init__(config)
+        self.classifier = nn.Linear(self.backbone.feature_dim, config.num_labels)
+        init_weights(self, config)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
+                labels: Optional[torch.Tensor] = None, chunk_size: Optional[int] = None,
+                pooling: Optional[str] = None) -> ModelOutput:
+        """input_ids: (batch, length) -> logits (batch, num_labels); labels: (batch,) class ids."""
+        lengths = self._prepare(input_ids, attention_mask, None, chunk_size)
+        pool = StreamingPool(pooling or self.config.pooling)
+        if chunk_size and input_ids.shape[1] > chunk_size:
+            cache = self.allocate_inference_cache(input_ids.shape[0])
+
+            # StreamingPool masks by absolute position, so each chunk gets the full lengths.
+            run_chunked(lambda ids, c: pool.update(self.backbone.features(self.backbone(ids, None, c)),
+                                                   lengths), input_ids, cache, chunk_size)
+        else:
+            h = self.backbone(input_ids, lengths)
+            pool.update(self.backbone.features(h), lengths)
+        pooled = pool.result()
+        logits = self.classifier(pooled.to(self.classifier.weight.dtype))
+        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
+        return ModelOutput(logits=logits, loss=loss, pooled=pooled)
+
+
+class MambaForTokenClassification(MambaPreTrainedModel):
+    """One label per position: logits (batch, length, num_labels)."""
+
+    head_keys = ("classifier.",)
+
+    def __init__(self, config: MambaConfig):
+        super().__init__(config)
+        self.classifier = nn.Linear(self.backbone.feature_dim, config.num_labels)
+        init_weights(self, config)
+
+    def _logits(self, ids, lengths, cache):
+        feats = self.backbone.features(self.backbone(ids, lengths, cache))
+        return self.classifier(feats)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
+                labels: Optional[torch.Tensor] = None, chunk_size: Optional[int] = None,
+                inference_cache: Optional[InferenceCache] = None) -> ModelOutput:
+        """input_ids: (batch, length) -> logits (batch, length, num_labels); labels:
+        (batch, length) class ids, -100 (and padding) ignored."""
+        lengths = self._prepare(input_ids, attention_mask, inference_cache, chunk_size)
+        if chunk_size and input_ids.shape[1] > chunk_size:
+            cache = inference_cache if inference_cache is not None else \
+                self.allocate_inference_cache(input_ids.shape[0])
+            logits = torch.cat(run_chunked(lambda ids, c: self._logits(ids, None, c), input_ids,
+                                           cache, chunk_size), dim=1)
+        else:
+            logits = self._logits(input_ids, lengths, inference_cache)
+        loss = None
+        if labels is not None:
+            target = labels.clone()
+            if attention_mask is not None:
+                target[attention_mask == 0] = -100
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                   ignore_index=-100)
+        return ModelOutput(logits=logits, loss=loss)

@@ -1,0 +1,165 @@
+"""The backbone: embedding, a homogeneous stack of pre-norm residual Mamba blocks, final norm.
+
+Parameter names follow mamba-ssm (``embedding``, ``layers.{i}.mixer.*``, ``layers.{i}.norm``,
+``norm_f``) so its checkpoints load without renaming.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from .bidirectional import BiMambaMixer
+from .cache import InferenceCache
+from .config import MambaConfig
+from .mixer import MambaMixer
+from .norms import make_norm
+from .rc import RCPSEmbedding, RCPSWrapper, rc_features
+
+
+class MambaBlock(nn.Module):
+    """residual += hidden; hidden = mixer(norm(residual)).  Returns (hidden, residual)."""
+
+    def __init__(self, cfg: MambaConfig, layer_idx: int):
+        super().__init__()
+        self.residual_in_fp32 = cfg.residual_in_fp32
+        mixer = BiMambaMixer(cfg, layer_idx) if cfg.bidirectional else MambaMixer(cfg, layer_idx)
+        norm = make_norm(cfg.mixer_width, cfg.rms_norm, cfg.norm_epsilon)
+        self.rc = cfg.rc_equivariant
+        self.mixer = RCPSWrapper(mixer, takes_lengths=True) if self.rc else mixer
+        self.norm = RCPSWrapper(norm) if self.rc else norm
+
+    def forward(self, hidden, residual, cache=None, lengths=None):
+        residual = hidden + residual if residual is not None else hidden
+        if self.residual_in_fp32:
+            residual = residual.float()
+        normed = self.norm(residual, lengths) if self.rc else self.norm(residual)
+        mixer_dtype = compute_dtype(self.mixer)
+        if not torch.is_autocast_enabled(normed.device.type):
+            normed = normed.to(mixer_dtype)
+        if self.rc:
+            return self.mixer(normed, lengths, cache=cache), residual
+        return self.mixer(normed, cache=cache, lengths=lengths), residual
+
+
+def compute_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype a module computes in: that of its matrices (A_log, D and norms stay float32)."""
+    return next(p.dtype for p in module.parameters()
+                if p.dim() >= 2 and not getattr(p, "_no_weight_decay", False))
+
+
+def lengths_from_mask(attention_mask: Optional[torch.Tensor], input_ids: torch.Tensor):
+    """(batch, length) mask of real tokens (1) and right padding (0) -> lengths (batch,) or None."""
+    if attention_mask is None:
+        return None
+    if attention_mask.shape != input_ids.shape:
+        raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, "
+                         f"got {tuple(attention_mask.shape)}")
+    mask = attention_mask.bool()
+    lengths = mask.sum(1)
+    expected = torch.arange(mask.shape[1], device=mask.device)[None, :] < lengths[:, None]
+    if not torch.equal(mask, expected):
+        raise ValueError("attention_mask must be right-padded (each row: ones, then zeros); "
+                         "pad sequences at the end, not the start or the middle")
+    if bool((lengths == 0).any()):
+        raise ValueError("attention_mask has a row with no real tokens; drop empty sequences")
+    return lengths
+
+
+class MambaBackbone(nn.Module):
+    """input_ids (batch, length) -> hidden states (batch, length, d_model) after the final norm."""
+
+    def __init__(self, cfg: MambaConfig):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.rc_equivariant:
+            self.embedding = RCPSEmbedding(cfg.padded_vocab_size, cfg.d_model // 2, cfg.complement_map)
+        else:
+            self.embedding = nn.Embedding(cfg.padded_vocab_size, cfg.d_model)
+        self.layers = nn.ModuleList(MambaBlock(cfg, i) for i in range(cfg.n_layer))
+        norm_f = make_norm(cfg.mixer_width, cfg.rms_norm, cfg.norm_epsilon)
+        self.norm_f = RCPSWrapper(norm_f) if cfg.rc_equivariant else norm_f
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of the per-position features heads read (d_model, or d_model/2 under RC)."""
+        return self.cfg.mixer_width
+
+    def features(self, hidden: torch.Tensor) -> torch.Tensor:
+        return rc_features(hidden) if self.cfg.rc_equivariant else hidden
+
+    def forward(self, input_ids: torch.Tensor, lengths: Optional[torch.Tensor] = None,
+                inference_cache: Optional[InferenceCache] = None) -> torch.Tensor:
+        hidden = self.embedding(input_ids)
+        residual = None
+        for i, layer in enumerate(self.layers):
+            cache = inference_cache.layers[i] if inference_cache is not None else None
+            hidden, residual = layer(hidden, residual, cache=cache, lengths=lengths)
+        residual = hidden + residual if residual is not None else hidden
+        if self.cfg.rc_equivariant:
+            out = self.norm_f(residual, lengths)
+        else:
+            out = self.norm_f(residual)
+        if inference_cache is not None:
+            inference_cache.seqlen_offset += input_ids.shape[1]
+        if not torch.is_autocast_enabled(out.device.type):
+            out = out.to(self.embedding.weight.dtype)  # the heads' dtype
+        return out
+
+
+def init_weights(model: nn.Module, cfg: MambaConfig) -> None:
+    """mamba-ssm's initialisation: N(0, initializer_range) embeddings, zero linear biases (but
+    the dt bias), and out_proj scaled by 1/sqrt(n_layer) so the residual stream's variance
+    does not grow with depth."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            if not getattr(module.bias, "_no_reinit", False):
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.Embedding, RCPSEmbedding)):
+            nn.init.normal_(module.weight, std=cfg.initializer_range)
+    if cfg.rescale_prenorm_residual:
+        for name, p in model.named_parameters():
+            if name.endswith("out_proj.weight"):
+                nn.init.kaiming_uniform_(p, a=math.sqrt(5))
+                with torch.no_grad():
+                    p /= math.sqrt(cfg.n_layer)
+
+
+def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+        raise ValueError(f"input_ids must be a (batch, length) tensor of token ids, got {shape}")
+    if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
+        raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+    if input_ids.shape[1] == 0:
+        raise ValueError("input_ids has length 0; give at least one token per sequence")
+    lo, hi = int(input_ids.min()), int(input_ids.max())
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"input_ids holds token ids outside the vocabulary 0..{vocab_size - 1} "
+                         f"(min {lo}, max {hi}); check the tokenizer matches the model")
+
+
+def run_chunked(step: Callable[[torch.Tensor, InferenceCache], object], input_ids: torch.Tensor,
+                cache: InferenceCache, chunk_size: int) -> List[object]:
+    """Feed input_ids (batch, length) through ``step`` in pieces of chunk_size, carrying cache."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive number of tokens, got {chunk_size}")
+    return [step(input_ids[:, s:s + chunk_size], cache)
+            for s in range(0, input_ids.shape[1], chunk_size)]
+
+
+def no_weight_decay_split(model: nn.Module) -> Tuple[list, list]:
+    """(decayed, not decayed) parameters: biases, norms, A_log, D and 1-d tensors are not decayed."""
+    decay, no_decay, seen = [], [], set()
+    for name, p in model.named_parameters():
+        if id(p) in seen or not p.requires_grad:
+            continue
+        seen.add(id(p))
+        if getattr(p, "_no_weight_decay", False) or p.dim() < 2 or name.endswith(".bias"):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return decay, no_decay
