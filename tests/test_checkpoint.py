@@ -1,0 +1,119 @@
+"""save_pretrained / from_pretrained, and loading mamba-ssm and transformers checkpoints."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from seqmamba import (MambaConfig, MambaForSequenceClassification, MambaForTokenClassification,
+                      MambaLMHeadModel)
+
+
+def tokens(batch, length, vocab, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab, (batch, length), generator=g)
+
+
+def small(**kw):
+    base = dict(d_model=32, n_layer=2, vocab_size=10, d_state=8)
+    base.update(kw)
+    return MambaConfig(**base)
+
+
+@pytest.mark.parametrize("cls, kw", [
+    (MambaLMHeadModel, dict()),
+    (MambaLMHeadModel, dict(tie_embeddings=False, rms_norm=False)),
+    (MambaForSequenceClassification, dict(bidirectional="add", num_labels=4)),
+    (MambaForTokenClassification, dict(rc_equivariant=True, num_labels=3,
+                                       complement_map=[3, 2, 1, 0] + list(range(4, 10)))),
+])
+def test_save_load_round_trip(tmp_path, cls, kw):
+    torch.manual_seed(0)
+    m = cls(small(**kw)).eval()
+    m.save_pretrained(tmp_path / "run")
+    files = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert files == ["config.json", "model.safetensors"]  # no temp files left behind
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["model_type"] == "seqmamba" and cfg["architecture"] == cls.__name__
+    m2 = cls.from_pretrained(tmp_path / "run").eval()
+    assert m2.config == m.config
+    x = tokens(2, 15, 4, 1)
+    with torch.no_grad():
+        assert torch.equal(m(x).logits, m2(x).logits)
+    if cls is MambaLMHeadModel and m.config.tie_embeddings:
+        assert "lm_head.weight" not in load_file(str(tmp_path / "run" / "model.safetensors"))
+        assert m2.lm_head.weight is m2.backbone.embedding.weight
+
+
+def test_pretrained_lm_initialises_a_classifier(tmp_path):
+    torch.manual_seed(1)
+    lm = MambaLMHeadModel(small())
+    lm.save_pretrained(tmp_path)
+    with pytest.warns(UserWarning, match="classifier"):
+        clf = MambaForSequenceClassification.from_pretrained(tmp_path, num_labels=5)
+    assert clf.classifier.out_features == 5
+    for k, v in lm.backbone.state_dict().items():
+        assert torch.equal(v, clf.backbone.state_dict()[k]), k
+
+
+def test_load_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="no config.json"):
+        MambaLMHeadModel.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        MambaLMHeadModel.from_pretrained(tmp_path)
+    m = MambaLMHeadModel(small())
+    m.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="shape"):
+        MambaLMHeadModel.from_pretrained(tmp_path, d_state=4)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="no model.safetensors"):
+        MambaLMHeadModel.from_pretrained(tmp_path)
+
+
+def test_mamba_ssm_directory(tmp_path):
+    """A mamba-ssm checkpoint: its config.json layout, a pickled pytorch_model.bin with its key
+    names and an lm_head stored separately, read with weights_only=True."""
+    torch.manual_seed(2)
+    src = MambaLMHeadModel(small(vocab_size=13, pad_vocab_size_multiple=8)).eval()
+    sd = {k: v.clone() for k, v in src.state_dict().items()}  # includes lm_head.weight
+    torch.save(sd, tmp_path / "pytorch_model.bin")
+    (tmp_path / "config.json").write_text(json.dumps({
+        "d_model": 32, "d_intermediate": 0, "n_layer": 2, "vocab_size": 13,
+        "ssm_cfg": {"d_state": 8, "layer": "Mamba1"}, "attn_layer_idx": [], "attn_cfg": {},
+        "rms_norm": True, "residual_in_fp32": True, "fused_add_norm": True,
+        "pad_vocab_size_multiple": 8, "tie_embeddings": True}))
+    m = MambaLMHeadModel.from_pretrained(tmp_path).eval()
+    assert m.config.padded_vocab_size == 16 and m.config.d_state == 8
+    x = tokens(2, 12, 13, 3)
+    with torch.no_grad():
+        assert torch.equal(m(x).logits, src(x).logits)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["ssm_cfg"]["layer"] = "Mamba2"
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="Mamba2"):
+        MambaLMHeadModel.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_transformers_mamba_for_causal_lm_logits_match(tmp_path, tie):
+    import transformers  # a dev dependency (pyproject [dev]): always installed for the tests
+    torch.manual_seed(3)
+    hf_cfg = transformers.MambaConfig(vocab_size=50, hidden_size=48, num_hidden_layers=3,
+                                      state_size=8, time_step_rank=5, tie_word_embeddings=tie)
+    hf = transformers.MambaForCausalLM(hf_cfg).eval()
+    # transformers' init leaves the (scan-relevant) parameters near their defaults; perturb
+    # them so that the comparison exercises every weight
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    hf.save_pretrained(tmp_path)
+    ours = MambaLMHeadModel.from_pretrained(tmp_path).eval()
+    assert ours.config.d_model == 48 and ours.config.dt_rank_value == 5
+    x = tokens(2, 40, 50, 4)
+    with torch.no_grad():
+        a = hf(x).logits
+        b = ours(x).logits
+    assert a.shape == b.shape
+    assert (a - b).abs().max() <= 1e-4 * a.abs().max()

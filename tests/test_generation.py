@@ -1,0 +1,88 @@
+"""generate(): prefill + recurrent steps agree with full forward passes; sampling filters."""
+
+import math
+
+import pytest
+import torch
+
+from seqmamba import MambaConfig, MambaLMHeadModel
+from seqmamba.generation import filter_logits, sample_next
+
+
+def model(seed=0, **kw):
+    torch.manual_seed(seed)
+    return MambaLMHeadModel(MambaConfig(d_model=32, n_layer=2, vocab_size=11, d_state=8, **kw)).eval()
+
+
+def prompt(batch, length, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 11, (batch, length), generator=g)
+
+
+def test_greedy_generation_equals_repeated_full_forward():
+    m = model()
+    p = prompt(2, 9, 1)
+    out = m.generate(p, 12, temperature=0)
+    assert out.shape == (2, 21) and torch.equal(out[:, :9], p)
+    x = p
+    with torch.no_grad():
+        for _ in range(12):
+            nxt = m(x).logits[:, -1].argmax(-1)
+            x = torch.cat([x, nxt[:, None]], 1)
+    assert torch.equal(out, x)
+
+
+def test_chunked_prefill_gives_the_same_continuation():
+    m = model(1)
+    p = prompt(1, 50, 2)
+    assert torch.equal(m.generate(p, 8, temperature=0),
+                       m.generate(p, 8, temperature=0, chunk_size=16))
+
+
+def test_seeded_sampling_is_reproducible():
+    m = model(2)
+    p = prompt(3, 5, 3)
+    a = m.generate(p, 20, seed=7, top_k=5, top_p=0.9)
+    assert torch.equal(a, m.generate(p, 20, seed=7, top_k=5, top_p=0.9))
+    assert not torch.equal(a, m.generate(p, 20, seed=8, top_k=5, top_p=0.9))
+    assert torch.equal(m.generate(p, 6, seed=1, top_k=1), m.generate(p, 6, temperature=0))
+
+
+def test_eos_rows_stay_finished_and_suppressed_tokens_never_appear():
+    m = model(3)
+    p = prompt(4, 3, 4)
+    out = m.generate(p, 30, seed=0, eos_token_id=2)
+    for row in out[:, 3:]:
+        hits = (row == 2).nonzero()
+        if len(hits):
+            assert (row[hits[0, 0]:] == 2).all()
+    out = m.generate(p, 30, seed=0, suppress_tokens=[0, 1])
+    assert not ((out[:, 3:] == 0) | (out[:, 3:] == 1)).any()
+
+
+def test_filter_logits_top_k_and_top_p():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    logits = probs.log()
+    kept = torch.isfinite(filter_logits(logits, top_k=2))
+    assert kept.tolist() == [[True, True, False, False]]
+    kept = torch.isfinite(filter_logits(logits, top_p=0.7))  # 0.5 < 0.7 <= 0.8
+    assert kept.tolist() == [[True, True, False, False]]
+    kept = torch.isfinite(filter_logits(logits, top_p=0.5))
+    assert kept.tolist() == [[True, False, False, False]]
+    shuffled = logits[:, [2, 0, 3, 1]]
+    kept = torch.isfinite(filter_logits(shuffled, top_p=0.9))  # 0.5+0.3 < 0.9 -> three kept
+    assert kept.tolist() == [[True, True, False, True]]
+
+
+def test_sampling_follows_the_distribution():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.tensor([[0.0, math.log(3.0)]]).expand(4000, 2)
+    draws = sample_next(logits, temperature=1.0, generator=g).float().mean().item()
+    assert abs(draws - 0.75) < 0.03
+
+
+@pytest.mark.parametrize("kw, needle", [(dict(temperature=-1), "temperature"),
+                                        (dict(top_p=0), "top_p"), (dict(top_k=-2), "top_k")])
+def test_bad_sampling_arguments(kw, needle):
+    with pytest.raises(ValueError, match=needle):
+        model().generate(prompt(1, 3, 0), 2, **kw)
