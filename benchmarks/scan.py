@@ -25,14 +25,13 @@ Results go to ``benchmarks/results/scan_<device>.csv`` (written atomically).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _proc import (available_ram, reset_peak_rss, run_child, status_bytes, vm_bytes,
+                   write_csv_atomic)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -41,25 +40,6 @@ MODES = ("fwd", "fwd+bwd")
 
 
 # ----------------------------------------------------------------------------- child side
-
-def _vm_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _status_bytes(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
-def _reset_peak_rss() -> None:
-    """Reset VmHWM (the peak resident set) to the current resident set (Linux >= 4.0)."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
 
 def _make_inputs(impl, batch, dim, state, length, device, grad):
     """Inputs filled in place (no temporaries, so the resident-set baseline is exact)."""
@@ -134,9 +114,9 @@ def child(args) -> dict:
         import resource
 
         budget = int(args.mem_budget_gb * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (_vm_bytes() + budget, resource.RLIM_INFINITY))
-        _reset_peak_rss()
-        base = _status_bytes("VmRSS")
+        resource.setrlimit(resource.RLIMIT_AS, (vm_bytes() + budget, resource.RLIM_INFINITY))
+        reset_peak_rss()
+        base = status_bytes("VmRSS")
     if cuda:  # compile the Triton kernels / warm the allocator outside the timed calls
         w = _make_inputs(args.impl, args.batch, args.dim, args.state, 256, device, grad)
         with torch.set_grad_enabled(grad):
@@ -170,7 +150,7 @@ def child(args) -> dict:
     if cuda:
         peak = torch.cuda.max_memory_allocated() - base
     else:
-        peak = _status_bytes("VmHWM") - base
+        peak = status_bytes("VmHWM") - base
     return {"status": "ok", "time_s": min(times), "peak_bytes": int(peak),
             "out_bytes": out_bytes}
 
@@ -178,23 +158,10 @@ def child(args) -> dict:
 # ----------------------------------------------------------------------------- parent side
 
 def measure(impl, mode, length, a) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--impl", impl,
-           "--mode", mode, "--length", str(length), "--batch", str(a.batch), "--dim",
-           str(a.dim), "--state", str(a.state), "--device", a.device, "--repeats",
-           str(a.repeats if length <= 16384 else 1), "--mem-budget-gb", str(a.mem_budget_gb),
-           "--threads", str(a.threads)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=a.timeout)
-    except subprocess.TimeoutExpired:
-        return {"status": f"skipped (over {a.timeout:.0f} s)"}
-    if p.returncode != 0:
-        tail = (p.stderr or p.stdout).strip().splitlines()
-        msg = tail[-1] if tail else f"exit {p.returncode}"
-        if p.returncode < 0 or "memory" in msg.lower():
-            return {"status": "out of memory", "detail": msg[:200]}
-        return {"status": "error", "detail": msg[:200]}
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return run_child(Path(__file__).resolve(), [
+        "--impl", impl, "--mode", mode, "--length", length, "--batch", a.batch, "--dim", a.dim,
+        "--state", a.state, "--device", a.device, "--repeats", a.repeats if length <= 16384 else 1,
+        "--mem-budget-gb", a.mem_budget_gb, "--threads", a.threads], a.timeout)
 
 
 def copy_bandwidth(device: str) -> float:
@@ -232,7 +199,7 @@ def should_run(impl, mode, length, a) -> str | None:
     if mode == "fwd+bwd" and impl in ("torch", "triton"):
         # u, delta, z, out, dout, du, ddelta, dz: eight (batch, dim, length) float32 tensors.
         need = 8 * a.batch * a.dim * length * 4
-        room = _available_ram() if a.device == "cpu" else _gpu_free_bytes()
+        room = available_ram() if a.device == "cpu" else _gpu_free_bytes()
         if need > 0.85 * room:
             return (f"skipped (inputs, outputs and gradients alone need {need / 2**30:.0f} GB; "
                     f"{room / 2**30:.0f} GB free)")
@@ -243,18 +210,6 @@ def _gpu_free_bytes() -> int:
     import torch
 
     return torch.cuda.mem_get_info()[0]
-
-
-def write_csv_atomic(rows, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fields = ["device", "impl", "mode", "batch", "dim", "state", "length", "status", "time_s",
-              "peak_mem_mb", "gbps", "bw_fraction", "detail"]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _fmt_cell(r) -> str:
@@ -325,7 +280,7 @@ def main(argv=None):
         return 0
 
     if a.mem_budget_gb is None:
-        avail = _available_ram()
+        avail = available_ram()
         a.mem_budget_gb = round(0.7 * avail / 2**30, 1)
     if a.quick:
         a.lengths = a.lengths if a.lengths != p.get_default("lengths") else [1024, 4096]
@@ -353,19 +308,13 @@ def main(argv=None):
                       else row["status"] + (f" [{r.get('detail')}]" if r.get("detail") else "")),
                       flush=True)
                 rows.append(row)
-    out = a.out or HERE / "results" / f"scan_{a.device.split(':')[0]}.csv"
-    write_csv_atomic(rows, out)
+    suffix = "_quick" if a.quick else ""  # a smoke run never overwrites the recorded table
+    out = a.out or HERE / "results" / f"scan_{a.device.split(':')[0]}{suffix}.csv"
+    write_csv_atomic(rows, out, ["device", "impl", "mode", "batch", "dim", "state", "length", "status",
+                                 "time_s", "peak_mem_mb", "gbps", "bw_fraction", "detail"])
     print("\n".join(report(rows, a, bw)))
     print(f"\nwrote {out}")
     return 0
-
-
-def _available_ram() -> int:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 8 * 2**30
 
 
 def _impl_available(impl, device) -> bool:

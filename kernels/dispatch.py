@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 
 from ._checks import check_scan_args, check_state_update_args
-from .reference import selective_scan_ref, selective_state_update_ref
+from .reference import selective_scan_ref, state_update_math
 from .torch_scan import selective_scan_torch
 
 BACKENDS = ("reference", "torch", "triton")
@@ -138,10 +138,18 @@ def selective_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None,
     Same semantics as one step of :func:`selective_scan`.  Returns out (batch, dim) in x's dtype.
     """
     check_state_update_args(state, x, dt, A, B, C, D, z, dt_bias)
+    return state_update_unchecked(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus, backend)
+
+
+def state_update_unchecked(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False,
+                           backend=None):
+    """:func:`selective_state_update` without argument validation, for callers that build the
+    arguments themselves (a model's generation loop, where the checks cost as much as the step).
+    """
     name = resolve_backend(backend, x.device, x.dtype)
     if name == "triton":
         from .triton_scan import selective_state_update_triton
 
         return selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
     # The torch backend's step is the reference's: a handful of (batch, dim, state) ops.
-    return selective_state_update_ref(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
+    return state_update_math(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)

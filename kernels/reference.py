@@ -90,6 +90,11 @@ def selective_state_update_ref(state: torch.Tensor, x: torch.Tensor, dt: torch.T
     Returns out (batch, dim) in x's dtype.
     """
     check_state_update_args(state, x, dt, A, B, C, D, z, dt_bias)
+    return state_update_math(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
+
+
+def state_update_math(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False):
+    """The arithmetic of :func:`selective_state_update_ref`, for arguments already checked."""
     dim = x.shape[1]
     cdt = state_dtype(x.dtype)
     dt_c = dt.to(cdt)

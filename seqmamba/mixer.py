@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels import selective_scan, selective_state_update
+from kernels import selective_scan
+from kernels.dispatch import state_update_unchecked
 
 from .cache import LayerCache
 from .config import MambaConfig
@@ -100,15 +101,41 @@ class MambaMixer(nn.Module):
         dt = (dt @ self.dt_proj.weight.t()).transpose(1, 2)  # (batch, d_inner, length)
         return dt, B.transpose(1, 2), C.transpose(1, 2), self.dt_proj.bias
 
+    def step(self, hidden: torch.Tensor, cache: LayerCache) -> torch.Tensor:
+        """One token, recurrently: hidden (batch, mixer_width) -> (batch, mixer_width).
+
+        The generation loop runs this once per token and layer, so it avoids the general
+        path's transposes and convolution call: the conv is a dot product with the cached
+        window, and the state update runs without re-validating its arguments.
+        """
+        x, z = self.in_proj(hidden).chunk(2, dim=-1)  # (batch, d_inner) each
+        window = torch.cat([cache.conv.to(x.dtype), x[..., None]], dim=-1)  # (batch, d_inner, d_conv)
+        cache.conv = window[..., 1:]
+        x = (window * self.conv1d.weight[:, 0]).sum(-1)
+        if self.conv1d.bias is not None:
+            x = x + self.conv1d.bias
+        x = F.silu(x)
+        dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = dt @ self.dt_proj.weight.t()
+        if cache.ssm.dtype != torch.float32 or not cache.ssm.is_contiguous():
+            cache.ssm = cache.ssm.float().contiguous()
+        y = state_update_unchecked(cache.ssm, x, dt, -torch.exp(self.A_log.float()), B, C,
+                                   self.D.float(), z, self.dt_proj.bias.float(), dt_softplus=True,
+                                   backend=self.cfg.scan_backend)
+        return self.out_proj(y)
+
     def forward(self, hidden: torch.Tensor, cache: Optional[LayerCache] = None,
                 lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """hidden: (batch, length, mixer_width) -> (batch, length, mixer_width).
 
         ``lengths`` is accepted for a uniform interface and unused: a causal scan over a
-        right-padded row never lets the pads reach a real position.  With ``cache`` the call continues from its state and updates it.  One token without
-        autograd takes the recurrent step (selective_state_update); anything else the scan.
+        right-padded row never lets the pads reach a real position.  With ``cache`` the call
+        continues from its state and updates it.  One token without autograd takes the
+        recurrent step; anything else the scan.
         """
         L = hidden.shape[1]
+        if cache is not None and L == 1 and self.cfg.selective and not torch.is_grad_enabled():
+            return self.step(hidden[:, 0], cache)[:, None]
         xz = self.in_proj(hidden).transpose(1, 2)  # (batch, 2 d_inner, length)
         x, z = xz.chunk(2, dim=1)
         x = F.silu(self._conv(x, cache))
@@ -116,15 +143,7 @@ class MambaMixer(nn.Module):
         A = -torch.exp(self.A_log.float())
         D = self.D.float()
         backend = self.cfg.scan_backend
-        if cache is not None and L == 1 and self.cfg.selective and not torch.is_grad_enabled():
-            state = cache.ssm
-            if state.dtype != torch.float32 or not state.is_contiguous():
-                state = state.float().contiguous()
-            y = selective_state_update(state, x[..., 0], dt[..., 0], A, B[..., 0], C[..., 0], D,
-                                       z[..., 0], dt_bias.float(), dt_softplus=True,
-                                       backend=backend)[..., None]
-            cache.ssm = state
-        elif cache is not None:
+        if cache is not None:
             y, cache.ssm = selective_scan(x, dt, A, B, C, D, z, dt_bias.float(), delta_softplus=True,
                                           initial_state=cache.ssm, return_last_state=True,
                                           backend=backend)
