@@ -1,7 +1,8 @@
 """The ``seqmamba`` command line.
 
     seqmamba info                 versions and the scan backends usable on this machine
-    seqmamba selfcheck            every usable scan backend against the float64 reference
+    seqmamba selfcheck            every usable scan backend against the float64 reference, and
+                                  the model's recurrent/chunked/RC invariants
     seqmamba demo                 the main job on the bundled data: self-check, then a small
                                   scan benchmark beside mamba.py's pscan
 
@@ -80,6 +81,12 @@ def cmd_selfcheck(args) -> int:
     print(f"scan self-check against the float64 reference"
           f"{' and ' + str(conf) if conf.exists() else ''}:")
     ok = _print_checks(self_check(args.device, conf if conf.exists() else None, args.backends))
+    from seqmamba.selfcheck import model_self_check
+
+    print("model self-check (small random models):")
+    for c in model_self_check(args.device or "cpu"):
+        ok &= c.ok
+        print(f"  {c.name:<44} {c.error:9.2e} (tol {c.tolerance:.0e})  {'ok' if c.ok else 'FAIL'}")
     print("self-check passed" if ok else "self-check FAILED")
     return 0 if ok else 1
 
