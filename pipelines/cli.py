@@ -5,6 +5,7 @@
                                   the model's recurrent/chunked/RC invariants
     seqmamba demo                 the main job on the bundled data: self-check, then a small
                                   scan benchmark beside mamba.py's pscan
+    seqmamba dna <command>        pretrain | finetune | predict | generate (DNA)
 
 Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
 """
@@ -111,7 +112,8 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="seqmamba", description="Mamba models for DNA and audio")
+    p = argparse.ArgumentParser(prog="seqmamba", description="Mamba models for DNA and audio",
+                                epilog="domains: seqmamba dna <command> ... (see seqmamba dna -h)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="versions and the scan backends usable here").set_defaults(
         func=cmd_info)
@@ -135,8 +137,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    from .errors import InputError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if argv and argv[0] in DOMAINS:
+            import importlib
+
+            return importlib.import_module(DOMAINS[argv[0]]).main(argv[1:])
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except InputError as e:
+        print(f"seqmamba: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("seqmamba: interrupted", file=sys.stderr)
+        return 130
+
+
+DOMAINS = {"dna": "pipelines.dna.cli", "audio": "pipelines.audio.cli"}
 
 
 if __name__ == "__main__":

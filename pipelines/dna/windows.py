@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from ..errors import InputError

@@ -1,0 +1,147 @@
+"""``seqmamba dna pretrain``: next-token pretraining on reference genomes.
+
+Held-out data: by default the last ``--val-fraction`` of every record (so E. coli trains on
+its first 90% and is scored on the last 10%); or whole records (``--val-records``), or BED
+intervals (``--holdout-bed``, removed from training), or a named split of a manifest in
+``data_manifests/`` (``--manifest M --split S``).  The report puts the model's held-out bits
+per base next to k-th order Markov models fitted on the same training intervals and scored
+on the same held-out windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..errors import InputError
+from ..runs import (add_trainer_args, best_or_last, export_final, parse_with_recipe,
+                    prepare_run_dir, write_json_atomic)
+from .manifest import load_split
+from .markov import MarkovModel
+from .tokenizer import DNATokenizer
+from .windows import (POOL, GenomeWindows, fraction_intervals, read_bed, record_intervals,
+                      subtract)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seqmamba dna pretrain", description=__doc__.split("\n")[0])
+    g = p.add_argument_group("data")
+    g.add_argument("--fasta", type=Path, action="append", default=None,
+                   help="FASTA file (plain or bgzip); repeat for several")
+    g.add_argument("--seq-len", type=int, default=1024)
+    g.add_argument("--val-fraction", type=float, default=0.1,
+                   help="hold out the last fraction of every record")
+    g.add_argument("--val-records", nargs="+", default=None, help="hold out these records")
+    g.add_argument("--holdout-bed", type=Path, default=None, help="hold out these BED intervals")
+    g.add_argument("--manifest", type=Path, default=None, help="data manifest YAML")
+    g.add_argument("--split", default=None, help="split name in --manifest")
+    g.add_argument("--train-samples", type=int, default=None,
+                   help="windows per epoch (default: max_steps x batch size)")
+    g.add_argument("--val-windows", type=int, default=64)
+    g.add_argument("--rc-prob", type=float, default=0.5, help="reverse-complement augmentation")
+    g.add_argument("--max-n-frac", type=float, default=0.1)
+    g.add_argument("--keep-case", action="store_true", help="keep soft-masked lowercase apart")
+    g.add_argument("--markov-orders", type=int, nargs="+", default=list(range(0, 9)))
+    add_trainer_args(p)
+    return p
+
+
+def _splits(a):
+    if a.manifest:
+        if not a.split:
+            raise InputError("--manifest needs --split NAME")
+        train, val, files = load_split(a.manifest, a.split)
+        return train, val, files
+    if not a.fasta:
+        raise InputError("no input: pass --fasta FILE (or --manifest M --split S)")
+    files = [str(f) for f in a.fasta]
+    for f in files:
+        POOL.get(f)  # sniff and index now, so a bad file fails before anything is written
+    if a.holdout_bed:
+        val = read_bed(a.holdout_bed, files)
+        return subtract(record_intervals(files), val), val, files
+    if a.val_records:
+        return (record_intervals(files, exclude=a.val_records),
+                record_intervals(files, records=a.val_records), files)
+    return (fraction_intervals(files, 0.0, 1.0 - a.val_fraction),
+            fraction_intervals(files, 1.0 - a.val_fraction, 1.0), files)
+
+
+def _collate(items):
+    return {"input_ids": torch.stack([it["input_ids"] for it in items])}
+
+
+def markov_report(train_iv, val_ds, orders, tokenizer) -> dict:
+    """Held-out bits per base of Markov orders, fitted on the training intervals and scored
+    on exactly the positions the model is scored on: every position t >= 1 of each held-out
+    window, with the order-k model backing off to order t where t < k."""
+    train = [tokenizer.encode(POOL.get(iv.path).fetch(iv.record, iv.start, iv.end)).numpy()
+             for iv in train_iv]
+    windows = [val_ds[i]["input_ids"].numpy() for i in range(len(val_ds))]
+    models = {k: MarkovModel(k).fit(train) for k in range(max(orders) + 1)}
+    out = {}
+    for k in orders:
+        total, n = models[k].bits(windows)
+        for t in range(1, k):  # position t has only t bases of context
+            b, c = models[t].bits([w[: t + 1] for w in windows])
+            total, n = total + b, n + c
+        out[k] = total / n if n else math.nan
+    return out
+
+
+def run(argv=None) -> int:
+    import lightning as L
+
+    from ..training import LMTask, make_trainer, plot_curves
+
+    p = build_parser()
+    a = parse_with_recipe(p, argv)
+    tok = DNATokenizer(keep_case=a.keep_case)
+    train_iv, val_iv, files = _splits(a)
+    ckpt = prepare_run_dir(a.out, a.resume)
+    L.seed_everything(a.seed, workers=True, verbose=False)
+    samples = a.train_samples or a.max_steps * a.batch_size
+    train_ds = GenomeWindows(train_iv, a.seq_len, tok, samples, seed=a.seed, rc_prob=a.rc_prob,
+                             max_n_frac=a.max_n_frac)
+    val_ds = GenomeWindows(val_iv, a.seq_len, tok, a.val_windows, seed=a.seed + 10_000,
+                           max_n_frac=a.max_n_frac, fixed=True)
+    loader = DataLoader(train_ds, batch_size=a.batch_size, shuffle=False, num_workers=a.workers,
+                        collate_fn=_collate, drop_last=True, persistent_workers=a.workers > 0)
+    val_loader = DataLoader(val_ds, batch_size=a.batch_size, num_workers=0, collate_fn=_collate)
+    model_config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
+                        vocab_size=tok.vocab_size, pad_token_id=tok.pad_id,
+                        extra={"task": "dna-lm", "tokenizer": tok.to_dict(), "seq_len": a.seq_len,
+                               "fasta": [Path(f).name for f in files]})
+    task = LMTask(model_config, lr=a.lr, weight_decay=a.weight_decay,
+                  warmup_steps=a.warmup_steps, max_steps=a.max_steps)
+    trainer = make_trainer(a.out, a.max_steps, min(a.val_every, a.max_steps), devices=a.devices,
+                           num_nodes=a.num_nodes, strategy=a.strategy, accelerator=a.accelerator,
+                           precision=a.precision, progress=not a.no_progress)
+    trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
+    final_metrics = trainer.validate(task, val_loader, verbose=False)[0]
+    if trainer.global_rank != 0:
+        return 0
+    export_final(task.model, a.out)
+    bpb = final_metrics["val_bits"]
+    markov = markov_report(train_iv, val_ds, a.markov_orders, tok)
+    best_k = min(markov, key=markov.get)
+    report = {"task": "dna-lm", "steps": trainer.global_step, "seq_len": a.seq_len,
+              "val_windows": len(val_ds), "val_bits_per_base": bpb,
+              "markov_bits_per_base": markov, "best_markov_order": best_k,
+              "best_markov_bits_per_base": markov[best_k],
+              "beats_best_markov": bool(bpb < markov[best_k]),
+              "checkpoint": best_or_last(trainer),
+              "train_bases": int(sum(iv.length for iv in train_iv)),
+              "val_bases": int(sum(iv.length for iv in val_iv))}
+    write_json_atomic(report, a.out / "report.json")
+    metrics_csv = a.out / "logs" / "metrics.csv"
+    if metrics_csv.exists():
+        plot_curves(metrics_csv, a.out / "loss_curve.png")
+    print(f"held-out bits per base: model {bpb:.4f} | best Markov (order {best_k}) "
+          f"{markov[best_k]:.4f} | order 0 {markov.get(0, float('nan')):.4f}")
+    print(f"wrote {a.out / 'final'}, {a.out / 'report.json'}, {a.out / 'loss_curve.png'}")
+    return 0

@@ -1,0 +1,124 @@
+"""Plumbing every training command shares: recipes, run directories, final exports, reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from .errors import InputError
+
+
+def add_trainer_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--out", type=Path, required=True, help="run directory")
+    g.add_argument("--config", type=Path, default=None,
+                   help="recipe YAML: any of these options as keys; the command line wins")
+    g.add_argument("--max-steps", type=int, default=1000)
+    g.add_argument("--batch-size", type=int, default=16)
+    g.add_argument("--lr", type=float, default=2e-3)
+    g.add_argument("--weight-decay", type=float, default=0.1)
+    g.add_argument("--warmup-steps", type=int, default=100)
+    g.add_argument("--val-every", type=int, default=200, help="validate every N steps")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
+    g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("model (ignored with --init or --resume)")
+    g.add_argument("--d-model", type=int, default=128)
+    g.add_argument("--n-layer", type=int, default=4)
+    g.add_argument("--d-state", type=int, default=16)
+    g.add_argument("--bidirectional", default=None, choices=["add", "ew_multiply"])
+    g.add_argument("--rc-equivariant", action="store_true")
+    g = p.add_argument_group("hardware (passed to Lightning)")
+    g.add_argument("--accelerator", default="auto")
+    g.add_argument("--devices", default="auto")
+    g.add_argument("--num-nodes", type=int, default=1)
+    g.add_argument("--strategy", default="auto")
+    g.add_argument("--precision", default=None,
+                   help="e.g. 32-true, bf16-mixed (default: bf16-mixed on GPU, 32-true on CPU)")
+
+
+def parse_with_recipe(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """Parse argv; keys of the ``--config`` recipe become defaults the command line overrides."""
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        path = Path(args.config)
+        if not path.is_file():
+            raise InputError("no such recipe file", path=path)
+        try:
+            recipe = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise InputError(f"not valid YAML ({str(e).splitlines()[0]})", path=path) from None
+        if not isinstance(recipe, dict):
+            raise InputError("a recipe is a mapping of option: value", path=path)
+        known = {a.dest for a in parser._actions}
+        recipe = {k.replace("-", "_"): v for k, v in recipe.items()}
+        unknown = sorted(set(recipe) - known)
+        if unknown:
+            raise InputError(f"unknown recipe keys {unknown}", path=path,
+                             fix="use the command's option names, e.g. max_steps, seq_len")
+        for a in parser._actions:  # paths in a recipe are relative to the recipe
+            if a.dest in recipe and a.type is Path and recipe[a.dest] is not None:
+                recipe[a.dest] = str(path.parent / recipe[a.dest]) if not \
+                    Path(recipe[a.dest]).is_absolute() else recipe[a.dest]
+            if a.dest in recipe and isinstance(recipe[a.dest], list) and a.type is Path:
+                recipe[a.dest] = [str(path.parent / v) for v in recipe[a.dest]]
+        parser.set_defaults(**recipe)
+        args = parser.parse_args(argv)
+    if str(args.devices).isdigit():
+        args.devices = int(args.devices)
+    return args
+
+
+def prepare_run_dir(out: Path, resume: bool) -> Optional[str]:
+    """Create RUN; return the checkpoint to resume from (or None).  A finished or started run
+    is never silently overwritten."""
+    last = out / "checkpoints" / "last.ckpt"
+    if resume:
+        if not last.exists():
+            raise InputError("nothing to resume: no checkpoints/last.ckpt", path=out,
+                             fix="drop --resume to start a new run")
+        return str(last)
+    if (out / "checkpoints").exists() or (out / "final").exists():
+        raise InputError("run directory already holds a run", path=out,
+                         fix="pass --resume to continue it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def write_json_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=float)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def export_final(model, out: Path) -> Path:
+    """RUN/final: config.json (with task and tokenizer metadata) + model.safetensors.
+    Written to a temporary directory and renamed, so a reader never sees half of it."""
+    final = out / "final"
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".final."))
+    model.save_pretrained(tmp)
+    if final.exists():
+        old = out / ".final.old"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        import shutil
+
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)
+    return final
+
+
+def best_or_last(trainer) -> Optional[str]:
+    cb = trainer.checkpoint_callback
+    return (cb.best_model_path or cb.last_model_path) if cb else None

@@ -1,0 +1,223 @@
+"""Lightning modules shared by the DNA and audio pipelines, and the Trainer they run under.
+
+Lightning provides the loop, checkpoints and ``--resume``, the CSV logger, precision,
+devices and DDP; these modules only say what a step computes and which metrics to log.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+import lightning as L
+import numpy as np
+import torch
+
+from seqmamba import (MambaConfig, MambaForSequenceClassification, MambaLMHeadModel,
+                      MambaPreTrainedModel)
+
+LN2 = math.log(2.0)
+
+
+def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.1) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to ``floor``."""
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+class _Task(L.LightningModule):
+    model_cls = MambaPreTrainedModel
+
+    def __init__(self, model_config: dict, lr: float = 2e-3, weight_decay: float = 0.1,
+                 warmup_steps: int = 100, max_steps: int = 1000, init: Optional[str] = None):
+        super().__init__()
+        self.save_hyperparameters()
+        if init:
+            overrides = {k: model_config[k] for k in ("num_labels", "pooling", "extra", "scan_backend")
+                         if k in model_config}
+            self.model = self.model_cls.from_pretrained(init, **overrides)
+            # the checkpoint's config is authoritative from here on (it is what resume rebuilds)
+            self.hparams.model_config = self.model.config.to_dict()
+            self.hparams.init = None
+        else:
+            self.model = self.model_cls(MambaConfig.from_dict(model_config))
+
+    def configure_optimizers(self):
+        h = self.hparams
+        opt = torch.optim.AdamW(self.model.param_groups(h.weight_decay), lr=h.lr, betas=(0.9, 0.95))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(s, h.warmup_steps, h.max_steps))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_epoch_start(self):
+        # windows are a function of (seed, epoch, index): tell the data set the epoch
+        loader = self.trainer.train_dataloader
+        ds = getattr(loader, "dataset", None)
+        if hasattr(ds, "set_epoch"):
+            ds.set_epoch(self.current_epoch)
+
+
+class LMTask(_Task):
+    """Next-token pretraining; logs loss and bits per token (= bits per base for DNA)."""
+
+    model_cls = MambaLMHeadModel
+
+    def training_step(self, batch, _):
+        out = self.model(batch["input_ids"], attention_mask=batch.get("attention_mask"),
+                         labels=batch["input_ids"])
+        self.log("train_loss", out.loss, prog_bar=True)
+        self.log("train_bits", out.loss / LN2)
+        return out.loss
+
+    def validation_step(self, batch, _):
+        out = self.model(batch["input_ids"], attention_mask=batch.get("attention_mask"),
+                         labels=batch["input_ids"])
+        self.log("val_loss", out.loss, prog_bar=True, sync_dist=True)
+        self.log("val_bits", out.loss / LN2, prog_bar=True, sync_dist=True)
+
+
+class ClassifierTask(_Task):
+    """Sequence classification; logs accuracy, MCC, macro-F1 and AUROC (scikit-learn)."""
+
+    model_cls = MambaForSequenceClassification
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._val = []
+
+    def training_step(self, batch, _):
+        out = self.model(batch["input_ids"], attention_mask=batch.get("attention_mask"),
+                         labels=batch["label"])
+        acc = (out.logits.argmax(-1) == batch["label"]).float().mean()
+        self.log("train_loss", out.loss, prog_bar=True)
+        self.log("train_acc", acc, prog_bar=True)
+        return out.loss
+
+    def validation_step(self, batch, _):
+        out = self.model(batch["input_ids"], attention_mask=batch.get("attention_mask"),
+                         labels=batch["label"])
+        self.log("val_loss", out.loss, prog_bar=True, sync_dist=True)
+        self._val.append((out.logits.float().softmax(-1).detach(), batch["label"].detach()))
+
+    def on_validation_epoch_end(self):
+        if not self._val:
+            return
+        probs = torch.cat([p for p, _ in self._val])
+        labels = torch.cat([y for _, y in self._val])
+        self._val.clear()
+        if self.trainer.world_size > 1:
+            probs = self.all_gather(probs).flatten(0, 1)
+            labels = self.all_gather(labels).flatten(0, 1)
+        m = classification_metrics(labels.cpu().numpy(), probs.cpu().numpy())
+        for k, v in m.items():
+            if k != "confusion":
+                self.log(f"val_{k}", v, prog_bar=k == "acc", rank_zero_only=True)
+
+
+def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
+    """labels (n,), probs (n, classes) -> acc, mcc, macro_f1, auroc (one-vs-rest), confusion."""
+    from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, matthews_corrcoef,
+                                 roc_auc_score)
+
+    pred = probs.argmax(1)
+    k = probs.shape[1]
+    out = {"acc": float(accuracy_score(labels, pred)),
+           "mcc": float(matthews_corrcoef(labels, pred)),
+           "macro_f1": float(f1_score(labels, pred, average="macro", labels=list(range(k)),
+                                      zero_division=0)),
+           "confusion": confusion_matrix(labels, pred, labels=list(range(k)))}
+    present = np.unique(labels)
+    try:
+        if k == 2 and len(present) == 2:
+            out["auroc"] = float(roc_auc_score(labels, probs[:, 1]))
+        elif len(present) == k:
+            out["auroc"] = float(roc_auc_score(labels, probs, multi_class="ovr"))
+        else:
+            out["auroc"] = float("nan")  # undefined when a class is absent from the labels
+    except ValueError:
+        out["auroc"] = float("nan")
+    return out
+
+
+def make_trainer(run_dir: Path, max_steps: int, val_every: int, devices="auto", num_nodes: int = 1,
+                 strategy="auto", accelerator="auto", precision=None, progress: bool = True,
+                 log_every: int = 10, limit_val_batches=None) -> L.Trainer:
+    """A Trainer writing checkpoints to RUN/checkpoints (``last.ckpt`` for --resume) and
+    metrics to RUN/logs/metrics.csv."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    run_dir = Path(run_dir)
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=1,
+                           monitor="val_loss", mode="min", filename="best")
+    logger = CSVLogger(str(run_dir), name="logs", version="")
+    if precision is None:
+        precision = "bf16-mixed" if torch.cuda.is_available() else "32-true"
+    return L.Trainer(default_root_dir=str(run_dir), max_steps=max_steps, max_epochs=-1,
+                     val_check_interval=val_every, check_val_every_n_epoch=None,
+                     devices=devices, num_nodes=num_nodes, strategy=strategy,
+                     accelerator=accelerator, precision=precision, logger=logger,
+                     callbacks=[ckpt], enable_progress_bar=progress, log_every_n_steps=log_every,
+                     limit_val_batches=limit_val_batches, enable_model_summary=False,
+                     num_sanity_val_steps=0)
+
+
+def plot_curves(metrics_csv: Path, out_png: Path, keys=("train_loss", "val_loss")) -> None:
+    """Loss curves from Lightning's metrics.csv, as a PNG (written atomically)."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = {k: ([], []) for k in keys}
+    with open(metrics_csv) as f:
+        for row in csv.DictReader(f):
+            for k in keys:
+                if row.get(k):
+                    series[k][0].append(int(row["step"]))
+                    series[k][1].append(float(row[k]))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for k, (x, y) in series.items():
+        if x:
+            ax.plot(x, y, marker="o" if k.startswith("val") else None, ms=3, label=k)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, out_png)
+
+
+def save_figure(fig, out_png: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    tmp = Path(str(out_png) + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, out_png)
+
+
+def plot_confusion(confusion: np.ndarray, names, out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * k, 1.0 + 0.6 * k))
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(k), names, rotation=45, ha="right")
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, out_png)
