@@ -1,0 +1,316 @@
+"""``seqmamba dna predict``: batch prediction on FASTA (and TSV) files.
+
+One output row per record: for a classifier the predicted label and the probability of every
+class; for a pretrained language model the record's bits per base.  Records are read and run
+in pieces of ``--chunk-size`` bases with the model's state carried between pieces, so a whole
+chromosome goes through in bounded memory (causal models; a bidirectional model needs the
+whole record at once).  ``--track`` writes per-position scores as bedGraph (classifier: the
+probability of ``--track-class`` read at each position; language model: the bits spent on
+each base), averaged over ``--track-bin`` bases; ``--embed`` writes mean-pooled embeddings.
+
+Robustness: a record that fails (e.g. an unexpected character) is reported on stderr and in
+``OUT.errors.tsv`` and the others are still predicted; exit code 2 then.  Rows are appended to
+``OUT.partial`` as they are done and renamed to ``OUT`` at the end, so the output is never half
+written; rerunning the same command continues from ``OUT.partial``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from seqmamba import (MambaForSequenceClassification, MambaLMHeadModel, MambaPreTrainedModel)
+from seqmamba.pooling import StreamingPool
+
+from ..errors import InputError
+from .fasta import FastaFile
+from .finetune import resolve_model_dir, tokenizer_of
+from .tokenizer import DNATokenizer
+
+LN2 = math.log(2.0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seqmamba dna predict", description=__doc__.split("\n")[0])
+    p.add_argument("inputs", nargs="+", type=Path, help="FASTA (plain/bgzip) or TSV files")
+    p.add_argument("--model", type=Path, required=True, help="RUN directory or RUN/final")
+    p.add_argument("--out", type=Path, required=True, help="predictions (.tsv or .csv)")
+    p.add_argument("--track", type=Path, default=None, help="per-position scores (.bedgraph)")
+    p.add_argument("--track-class", default=None, help="class whose probability the track shows "
+                                                       "(default: the last label)")
+    p.add_argument("--track-bin", type=int, default=1, help="bases per bedGraph interval")
+    p.add_argument("--embed", type=Path, default=None, help="pooled embeddings (.npz)")
+    p.add_argument("--chunk-size", type=int, default=1 << 16, help="bases per piece")
+    p.add_argument("--max-length", type=int, default=None,
+                   help="use only the first N bases of each record")
+    p.add_argument("--restart", action="store_true", help="ignore an earlier OUT.partial")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", default="cpu")
+    return p
+
+
+def load_model(model_dir: Path, device: str) -> Tuple[MambaPreTrainedModel, str, DNATokenizer]:
+    d = resolve_model_dir(model_dir)
+    cfg = json.loads((d / "config.json").read_text())
+    task = (cfg.get("extra") or {}).get("task", "dna-lm")
+    cls = MambaForSequenceClassification if task == "dna-classify" else MambaLMHeadModel
+    if task not in ("dna-classify", "dna-lm"):
+        raise InputError(f"model task {task!r} is not a DNA model", path=d)
+    model = cls.from_pretrained(d).to(device).eval()
+    return model, task, tokenizer_of(d)
+
+
+# ---------------------------------------------------------------- inputs
+
+def iter_records(path: Path, max_length: Optional[int]) -> Iterator[Tuple[str, int, object]]:
+    """(record name, length, reader(start, end) -> str) for each record of a FASTA or TSV."""
+    if path.suffix.lower() in (".tsv", ".txt"):
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f, delimiter="\t"))
+        if not rows or "sequence" not in rows[0] or "id" not in rows[0]:
+            raise InputError("TSV input needs a header with id and sequence columns", path=path)
+        ci, cs = rows[0].index("id"), rows[0].index("sequence")
+        for row in rows[1:]:
+            if not row:
+                continue
+            seq = row[cs][:max_length] if max_length else row[cs]
+            yield row[ci], len(seq), (lambda s, e, seq=seq: seq[s:e])
+        return
+    fa = FastaFile(path, strict=False)
+    for r in fa.records:
+        n = min(r.length, max_length) if max_length else r.length
+        yield r.name, n, (lambda s, e, name=r.name: fa.fetch(name, s, e))
+
+
+# ---------------------------------------------------------------- one record
+
+class RecordResult:
+    def __init__(self):
+        self.row: dict = {}
+        self.embedding: Optional[np.ndarray] = None
+        self.track = None  # (sums, counts) per bin of --track-bin bases
+
+
+@torch.no_grad()
+def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read, a,
+                   path: Path, track_class: int) -> RecordResult:
+    """Run one record in pieces with carried state; pooled outputs, track and embedding."""
+    res = RecordResult()
+    if length == 0:
+        raise InputError("empty record", path=path, record=name)
+    causal = model.config.causal
+    piece = a.chunk_size if causal else length
+    device = a.device
+    cache = model.allocate_inference_cache(1) if causal else None
+    pool = StreamingPool(model.config.pooling if task == "dna-classify" else "mean")
+    embed_pool = StreamingPool("mean") if a.embed else None
+    bits_total, bits_n = 0.0, 0
+    prev_logits = None  # LM: the prediction for the first base of the next piece
+    if a.track:
+        n_bins = (length + a.track_bin - 1) // a.track_bin
+        bin_sum, bin_cnt = np.zeros(n_bins, np.float64), np.zeros(n_bins, np.int64)
+    for start in range(0, length, piece):
+        end = min(length, start + piece)
+        ids = tok.encode(read(start, end), record=name, offset=start, path=path).to(device)[None]
+        h = model.backbone(ids, None, cache)
+        feats = model.backbone.features(h)
+        if embed_pool is not None:
+            embed_pool.update(feats, None)
+        if task == "dna-classify":
+            pool.update(feats, None)
+            scores = model.classifier(feats.to(model.classifier.weight.dtype)).float() \
+                .softmax(-1)[0, :, track_class] if a.track else None
+        else:
+            logits = model.lm_head(h)[..., : model.config.vocab_size].float()
+            logp = logits.log_softmax(-1)[0]
+            tgt = ids[0]
+            # bits of base t given bases < t: logits at t-1 (the previous piece's last for t=0)
+            lp = torch.empty(end - start, device=device)
+            lp[1:] = logp[:-1].gather(-1, tgt[1:, None])[:, 0]
+            if prev_logits is not None:
+                lp[0] = prev_logits[tgt[0]]
+                bits_total -= float(lp.sum()) / LN2
+                bits_n += end - start
+            else:
+                lp[0] = float("nan")
+                bits_total -= float(lp[1:].sum()) / LN2
+                bits_n += end - start - 1
+            prev_logits = logp[-1]
+            scores = -lp / LN2 if a.track else None
+        if scores is not None:  # accumulate the per-position scores into bins
+            vals = scores.double().cpu().numpy()
+            idx = np.arange(start, end) // a.track_bin - start // a.track_bin
+            ok = ~np.isnan(vals)
+            first = start // a.track_bin
+            k = int(idx[-1]) + 1
+            bin_sum[first:first + k] += np.bincount(idx[ok], weights=vals[ok], minlength=k)
+            bin_cnt[first:first + k] += np.bincount(idx[ok], minlength=k)
+    res.row = {"record": name, "length": length}
+    if task == "dna-classify":
+        pooled = pool.result()
+        probs = model.classifier(pooled.to(model.classifier.weight.dtype)).float().softmax(-1)[0]
+        names = model.config.extra["labels"]
+        res.row["label"] = names[int(probs.argmax())]
+        for n, p in zip(names, probs.tolist()):
+            res.row[f"p_{n}"] = p
+    else:
+        res.row["bits_per_base"] = bits_total / bits_n if bits_n else float("nan")
+    if embed_pool is not None:
+        res.embedding = embed_pool.result()[0].float().cpu().numpy()
+    if a.track:
+        res.track = (bin_sum, bin_cnt)
+    return res
+
+
+# ---------------------------------------------------------------- output files
+
+class PartialTable:
+    """Rows appended to OUT.partial (flushed per record); ``finish`` renames it to OUT."""
+
+    def __init__(self, out: Path, fields: List[str], restart: bool):
+        self.out, self.fields = out, fields
+        self.partial = out.with_name(out.name + ".partial")
+        self.delim = "," if out.suffix.lower() == ".csv" else "\t"
+        self.done = set()
+        if self.partial.exists() and not restart:
+            with open(self.partial, newline="") as f:
+                rows = list(csv.DictReader(f, delimiter=self.delim))
+            if rows and list(rows[0].keys()) != fields:
+                raise InputError("an earlier OUT.partial has other columns", path=self.partial,
+                                 fix="pass --restart to start over")
+            self.done = {(r["file"], r["record"]) for r in rows}
+            self.f = open(self.partial, "a", newline="")
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            self.f = open(self.partial, "w", newline="")
+            csv.writer(self.f, delimiter=self.delim).writerow(fields)
+        self.w = csv.DictWriter(self.f, fieldnames=fields, delimiter=self.delim)
+
+    def add(self, row: dict) -> None:
+        self.w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        self.f.flush()
+
+    def finish(self) -> None:
+        self.f.close()
+        os.replace(self.partial, self.out)
+
+
+class TrackWriter:
+    """bedGraph written to a temporary file beside the target and renamed when complete."""
+
+    def __init__(self, path: Path, task: str):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        self.f, self.path = os.fdopen(fd, "w"), path
+        self.f.write(f'track type=bedGraph name="seqmamba {task}"\n')
+
+    def write(self, chrom: str, length: int, width: int, sums: np.ndarray, counts: np.ndarray):
+        keep = np.flatnonzero(counts)
+        starts = keep * width
+        ends = np.minimum(starts + width, length)
+        vals = sums[keep] / counts[keep]
+        self.f.writelines(f"{chrom}\t{s}\t{e}\t{v:.5g}\n" for s, e, v in
+                          zip(starts.tolist(), ends.tolist(), vals.tolist()))
+
+    def finish(self):
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self):
+        self.f.close()
+        os.unlink(self.tmp)
+
+
+def _atomic_text(path: Path, lines) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        for line in lines:
+            f.write(line)
+    os.replace(tmp, path)
+
+
+def run(argv=None) -> int:
+    from tqdm.auto import tqdm
+
+    a = build_parser().parse_args(argv)
+    if a.chunk_size < 1 or a.track_bin < 1:
+        raise InputError("--chunk-size and --track-bin must be positive")
+    model, task, tok = load_model(a.model, a.device)
+    names = model.config.extra.get("labels", []) if task == "dna-classify" else []
+    track_class = len(names) - 1 if names else 0
+    if a.track_class is not None:
+        if a.track_class not in names:
+            raise InputError(f"--track-class {a.track_class!r} is not a label of the model "
+                             f"({', '.join(names)})")
+        track_class = names.index(a.track_class)
+    fields = ["file", "record", "length"] + (["label"] + [f"p_{n}" for n in names]
+                                             if task == "dna-classify" else ["bits_per_base"])
+    table = PartialTable(a.out, fields, a.restart)
+    errors: List[Tuple[str, str, str]] = []
+    track = TrackWriter(a.track, task) if a.track else None
+    embeds, embed_ids = [], []
+    n_done = 0
+    bar = tqdm(total=None, unit="record", disable=a.no_progress, file=sys.stderr)
+    for path in a.inputs:
+        try:
+            records = list(iter_records(path, a.max_length))
+        except InputError as e:
+            errors.append((str(path), "", str(e)))
+            continue
+        for name, length, read in records:
+            if (path.name, name) in table.done and not (a.track or a.embed):
+                continue
+            try:
+                res = predict_record(model, task, tok, name, length, read, a, path, track_class)
+            except InputError as e:
+                errors.append((str(path), name, str(e)))
+                continue
+            if (path.name, name) not in table.done:
+                table.add({"file": path.name, **res.row})
+            n_done += 1
+            bar.update(1)
+            if track is not None:
+                track.write(name, length, a.track_bin, *res.track)
+            if res.embedding is not None:
+                embeds.append(res.embedding)
+                embed_ids.append(f"{path.name}:{name}")
+    bar.close()
+    if n_done == 0 and not table.done:
+        table.f.close()
+        table.partial.unlink()
+        if track is not None:
+            track.abort()
+        for f, r, msg in errors:
+            print(f"seqmamba: {msg}", file=sys.stderr)
+        return 2
+    table.finish()
+    if track is not None:
+        track.finish()
+    if a.embed:
+        a.embed.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=a.embed.parent, suffix=".npz")
+        os.close(fd)
+        np.savez(tmp, ids=np.array(embed_ids), embeddings=np.stack(embeds) if embeds else
+                 np.zeros((0, model.backbone.feature_dim), np.float32))
+        os.replace(tmp, a.embed)
+    print(f"wrote {a.out} ({n_done} records)" + (f", {a.track}" if a.track else "")
+          + (f", {a.embed}" if a.embed else ""))
+    if errors:
+        _atomic_text(a.out.with_name(a.out.name + ".errors.tsv"),
+                     ["file\trecord\terror\n"] + [f"{f}\t{r}\t{m}\n" for f, r, m in errors])
+        for f, r, msg in errors:
+            print(f"seqmamba: {msg}", file=sys.stderr)
+        print(f"seqmamba: {len(errors)} input(s) failed; the others are in {a.out}", file=sys.stderr)
+        return 2
+    return 0
