@@ -69,15 +69,17 @@ class LMTask(_Task):
     def training_step(self, batch, _):
         out = self.model(batch["input_ids"], attention_mask=batch.get("attention_mask"),
                          labels=batch["input_ids"])
-        self.log("train_loss", out.loss, prog_bar=True)
-        self.log("train_bits", out.loss / LN2)
+        n = batch["input_ids"].shape[0]
+        self.log("train_loss", out.loss, prog_bar=True, batch_size=n)
+        self.log("train_bits", out.loss / LN2, batch_size=n)
         return out.loss
 
     def validation_step(self, batch, _):
         out = self.model(batch["input_ids"], attention_mask=batch.get("attention_mask"),
                          labels=batch["input_ids"])
-        self.log("val_loss", out.loss, prog_bar=True, sync_dist=True)
-        self.log("val_bits", out.loss / LN2, prog_bar=True, sync_dist=True)
+        n = batch["input_ids"].shape[0]
+        self.log("val_loss", out.loss, prog_bar=True, sync_dist=True, batch_size=n)
+        self.log("val_bits", out.loss / LN2, prog_bar=True, sync_dist=True, batch_size=n)
 
 
 class ClassifierTask(_Task):
@@ -93,14 +95,16 @@ class ClassifierTask(_Task):
         out = self.model(batch["input_ids"], attention_mask=batch.get("attention_mask"),
                          labels=batch["label"])
         acc = (out.logits.argmax(-1) == batch["label"]).float().mean()
-        self.log("train_loss", out.loss, prog_bar=True)
-        self.log("train_acc", acc, prog_bar=True)
+        n = batch["input_ids"].shape[0]
+        self.log("train_loss", out.loss, prog_bar=True, batch_size=n)
+        self.log("train_acc", acc, prog_bar=True, batch_size=n)
         return out.loss
 
     def validation_step(self, batch, _):
         out = self.model(batch["input_ids"], attention_mask=batch.get("attention_mask"),
                          labels=batch["label"])
-        self.log("val_loss", out.loss, prog_bar=True, sync_dist=True)
+        self.log("val_loss", out.loss, prog_bar=True, sync_dist=True,
+                 batch_size=batch["input_ids"].shape[0])
         self._val.append((out.logits.float().softmax(-1).detach(), batch["label"].detach()))
 
     def on_validation_epoch_end(self):
@@ -143,9 +147,34 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
     return out
 
 
+class RankAudit(L.Callback):
+    """Records, per rank, which windows it trained on and a digest of its final weights
+    (``--audit-dir``): the proof that DDP ranks read different data yet stay in sync."""
+
+    def __init__(self, directory):
+        self.dir, self.seen = Path(directory), []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if "window" in batch:
+            self.seen.extend(batch["window"])
+
+    def on_train_end(self, trainer, pl_module):
+        import hashlib
+        import json
+
+        h = hashlib.sha256()
+        for k, v in sorted(pl_module.model.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().float().cpu().numpy().tobytes())
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(
+            {"rank": trainer.global_rank, "world_size": trainer.world_size,
+             "windows": self.seen, "weights_sha256": h.hexdigest()}))
+
+
 def make_trainer(run_dir: Path, max_steps: int, val_every: int, devices="auto", num_nodes: int = 1,
                  strategy="auto", accelerator="auto", precision=None, progress: bool = True,
-                 log_every: int = 10, limit_val_batches=None) -> L.Trainer:
+                 log_every: int = 10, limit_val_batches=None, callbacks=()) -> L.Trainer:
     """A Trainer writing checkpoints to RUN/checkpoints (``last.ckpt`` for --resume) and
     metrics to RUN/logs/metrics.csv."""
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -161,7 +190,7 @@ def make_trainer(run_dir: Path, max_steps: int, val_every: int, devices="auto", 
                      val_check_interval=val_every, check_val_every_n_epoch=None,
                      devices=devices, num_nodes=num_nodes, strategy=strategy,
                      accelerator=accelerator, precision=precision, logger=logger,
-                     callbacks=[ckpt], enable_progress_bar=progress, log_every_n_steps=log_every,
+                     callbacks=[ckpt, *callbacks], enable_progress_bar=progress, log_every_n_steps=log_every,
                      limit_val_batches=limit_val_batches, enable_model_summary=False,
                      num_sanity_val_steps=0)
 

@@ -48,7 +48,7 @@ def manifest_file(m: dict, key: str, verify: bool = True) -> str:
     p = f["abspath"]
     if not Path(p).is_file():
         raise InputError(f"file {key!r} is missing at {p}", path=m["_path"])
-    if verify and f.get("sha256") and sha256(p) != f["sha256"]:
+    if verify and "sha256" in f and sha256(p) != str(f["sha256"]):
         raise InputError(f"file {key!r} ({p}) does not match its sha256 checksum",
                          path=m["_path"], fix="restore the original file")
     return p

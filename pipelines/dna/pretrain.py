@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-n-frac", type=float, default=0.1)
     g.add_argument("--keep-case", action="store_true", help="keep soft-masked lowercase apart")
     g.add_argument("--markov-orders", type=int, nargs="+", default=list(range(0, 9)))
+    g.add_argument("--audit-dir", type=Path, default=None, help=argparse.SUPPRESS)
     add_trainer_args(p)
     return p
 
@@ -72,7 +73,8 @@ def _splits(a):
 
 
 def _collate(items):
-    return {"input_ids": torch.stack([it["input_ids"] for it in items])}
+    return {"input_ids": torch.stack([it["input_ids"] for it in items]),
+            "window": [f"{it['record']}:{it['start']}{it['strand']}" for it in items]}
 
 
 def markov_report(train_iv, val_ds, orders, tokenizer) -> dict:
@@ -96,7 +98,7 @@ def markov_report(train_iv, val_ds, orders, tokenizer) -> dict:
 def run(argv=None) -> int:
     import lightning as L
 
-    from ..training import LMTask, make_trainer, plot_curves
+    from ..training import LMTask, RankAudit, make_trainer, plot_curves
 
     p = build_parser()
     a = parse_with_recipe(p, argv)
@@ -120,7 +122,8 @@ def run(argv=None) -> int:
                   warmup_steps=a.warmup_steps, max_steps=a.max_steps)
     trainer = make_trainer(a.out, a.max_steps, min(a.val_every, a.max_steps), devices=a.devices,
                            num_nodes=a.num_nodes, strategy=a.strategy, accelerator=a.accelerator,
-                           precision=a.precision, progress=not a.no_progress)
+                           precision=a.precision, progress=not a.no_progress,
+                           callbacks=[RankAudit(a.audit_dir)] if a.audit_dir else [])
     trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
     final_metrics = trainer.validate(task, val_loader, verbose=False)[0]
     if trainer.global_rank != 0:
