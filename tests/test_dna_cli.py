@@ -1,0 +1,188 @@
+"""The `seqmamba dna` commands end to end on tiny settings, and their handling of bad input."""
+
+import csv
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from dna_helpers import DATA, seqmamba, tiny_classifier, tiny_lm, write
+
+HPYLORI = DATA / "genomes" / "Hpylori_G27_NC_011333.1.fa.gz"
+PROMOTERS = DATA / "labelled" / "uci_ecoli_promoters.tsv"
+
+BAD_FASTA = {
+    "no_header.fa": (b"ACGTACGTACGT\n", "no '>' header"),
+    "empty_record.fa": (b">only\n", "empty record"),
+    "binary.fa": (bytes(range(256)) * 8, "binary"),
+    "crlf.fa": (b">r1\r\nACGTACGT\r\n", "CRLF"),
+    "dups.fa": (b">a\nACGT\n>a\nACGT\n", "duplicate record name"),
+    "unknown_char.fa": (b">r1\nACGTQACGT\n", "unexpected character 'Q'"),
+}
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    return tiny_classifier(tmp_path_factory.mktemp("clf"))
+
+
+def rows(path):
+    delim = "," if str(path).endswith(".csv") else "\t"
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter=delim))
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FASTA) + ["plain.fa.gz"])
+def test_predict_bad_fasta_one_line_error_exit_2_no_output(tmp_path, classifier, name):
+    path = tmp_path / name
+    if name == "plain.fa.gz":
+        with gzip.open(path, "wb") as f:
+            f.write(b">r\nACGT\n")
+        needle = "bgzip"
+    else:
+        content, needle = BAD_FASTA[name]
+        path.write_bytes(content)
+    out = tmp_path / "out" / "pred.tsv"
+    rc, stdout, stderr = seqmamba("dna", "predict", "--model", classifier, path, "--out", out,
+                                  "--no-progress")
+    assert rc == 2, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("seqmamba:")]
+    assert lines and needle in lines[0] and name in lines[0]
+    assert "Traceback" not in stderr
+    assert not out.exists() and not (out.parent / "pred.tsv.partial").exists()
+
+
+def test_pretrain_bad_fasta_leaves_no_run(tmp_path):
+    bad = write(tmp_path / "bad.fa", "no header here\n")
+    rc, _, stderr = seqmamba("dna", "pretrain", "--fasta", bad, "--out", tmp_path / "run",
+                             "--max-steps", "2")
+    assert rc == 2 and "no '>' header" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_predict_keeps_good_records_when_one_is_bad(tmp_path, classifier):
+    fa = write(tmp_path / "mixed.fa", ">good1\nACGTACGTTTGACA\n>bad\nACGTZZ\n>good2\nGGGCCCAAAT\n")
+    out = tmp_path / "p.tsv"
+    rc, _, stderr = seqmamba("dna", "predict", "--model", classifier, fa, PROMOTERS,
+                             "--out", out, "--no-progress")
+    assert rc == 2
+    assert "record 'bad'" in stderr and "'Z' at position 5" in stderr
+    got = rows(out)
+    assert [r["record"] for r in got[:2]] == ["good1", "good2"] and len(got) == 2 + 106
+    for r in got:
+        assert abs(float(r["p_neg"]) + float(r["p_pos"]) - 1) < 1e-4
+        assert r["label"] == ("pos" if float(r["p_pos"]) > float(r["p_neg"]) else "neg")
+    errors = rows(tmp_path / "p.tsv.errors.tsv")
+    assert [e["record"] for e in errors] == ["bad"]
+
+
+def test_chunked_prediction_equals_whole_record_and_tracks_cover_it(tmp_path, classifier):
+    fa = write(tmp_path / "g.fa", ">chrA\n" + "ACGTTGCAAGGCTTAC" * 40 + "\n>chrB\nGATTACAGATTACA\n")
+    outs = {}
+    for chunk in (7, 100000):
+        out = tmp_path / f"p{chunk}.csv"
+        rc, _, err = seqmamba("dna", "predict", "--model", classifier, fa, "--out", out,
+                              "--chunk-size", chunk, "--track", tmp_path / f"t{chunk}.bedgraph",
+                              "--track-bin", 50, "--embed", tmp_path / f"e{chunk}.npz",
+                              "--no-progress")
+        assert rc == 0, err
+        outs[chunk] = rows(out)
+    for a, b in zip(outs[7], outs[100000]):
+        assert abs(float(a["p_pos"]) - float(b["p_pos"])) < 1e-4
+    track = (tmp_path / "t7.bedgraph").read_text().splitlines()
+    assert track[0].startswith("track type=bedGraph")
+    a_bins = [line.split("\t") for line in track[1:] if line.startswith("chrA")]
+    assert a_bins[0][1:3] == ["0", "50"] and a_bins[-1][2] == str(16 * 40)
+    t_big = (tmp_path / "t100000.bedgraph").read_text().splitlines()
+    assert len(t_big) == len(track)
+    for x, y in zip(track[1:], t_big[1:]):
+        assert abs(float(x.split("\t")[3]) - float(y.split("\t")[3])) < 1e-3
+    emb = np.load(tmp_path / "e7.npz")
+    assert emb["embeddings"].shape == (2, 32) and list(emb["ids"]) == ["g.fa:chrA", "g.fa:chrB"]
+    assert np.allclose(emb["embeddings"], np.load(tmp_path / "e100000.npz")["embeddings"], atol=1e-4)
+
+
+def test_predict_resumes_from_partial_output(tmp_path, classifier):
+    fa = write(tmp_path / "g.fa", ">r1\nACGTACGTAC\n>r2\nTTTTGGGGCC\n>r3\nGATTACA\n")
+    full = tmp_path / "full.tsv"
+    assert seqmamba("dna", "predict", "--model", classifier, fa, "--out", full, "--no-progress")[0] == 0
+    done = rows(full)
+    out = tmp_path / "p.tsv"
+    header = "\t".join(done[0].keys())
+    first = "\t".join(done[0].values())
+    # a run that stopped after one record; mark its row so we can tell it was kept, not redone
+    write(tmp_path / "p.tsv.partial", header + "\n" + first.replace(done[0]["label"], "KEPT") + "\n")
+    rc, stdout, _ = seqmamba("dna", "predict", "--model", classifier, fa, "--out", out, "--no-progress")
+    assert rc == 0
+    got = rows(out)
+    assert [r["record"] for r in got] == ["r1", "r2", "r3"] and got[0]["label"] == "KEPT"
+    assert got[1:] == done[1:]
+    assert not (tmp_path / "p.tsv.partial").exists()
+
+
+def test_pretrain_resume_finetune_predict_generate(tmp_path):
+    run = tmp_path / "pre"
+    common = ["--seq-len", 64, "--batch-size", 4, "--d-model", 32, "--n-layer", 2,
+              "--val-windows", 8, "--markov-orders", 0, 3, "--no-progress", "--warmup-steps", 2]
+    rc, out, err = seqmamba("dna", "pretrain", "--fasta", HPYLORI, "--out", run,
+                            "--max-steps", 6, "--val-every", 3, *common)
+    assert rc == 0, err
+    report = json.loads((run / "report.json").read_text())
+    assert report["steps"] == 6 and set(report["markov_bits_per_base"]) == {"0", "3"}
+    assert 1.5 < report["markov_bits_per_base"]["0"] < 2.1 and report["val_bits_per_base"] > 0
+    assert (run / "final" / "model.safetensors").exists() and (run / "loss_curve.png").exists()
+    assert "bits per base" in out
+    # a second start on the same directory is refused; --resume continues the run
+    rc, _, err = seqmamba("dna", "pretrain", "--fasta", HPYLORI, "--out", run, "--max-steps", 8,
+                          *common)
+    assert rc == 2 and "--resume" in err
+    rc, _, err = seqmamba("dna", "pretrain", "--fasta", HPYLORI, "--out", run, "--max-steps", 9,
+                          "--val-every", 3, "--resume", *common)
+    assert rc == 0, err
+    assert json.loads((run / "report.json").read_text())["steps"] == 9
+    # fine-tune from the pretrained backbone
+    ft = tmp_path / "ft"
+    rc, out, err = seqmamba("dna", "finetune", "--train", PROMOTERS, "--out", ft, "--init", run,
+                            "--max-steps", 4, "--val-every", 4, "--batch-size", 8,
+                            "--no-progress", "--warmup-steps", 1)
+    assert rc == 0, err
+    rep = json.loads((ft / "report.json").read_text())
+    assert rep["labels"] == ["non_promoter", "promoter"] and rep["val_examples"] == 22
+    assert {"acc", "mcc", "macro_f1", "auroc"} <= set(rep["model"]) and "baseline" in rep
+    assert (ft / "confusion.png").exists()
+    rc, _, err = seqmamba("dna", "predict", "--model", ft, PROMOTERS, "--out", tmp_path / "p.tsv",
+                          "--no-progress")
+    assert rc == 0, err
+    assert len(rows(tmp_path / "p.tsv")) == 106
+    rc, _, err = seqmamba("dna", "generate", "--model", run, "--prompt", "ACGT", "--length", 50,
+                          "--num", 2, "--out", tmp_path / "gen.fa")
+    assert rc == 0, err
+    recs = (tmp_path / "gen.fa").read_text().split(">")[1:]
+    seqs = ["".join(r.splitlines()[1:]) for r in recs]
+    assert len(seqs) == 2 and all(len(s) == 54 and set(s) <= set("ACGT") for s in seqs)
+
+
+def test_lm_prediction_reports_bits_per_base(tmp_path):
+    lm = tiny_lm(tmp_path / "lm")
+    fa = write(tmp_path / "g.fa", ">r1\n" + "ACGT" * 30 + "\n")
+    rc, _, err = seqmamba("dna", "predict", "--model", lm, fa, "--out", tmp_path / "p.tsv",
+                          "--chunk-size", 16, "--no-progress")
+    assert rc == 0, err
+    bpb = float(rows(tmp_path / "p.tsv")[0]["bits_per_base"])
+    assert 0.5 < bpb < 6  # an untrained 12-token model: about log2(12) = 3.6 bits
+
+
+def test_ddp_two_cpu_ranks_draw_different_windows_and_agree_on_weights(tmp_path):
+    run = tmp_path / "ddp"
+    rc, _, err = seqmamba("dna", "pretrain", "--fasta", HPYLORI, "--out", run, "--seq-len", 64,
+                          "--max-steps", 3, "--batch-size", 4, "--d-model", 32, "--n-layer", 2,
+                          "--val-every", 3, "--val-windows", 8, "--markov-orders", 0,
+                          "--accelerator", "cpu", "--devices", 2, "--strategy", "ddp",
+                          "--audit-dir", run / "audit", "--no-progress")
+    assert rc == 0, err
+    r0 = json.loads((run / "audit" / "rank0.json").read_text())
+    r1 = json.loads((run / "audit" / "rank1.json").read_text())
+    assert r0["world_size"] == 2 and len(r0["windows"]) == len(r1["windows"]) == 12
+    assert not set(r0["windows"]) & set(r1["windows"])
+    assert r0["weights_sha256"] == r1["weights_sha256"]
