@@ -35,6 +35,7 @@ def add_trainer_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--d-state", type=int, default=16)
     g.add_argument("--bidirectional", default=None, choices=["add", "ew_multiply"])
     g.add_argument("--rc-equivariant", action="store_true")
+    g.add_argument("--dropout", type=float, default=0.0)
     g = p.add_argument_group("hardware (passed to Lightning)")
     g.add_argument("--accelerator", default="auto")
     g.add_argument("--devices", default="auto")

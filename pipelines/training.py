@@ -37,7 +37,8 @@ class _Task(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         if init:
-            overrides = {k: model_config[k] for k in ("num_labels", "pooling", "extra", "scan_backend")
+            overrides = {k: model_config[k] for k in ("num_labels", "pooling", "extra", "scan_backend",
+                                                      "dropout")
                          if k in model_config}
             self.model = self.model_cls.from_pretrained(init, **overrides)
             # the checkpoint's config is authoritative from here on (it is what resume rebuilds)

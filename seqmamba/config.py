@@ -40,6 +40,9 @@ class MambaConfig:
     pad_vocab_size_multiple: int = 8
     initializer_range: float = 0.02
     rescale_prenorm_residual: bool = True
+    # Dropout on each block's output (before the residual add) and on the classifier input;
+    # 0 (the Mamba default) for pretraining, 0.1-0.3 against overfitting small labelled sets.
+    dropout: float = 0.0
     # Selection on (Mamba / S6) or off (time-invariant dt, B, C: an S4-like ablation).
     selective: bool = True
     # Bidirectional: None (causal), "add" or "ew_multiply" combine a forward and a reversed scan;
@@ -73,6 +76,8 @@ class MambaConfig:
         if not 0 < self.dt_min <= self.dt_max:
             raise ValueError(f"MambaConfig needs 0 < dt_min <= dt_max, got dt_min={self.dt_min}, "
                              f"dt_max={self.dt_max}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"MambaConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.dt_init not in ("random", "constant"):
             raise ValueError(f"MambaConfig.dt_init must be 'random' or 'constant', got {self.dt_init!r}")
         if self.bidirectional not in BIDIRECTIONAL_MODES:

@@ -164,6 +164,7 @@ class MambaForSequenceClassification(MambaPreTrainedModel):
     def __init__(self, config: MambaConfig):
         super().__init__(config)
         self.classifier = nn.Linear(self.backbone.feature_dim, config.num_labels)
+        self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         init_weights(self, config)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
@@ -182,7 +183,7 @@ class MambaForSequenceClassification(MambaPreTrainedModel):
             h = self.backbone(input_ids, lengths)
             pool.update(self.backbone.features(h), lengths)
         pooled = pool.result()
-        logits = self.classifier(pooled.to(self.classifier.weight.dtype))
+        logits = self.classifier(self.drop(pooled.to(self.classifier.weight.dtype)))
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
         return ModelOutput(logits=logits, loss=loss, pooled=pooled)
 

@@ -31,6 +31,7 @@ class MambaBlock(nn.Module):
         self.rc = cfg.rc_equivariant
         self.mixer = RCPSWrapper(mixer, takes_lengths=True) if self.rc else mixer
         self.norm = RCPSWrapper(norm) if self.rc else norm
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
 
     def forward(self, hidden, residual, cache=None, lengths=None):
         residual = hidden + residual if residual is not None else hidden
@@ -41,8 +42,10 @@ class MambaBlock(nn.Module):
         if not torch.is_autocast_enabled(normed.device.type):
             normed = normed.to(mixer_dtype)
         if self.rc:
-            return self.mixer(normed, lengths, cache=cache), residual
-        return self.mixer(normed, cache=cache, lengths=lengths), residual
+            out = self.mixer(normed, lengths, cache=cache)
+        else:
+            out = self.mixer(normed, cache=cache, lengths=lengths)
+        return self.drop(out), residual
 
 
 def compute_dtype(module: nn.Module) -> torch.dtype:

@@ -132,6 +132,7 @@ def run(argv=None) -> int:
     model_config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
                         vocab_size=tok.vocab_size, pad_token_id=tok.pad_id,
                         num_labels=len(names), pooling=a.pooling, bidirectional=a.bidirectional,
+                        dropout=a.dropout,
                         rc_equivariant=a.rc_equivariant,
                         complement_map=tok.complement_map if a.rc_equivariant else None,
                         extra=extra)
