@@ -102,6 +102,18 @@ def write_json_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def write_csv_atomic(rows: list, path: Path) -> None:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
 def export_final(model, out: Path) -> Path:
     """RUN/final: config.json (with task and tokenizer metadata) + model.safetensors.
     Written to a temporary directory and renamed, so a reader never sees half of it."""

@@ -9,6 +9,7 @@ COMMANDS = {
     "finetune": ("pipelines.dna.finetune", "sequence classification from labelled TSV"),
     "predict": ("pipelines.dna.predict", "batch prediction on FASTA/TSV files"),
     "generate": ("pipelines.dna.generate", "sample DNA from a pretrained model"),
+    "species": ("pipelines.dna.species", "species-of-origin recipe: accuracy by window length"),
 }
 
 
