@@ -1,4 +1,4 @@
-"""Fit clips to a fixed number of samples: a random crop/pad for training, the centre for evaluation.
+"""Fit clips to a fixed number of samples: random crop/pad for training, the centre for evaluation.
 
 Both act on the last dimension, so (samples,) and (channels, samples) alike.  A longer clip is
 cut to ``length``; a shorter one is placed inside ``length`` zeros (silence).  In training the

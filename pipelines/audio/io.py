@@ -133,7 +133,7 @@ def audio_info(path, max_seconds: Optional[float] = DEFAULT_MAX_SECONDS) -> Audi
     seconds = info.frames / info.samplerate
     if max_seconds is not None and seconds > max_seconds:
         raise InputError(f"{seconds:,.1f} s long, over the limit of {max_seconds:g} s", path=path,
-                         fix="raise max_seconds (--max-seconds on the command line) or cut the "
+                         fix="raise max_seconds, --max-seconds on the command line, or cut the "
                              "file into shorter clips")
     return AudioInfo(str(path), int(info.samplerate), int(info.frames), int(info.channels),
                      str(info.format), str(info.subtype))

@@ -1,7 +1,7 @@
 """8-bit mu-law: waveform <-> 256 classes, the token vocabulary of SaShiMi and Mamba audio models.
 
 encode: y = sign(x) ln(1 + mu |x|) / ln(1 + mu), mapped from [-1, 1] to the integers 0..mu
-(mu = 255; silence is class 127).  The logarithm spends the classes where speech and music
+(mu = 255; silence is class 128).  The logarithm spends the classes where speech and music
 spend their time, near zero: the step is ~1e-4 there against ~0.03 at full scale.
 The formula is torchaudio's (``mu_law_encoding`` / ``mu_law_decoding``, checked equal in the
 tests); it is written out here so that out-of-range input is clamped (torchaudio would return
