@@ -53,6 +53,11 @@ class MambaConfig:
     # splits into a forward half and a reverse-complement half; needs ``complement_map``.
     rc_equivariant: bool = False
     complement_map: Optional[list] = None  # token id -> id of its complement (length vocab_size)
+    # Input: "tokens" (ids into an embedding) or "waveform" (raw float samples, cut into
+    # non-overlapping frames of ``frame_size`` samples, each projected to d_model; at 16 kHz a
+    # frame of 160 samples is 10 ms, so a second of audio is 100 positions).
+    input_type: str = "tokens"
+    frame_size: int = 160
     # Heads: number of classes and pooling for sequence classification.
     num_labels: int = 2
     pooling: str = "mean"
@@ -78,6 +83,12 @@ class MambaConfig:
                              f"dt_max={self.dt_max}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"MambaConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.input_type not in ("tokens", "waveform"):
+            raise ValueError(f"MambaConfig.input_type must be 'tokens' or 'waveform', got {self.input_type!r}")
+        if self.input_type == "waveform":
+            positive("frame_size")
+            if self.rc_equivariant:
+                raise ValueError("MambaConfig.rc_equivariant is for DNA tokens, not waveform input")
         if self.dt_init not in ("random", "constant"):
             raise ValueError(f"MambaConfig.dt_init must be 'random' or 'constant', got {self.dt_init!r}")
         if self.bidirectional not in BIDIRECTIONAL_MODES:

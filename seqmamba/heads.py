@@ -16,7 +16,7 @@ from torch import nn
 
 from .cache import InferenceCache
 from .config import MambaConfig
-from .model import (MambaBackbone, check_input_ids, init_weights, lengths_from_mask,
+from .model import (MambaBackbone, check_input_ids, check_waveform, init_weights, lengths_from_mask,
                     no_weight_decay_split, run_chunked)
 from .pooling import StreamingPool
 
@@ -41,8 +41,21 @@ class MambaPreTrainedModel(nn.Module):
         self.backbone = MambaBackbone(config)
 
     def _prepare(self, input_ids, attention_mask, inference_cache, chunk_size):
-        check_input_ids(input_ids, self.config.vocab_size)
+        """Validate the inputs; return the real length of each row in positions (or None).
+
+        For a waveform model ``input_ids`` is (batch, samples) float audio, the mask is over
+        samples, and lengths are counted in frames."""
+        waveform = self.config.input_type == "waveform"
+        if waveform:
+            check_waveform(input_ids)
+        else:
+            check_input_ids(input_ids, self.config.vocab_size)
         lengths = lengths_from_mask(attention_mask, input_ids)
+        if waveform and lengths is not None:
+            lengths = (lengths + self.config.frame_size - 1) // self.config.frame_size
+        if waveform and chunk_size and chunk_size % self.config.frame_size:
+            raise ValueError(f"chunk_size ({chunk_size}) must be a multiple of frame_size "
+                             f"({self.config.frame_size}) for waveform input")
         if (inference_cache is not None or chunk_size) and not self.config.causal:
             raise ValueError("inference_cache and chunk_size need a causal model; this one is "
                              "bidirectional or reverse-complement equivariant and reads the whole "
@@ -51,7 +64,7 @@ class MambaPreTrainedModel(nn.Module):
             if inference_cache.batch_size != input_ids.shape[0]:
                 raise ValueError(f"inference_cache was allocated for batch {inference_cache.batch_size}, "
                                  f"input_ids has batch {input_ids.shape[0]}")
-            if lengths is not None and bool((lengths != input_ids.shape[1]).any()):
+            if attention_mask is not None and not bool(attention_mask.bool().all()):
                 raise ValueError("a padded batch cannot continue from an inference cache (the pads "
                                  "would enter the state); feed equal-length sequences")
         return lengths
@@ -96,6 +109,9 @@ class MambaLMHeadModel(MambaPreTrainedModel):
 
     def __init__(self, config: MambaConfig):
         super().__init__(config)
+        if config.input_type != "tokens":
+            raise ValueError("MambaLMHeadModel predicts tokens and needs token input "
+                             "(input_type='tokens'; for audio, mu-law tokens)")
         if not config.causal:
             raise ValueError("MambaLMHeadModel predicts the next token and needs a causal model; a "
                              "bidirectional or reverse-complement equivariant one reads the sequence "

@@ -72,13 +72,40 @@ def lengths_from_mask(attention_mask: Optional[torch.Tensor], input_ids: torch.T
     return lengths
 
 
+class WaveformEmbedding(nn.Module):
+    """Raw samples (batch, samples) -> (batch, ceil(samples / frame), d_model): non-overlapping
+    frames of ``frame`` samples, each projected linearly (the last frame zero-padded).
+
+    Non-overlapping frames keep the model chunkable: a chunk of a multiple of ``frame``
+    samples gives exactly the frames of the whole signal."""
+
+    def __init__(self, frame: int, d_model: int):
+        super().__init__()
+        self.frame = frame
+        self.proj = nn.Linear(frame, d_model)
+
+    @property
+    def weight(self) -> torch.Tensor:  # the model's dtype/device, like nn.Embedding.weight
+        return self.proj.weight
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        bsz, n = wave.shape
+        pad = (-n) % self.frame
+        if pad:
+            wave = nn.functional.pad(wave, (0, pad))
+        frames = wave.view(bsz, -1, self.frame).to(self.proj.weight.dtype)
+        return self.proj(frames)
+
+
 class MambaBackbone(nn.Module):
     """input_ids (batch, length) -> hidden states (batch, length, d_model) after the final norm."""
 
     def __init__(self, cfg: MambaConfig):
         super().__init__()
         self.cfg = cfg
-        if cfg.rc_equivariant:
+        if cfg.input_type == "waveform":
+            self.embedding = WaveformEmbedding(cfg.frame_size, cfg.d_model)
+        elif cfg.rc_equivariant:
             self.embedding = RCPSEmbedding(cfg.padded_vocab_size, cfg.d_model // 2, cfg.complement_map)
         else:
             self.embedding = nn.Embedding(cfg.padded_vocab_size, cfg.d_model)
@@ -143,6 +170,18 @@ def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
     if lo < 0 or hi >= vocab_size:
         raise ValueError(f"input_ids holds token ids outside the vocabulary 0..{vocab_size - 1} "
                          f"(min {lo}, max {hi}); check the tokenizer matches the model")
+
+
+def check_waveform(wave: torch.Tensor) -> None:
+    if not isinstance(wave, torch.Tensor) or wave.dim() != 2:
+        shape = tuple(wave.shape) if isinstance(wave, torch.Tensor) else type(wave).__name__
+        raise ValueError(f"a waveform model takes (batch, samples) float audio, got {shape}")
+    if not wave.dtype.is_floating_point:
+        raise ValueError(f"waveform input must be floating point samples, got dtype {wave.dtype}")
+    if wave.shape[1] == 0:
+        raise ValueError("waveform input has 0 samples")
+    if not bool(torch.isfinite(wave).all()):
+        raise ValueError("waveform input holds NaN or infinite samples")
 
 
 def run_chunked(step: Callable[[torch.Tensor, InferenceCache], object], input_ids: torch.Tensor,

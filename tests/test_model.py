@@ -240,3 +240,30 @@ def test_non_causal_models_refuse_cache_and_lm_head():
         m.allocate_inference_cache(1)
     with pytest.raises(ValueError, match="causal"):
         m(ids(1, 8, 0), chunk_size=4)
+
+
+# ---------------------------------------------------------------- waveform input
+
+def test_waveform_classifier_frames_padding_and_chunks():
+    torch.manual_seed(8)
+    cfg = MambaConfig(d_model=32, n_layer=2, d_state=8, input_type="waveform", frame_size=80,
+                      num_labels=4, vocab_size=1)
+    m = MambaForSequenceClassification(cfg).eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 1600, generator=g)
+    assert m.backbone.embedding(x).shape == (2, 20, 32)
+    with torch.no_grad():
+        full = m(x).logits
+        assert torch.allclose(m(x, chunk_size=400).logits, full, atol=1e-5)
+        mask = torch.ones(2, 1600, dtype=torch.long)
+        mask[1, 800:] = 0
+        padded = m(x, attention_mask=mask).logits
+        assert torch.allclose(padded[1], m(x[1:, :800]).logits[0], atol=1e-5)
+    with pytest.raises(ValueError, match="multiple of frame_size"):
+        m(x, chunk_size=100)
+    with pytest.raises(ValueError, match="NaN"):
+        m(torch.full((1, 160), float("nan")))
+    with pytest.raises(ValueError, match="float"):
+        m(torch.zeros(1, 160, dtype=torch.long))
+    with pytest.raises(ValueError, match="token input"):
+        MambaLMHeadModel(cfg)
