@@ -23,7 +23,7 @@ import torch
 
 from ._checks import check_scan_args, check_state_update_args
 from .reference import selective_scan_ref, state_update_math
-from .torch_scan import selective_scan_torch
+from .torch_scan import selective_scan_torch, state_update_torch
 
 BACKENDS = ("reference", "torch", "triton")
 ENV_VAR = "SEQMAMBA_SCAN_BACKEND"
@@ -141,6 +141,17 @@ def selective_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None,
     return state_update_unchecked(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus, backend)
 
 
+def state_update_fn(backend, device: torch.device, dtype: torch.dtype):
+    """The unchecked one-step function the backend resolves to, for a caller that runs many
+    steps (generation) and resolves once: f(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)."""
+    name = resolve_backend(backend, device, dtype)
+    if name == "triton":
+        from .triton_scan import selective_state_update_triton
+
+        return selective_state_update_triton
+    return state_update_math if name == "reference" else state_update_torch
+
+
 def state_update_unchecked(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False,
                            backend=None):
     """:func:`selective_state_update` without argument validation, for callers that build the
@@ -151,5 +162,6 @@ def state_update_unchecked(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, 
         from .triton_scan import selective_state_update_triton
 
         return selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
-    # The torch backend's step is the reference's: a handful of (batch, dim, state) ops.
-    return state_update_math(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
+    if name == "reference":
+        return state_update_math(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
+    return state_update_torch(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)

@@ -65,6 +65,9 @@ def generate(model, input_ids: torch.Tensor, max_new_tokens: int, temperature: f
         cache = model.allocate_inference_cache(input_ids.shape[0])
         logits = model(input_ids, inference_cache=cache, chunk_size=chunk_size,
                        num_last_tokens=1).logits[:, -1]
+        from .stepper import RecurrentStepper
+
+        stepper = RecurrentStepper(model) if model.config.selective else None
         out = [input_ids]
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=device)
         for i in range(max_new_tokens):
@@ -76,7 +79,7 @@ def generate(model, input_ids: torch.Tensor, max_new_tokens: int, temperature: f
                 done |= tok == eos_token_id
             out.append(tok[:, None])
             if i + 1 < max_new_tokens:
-                logits = model.step(tok, cache)
+                logits = stepper(tok, cache) if stepper is not None else model.step(tok, cache)
         return torch.cat(out, dim=1)
     finally:
         model.train(was_training)

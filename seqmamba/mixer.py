@@ -104,25 +104,29 @@ class MambaMixer(nn.Module):
     def step(self, hidden: torch.Tensor, cache: LayerCache) -> torch.Tensor:
         """One token, recurrently: hidden (batch, mixer_width) -> (batch, mixer_width).
 
-        The generation loop runs this once per token and layer, so it avoids the general
-        path's transposes and convolution call: the conv is a dot product with the cached
-        window, and the state update runs without re-validating its arguments.
+        The generation loop runs this once per token and layer, where every tensor op costs
+        microseconds of dispatch: so no module calls, no transposes, the convolution is a
+        dot product with the cached window, and the state update runs unchecked.
         """
-        x, z = self.in_proj(hidden).chunk(2, dim=-1)  # (batch, d_inner) each
-        window = torch.cat([cache.conv.to(x.dtype), x[..., None]], dim=-1)  # (batch, d_inner, d_conv)
-        cache.conv = window[..., 1:]
-        x = (window * self.conv1d.weight[:, 0]).sum(-1)
+        di, r, n = self.d_inner, self.dt_rank, self.d_state
+        xz = F.linear(hidden, self.in_proj.weight, self.in_proj.bias)  # (batch, 2 d_inner)
+        x, z = xz[:, :di], xz[:, di:]
+        w = self.conv1d.weight[:, 0]  # (d_inner, d_conv)
+        conv = cache.conv if cache.conv.dtype == x.dtype else cache.conv.to(x.dtype)
+        xc = x * w[:, -1] + (conv * w[:, :-1]).sum(-1)
         if self.conv1d.bias is not None:
-            x = x + self.conv1d.bias
-        x = F.silu(x)
-        dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = dt @ self.dt_proj.weight.t()
+            xc = xc + self.conv1d.bias
+        cache.conv = torch.cat([conv[..., 1:], x[..., None]], dim=-1)
+        x = F.silu(xc)
+        x_db = F.linear(x, self.x_proj.weight)  # (batch, r + 2n)
+        dt = F.linear(x_db[:, :r], self.dt_proj.weight)
         if cache.ssm.dtype != torch.float32 or not cache.ssm.is_contiguous():
             cache.ssm = cache.ssm.float().contiguous()
-        y = state_update_unchecked(cache.ssm, x, dt, -torch.exp(self.A_log.float()), B, C,
-                                   self.D.float(), z, self.dt_proj.bias.float(), dt_softplus=True,
+        y = state_update_unchecked(cache.ssm, x, dt, -torch.exp(self.A_log.float()),
+                                   x_db[:, r:r + n], x_db[:, r + n:], self.D.float(), z,
+                                   self.dt_proj.bias.float(), dt_softplus=True,
                                    backend=self.cfg.scan_backend)
-        return self.out_proj(y)
+        return F.linear(y, self.out_proj.weight, self.out_proj.bias)
 
     def forward(self, hidden: torch.Tensor, cache: Optional[LayerCache] = None,
                 lengths: Optional[torch.Tensor] = None) -> torch.Tensor:

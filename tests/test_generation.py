@@ -86,3 +86,19 @@ def test_sampling_follows_the_distribution():
 def test_bad_sampling_arguments(kw, needle):
     with pytest.raises(ValueError, match=needle):
         model().generate(prompt(1, 3, 0), 2, **kw)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(rms_norm=False, residual_in_fp32=False),
+                                dict(tie_embeddings=False, bias=True, conv_bias=False)])
+def test_recurrent_stepper_equals_full_forward(kw):
+    from seqmamba.stepper import RecurrentStepper
+
+    m = model(4, **kw)
+    p = prompt(2, 30, 5)
+    with torch.no_grad():
+        full = m(p).logits
+        cache = m.allocate_inference_cache(2)
+        m(p[:, :1], inference_cache=cache)  # first position through the general path
+        stepper = RecurrentStepper(m)
+        steps = torch.stack([stepper(p[:, t], cache) for t in range(1, 30)], 1)
+    assert (steps - full[:, 1:]).abs().max() <= 2e-5 * full.abs().max()

@@ -1,0 +1,98 @@
+"""The recurrent step of a whole causal token model, planned once and run per token.
+
+Generating one token from a small model is a few dozen tensor operations on tensors of a few
+thousand elements, so Python overhead (module calls, attribute look-ups, dtype checks) costs
+more than the arithmetic.  :class:`RecurrentStepper` reads every weight once into plain local
+structures and runs the same arithmetic as the model's forward pass on one position: the tests
+compare it with full forward passes.
+"""
+
+from __future__ import annotations
+
+from typing import List, NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+
+from kernels.dispatch import state_update_fn
+
+from .cache import InferenceCache
+
+
+class _Layer(NamedTuple):
+    norm_w: torch.Tensor
+    norm_b: Optional[torch.Tensor]  # LayerNorm bias, None for RMSNorm
+    eps: float
+    in_w: torch.Tensor
+    in_b: Optional[torch.Tensor]
+    conv_last: torch.Tensor  # (d_inner,) weight of the newest input
+    conv_rest: torch.Tensor  # (d_inner, d_conv - 1) weights of the cached inputs
+    conv_b: Optional[torch.Tensor]
+    xproj_w: torch.Tensor
+    dt_w: torch.Tensor
+    dt_b: torch.Tensor
+    A: torch.Tensor
+    D: torch.Tensor
+    out_w: torch.Tensor
+    out_b: Optional[torch.Tensor]
+
+
+def _norm(x, w, b, eps):
+    if b is None:  # RMSNorm, in float32
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+    return F.layer_norm(x, (x.shape[-1],), w, b, eps)
+
+
+class RecurrentStepper:
+    """tokens (batch,) + cache -> next-token logits (batch, vocab_size); updates the cache."""
+
+    def __init__(self, model):
+        cfg = model.config
+        if not (cfg.causal and cfg.selective and cfg.input_type == "tokens"):
+            raise ValueError("the recurrent stepper needs a causal, selective token model")
+        bb = model.backbone
+        self.cfg = cfg
+        self.emb = bb.embedding.weight
+        self.head = model.lm_head.weight[: cfg.vocab_size]
+        self.dtype = self.emb.dtype
+        self.layers: List[_Layer] = []
+        for layer in bb.layers:
+            mx, nm = layer.mixer, layer.norm
+            w = mx.conv1d.weight[:, 0]
+            self.layers.append(_Layer(
+                nm.weight.float(), getattr(nm, "bias", None), nm.eps, mx.in_proj.weight,
+                mx.in_proj.bias, w[:, -1], w[:, :-1], mx.conv1d.bias, mx.x_proj.weight,
+                mx.dt_proj.weight, mx.dt_proj.bias.float(), -torch.exp(mx.A_log.float()),
+                mx.D.float(), mx.out_proj.weight, mx.out_proj.bias))
+        nf = bb.norm_f
+        self.norm_f = (nf.weight.float(), getattr(nf, "bias", None), nf.eps)
+        self.d_inner, self.r, self.n = cfg.d_inner, cfg.dt_rank_value, cfg.d_state
+        self.update = state_update_fn(cfg.scan_backend, self.emb.device, self.dtype)
+        self.fp32_residual = cfg.residual_in_fp32
+
+    @torch.no_grad()
+    def __call__(self, tokens: torch.Tensor, cache: InferenceCache) -> torch.Tensor:
+        di, r, n, dtype = self.d_inner, self.r, self.n, self.dtype
+        hidden = F.embedding(tokens, self.emb)
+        residual = None
+        for L, lc in zip(self.layers, cache.layers):
+            residual = hidden if residual is None else hidden + residual
+            if self.fp32_residual:
+                residual = residual.float()
+            h = _norm(residual.float(), L.norm_w, L.norm_b, L.eps).to(dtype)
+            xz = F.linear(h, L.in_w, L.in_b)
+            x, z = xz[:, :di], xz[:, di:]
+            conv = lc.conv
+            xc = torch.addcmul((conv * L.conv_rest).sum(-1), x, L.conv_last)
+            if L.conv_b is not None:
+                xc = xc + L.conv_b
+            lc.conv = torch.cat([conv[..., 1:], x[..., None]], dim=-1)
+            x = F.silu(xc)
+            x_db = F.linear(x, L.xproj_w)
+            dt = F.linear(x_db[:, :r], L.dt_w)
+            y = self.update(lc.ssm, x, dt, L.A, x_db[:, r:r + n], x_db[:, r + n:], L.D, z, L.dt_b,
+                            True)
+            hidden = F.linear(y, L.out_w, L.out_b)
+        out = _norm((hidden + residual).float(), *self.norm_f).to(dtype)
+        cache.seqlen_offset += 1
+        return F.linear(out, self.head)
