@@ -196,6 +196,13 @@ def make_trainer(run_dir: Path, max_steps: int, val_every: int, devices="auto", 
                      num_sanity_val_steps=0)
 
 
+def trainer_from_args(a, callbacks=()) -> L.Trainer:
+    """make_trainer with the options of :func:`pipelines.runs.add_trainer_args`."""
+    return make_trainer(a.out, a.max_steps, min(a.val_every, a.max_steps), devices=a.devices,
+                        num_nodes=a.num_nodes, strategy=a.strategy, accelerator=a.accelerator,
+                        precision=a.precision, progress=not a.no_progress, callbacks=callbacks)
+
+
 def plot_curves(metrics_csv: Path, out_png: Path, keys=("train_loss", "val_loss")) -> None:
     """Loss curves from Lightning's metrics.csv, as a PNG (written atomically)."""
     import csv

@@ -102,7 +102,7 @@ def predict_probs(model, loader) -> tuple:
 def run(argv=None) -> int:
     import lightning as L
 
-    from ..training import ClassifierTask, classification_metrics, make_trainer, plot_confusion, \
+    from ..training import ClassifierTask, classification_metrics, trainer_from_args, plot_confusion, \
         plot_curves
 
     a = parse_with_recipe(build_parser(), argv)
@@ -140,9 +140,7 @@ def run(argv=None) -> int:
                           warmup_steps=a.warmup_steps, max_steps=a.max_steps,
                           init=str(init) if init else None)
     task.model.config.extra = {**(task.model.config.extra or {}), **extra}
-    trainer = make_trainer(a.out, a.max_steps, min(a.val_every, a.max_steps), devices=a.devices,
-                           num_nodes=a.num_nodes, strategy=a.strategy, accelerator=a.accelerator,
-                           precision=a.precision, progress=not a.no_progress)
+    trainer = trainer_from_args(a)
     trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
     if trainer.global_rank != 0:
         return 0

@@ -98,7 +98,7 @@ def markov_report(train_iv, val_ds, orders, tokenizer) -> dict:
 def run(argv=None) -> int:
     import lightning as L
 
-    from ..training import LMTask, RankAudit, make_trainer, plot_curves
+    from ..training import LMTask, RankAudit, trainer_from_args, plot_curves
 
     p = build_parser()
     a = parse_with_recipe(p, argv)
@@ -120,10 +120,7 @@ def run(argv=None) -> int:
                                "fasta": [Path(f).name for f in files]})
     task = LMTask(model_config, lr=a.lr, weight_decay=a.weight_decay,
                   warmup_steps=a.warmup_steps, max_steps=a.max_steps)
-    trainer = make_trainer(a.out, a.max_steps, min(a.val_every, a.max_steps), devices=a.devices,
-                           num_nodes=a.num_nodes, strategy=a.strategy, accelerator=a.accelerator,
-                           precision=a.precision, progress=not a.no_progress,
-                           callbacks=[RankAudit(a.audit_dir)] if a.audit_dir else [])
+    trainer = trainer_from_args(a, [RankAudit(a.audit_dir)] if a.audit_dir else [])
     trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
     final_metrics = trainer.validate(task, val_loader, verbose=False)[0]
     if trainer.global_rank != 0:

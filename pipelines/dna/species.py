@@ -90,7 +90,7 @@ def run(argv=None) -> int:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from ..training import ClassifierTask, make_trainer
+    from ..training import ClassifierTask, trainer_from_args
 
     a = parse_with_recipe(build_parser(), argv)
     tok = DNATokenizer()
@@ -115,9 +115,7 @@ def run(argv=None) -> int:
                                "pooling": "mean"})
     task = ClassifierTask(model_config, lr=a.lr, weight_decay=a.weight_decay,
                           warmup_steps=a.warmup_steps, max_steps=a.max_steps)
-    trainer = make_trainer(a.out, a.max_steps, min(a.val_every, a.max_steps), devices=a.devices,
-                           num_nodes=a.num_nodes, strategy=a.strategy, accelerator=a.accelerator,
-                           precision=a.precision, progress=not a.no_progress)
+    trainer = trainer_from_args(a)
     trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
     if trainer.global_rank != 0:
         return 0

@@ -1,0 +1,300 @@
+"""``seqmamba audio finetune``: clip classification from raw waveforms.
+
+Input: a CSV manifest (``path,label[,split][,group]``) or a folder with one subfolder per
+label (see ``pipelines/audio/datasets.py``).  Without ``--val`` the training set is split:
+by its split column when it has one, else whole groups held out (speakers, accents: the
+model is never scored on a group it trained on), else a stratified ``--val-fraction``.
+
+Every clip is read mono at ``--sample-rate`` and fitted to ``--seconds``: a random crop (or
+a random place inside silence for a short clip) in training, the centre in evaluation.  The
+model reads the raw samples in non-overlapping frames of ``--frame-size`` (10 ms at 16 kHz)
+with a bidirectional Mamba backbone (``--causal`` for a one-directional one), mean-pooled
+into a linear classifier.  With ``--init`` it starts from an audio model: a waveform
+classifier (new head), or a mu-law language model of ``seqmamba audio pretrain`` (the
+classifier then reads mu-law samples, one position per sample).
+
+The report gives accuracy, macro-F1, MCC and AUROC on the held-out clips next to a log-mel +
+logistic-regression baseline fitted on the same split, a confusion-matrix PNG, loss curves
+and RUN/final for ``seqmamba audio predict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import InputError
+from ..runs import (add_trainer_args, export_final, parse_with_recipe, prepare_run_dir,
+                    write_json_atomic)
+from .crop import random_crop
+from .datasets import AudioClips, collate, label_names, read_clips, split_clips
+from .io import DEFAULT_MAX_SECONDS
+from .mulaw import mulaw_encode
+
+AUDIO_TASKS = ("audio-classify", "audio-lm")
+
+
+# ---------------------------------------------------------------- models on disk
+
+def resolve_model_dir(path: Path, tasks=AUDIO_TASKS) -> Path:
+    """RUN or RUN/final of an audio command -> the directory holding config.json."""
+    path = Path(path)
+    if (path / "final" / "config.json").is_file():
+        d = path / "final"
+    elif (path / "config.json").is_file():
+        d = path
+    elif not path.exists():
+        raise InputError("no such model directory", path=path,
+                         fix="pass the RUN directory of seqmamba audio finetune or pretrain")
+    else:
+        raise InputError("not a model directory (no config.json or final/config.json)", path=path,
+                         fix="pass the RUN directory of seqmamba audio finetune or pretrain, "
+                             "or its final/")
+    task = model_extra(d).get("task")
+    if task not in tasks:
+        what = "an audio model" if task not in AUDIO_TASKS else \
+            {"audio-lm": "a classifier", "audio-classify": "a language model"}[tasks[0]]
+        raise InputError(f"model task is {task!r}, not {what} ({' or '.join(tasks)})", path=d,
+                         fix="pass a model made by seqmamba audio "
+                             + ("finetune" if tasks == ("audio-classify",) else
+                                "pretrain" if tasks == ("audio-lm",) else "finetune or pretrain"))
+    return d
+
+
+def model_extra(model_dir: Path) -> dict:
+    try:
+        cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read config.json ({e})", path=model_dir) from None
+    return cfg.get("extra") or {}
+
+
+def encode_input(wave: torch.Tensor, encoding: str) -> torch.Tensor:
+    """Waveform (batch, samples) -> what the model reads: the samples themselves, or their
+    8-bit mu-law class ids for a model started from a mu-law language model."""
+    if encoding == "mulaw8":
+        return mulaw_encode(wave)
+    return wave
+
+
+# ---------------------------------------------------------------- data
+
+class Augmented(Dataset):
+    """Training-time augmentation on top of AudioClips: a random time shift of up to
+    ``shift`` samples (zero-filled) and a random gain of up to +-``gain_db`` dB; item i of
+    epoch e is a pure function of (seed, e, i)."""
+
+    def __init__(self, base: AudioClips, shift: int, gain_db: float, seed: int):
+        self.base, self.shift, self.gain_db, self.seed, self.epoch = base, shift, gain_db, seed, 0
+
+    def set_epoch(self, e):
+        self.epoch = e
+        self.base.set_epoch(e)
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        item = dict(self.base[i])
+        rng = np.random.default_rng([self.seed, self.epoch, i, 1])
+        w = item["waveform"]
+        if self.shift:
+            n = w.shape[-1]
+            padded = torch.nn.functional.pad(w, (self.shift, self.shift))
+            w = random_crop(padded, n, rng)
+        if self.gain_db:
+            w = w * float(10 ** (rng.uniform(-self.gain_db, self.gain_db) / 20))
+        item["waveform"] = w.contiguous()
+        return item
+
+
+class Batches:
+    """collate -> the batch a ClassifierTask reads: input_ids (the encoded waveform), label."""
+
+    def __init__(self, encoding: str):
+        self.encoding = encoding
+
+    def __call__(self, items):
+        b = collate(items)
+        return {"input_ids": encode_input(b["waveform"], self.encoding), "label": b["label"]}
+
+
+def split_sets(a) -> tuple:
+    """(train clips, val clips, how the split was made)."""
+    clips = read_clips(a.train)
+    if a.val is not None:
+        val = read_clips(a.val)
+        shared = {c.path for c in clips} & {c.path for c in val}
+        if shared:
+            raise InputError(f"{len(shared)} clip(s) of --val are in --train too (e.g. "
+                             f"{sorted(shared)[0]})", path=a.val,
+                             fix="held-out clips must not be trained on")
+        return clips, val, "--val"
+    s = split_clips(clips, a.split, a.val_fraction, a.seed, a.val_groups)
+    how = a.split
+    if how == "auto":
+        how = ("column" if clips[0].split is not None else
+               "group" if a.val_groups is not None or all(c.group for c in clips) else "stratified")
+    if not s["val"]:
+        raise InputError("the split leaves no held-out clips", path=a.train,
+                         fix="pass --val, or raise --val-fraction")
+    return s["train"], s["val"], how
+
+
+@torch.no_grad()
+def predict_probs(model, loader) -> tuple:
+    model.eval()
+    device = next(model.parameters()).device
+    probs, labels = [], []
+    for b in loader:
+        out = model(b["input_ids"].to(device))
+        probs.append(out.logits.float().softmax(-1).cpu())
+        labels.append(b["label"])
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+
+
+# ---------------------------------------------------------------- command
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seqmamba audio finetune", description=__doc__.split("\n")[0])
+    g = p.add_argument_group("data")
+    g.add_argument("--train", type=Path, default=None,
+                   help="CSV manifest (path,label[,split][,group]) or folder per label")
+    g.add_argument("--val", type=Path, default=None, help="held-out clips (CSV or folder)")
+    g.add_argument("--split", default="auto", choices=["auto", "column", "group", "stratified"],
+                   help="without --val: how to hold clips out (auto: the split column, else "
+                        "groups, else stratified)")
+    g.add_argument("--val-fraction", type=float, default=0.25,
+                   help="without --val: fraction of the groups (or of each label) held out")
+    g.add_argument("--val-groups", nargs="+", default=None, help="hold out these groups")
+    g.add_argument("--seconds", type=float, default=1.0, help="crop length")
+    g.add_argument("--sample-rate", type=int, default=None,
+                   help="clips are resampled to this rate (default 16000, or --init's)")
+    g.add_argument("--peak", type=float, default=None,
+                   help="scale each clip down to this peak (default: as recorded)")
+    g.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                   help="a longer clip is an error")
+    g.add_argument("--shift-seconds", type=float, default=0.0,
+                   help="augmentation: random time shift of up to this much (zero-filled)")
+    g.add_argument("--gain-db", type=float, default=0.0,
+                   help="augmentation: random gain of up to +-this many dB")
+    g = p.add_argument_group("model")
+    g.add_argument("--init", type=Path, default=None,
+                   help="audio model to start from (RUN or RUN/final of finetune or pretrain)")
+    g.add_argument("--frame-size", type=int, default=160,
+                   help="samples per frame (160 = 10 ms at 16 kHz)")
+    g.add_argument("--pooling", default="mean", choices=["mean", "last", "max"])
+    g.add_argument("--causal", action="store_true",
+                   help="a one-directional backbone (default: bidirectional 'add')")
+    g.add_argument("--baseline", default="logmel", choices=["logmel", "none"])
+    add_trainer_args(p)
+    p.set_defaults(bidirectional="add")
+    return p
+
+
+def run(argv=None) -> int:
+    import lightning as L
+
+    from ..training import ClassifierTask, classification_metrics, make_trainer, plot_confusion, \
+        plot_curves
+
+    a = parse_with_recipe(build_parser(), argv)
+    if a.train is None:
+        raise InputError("no input: pass --train CSV (path,label[,group]) or a folder per label")
+    if a.rc_equivariant:
+        raise InputError("--rc-equivariant is for DNA, not audio")
+    if a.seconds <= 0 or a.shift_seconds < 0 or a.gain_db < 0:
+        raise InputError("--seconds must be positive, --shift-seconds and --gain-db >= 0")
+    init: Optional[Path] = resolve_model_dir(a.init) if a.init else None
+    init_extra = model_extra(init) if init else {}
+    sample_rate = a.sample_rate or int(init_extra.get("sample_rate", 16000))
+    if init and a.sample_rate and a.sample_rate != init_extra.get("sample_rate", a.sample_rate):
+        raise InputError(f"--sample-rate {a.sample_rate} differs from the {init_extra['sample_rate']}"
+                         f" Hz the --init model was trained at", path=init)
+    encoding = init_extra.get("encoding", "waveform") if init else "waveform"
+    bidirectional = None if a.causal else a.bidirectional
+
+    train_clips, val_clips, how = split_sets(a)
+    names = label_names(train_clips)
+    if len(names) < 2:
+        raise InputError(f"the training clips have a single label ({names[0]})", path=a.train)
+    num_samples = max(1, int(round(a.seconds * sample_rate)))
+    train_base = AudioClips(train_clips, names, num_samples, sample_rate, train=True, seed=a.seed,
+                            peak=a.peak, max_seconds=a.max_seconds)
+    val_ds = AudioClips(val_clips, names, num_samples, sample_rate, train=False, peak=a.peak,
+                        max_seconds=a.max_seconds)
+    shift = int(round(a.shift_seconds * sample_rate))
+    train_ds = Augmented(train_base, shift, a.gain_db, a.seed) if shift or a.gain_db else train_base
+    ckpt = prepare_run_dir(a.out, a.resume)
+    L.seed_everything(a.seed, workers=True, verbose=False)
+    batches = Batches(encoding)
+    loader = DataLoader(train_ds, batch_size=a.batch_size, shuffle=True, collate_fn=batches,
+                        num_workers=a.workers, drop_last=len(train_ds) > a.batch_size,
+                        persistent_workers=a.workers > 0)
+    val_loader = DataLoader(val_ds, batch_size=max(a.batch_size, 32), collate_fn=batches,
+                            num_workers=a.workers)
+    val_groups = sorted({c.group for c in val_clips if c.group})
+    extra = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
+             "seconds": a.seconds, "encoding": encoding, "peak": a.peak}
+    model_config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, vocab_size=1,
+                        input_type="waveform", frame_size=a.frame_size, num_labels=len(names),
+                        pooling=a.pooling, bidirectional=bidirectional, dropout=a.dropout,
+                        extra=extra)
+    task = ClassifierTask(model_config, lr=a.lr, weight_decay=a.weight_decay,
+                          warmup_steps=a.warmup_steps, max_steps=a.max_steps,
+                          init=str(init) if init else None)
+    task.model.config.extra = {**(task.model.config.extra or {}), **extra}
+    trainer = make_trainer(a.out, a.max_steps, min(a.val_every, a.max_steps), devices=a.devices,
+                           num_nodes=a.num_nodes, strategy=a.strategy, accelerator=a.accelerator,
+                           precision=a.precision, progress=not a.no_progress)
+    t0 = time.perf_counter()
+    trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
+    train_time = time.perf_counter() - t0
+    if trainer.global_rank != 0:
+        return 0
+    export_final(task.model, a.out)
+    probs, labels = predict_probs(task.model, val_loader)
+    m = classification_metrics(labels, probs)
+    plot_confusion(m.pop("confusion"), names, a.out / "confusion.png")
+    metrics_csv = a.out / "logs" / "metrics.csv"
+    if metrics_csv.exists():
+        plot_curves(metrics_csv, a.out / "loss_curve.png")
+    cfg = task.model.config
+    report = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
+              "seconds": a.seconds, "encoding": encoding, "steps": trainer.global_step,
+              "train_seconds": round(train_time, 1),
+              "split": {"how": how, "train_clips": len(train_clips), "val_clips": len(val_clips),
+                        "val_groups": val_groups},
+              "architecture": {"d_model": cfg.d_model, "n_layer": cfg.n_layer,
+                               "d_state": cfg.d_state, "bidirectional": cfg.bidirectional,
+                               "input_type": cfg.input_type, "frame_size": cfg.frame_size,
+                               "parameters": task.model.num_parameters()},
+              "model": m, "init": str(init) if init else None}
+    if a.baseline == "logmel":
+        from .baselines import logmel_baseline
+
+        plain = AudioClips(train_clips, names, num_samples, sample_rate, train=False, peak=a.peak,
+                           max_seconds=a.max_seconds, probe=False)
+        tr = [plain[i] for i in range(len(plain))]
+        va = [val_ds[i] for i in range(len(val_ds))]
+        report["baseline"] = logmel_baseline(
+            [x["waveform"] for x in tr], [x["label"] for x in tr],
+            [x["waveform"] for x in va], [x["label"] for x in va], len(names), sample_rate, a.seed)
+    write_json_atomic(report, a.out / "report.json")
+    held = f"; held-out groups {', '.join(val_groups)}" if how == "group" else ""
+    line = " ".join(f"{k} {v:.4f}" for k, v in m.items())
+    print(f"held-out ({len(val_clips)} clips{held}): model {line}")
+    if "baseline" in report:
+        b = report["baseline"]
+        print(f"baseline {b['name']}: acc {b['acc']:.4f} macro_f1 {b['macro_f1']:.4f} "
+              f"mcc {b['mcc']:.4f}")
+    print(f"trained {trainer.global_step} steps in {train_time:.0f} s; wrote {a.out / 'final'}, "
+          f"{a.out / 'report.json'}, {a.out / 'confusion.png'}")
+    return 0
