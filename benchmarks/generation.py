@@ -26,6 +26,7 @@ from _proc import ROOT, write_csv_atomic
 sys.path.insert(0, str(ROOT))
 from seqmamba import MambaConfig, MambaLMHeadModel  # noqa: E402
 from seqmamba.generation import sample_next  # noqa: E402
+from seqmamba.stepper import RecurrentStepper  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 FIELDS = ["context", "new_tokens", "d_model", "n_layer", "prefill_s", "decode_s", "tokens_per_s",
@@ -55,9 +56,10 @@ def main(argv=None) -> int:
         prefill = time.perf_counter() - t0
         gen = torch.Generator().manual_seed(0)
         t0 = time.perf_counter()
+        stepper = RecurrentStepper(model)  # what generate() runs per token
         for _ in range(a.new_tokens):
             tok = sample_next(logits, 1.0, generator=gen)
-            logits = model.step(tok, cache)
+            logits = stepper(tok, cache)
         decode = time.perf_counter() - t0
         rows.append({"context": ctx, "new_tokens": a.new_tokens, "d_model": a.d_model,
                      "n_layer": a.n_layer, "prefill_s": prefill, "decode_s": decode,
