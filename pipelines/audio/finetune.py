@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..errors import InputError
 from ..runs import (add_trainer_args, export_final, parse_with_recipe, prepare_run_dir,
                     write_json_atomic)
-from .crop import random_crop
+from .crop import center_crop, random_crop
 from .datasets import AudioClips, collate, label_names, read_clips, split_clips
 from .io import DEFAULT_MAX_SECONDS
 from .mulaw import mulaw_encode
@@ -59,12 +59,10 @@ def resolve_model_dir(path: Path, tasks=AUDIO_TASKS) -> Path:
                              "or its final/")
     task = model_extra(d).get("task")
     if task not in tasks:
-        what = "an audio model" if task not in AUDIO_TASKS else \
-            {"audio-lm": "a classifier", "audio-classify": "a language model"}[tasks[0]]
-        raise InputError(f"model task is {task!r}, not {what} ({' or '.join(tasks)})", path=d,
-                         fix="pass a model made by seqmamba audio "
-                             + ("finetune" if tasks == ("audio-classify",) else
-                                "pretrain" if tasks == ("audio-lm",) else "finetune or pretrain"))
+        kinds = {"audio-lm": "an audio language model (seqmamba audio pretrain)",
+                 "audio-classify": "an audio classifier (seqmamba audio finetune)"}
+        raise InputError(f"model task is {task!r}; this needs "
+                         f"{' or '.join(kinds[t] for t in tasks)}", path=d)
     return d
 
 
@@ -87,12 +85,16 @@ def encode_input(wave: torch.Tensor, encoding: str) -> torch.Tensor:
 # ---------------------------------------------------------------- data
 
 class Augmented(Dataset):
-    """Training-time augmentation on top of AudioClips: a random time shift of up to
-    ``shift`` samples (zero-filled) and a random gain of up to +-``gain_db`` dB; item i of
-    epoch e is a pure function of (seed, e, i)."""
+    """Training-time augmentation on top of AudioClips: a random speed change of up to
+    +-``speed`` (tempo and pitch together, by linear interpolation; the clip keeps its
+    length, centred), a random time shift of up to ``shift`` samples (zero-filled) and a
+    random gain of up to +-``gain_db`` dB; item i of epoch e is a pure function of
+    (seed, e, i)."""
 
-    def __init__(self, base: AudioClips, shift: int, gain_db: float, seed: int):
+    def __init__(self, base: AudioClips, shift: int, gain_db: float, seed: int,
+                 speed: float = 0.0):
         self.base, self.shift, self.gain_db, self.seed, self.epoch = base, shift, gain_db, seed, 0
+        self.speed = speed
 
     def set_epoch(self, e):
         self.epoch = e
@@ -105,6 +107,12 @@ class Augmented(Dataset):
         item = dict(self.base[i])
         rng = np.random.default_rng([self.seed, self.epoch, i, 1])
         w = item["waveform"]
+        if self.speed:
+            n = w.shape[-1]
+            m = max(2, int(round(n / (1 + rng.uniform(-self.speed, self.speed)))))
+            w = torch.nn.functional.interpolate(w[None, None], size=m, mode="linear",
+                                                align_corners=True)[0, 0]
+            w = center_crop(w, n)
         if self.shift:
             n = w.shape[-1]
             padded = torch.nn.functional.pad(w, (self.shift, self.shift))
@@ -185,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="augmentation: random time shift of up to this much (zero-filled)")
     g.add_argument("--gain-db", type=float, default=0.0,
                    help="augmentation: random gain of up to +-this many dB")
+    g.add_argument("--speed", type=float, default=0.0,
+                   help="augmentation: random speed (tempo and pitch) change of up to +-this "
+                        "fraction, e.g. 0.1")
     g = p.add_argument_group("model")
     g.add_argument("--init", type=Path, default=None,
                    help="audio model to start from (RUN or RUN/final of finetune or pretrain)")
@@ -202,22 +213,24 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv=None) -> int:
     import lightning as L
 
-    from ..training import ClassifierTask, classification_metrics, make_trainer, plot_confusion, \
-        plot_curves
+    from ..training import (ClassifierTask, classification_metrics, plot_confusion, plot_curves,
+                            trainer_from_args)
 
     a = parse_with_recipe(build_parser(), argv)
     if a.train is None:
         raise InputError("no input: pass --train CSV (path,label[,group]) or a folder per label")
     if a.rc_equivariant:
         raise InputError("--rc-equivariant is for DNA, not audio")
-    if a.seconds <= 0 or a.shift_seconds < 0 or a.gain_db < 0:
-        raise InputError("--seconds must be positive, --shift-seconds and --gain-db >= 0")
+    if a.seconds <= 0 or a.shift_seconds < 0 or a.gain_db < 0 or not 0 <= a.speed < 0.5:
+        raise InputError("--seconds must be positive, --shift-seconds and --gain-db >= 0, "
+                         "--speed in [0, 0.5)")
     init: Optional[Path] = resolve_model_dir(a.init) if a.init else None
     init_extra = model_extra(init) if init else {}
     sample_rate = a.sample_rate or int(init_extra.get("sample_rate", 16000))
     if init and a.sample_rate and a.sample_rate != init_extra.get("sample_rate", a.sample_rate):
-        raise InputError(f"--sample-rate {a.sample_rate} differs from the {init_extra['sample_rate']}"
-                         f" Hz the --init model was trained at", path=init)
+        raise InputError(f"--sample-rate {a.sample_rate} differs from the "
+                         f"{init_extra['sample_rate']} Hz the --init model was trained at",
+                         path=init)
     encoding = init_extra.get("encoding", "waveform") if init else "waveform"
     bidirectional = None if a.causal else a.bidirectional
 
@@ -231,7 +244,8 @@ def run(argv=None) -> int:
     val_ds = AudioClips(val_clips, names, num_samples, sample_rate, train=False, peak=a.peak,
                         max_seconds=a.max_seconds)
     shift = int(round(a.shift_seconds * sample_rate))
-    train_ds = Augmented(train_base, shift, a.gain_db, a.seed) if shift or a.gain_db else train_base
+    train_ds = Augmented(train_base, shift, a.gain_db, a.seed, a.speed) \
+        if shift or a.gain_db or a.speed else train_base
     ckpt = prepare_run_dir(a.out, a.resume)
     L.seed_everything(a.seed, workers=True, verbose=False)
     batches = Batches(encoding)
@@ -251,9 +265,7 @@ def run(argv=None) -> int:
                           warmup_steps=a.warmup_steps, max_steps=a.max_steps,
                           init=str(init) if init else None)
     task.model.config.extra = {**(task.model.config.extra or {}), **extra}
-    trainer = make_trainer(a.out, a.max_steps, min(a.val_every, a.max_steps), devices=a.devices,
-                           num_nodes=a.num_nodes, strategy=a.strategy, accelerator=a.accelerator,
-                           precision=a.precision, progress=not a.no_progress)
+    trainer = trainer_from_args(a)
     t0 = time.perf_counter()
     trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
     train_time = time.perf_counter() - t0

@@ -1,0 +1,71 @@
+"""``seqmamba audio generate``: sample audio from a mu-law model of ``seqmamba audio pretrain``.
+
+The prompt (``--prompt in.wav``, read at the model's sample rate) is read in one parallel pass;
+each new sample then costs one recurrent step, however long the audio.  Without a prompt
+generation starts from silence.  The output WAV (16-bit PCM, written atomically) holds the
+prompt followed by ``--seconds`` of generated audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from seqmamba import MambaLMHeadModel
+
+from ..errors import InputError
+from .finetune import model_extra, resolve_model_dir
+from .io import DEFAULT_MAX_SECONDS, read_audio, write_wav_atomic
+from .mulaw import mulaw_decode, mulaw_encode
+from .pretrain import SILENCE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seqmamba audio generate", description=__doc__.split("\n")[0])
+    p.add_argument("--model", type=Path, required=True, help="pretraining RUN or RUN/final")
+    p.add_argument("--seconds", type=float, required=True, help="audio to generate")
+    p.add_argument("--out", type=Path, required=True, help="WAV output")
+    p.add_argument("--prompt", type=Path, default=None, help="WAV/FLAC to continue")
+    p.add_argument("--max-prompt-seconds", type=float, default=DEFAULT_MAX_SECONDS)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
+    return p
+
+
+def run(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    d = resolve_model_dir(a.model, ("audio-lm",))
+    extra = model_extra(d)
+    sr = int(extra.get("sample_rate", 16000))
+    n_new = int(round(a.seconds * sr))
+    if n_new < 1:
+        raise InputError(f"--seconds {a.seconds:g} is less than one sample at {sr} Hz")
+    if a.temperature < 0 or not 0 < a.top_p <= 1 or a.top_k < 0:
+        raise InputError("--temperature >= 0, 0 < --top-p <= 1 and --top-k >= 0, please")
+    if a.prompt is not None:
+        wave = read_audio(a.prompt, sr, mono=True, max_seconds=a.max_prompt_seconds)[0][0]
+        prompt = mulaw_encode(wave.clamp(-1, 1))
+    else:
+        prompt = torch.tensor([], dtype=torch.long)
+    start = prompt if len(prompt) else torch.tensor([SILENCE])  # no prompt: from silence
+    try:
+        model = MambaLMHeadModel.from_pretrained(d).to(a.device).eval()
+    except ValueError as e:
+        raise InputError(f"cannot load the model ({e})", path=d) from None
+    t0 = time.perf_counter()
+    ids = model.generate(start[None].to(a.device), n_new, temperature=a.temperature,
+                         top_k=a.top_k, top_p=a.top_p, seed=a.seed,
+                         chunk_size=1 << 16 if len(start) > 1 << 16 else None)
+    dt = time.perf_counter() - t0
+    new = ids[0, len(start):].cpu()
+    audio = mulaw_decode(torch.cat([prompt, new]))
+    write_wav_atomic(a.out, audio, sr)
+    print(f"wrote {a.out} ({len(prompt) / sr:.3f} s prompt + {n_new / sr:.3f} s generated at "
+          f"{sr} Hz); {n_new / dt:,.0f} samples/s ({n_new / dt / sr:.3f}x real time)")
+    return 0

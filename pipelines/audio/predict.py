@@ -1,0 +1,257 @@
+"""``seqmamba audio predict``: batch prediction on audio files, folders and glob patterns.
+
+One output row per file: for a classifier the predicted label and the probability of every
+class; for a mu-law language model the file's bits per sample.  Each file is read whole (mono,
+resampled to the model's rate) and goes through the model in one piece, not a crop; a file
+shorter than the classifier's training clips is centred in silence as in its evaluation.
+Causal models read long files in pieces of ``--chunk-seconds`` with the state carried, so
+memory stays bounded; a file longer than ``--max-seconds`` is reported and skipped.
+
+INPUTs are files, folders (searched recursively for .wav and .flac) or glob patterns
+(quoted, e.g. 'clips/**/*.wav').  A file that cannot be used (empty, truncated, not audio,
+NaN samples, too long ...) is reported on stderr and in ``OUT.errors.csv`` and the others are
+still predicted; exit code 2 then, and no output file if every input failed.  Rows are
+appended to ``OUT.partial`` as files are done and renamed to ``OUT`` at the end, so the output
+is never half written; rerunning the same command continues from ``OUT.partial``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import math
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import torch
+
+from seqmamba import MambaForSequenceClassification, MambaLMHeadModel
+
+from ..errors import InputError
+from ..runs import write_csv_atomic
+from .crop import center_crop
+from .finetune import encode_input, model_extra, resolve_model_dir
+from .io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS, normalize_peak, read_audio
+from .mulaw import mulaw_encode
+
+LN2 = math.log(2.0)
+_GLOB_CHARS = set("*?[")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seqmamba audio predict", description=__doc__.split("\n")[0])
+    p.add_argument("inputs", nargs="+", help="audio files, folders or glob patterns")
+    p.add_argument("--model", type=Path, required=True,
+                   help="RUN directory (or RUN/final) of seqmamba audio finetune or pretrain")
+    p.add_argument("--out", type=Path, required=True, help="predictions (.csv, or .tsv)")
+    p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                   help="longer files are reported and skipped")
+    p.add_argument("--chunk-seconds", type=float, default=10.0,
+                   help="causal models: seconds per piece (state carried between pieces)")
+    p.add_argument("--restart", action="store_true", help="ignore an earlier OUT.partial")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
+    return p
+
+
+# ---------------------------------------------------------------- inputs
+
+def expand_inputs(inputs: List[str]) -> Tuple[List[Path], List[Tuple[str, str]]]:
+    """(files in order, first occurrence kept; (input, error) for inputs naming nothing)."""
+    files, errors, seen = [], [], set()
+
+    def add(p: Path):
+        key = os.path.normpath(os.path.abspath(p))
+        if key not in seen:
+            seen.add(key)
+            files.append(p)
+
+    def audio_under(d: Path):
+        return sorted(f for f in d.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS
+                      and f.is_file() and not any(part.startswith(".")
+                                                  for part in f.relative_to(d).parts))
+
+    for arg in inputs:
+        p = Path(arg)
+        if p.is_dir():
+            found = audio_under(p)
+            if not found:
+                errors.append((arg, f"{arg}: folder holds no .wav or .flac files"))
+            for f in found:
+                add(f)
+        elif p.exists():
+            add(p)
+        elif _GLOB_CHARS & set(arg):
+            matches = sorted(glob.glob(arg, recursive=True))
+            found = []
+            for m in map(Path, matches):
+                if m.is_dir():
+                    found += audio_under(m)
+                elif m.is_file():
+                    found.append(m)
+            if not found:
+                errors.append((arg, f"{arg}: the pattern matches no files"))
+            for f in found:
+                add(f)
+        else:
+            errors.append((arg, f"{arg}: no such file or folder"))
+    return files, errors
+
+
+# ---------------------------------------------------------------- the model
+
+class AudioPredictor:
+    def __init__(self, model_dir: Path, device: str, chunk_seconds: float):
+        d = resolve_model_dir(model_dir)
+        self.extra = model_extra(d)
+        self.task = self.extra["task"]
+        cls = MambaForSequenceClassification if self.task == "audio-classify" else MambaLMHeadModel
+        try:
+            self.model = cls.from_pretrained(d).to(device).eval()
+        except ValueError as e:
+            raise InputError(f"cannot load the model ({e})", path=d) from None
+        self.device = device
+        self.sample_rate = int(self.extra.get("sample_rate", 16000))
+        self.encoding = self.extra.get("encoding", "waveform")
+        self.peak = self.extra.get("peak")
+        self.labels = list(self.extra.get("labels", []))
+        self.min_samples = int(round(float(self.extra.get("seconds", 0)) * self.sample_rate))
+        cfg = self.model.config
+        # piece size in samples: a multiple of the frame size for waveform input
+        step = cfg.frame_size if cfg.input_type == "waveform" else 1
+        self.chunk = max(step, int(chunk_seconds * self.sample_rate) // step * step) \
+            if cfg.causal else None
+
+    def fields(self) -> List[str]:
+        if self.task == "audio-classify":
+            return ["file", "seconds", "label"] + [f"p_{n}" for n in self.labels]
+        return ["file", "seconds", "bits_per_sample"]
+
+    @torch.no_grad()
+    def __call__(self, path: Path, max_seconds: Optional[float]) -> dict:
+        wave = read_audio(path, self.sample_rate, mono=True, max_seconds=max_seconds)[0][0]
+        row = {"file": str(path), "seconds": round(wave.shape[-1] / self.sample_rate, 4)}
+        if self.peak is not None:
+            wave = normalize_peak(wave, self.peak)
+        if self.task == "audio-classify":
+            if wave.shape[-1] < self.min_samples:
+                wave = center_crop(wave, self.min_samples)  # centred in silence, as in training
+            x = encode_input(wave[None], self.encoding).to(self.device)
+            chunk = self.chunk if self.chunk and x.shape[1] > self.chunk else None
+            probs = self.model(x, chunk_size=chunk).logits.float().softmax(-1)[0].cpu()
+            row["label"] = self.labels[int(probs.argmax())]
+            row.update({f"p_{n}": float(p) for n, p in zip(self.labels, probs.tolist())})
+        else:
+            row["bits_per_sample"] = self._bits(mulaw_encode(wave.clamp(-1, 1)))
+        return row
+
+    def _bits(self, ids: torch.Tensor) -> float:
+        """Bits per sample of samples 1..n-1, each given all before it (state carried)."""
+        if len(ids) < 2:
+            raise InputError("too short: a single sample has no next-sample prediction")
+        m, cache = self.model, self.model.allocate_inference_cache(1)
+        ids = ids.to(self.device)
+        total, prev = 0.0, None
+        for s in range(0, len(ids), self.chunk):
+            piece = ids[s:s + self.chunk]
+            logp = m(piece[None], inference_cache=cache).logits[0].float().log_softmax(-1)
+            total -= float(logp[:-1].gather(-1, piece[1:, None]).sum())
+            if prev is not None:
+                total -= float(prev[piece[0]])
+            prev = logp[-1]
+        return total / (len(ids) - 1) / LN2
+
+
+# ---------------------------------------------------------------- output
+
+class PartialTable:
+    """Rows appended to OUT.partial (flushed per file); ``finish`` renames it to OUT."""
+
+    def __init__(self, out: Path, fields: List[str], restart: bool):
+        self.out, self.fields = out, fields
+        self.partial = out.with_name(out.name + ".partial")
+        self.delim = "\t" if out.suffix.lower() in (".tsv", ".txt") else ","
+        self.done: set = set()
+        if self.partial.exists() and not restart:
+            text = self.partial.read_text()
+            if text and not text.endswith("\n"):  # a row cut short when the last run stopped
+                text = text[:text.rfind("\n") + 1]
+                self.partial.write_text(text)
+            rows = list(csv.reader(text.splitlines(), delimiter=self.delim))
+            if rows and rows[0] != fields:
+                raise InputError("an earlier OUT.partial has other columns", path=self.partial,
+                                 fix="pass --restart to start over")
+            if rows:
+                self.done = {r[0] for r in rows[1:] if r}
+                self.f = open(self.partial, "a", newline="")
+                self.w = csv.DictWriter(self.f, fieldnames=fields, delimiter=self.delim)
+                return
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(self.partial, "w", newline="")
+        self.w = csv.DictWriter(self.f, fieldnames=fields, delimiter=self.delim)
+        self.w.writeheader()
+        self.f.flush()
+
+    def add(self, row: dict) -> None:
+        self.w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        self.f.flush()
+
+    def finish(self) -> None:
+        self.f.close()
+        os.replace(self.partial, self.out)
+
+    def discard(self) -> None:
+        self.f.close()
+        self.partial.unlink(missing_ok=True)
+
+
+def run(argv=None) -> int:
+    from tqdm.auto import tqdm
+
+    a = build_parser().parse_args(argv)
+    if a.chunk_seconds <= 0 or (a.max_seconds is not None and a.max_seconds <= 0):
+        raise InputError("--chunk-seconds and --max-seconds must be positive")
+    predictor = AudioPredictor(a.model, a.device, a.chunk_seconds)
+    files, errors = expand_inputs(a.inputs)
+    table = PartialTable(a.out, predictor.fields(), a.restart)
+    for _, msg in errors:
+        print(f"seqmamba: {msg}", file=sys.stderr)
+    todo = [f for f in files if str(f) not in table.done]
+    n_done = 0
+    bar = tqdm(todo, unit="file", disable=a.no_progress, file=sys.stderr, dynamic_ncols=True)
+    for path in bar:
+        try:
+            row = predictor(path, a.max_seconds)
+        except InputError as e:
+            msg = str(e) if str(path) in str(e) else f"{path}: {e}"
+        except (torch.OutOfMemoryError, MemoryError):
+            msg = f"{path}: out of memory (lower --max-seconds, or --chunk-seconds for a " \
+                  f"causal model)"
+        else:
+            table.add(row)
+            n_done += 1
+            continue
+        errors.append((str(path), msg))
+        tqdm.write(f"seqmamba: {msg}", file=sys.stderr)
+    bar.close()
+    err_file = a.out.with_name(a.out.name + ".errors.csv")
+    if errors:
+        write_csv_atomic([{"file": f, "error": m} for f, m in errors], err_file)
+    elif err_file.exists():
+        err_file.unlink()  # from an earlier run whose failures are now fixed
+    if n_done == 0 and not table.done:
+        table.discard()
+        print(f"seqmamba: every input failed ({len(errors)}); nothing written to {a.out} "
+              f"(errors in {err_file})", file=sys.stderr)
+        return 2
+    table.finish()
+    kept = f", {len(table.done)} kept from {table.partial.name}" if table.done else ""
+    print(f"wrote {a.out} ({n_done} files predicted{kept})")
+    if errors:
+        print(f"seqmamba: {len(errors)} input(s) failed (listed in {err_file}); the others are "
+              f"in {a.out}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,264 @@
+"""``seqmamba audio pretrain``: mu-law next-sample pretraining on audio clips.
+
+Every clip is read mono at ``--sample-rate`` and mapped to 8-bit mu-law classes (256 tokens,
+silence = 128), as in SaShiMi and the Mamba paper's audio models; the model learns to predict
+each sample from the ones before it.  Training draws random crops of ``--seq-len`` samples
+(clips picked in proportion to their length; a clip shorter than the crop is masked after its
+end).  Held out: the clips of whole groups when the manifest has a group column (speakers,
+accents), else a random ``--val-fraction`` of the clips, or ``--val`` clips.  The report gives
+held-out bits per sample (loss / ln 2; 8 bits = a uniform guess) beside order-0 and order-1
+Markov models of the mu-law classes fitted on the same training clips.
+
+Input: a CSV manifest (path,label[,split][,group]; labels are not used), a folder holding
+``manifest.csv``, or any folder of .wav/.flac files (searched recursively).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from pathlib import Path
+from typing import List, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import InputError
+from ..runs import (add_trainer_args, best_or_last, export_final, parse_with_recipe,
+                    prepare_run_dir, write_json_atomic)
+from .datasets import Clip, read_clips, split_clips
+from .io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS, normalize_peak, read_audio
+from .mulaw import CLASSES, mulaw_encode
+
+SILENCE = CLASSES // 2  # mu-law class of a zero sample
+LN2 = math.log(2.0)
+
+
+# ---------------------------------------------------------------- clips
+
+def pretrain_clips(source: Path) -> List[Clip]:
+    """Clips of a CSV manifest, a folder with manifest.csv, or any folder of audio files."""
+    source = Path(source)
+    if not source.exists():
+        raise InputError("no such file or folder", path=source)
+    if source.is_file() or (source / "manifest.csv").is_file():
+        return read_clips(source)
+    files = sorted(f for f in source.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS
+                   and f.is_file() and not any(p.startswith(".") for p in
+                                               f.relative_to(source).parts))
+    if not files:
+        raise InputError("no .wav or .flac files in the folder", path=source,
+                         fix="give a folder of audio files or a CSV manifest")
+    return [Clip(os.path.abspath(f), "-", source=str(source)) for f in files]
+
+
+def load_mulaw(clips: Sequence[Clip], sample_rate: int, peak, max_seconds) -> List[np.ndarray]:
+    """Every clip as uint8 mu-law classes (read once, kept in memory: 1 byte per sample)."""
+    out = []
+    for c in clips:
+        try:
+            wave = read_audio(c.path, sample_rate, mono=True, max_seconds=max_seconds)[0][0]
+        except InputError as e:
+            raise c.error(e) from None
+        if peak is not None:
+            wave = normalize_peak(wave, peak)
+        out.append(mulaw_encode(wave).numpy().astype(np.uint8))
+    return out
+
+
+class MulawCrops(Dataset):
+    """Item i of epoch e (a pure function of (seed, e, i)): a crop of ``seq_len`` classes from
+    a clip drawn in proportion to its length; a shorter clip is padded and masked."""
+
+    def __init__(self, arrays: Sequence[np.ndarray], seq_len: int, samples: int, seed: int):
+        self.arrays, self.seq_len, self.samples, self.seed, self.epoch = \
+            list(arrays), seq_len, samples, seed, 0
+        lengths = np.array([len(x) for x in self.arrays], np.float64)
+        self.p = lengths / lengths.sum()
+
+    def set_epoch(self, e):
+        self.epoch = e
+
+    def __len__(self):
+        return self.samples
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        x = self.arrays[int(rng.choice(len(self.arrays), p=self.p))]
+        start = int(rng.integers(0, max(0, len(x) - self.seq_len) + 1))
+        return _window(x[start:start + self.seq_len], self.seq_len)
+
+
+def _window(x: np.ndarray, seq_len: int) -> dict:
+    ids = torch.full((seq_len,), SILENCE, dtype=torch.long)
+    ids[:len(x)] = torch.from_numpy(x.astype(np.int64))
+    mask = torch.zeros(seq_len, dtype=torch.long)
+    mask[:len(x)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def heldout_windows(arrays: Sequence[np.ndarray], seq_len: int, count: int) -> List[np.ndarray]:
+    """Non-overlapping windows of ``seq_len`` of every held-out clip (a shorter clip whole),
+    then ``count`` of them evenly spread over the set: fixed, so every evaluation (and every
+    baseline) scores the same samples."""
+    wins = []
+    for x in arrays:
+        if len(x) < 2:
+            continue
+        if len(x) <= seq_len:
+            wins.append(x)
+        else:
+            wins += [x[s:s + seq_len] for s in range(0, len(x) - seq_len + 1, seq_len)]
+    if count and len(wins) > count:
+        wins = [wins[int(j)] for j in np.linspace(0, len(wins) - 1, count).round()]
+    return wins
+
+
+class Windows(Dataset):
+    def __init__(self, windows, seq_len):
+        self.windows, self.seq_len = windows, seq_len
+
+    def __len__(self):
+        return len(self.windows)
+
+    def __getitem__(self, i):
+        return _window(self.windows[i], self.seq_len)
+
+
+def collate(items):
+    batch = {"input_ids": torch.stack([it["input_ids"] for it in items])}
+    mask = torch.stack([it["attention_mask"] for it in items])
+    if not bool(mask.all()):  # only padded batches pay for the mask
+        batch["attention_mask"] = mask
+    return batch
+
+
+@torch.no_grad()
+def heldout_bits(model, windows: Sequence[np.ndarray], batch_size: int) -> float:
+    """Bits per sample over every position t >= 1 of the windows (exact, not per batch)."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, n = 0.0, 0
+    by_len = {}
+    for w in windows:
+        by_len.setdefault(len(w), []).append(w)
+    for length, ws in by_len.items():
+        for s in range(0, len(ws), batch_size):
+            ids = torch.from_numpy(np.stack(ws[s:s + batch_size]).astype(np.int64)).to(device)
+            logits = model(ids).logits.float()
+            nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                                    ids[:, 1:].reshape(-1), reduction="sum")
+            total += float(nll)
+            n += ids.shape[0] * (length - 1)
+    return total / n / LN2 if n else math.nan
+
+
+# ---------------------------------------------------------------- command
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seqmamba audio pretrain", description=__doc__.split("\n")[0])
+    g = p.add_argument_group("data")
+    g.add_argument("--train", type=Path, default=None,
+                   help="folder of .wav/.flac (recursive), or CSV manifest path,label[,group]")
+    g.add_argument("--val", type=Path, default=None, help="held-out clips (folder or CSV)")
+    g.add_argument("--split", default="auto", choices=["auto", "column", "group", "stratified"],
+                   help="without --val: how to hold clips out (auto: the split column, else "
+                        "groups, else a random fraction)")
+    g.add_argument("--val-fraction", type=float, default=0.25,
+                   help="without --val: fraction of the groups (or clips) held out")
+    g.add_argument("--val-groups", nargs="+", default=None, help="hold out these groups")
+    g.add_argument("--seq-len", type=int, default=4096, help="samples per training crop")
+    g.add_argument("--sample-rate", type=int, default=16000)
+    g.add_argument("--peak", type=float, default=None,
+                   help="scale each clip down to this peak (default: as recorded)")
+    g.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                   help="a longer clip is an error")
+    g.add_argument("--train-samples", type=int, default=None,
+                   help="crops per epoch (default: max_steps x batch size)")
+    g.add_argument("--val-windows", type=int, default=64,
+                   help="held-out windows of --seq-len scored (0: all)")
+    add_trainer_args(p)
+    p.set_defaults(d_model=64, n_layer=4)
+    return p
+
+
+def run(argv=None) -> int:
+    import lightning as L
+
+    from ..training import LMTask, plot_curves, trainer_from_args
+    from .baselines import markov_bits
+
+    a = parse_with_recipe(build_parser(), argv)
+    if a.train is None:
+        raise InputError("no input: pass --train FOLDER (of .wav/.flac) or a CSV manifest")
+    if a.bidirectional or a.rc_equivariant:
+        raise InputError("next-sample pretraining needs a causal model: drop --bidirectional "
+                         "and --rc-equivariant")
+    if a.seq_len < 2 or a.sample_rate < 1:
+        raise InputError("--seq-len must be at least 2 and --sample-rate positive")
+    clips = pretrain_clips(a.train)
+    if a.val is not None:
+        train_clips, val_clips = clips, pretrain_clips(a.val)
+        how = "--val"
+    else:
+        how = a.split
+        if how == "auto":
+            how = ("column" if clips[0].split is not None else "group"
+                   if a.val_groups is not None or all(c.group for c in clips) else "stratified")
+        s = split_clips(clips, how, a.val_fraction, a.seed, a.val_groups)
+        train_clips, val_clips = s["train"], s["val"]
+    if not val_clips or not train_clips:
+        raise InputError(f"the split leaves {len(train_clips)} training and {len(val_clips)} "
+                         f"held-out clips", path=a.train,
+                         fix="pass --val, or change --val-fraction")
+    train_arrays = load_mulaw(train_clips, a.sample_rate, a.peak, a.max_seconds)
+    val_arrays = load_mulaw(val_clips, a.sample_rate, a.peak, a.max_seconds)
+    windows = heldout_windows(val_arrays, a.seq_len, a.val_windows)
+    if not windows:
+        raise InputError("the held-out clips hold no window of 2 samples or more", path=a.train)
+    ckpt = prepare_run_dir(a.out, a.resume)
+    L.seed_everything(a.seed, workers=True, verbose=False)
+    samples = a.train_samples or a.max_steps * a.batch_size
+    train_ds = MulawCrops(train_arrays, a.seq_len, samples, a.seed)
+    loader = DataLoader(train_ds, batch_size=a.batch_size, shuffle=False, num_workers=a.workers,
+                        collate_fn=collate, drop_last=True, persistent_workers=a.workers > 0)
+    val_loader = DataLoader(Windows(windows, a.seq_len), batch_size=a.batch_size,
+                            collate_fn=collate)
+    extra = {"task": "audio-lm", "sample_rate": a.sample_rate, "encoding": "mulaw8",
+             "seq_len": a.seq_len, "peak": a.peak}
+    model_config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
+                        vocab_size=CLASSES, dropout=a.dropout, extra=extra)
+    task = LMTask(model_config, lr=a.lr, weight_decay=a.weight_decay,
+                  warmup_steps=a.warmup_steps, max_steps=a.max_steps)
+    trainer = trainer_from_args(a)
+    t0 = time.perf_counter()
+    trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
+    train_time = time.perf_counter() - t0
+    if trainer.global_rank != 0:
+        return 0
+    export_final(task.model, a.out)
+    bits = heldout_bits(task.model, windows, a.batch_size)
+    markov = markov_bits(train_arrays, windows, CLASSES)
+    report = {"task": "audio-lm", "encoding": "mulaw8", "sample_rate": a.sample_rate,
+              "seq_len": a.seq_len, "steps": trainer.global_step,
+              "train_seconds": round(train_time, 1),
+              "split": {"how": how, "train_clips": len(train_clips), "val_clips": len(val_clips),
+                        "val_groups": sorted({c.group for c in val_clips if c.group})},
+              "train_audio_seconds": sum(len(x) for x in train_arrays) / a.sample_rate,
+              "val_windows": len(windows), "val_samples_scored": sum(len(w) - 1 for w in windows),
+              "val_bits_per_sample": bits, "uniform_bits_per_sample": math.log2(CLASSES),
+              "markov_bits_per_sample": markov,
+              "beats_markov": bool(bits < min(markov.values())),
+              "checkpoint": best_or_last(trainer)}
+    write_json_atomic(report, a.out / "report.json")
+    metrics_csv = a.out / "logs" / "metrics.csv"
+    if metrics_csv.exists():
+        plot_curves(metrics_csv, a.out / "loss_curve.png")
+    print(f"held-out bits per sample ({len(windows)} windows of {len(val_clips)} clips): model "
+          f"{bits:.4f} | order-1 Markov {markov[1]:.4f} | order-0 {markov[0]:.4f} | uniform 8")
+    print(f"trained {trainer.global_step} steps in {train_time:.0f} s; wrote {a.out / 'final'}, "
+          f"{a.out / 'report.json'}")
+    return 0

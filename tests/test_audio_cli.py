@@ -1,0 +1,192 @@
+"""The `seqmamba audio` commands end to end on tiny settings, and their handling of bad input.
+
+Every command runs in a fresh process (``python -m pipelines.cli audio ...``) on the bundled
+spoken digits and on files made here with soundfile.
+"""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dna_helpers import DATA, seqmamba
+
+DIGITS = DATA / "audio" / "spoken_digits_espeak"
+TINY = ["--d-model", 16, "--n-layer", 1, "--d-state", 4, "--batch-size", 8, "--warmup-steps", 1,
+        "--no-progress"]
+
+
+def rows(path):
+    delim = "\t" if str(path).endswith(".tsv") else ","
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter=delim))
+
+
+def bad_files(folder):
+    """An empty file, a text file named .wav, and a float WAV holding NaN."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "notes.wav").write_text("these are not samples\n")
+    x = np.zeros(4000, np.float32)
+    x[123] = np.nan
+    sf.write(str(folder / "nan.wav"), x, 16000, subtype="FLOAT")
+    return ["empty.wav", "notes.wav", "nan.wav"]
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    """A few steps of `seqmamba audio finetune` on the digits (accents held out)."""
+    run = tmp_path_factory.mktemp("ft") / "run"
+    rc, out, err = seqmamba("audio", "finetune", "--train", DIGITS, "--out", run,
+                            "--seconds", 0.5, "--max-steps", 3, "--val-every", 3, *TINY)
+    assert rc == 0, err
+    return run, out
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    run = tmp_path_factory.mktemp("pt") / "run"
+    rc, out, err = seqmamba("audio", "pretrain", "--train", DIGITS, "--out", run,
+                            "--seq-len", 128, "--max-steps", 3, "--val-every", 3,
+                            "--val-windows", 8, *TINY)
+    assert rc == 0, err
+    return run, out
+
+
+def test_finetune_writes_final_report_confusion(classifier):
+    run, out = classifier
+    rep = json.loads((run / "report.json").read_text())
+    assert rep["task"] == "audio-classify" and rep["steps"] == 3
+    assert rep["labels"] == sorted("zero one two three four five six seven eight nine".split())
+    assert rep["split"] == {"how": "group", "train_clips": 151, "val_clips": 49,
+                            "val_groups": ["en-gb-scotland", "en-gb-x-gbcwmd"]}
+    assert {"acc", "macro_f1", "mcc", "auroc"} <= set(rep["model"])
+    assert rep["baseline"]["name"].startswith("log-mel") and 0 <= rep["baseline"]["acc"] <= 1
+    for f in ("confusion.png", "loss_curve.png", "final/model.safetensors"):
+        assert (run / f).stat().st_size > 0
+    cfg = json.loads((run / "final" / "config.json").read_text())
+    assert cfg["input_type"] == "waveform" and cfg["bidirectional"] == "add"
+    extra = cfg["extra"]
+    assert extra["task"] == "audio-classify" and extra["labels"] == rep["labels"]
+    assert extra["sample_rate"] == 16000 and extra["seconds"] == 0.5
+    assert "held-out (49 clips" in out and "baseline log-mel" in out
+
+
+def test_predict_files_folder_glob_keeps_going_past_bad_files(tmp_path, classifier):
+    run, _ = classifier
+    folder = tmp_path / "in"
+    bad = bad_files(folder)
+    for name in ("one_0000.wav", "two_0000.wav"):
+        shutil.copy(DIGITS / name, folder / name)
+    sub = folder / "deeper"
+    sub.mkdir()
+    # 1.5 s at 22.05 kHz stereo FLAC: read whole, mixed to mono and resampled
+    sf.write(str(sub / "long.flac"), 0.1 * np.random.default_rng(0).standard_normal((33075, 2)),
+             22050)
+    out = tmp_path / "out" / "preds.csv"
+    rc, stdout, stderr = seqmamba("audio", "predict", "--model", run, DIGITS / "six_0003.wav",
+                                  folder, str(DIGITS / "nine_000[12].wav"), "--out", out,
+                                  "--no-progress")
+    assert rc == 2, stderr
+    assert "Traceback" not in stderr
+    got = rows(out)
+    names = [r["file"].rsplit("/", 1)[-1] for r in got]
+    assert names == ["six_0003.wav", "long.flac", "one_0000.wav", "two_0000.wav",
+                     "nine_0001.wav", "nine_0002.wav"]
+    labels = json.loads((run / "final" / "config.json").read_text())["extra"]["labels"]
+    for r in got:
+        p = np.array([float(r[f"p_{n}"]) for n in labels])
+        assert abs(p.sum() - 1) < 1e-4 and r["label"] == labels[int(p.argmax())]
+    assert [float(r["seconds"]) for r in got][:2] == [1.0, 1.5]
+    lines = [line for line in stderr.splitlines() if line.startswith("seqmamba:")]
+    for name, why in zip(bad, ("empty file", "not an audio file", "NaN")):
+        assert any(name in line and why in line for line in lines), (name, lines)
+    errors = rows(out.parent / "preds.csv.errors.csv")
+    assert sorted(e["file"].rsplit("/", 1)[-1] for e in errors) == sorted(bad)
+    assert not (out.parent / "preds.csv.partial").exists()
+
+
+def test_predict_all_bad_exit_2_and_no_output(tmp_path, classifier):
+    run, _ = classifier
+    bad = bad_files(tmp_path / "bad")
+    out = tmp_path / "p.csv"
+    inputs = [tmp_path / "bad" / b for b in bad] + [tmp_path / "missing.wav"]
+    rc, _, stderr = seqmamba("audio", "predict", "--model", run, *inputs, "--out", out,
+                             "--no-progress")
+    assert rc == 2 and "Traceback" not in stderr
+    assert "missing.wav" in stderr and "every input failed" in stderr
+    assert not out.exists() and not (tmp_path / "p.csv.partial").exists()
+
+
+def test_predict_resumes_from_partial(tmp_path, classifier):
+    run, _ = classifier
+    files = [DIGITS / f"{w}_0005.wav" for w in ("zero", "three", "seven")]
+    full = tmp_path / "full.csv"
+    assert seqmamba("audio", "predict", "--model", run, *files, "--out", full,
+                    "--no-progress")[0] == 0
+    done = rows(full)
+    # a run that stopped after one file, in the middle of writing the second row
+    text = full.read_text().splitlines()
+    kept = text[1].replace(done[0]["label"], "KEPT", 1)
+    (tmp_path / "p.csv.partial").write_text(f"{text[0]}\n{kept}\n{text[2][:9]}")
+    out = tmp_path / "p.csv"
+    rc, stdout, _ = seqmamba("audio", "predict", "--model", run, *files, "--out", out,
+                             "--no-progress")
+    assert rc == 0 and "1 kept" in stdout
+    got = rows(out)
+    assert [r["file"] for r in got] == [r["file"] for r in done] and got[0]["label"] == "KEPT"
+    assert got[1:] == done[1:]
+    assert not (tmp_path / "p.csv.partial").exists()
+
+
+def test_pretrain_generate_wav_and_lm_bits(tmp_path, lm):
+    run, out = lm
+    rep = json.loads((run / "report.json").read_text())
+    assert rep["task"] == "audio-lm" and rep["split"]["val_groups"] == ["en-gb-scotland",
+                                                                          "en-gb-x-gbcwmd"]
+    assert 0 < rep["val_bits_per_sample"] < 9 and set(rep["markov_bits_per_sample"]) == {"0", "1"}
+    extra = json.loads((run / "final" / "config.json").read_text())["extra"]
+    assert extra["task"] == "audio-lm" and extra["encoding"] == "mulaw8"
+    assert extra["sample_rate"] == 16000 and "bits per sample" in out
+    wav = tmp_path / "gen.wav"
+    rc, stdout, err = seqmamba("audio", "generate", "--model", run, "--seconds", 0.05,
+                               "--out", wav, "--seed", 1, "--top-k", 50)
+    assert rc == 0, err
+    x, sr = sf.read(str(wav))
+    assert sr == 16000 and x.shape == (800,) and np.isfinite(x).all() and "samples/s" in stdout
+    # a prompt is continued: prompt + 0.01 s
+    rc, _, err = seqmamba("audio", "generate", "--model", run, "--seconds", 0.01, "--out", wav,
+                          "--prompt", DIGITS / "one_0001.wav")
+    assert rc == 0, err
+    assert sf.info(str(wav)).frames == 16000 + 160
+    # a language model's predictions are bits per sample, the same in any piece size
+    bits = {}
+    for chunk in (0.003, 10):
+        p = tmp_path / f"bits{chunk}.tsv"
+        rc, _, err = seqmamba("audio", "predict", "--model", run, DIGITS / "one_0001.wav",
+                              "--out", p, "--chunk-seconds", chunk, "--no-progress")
+        assert rc == 0, err
+        bits[chunk] = float(rows(p)[0]["bits_per_sample"])
+    assert 0 < bits[10] < 9 and abs(bits[10] - bits[0.003]) < 1e-3
+
+
+def test_bad_model_paths_give_one_line_errors(tmp_path, classifier):
+    clf, _ = classifier
+    cases = [
+        (("predict", "--model", tmp_path / "nowhere", DIGITS / "one_0001.wav", "--out",
+          tmp_path / "p.csv"), "no such model directory"),
+        (("generate", "--model", clf, "--seconds", 0.01, "--out", tmp_path / "g.wav"),
+         "needs an audio language model"),
+        (("finetune", "--train", DIGITS, "--out", tmp_path / "ft", "--init", tmp_path),
+         "not a model directory"),
+    ]
+    for args, needle in cases:
+        rc, _, stderr = seqmamba("audio", *args)
+        lines = stderr.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and lines[0].startswith("seqmamba: "), stderr
+        assert needle in lines[0], lines[0]
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "g.wav").exists()
+    assert not (tmp_path / "ft").exists()
