@@ -79,12 +79,13 @@ def test_cli_missing_conformance_file_is_a_clear_error():
 def test_cli_demo_runs_selfcheck_and_a_small_benchmark(tmp_path):
     out = tmp_path / "demo.csv"
     p = _cli("demo", "--device", "cpu", "--lengths", "256", "--dim", "32", "--out", str(out),
-             "--dna-steps", "4", "--workdir", str(tmp_path / "demo"))
+             "--dna-steps", "4", "--audio-steps", "2", "--workdir", str(tmp_path / "demo"))
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "self-check passed" in p.stdout
     assert "held-out bits per base" in p.stdout
     assert (tmp_path / "demo" / "predictions.tsv").read_text().count("\n") == 1 + 106 + 1
     assert (tmp_path / "demo" / "hpylori_promoter.bedgraph").exists()
+    assert (tmp_path / "demo" / "digit_predictions.csv").read_text().count("\n") == 1 + 200
     assert "torch vs mamba.py pscan, L=256 fwd" in p.stdout
     rows = out.read_text().splitlines()
     assert rows[0].startswith("device,impl,mode") and len(rows) == 1 + 2 * 3  # 2 modes x 3 impls
