@@ -32,6 +32,12 @@ NOISE, MARKER, FIRST_DATA = 0, 1, 2
 # the trigger occurs exactly twice in a sequence.
 TRIGGER = VOCAB - 1
 
+# The model of both tasks (the paper's: 2 layers, d_model 64) and the default sizes.
+D_MODEL, N_LAYER, D_STATE = 64, 2, 16
+COPY_LENGTH, COPY_TOKENS, COPY_STEPS = 128, 4, 2000
+IND_STEPS = 1500
+CURRICULUM = (32, 64, 128)  # shorter lengths that precede the induction training length
+
 FIELDS = ["task", "model", "train_len", "eval_len", "accuracy", "n_eval", "train_steps",
           "train_seconds", "eval_seconds", "final_loss", "n_tokens", "batch", "lr", "d_model",
           "n_layer", "d_state", "seed"]
@@ -106,12 +112,13 @@ class TrainSpec:
     clip: float = 1.0
 
 
-def make_model(selective: bool, seed: int, d_model: int = 64, n_layer: int = 2,
-               d_state: int = 16) -> MambaLMHeadModel:
-    """A fresh 2-layer Mamba LM over the 16-token vocabulary, initialised from ``seed``."""
+def make_model(selective: bool, seed: int, d_model: int = D_MODEL, n_layer: int = N_LAYER,
+               d_state: int = D_STATE, **config) -> MambaLMHeadModel:
+    """A fresh Mamba LM over the 16-token vocabulary, initialised from ``seed``; ``config``
+    overrides further MambaConfig fields."""
     torch.manual_seed(seed)
     cfg = MambaConfig(d_model=d_model, n_layer=n_layer, vocab_size=VOCAB, d_state=d_state,
-                      pad_vocab_size_multiple=8, selective=selective)
+                      pad_vocab_size_multiple=8, selective=selective, **config)
     return MambaLMHeadModel(cfg)
 
 
@@ -124,10 +131,10 @@ def lr_at(step: int, spec: TrainSpec) -> float:
 
 
 def train(model: MambaLMHeadModel, spec: TrainSpec,
-          batch_fn: Callable[[int, torch.Generator], Tuple[torch.Tensor, torch.Tensor]],
+          batch_fn: Callable[[int, int, torch.Generator], Tuple[torch.Tensor, torch.Tensor]],
           loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], seed: int,
           log_every: int = 0, name: str = "") -> Tuple[float, float]:
-    """Train ``model`` on freshly generated batches (``batch_fn(batch, generator)``).
+    """Train ``model`` on freshly generated batches (``batch_fn(step, batch, generator)``).
 
     ``loss_fn(logits (batch, length, vocab), targets)`` gives the scalar loss.  Returns
     (wall seconds, mean loss over the last 10% of steps).
@@ -141,7 +148,7 @@ def train(model: MambaLMHeadModel, spec: TrainSpec,
     for step in range(spec.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, spec)
-        inputs, targets = batch_fn(spec.batch, gen)
+        inputs, targets = batch_fn(step, spec.batch, gen)
         loss = loss_fn(model(inputs).logits, targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -154,6 +161,20 @@ def train(model: MambaLMHeadModel, spec: TrainSpec,
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     model.eval()
     return time.perf_counter() - t0, sum(tail) / max(1, len(tail))
+
+
+def curriculum_stages(final: int, stages: Tuple[int, ...] = CURRICULUM) -> list:
+    """The lengths trained on, in order: those of ``stages`` below ``final``, then ``final``."""
+    return [s for s in stages if s < final] + [final]
+
+
+def curriculum_length(step: int, steps: int, final: int, stages: Tuple[int, ...] = CURRICULUM,
+                      stage_frac: float = 0.1) -> int:
+    """Training length at ``step`` of ``steps``: each length of ``stages`` shorter than
+    ``final`` for ``stage_frac`` of the steps, then ``final`` for the rest."""
+    lengths = curriculum_stages(final, stages)
+    k = step // max(1, int(steps * stage_frac))
+    return lengths[min(k, len(lengths) - 1)]
 
 
 def copying_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -197,3 +218,159 @@ def induction_accuracy(model: MambaLMHeadModel, length: int, n_seqs: int, seed: 
         logits = model(inputs, chunk_size=chunk_size if length > chunk_size else None).logits
         correct += int((logits[:, -1].argmax(-1) == targets).sum())
     return correct / n_seqs
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class CopySetup:
+    length: int
+    n_tokens: int
+    train: TrainSpec
+    n_eval: int
+
+
+@dataclass
+class InductionSetup:
+    length: int
+    train: TrainSpec
+    min_eval_log2: int
+    max_eval_log2: int
+    eval_tokens: int  # per eval length: about this many tokens, within [min_seqs, max_seqs]
+    min_seqs: int
+    max_seqs: int
+
+
+def setups(quick: bool, steps: Optional[int], max_eval_log2: Optional[int]):
+    """The (CopySetup, InductionSetup) of a default or ``--quick`` run."""
+    if quick:
+        copy = CopySetup(32, 2, TrainSpec(steps=300, batch=32, lr=3e-3, warmup=30), 512)
+        ind = InductionSetup(64, TrainSpec(steps=300, batch=32, lr=3e-3, warmup=30,
+                                           weight_decay=0.0), 6, 12, 1 << 16, 4, 256)
+    else:
+        copy = CopySetup(COPY_LENGTH, COPY_TOKENS, TrainSpec(steps=COPY_STEPS, batch=32, lr=3e-3,
+                                                             warmup=COPY_STEPS // 10), 2048)
+        ind = InductionSetup(256, TrainSpec(steps=IND_STEPS, batch=32, lr=3e-3,
+                                            warmup=IND_STEPS // 10, weight_decay=0.0),
+                             8, 20, 1 << 21, 4, 512)
+    if steps is not None:
+        for spec in (copy.train, ind.train):
+            spec.steps, spec.warmup = steps, max(1, steps // 10)
+    if max_eval_log2 is not None:
+        ind.max_eval_log2 = max_eval_log2
+    return copy, ind
+
+
+def write_csv_atomic(rows: list, path: Path) -> None:
+    """Write ``rows`` (dicts keyed by FIELDS) as CSV to ``path`` via a temp file + os.replace,
+    so a reader (or a killed run) never sees a half-written table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def format_table(rows: list) -> str:
+    """The rows as an aligned text table (the columns the README reports)."""
+    cols = ["task", "model", "train_len", "eval_len", "accuracy", "n_eval", "train_steps",
+            "train_seconds"]
+    cells = [cols] + [[f"{r[c]:.4f}" if c == "accuracy" else str(r[c]) for c in cols] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    lines = ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="tiny sizes and few steps (a smoke run of about a minute)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="training steps per model (default: per task, see the module doc)")
+    ap.add_argument("--max-eval-log2", type=int, default=None,
+                    help="induction heads: evaluate up to length 2^N (default 20; quick: 12)")
+    ap.add_argument("--tasks", default="copying,induction",
+                    help="comma-separated subset of: copying, induction")
+    ap.add_argument("--seed", type=int, default=0, help="seed of model init and training data")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads (default: torch's choice)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="CSV path (default benchmarks/results/synthetic.csv, "
+                         "or synthetic_quick.csv with --quick)")
+    a = ap.parse_args(argv)
+    tasks = [t.strip() for t in a.tasks.split(",") if t.strip()]
+    unknown = sorted(set(tasks) - {"copying", "induction"})
+    if unknown or not tasks:
+        ap.error(f"--tasks: unknown task(s) {unknown}; choose from copying, induction")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    out = a.out or HERE / "results" / ("synthetic_quick.csv" if a.quick else "synthetic.csv")
+    copy, ind = setups(a.quick, a.steps, a.max_eval_log2)
+    # Evaluation data come from seeds disjoint from the training stream's.
+    eval_seed = 10_000 + a.seed
+    rows = []
+
+    def emit(**row):
+        row.update(d_model=D_MODEL, n_layer=N_LAYER, d_state=D_STATE, seed=a.seed)
+        rows.append(row)
+        write_csv_atomic(rows, out)  # after every row: a stopped run keeps what it measured
+        print(f"  -> {row['task']} {row['model']} eval_len={row['eval_len']}: "
+              f"accuracy {row['accuracy']:.4f} on {row['n_eval']} sequences", flush=True)
+
+    t_start = time.perf_counter()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, seed {a.seed}, "
+          f"writing {out}", flush=True)
+    if "copying" in tasks:
+        L, K, spec = copy.length, copy.n_tokens, copy.train
+        print(f"selective copying: length {L} ({L - K} noise + {K} markers), {K} data tokens, "
+              f"{spec.steps} steps x batch {spec.batch}", flush=True)
+        for selective in (True, False):
+            name = "mamba (S6)" if selective else "no selection (S4-like)"
+            model = make_model(selective, a.seed)
+            secs, loss = train(model, spec,
+                               lambda step, b, g: selective_copying_batch(b, L, K, g),
+                               copying_loss, a.seed, log_every=max(1, spec.steps // 5), name=name)
+            t0 = time.perf_counter()
+            acc = copying_accuracy(model, L, K, copy.n_eval, eval_seed)
+            emit(task="selective_copying", model=name, train_len=L, eval_len=L, accuracy=acc,
+                 n_eval=copy.n_eval, train_steps=spec.steps, train_seconds=round(secs, 1),
+                 eval_seconds=round(time.perf_counter() - t0, 1), final_loss=round(loss, 4),
+                 n_tokens=K, batch=spec.batch, lr=spec.lr)
+    if "induction" in tasks:
+        L, spec = ind.length, ind.train
+        print(f"induction heads: train length {L} (curriculum {curriculum_stages(L)}), "
+              f"{spec.steps} steps x batch {spec.batch}; eval 2^{ind.min_eval_log2}.."
+              f"2^{ind.max_eval_log2}", flush=True)
+        name = "mamba (S6)"
+        model = make_model(True, a.seed)
+        secs, loss = train(model, spec,
+                           lambda step, b, g: induction_heads_batch(
+                               b, curriculum_length(step, spec.steps, L), g),
+                           induction_loss, a.seed, log_every=max(1, spec.steps // 10), name=name)
+        for k in range(ind.min_eval_log2, ind.max_eval_log2 + 1):
+            n = min(ind.max_seqs, max(ind.min_seqs, ind.eval_tokens >> k))
+            t0 = time.perf_counter()
+            acc = induction_accuracy(model, 1 << k, n, eval_seed + k)
+            emit(task="induction_heads", model=name, train_len=L, eval_len=1 << k, accuracy=acc,
+                 n_eval=n, train_steps=spec.steps, train_seconds=round(secs, 1),
+                 eval_seconds=round(time.perf_counter() - t0, 1), final_loss=round(loss, 4),
+                 n_tokens=1, batch=spec.batch, lr=spec.lr)
+    print()
+    print(format_table(rows))
+    print(f"\ntotal {time.perf_counter() - t_start:.0f} s; written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -199,9 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"conformance vectors (default: {CONFORMANCE.relative_to(REPO)})")
         if name == "demo":
             q.add_argument("--no-bench", action="store_true", help="skip the benchmark")
-            q.add_argument("--dna-steps", type=int, default=150,
+            q.add_argument("--dna-steps", type=int, default=300,
                            help="training steps of the DNA demo (0 skips it)")
-            q.add_argument("--audio-steps", type=int, default=80,
+            q.add_argument("--audio-steps", type=int, default=300,
                            help="training steps of the audio demo (0 skips it)")
             q.add_argument("--workdir", type=Path, default=REPO / "runs" / "demo",
                            help="where the demo's runs go (replaced on every demo)")
