@@ -29,7 +29,7 @@ from seqmamba.generation import sample_next  # noqa: E402
 from seqmamba.stepper import RecurrentStepper  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-FIELDS = ["context", "new_tokens", "d_model", "n_layer", "prefill_s", "decode_s", "tokens_per_s",
+FIELDS = ["context", "new_tokens", "vocab", "d_model", "n_layer", "prefill_s", "decode_s", "tokens_per_s",
           "ms_per_token", "relative_to_shortest"]
 
 
@@ -39,15 +39,17 @@ def main(argv=None) -> int:
     p.add_argument("--new-tokens", type=int, default=256)
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--n-layer", type=int, default=2)
+    p.add_argument("--vocab", type=int, default=16, help="16 for DNA, 256 for mu-law audio")
     p.add_argument("--chunk-size", type=int, default=1 << 15)
     p.add_argument("--out", type=Path, default=HERE / "results" / "generation.csv")
     a = p.parse_args(argv)
     torch.manual_seed(0)
-    model = MambaLMHeadModel(MambaConfig(d_model=a.d_model, n_layer=a.n_layer, vocab_size=16)).eval()
-    model.generate(torch.randint(0, 16, (1, 64)), 32, seed=0)  # warm-up (allocator, threads)
+    model = MambaLMHeadModel(MambaConfig(d_model=a.d_model, n_layer=a.n_layer,
+                                         vocab_size=a.vocab)).eval()
+    model.generate(torch.randint(0, a.vocab, (1, 64)), 32, seed=0)  # warm-up (allocator, threads)
     rows = []
     for ctx in a.contexts:
-        prompt = torch.randint(0, 16, (1, ctx))
+        prompt = torch.randint(0, a.vocab, (1, ctx))
         cache = model.allocate_inference_cache(1)
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
             tok = sample_next(logits, 1.0, generator=gen)
             logits = stepper(tok, cache)
         decode = time.perf_counter() - t0
-        rows.append({"context": ctx, "new_tokens": a.new_tokens, "d_model": a.d_model,
+        rows.append({"context": ctx, "new_tokens": a.new_tokens, "vocab": a.vocab, "d_model": a.d_model,
                      "n_layer": a.n_layer, "prefill_s": prefill, "decode_s": decode,
                      "tokens_per_s": a.new_tokens / decode,
                      "ms_per_token": 1000 * decode / a.new_tokens})
