@@ -135,3 +135,54 @@ def export_final(model, out: Path) -> Path:
 def best_or_last(trainer) -> Optional[str]:
     cb = trainer.checkpoint_callback
     return (cb.best_model_path or cb.last_model_path) if cb else None
+
+
+class PartialTable:
+    """A prediction table written row by row to OUT.partial (flushed per row) and renamed to
+    OUT by ``finish``: a reader never sees half a table, and a stopped run resumes where it
+    stopped.  ``done`` holds the ``key`` column values (tuples) of the rows already there.
+
+    Delimiter: "," for .csv, tab for .tsv/.txt, else ``default_delim``.  A last row cut short
+    when the previous run was killed is dropped (it will be predicted again)."""
+
+    def __init__(self, out: Path, fields, restart: bool, key=("file",), default_delim=","):
+        import csv
+
+        self.out, self.fields = out, list(fields)
+        self.partial = out.with_name(out.name + ".partial")
+        suffix = out.suffix.lower()
+        self.delim = "," if suffix == ".csv" else "\t" if suffix in (".tsv", ".txt") else default_delim
+        self.done: set = set()
+        rows = []
+        if self.partial.exists() and not restart:
+            text = self.partial.read_text()
+            if text and not text.endswith("\n"):
+                text = text[:text.rfind("\n") + 1]
+                self.partial.write_text(text)
+            rows = list(csv.reader(text.splitlines(), delimiter=self.delim))
+            if rows and rows[0] != self.fields:
+                raise InputError("an earlier OUT.partial has other columns", path=self.partial,
+                                 fix="pass --restart to start over")
+            idx = [self.fields.index(k) for k in key]
+            self.done = {tuple(r[i] for i in idx) for r in rows[1:] if len(r) == len(self.fields)}
+        if rows:
+            self.f = open(self.partial, "a", newline="")
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            self.f = open(self.partial, "w", newline="")
+        self.w = csv.DictWriter(self.f, fieldnames=self.fields, delimiter=self.delim)
+        if not rows:
+            self.w.writeheader()
+            self.f.flush()
+
+    def add(self, row: dict) -> None:
+        self.w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        self.f.flush()
+
+    def finish(self) -> None:
+        self.f.close()
+        os.replace(self.partial, self.out)
+
+    def discard(self) -> None:
+        self.f.close()
+        self.partial.unlink(missing_ok=True)

@@ -258,3 +258,19 @@ def plot_confusion(confusion: np.ndarray, names, out_png: Path) -> None:
             ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=8)
     fig.tight_layout()
     save_figure(fig, out_png)
+
+
+def finish_classifier_run(model, out: Path, names, predict) -> dict:
+    """After a fine-tune on rank 0: export RUN/final, score the held-out set with
+    ``predict(model) -> (probs (n, classes), labels (n,))``, draw RUN/confusion.png and
+    RUN/loss_curve.png; returns the held-out metrics (without the confusion matrix)."""
+    from .runs import export_final
+
+    export_final(model, out)
+    probs, labels = predict(model)
+    m = classification_metrics(labels, probs)
+    plot_confusion(m.pop("confusion"), names, out / "confusion.png")
+    metrics_csv = out / "logs" / "metrics.csv"
+    if metrics_csv.exists():
+        plot_curves(metrics_csv, out / "loss_curve.png")
+    return m

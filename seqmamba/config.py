@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 BIDIRECTIONAL_MODES = (None, "add", "ew_multiply")
+FRONTENDS = ("linear", "filterbank")
 POOLING_MODES = ("mean", "last", "max")
 
 
@@ -58,6 +59,15 @@ class MambaConfig:
     # frame of 160 samples is 10 ms, so a second of audio is 100 positions).
     input_type: str = "tokens"
     frame_size: int = 160
+    # How a waveform frame becomes a d_model vector: "linear" (one projection of the raw
+    # samples; sensitive to where a sound falls inside a frame) or "filterbank" (a learned bank
+    # of ``frontend_filters`` FIR filters of ``frontend_taps`` taps run inside each frame, the
+    # log of each filter's mean output energy projected to d_model: a learned, phase-insensitive
+    # log spectrum, which generalises across voices far better).  Both are frame-local, so a
+    # waveform can still be processed in chunks of whole frames with exactly the same result.
+    frontend: str = "linear"
+    frontend_filters: int = 64
+    frontend_taps: int = 0  # 0: frame_size // 2
     # Heads: number of classes and pooling for sequence classification.
     num_labels: int = 2
     pooling: str = "mean"
@@ -87,6 +97,12 @@ class MambaConfig:
             raise ValueError(f"MambaConfig.input_type must be 'tokens' or 'waveform', got {self.input_type!r}")
         if self.input_type == "waveform":
             positive("frame_size")
+            if self.frontend not in FRONTENDS:
+                raise ValueError(f"MambaConfig.frontend must be one of {FRONTENDS}, got {self.frontend!r}")
+            positive("frontend_filters")
+            if not (isinstance(self.frontend_taps, int) and 0 <= self.frontend_taps <= self.frame_size):
+                raise ValueError(f"MambaConfig.frontend_taps must be 0 (auto) or 1..frame_size "
+                                 f"({self.frame_size}), got {self.frontend_taps!r}")
             if self.rc_equivariant:
                 raise ValueError("MambaConfig.rc_equivariant is for DNA tokens, not waveform input")
         if self.dt_init not in ("random", "constant"):

@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -447,3 +448,47 @@ def test_folder_per_label(tmp_path):
         read_folder(root / "no")
     with pytest.raises(InputError, match="no such file or folder"):
         read_clips(tmp_path / "nowhere")
+
+
+# ---------------------------------------------------------------- mixed-engine set maker
+
+def _make_digits_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_digits",
+                                                  DATA / "audio" / "make_digits.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_make_digits_manifest_groups_by_accent_and_voice(tmp_path):
+    """The manifest rows the maker writes, from the generators' metadata.json entries (the
+    bundled set's metadata is one), read back by the dataset layer with its groups."""
+    md = _make_digits_module()
+    meta = json.loads((DIGITS / "metadata.json").read_text())[:30]
+    flite = [{"voice": "flite:awb", "file": "one_flite_0000.wav", "word": "one", "label": 1},
+             {"voice": "flite:slt", "file": "two_flite_0000.wav", "word": "two", "label": 2}]
+    rows = md.manifest_rows(meta, "espeak", "espeak-ng") + md.manifest_rows(flite, "flite", "flite")
+    assert [r["group"] for r in rows[-2:]] == ["flite:awb", "flite:slt"]
+    assert all(r["group"] == m["voice"].split("+")[0] for r, m in zip(rows, meta))
+    (tmp_path / "espeak").mkdir()
+    (tmp_path / "flite").mkdir()
+    for m in meta:
+        shutil.copy(DIGITS / m["file"], tmp_path / "espeak" / m["file"])
+    for m in flite:
+        shutil.copy(DIGITS / meta[0]["file"], tmp_path / "flite" / m["file"])
+    md.write_manifest(rows, tmp_path / "manifest.csv")
+    clips = read_clips(tmp_path / "manifest.csv")
+    assert len(clips) == 32 and {c.group for c in clips} >= {"flite:awb", "flite:slt"}
+    held = split_clips(clips, "group", val_groups=["flite:awb"])
+    assert [c.label for c in held["val"]] == ["one"] and len(held["train"]) == 31
+
+
+def test_make_digits_without_engines_says_what_to_install(tmp_path, monkeypatch, capsys):
+    md = _make_digits_module()
+    monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng, flite or sox on it
+    assert md.main([str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "espeak-ng, flite, sox not found" in err and "apt-get install" in err
+    assert not (tmp_path / "out").exists()

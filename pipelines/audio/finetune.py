@@ -31,11 +31,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import InputError
-from ..runs import (add_trainer_args, export_final, parse_with_recipe, prepare_run_dir,
+from ..runs import (add_trainer_args, parse_with_recipe, prepare_run_dir,
                     write_json_atomic)
+from .args import add_clip_reading_args, add_clip_set_args
 from .crop import center_crop, random_crop
 from .datasets import AudioClips, collate, label_names, read_clips, split_clips
-from .io import DEFAULT_MAX_SECONDS
 from .mulaw import mulaw_encode
 
 AUDIO_TASKS = ("audio-classify", "audio-lm")
@@ -173,22 +173,11 @@ def predict_probs(model, loader) -> tuple:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqmamba audio finetune", description=__doc__.split("\n")[0])
     g = p.add_argument_group("data")
-    g.add_argument("--train", type=Path, default=None,
-                   help="CSV manifest (path,label[,split][,group]) or folder per label")
-    g.add_argument("--val", type=Path, default=None, help="held-out clips (CSV or folder)")
-    g.add_argument("--split", default="auto", choices=["auto", "column", "group", "stratified"],
-                   help="without --val: how to hold clips out (auto: the split column, else "
-                        "groups, else stratified)")
-    g.add_argument("--val-fraction", type=float, default=0.25,
-                   help="without --val: fraction of the groups (or of each label) held out")
-    g.add_argument("--val-groups", nargs="+", default=None, help="hold out these groups")
+    add_clip_set_args(g, "CSV manifest (path,label[,split][,group]) or folder per label")
     g.add_argument("--seconds", type=float, default=1.0, help="crop length")
     g.add_argument("--sample-rate", type=int, default=None,
                    help="clips are resampled to this rate (default 16000, or --init's)")
-    g.add_argument("--peak", type=float, default=None,
-                   help="scale each clip down to this peak (default: as recorded)")
-    g.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
-                   help="a longer clip is an error")
+    add_clip_reading_args(g)
     g.add_argument("--shift-seconds", type=float, default=0.0,
                    help="augmentation: random time shift of up to this much (zero-filled)")
     g.add_argument("--gain-db", type=float, default=0.0,
@@ -201,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="audio model to start from (RUN or RUN/final of finetune or pretrain)")
     g.add_argument("--frame-size", type=int, default=160,
                    help="samples per frame (160 = 10 ms at 16 kHz)")
+    g.add_argument("--frontend", default="linear", choices=["linear", "filterbank"],
+                   help="frame -> vector: one linear projection of the raw samples, or a learned "
+                        "filterbank's log band energies (generalises better across voices)")
+    g.add_argument("--filters", type=int, default=64, help="filterbank: number of filters")
+    g.add_argument("--filter-taps", type=int, default=0,
+                   help="filterbank: taps per filter (0: half the frame)")
     g.add_argument("--pooling", default="mean", choices=["mean", "last", "max"])
     g.add_argument("--causal", action="store_true",
                    help="a one-directional backbone (default: bidirectional 'add')")
@@ -213,8 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv=None) -> int:
     import lightning as L
 
-    from ..training import (ClassifierTask, classification_metrics, plot_confusion, plot_curves,
-                            trainer_from_args)
+    from ..training import ClassifierTask, finish_classifier_run, trainer_from_args
 
     a = parse_with_recipe(build_parser(), argv)
     if a.train is None:
@@ -258,7 +252,9 @@ def run(argv=None) -> int:
     extra = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
              "seconds": a.seconds, "encoding": encoding, "peak": a.peak}
     model_config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, vocab_size=1,
-                        input_type="waveform", frame_size=a.frame_size, num_labels=len(names),
+                        input_type="waveform", frame_size=a.frame_size, frontend=a.frontend,
+                        frontend_filters=a.filters, frontend_taps=a.filter_taps,
+                        num_labels=len(names),
                         pooling=a.pooling, bidirectional=bidirectional, dropout=a.dropout,
                         extra=extra)
     task = ClassifierTask(model_config, lr=a.lr, weight_decay=a.weight_decay,
@@ -271,13 +267,7 @@ def run(argv=None) -> int:
     train_time = time.perf_counter() - t0
     if trainer.global_rank != 0:
         return 0
-    export_final(task.model, a.out)
-    probs, labels = predict_probs(task.model, val_loader)
-    m = classification_metrics(labels, probs)
-    plot_confusion(m.pop("confusion"), names, a.out / "confusion.png")
-    metrics_csv = a.out / "logs" / "metrics.csv"
-    if metrics_csv.exists():
-        plot_curves(metrics_csv, a.out / "loss_curve.png")
+    m = finish_classifier_run(task.model, a.out, names, lambda mdl: predict_probs(mdl, val_loader))
     cfg = task.model.config
     report = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
               "seconds": a.seconds, "encoding": encoding, "steps": trainer.global_step,
@@ -287,6 +277,7 @@ def run(argv=None) -> int:
               "architecture": {"d_model": cfg.d_model, "n_layer": cfg.n_layer,
                                "d_state": cfg.d_state, "bidirectional": cfg.bidirectional,
                                "input_type": cfg.input_type, "frame_size": cfg.frame_size,
+                               "frontend": cfg.frontend,
                                "parameters": task.model.num_parameters()},
               "model": m, "init": str(init) if init else None}
     if a.baseline == "logmel":

@@ -18,7 +18,6 @@ is never half written; rerunning the same command continues from ``OUT.partial``
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import math
 import os
@@ -31,7 +30,7 @@ import torch
 from seqmamba import MambaForSequenceClassification, MambaLMHeadModel
 
 from ..errors import InputError
-from ..runs import write_csv_atomic
+from ..runs import PartialTable, write_csv_atomic
 from .crop import center_crop
 from .finetune import encode_input, model_extra, resolve_model_dir
 from .io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS, normalize_peak, read_audio
@@ -165,48 +164,7 @@ class AudioPredictor:
         return total / (len(ids) - 1) / LN2
 
 
-# ---------------------------------------------------------------- output
-
-class PartialTable:
-    """Rows appended to OUT.partial (flushed per file); ``finish`` renames it to OUT."""
-
-    def __init__(self, out: Path, fields: List[str], restart: bool):
-        self.out, self.fields = out, fields
-        self.partial = out.with_name(out.name + ".partial")
-        self.delim = "\t" if out.suffix.lower() in (".tsv", ".txt") else ","
-        self.done: set = set()
-        if self.partial.exists() and not restart:
-            text = self.partial.read_text()
-            if text and not text.endswith("\n"):  # a row cut short when the last run stopped
-                text = text[:text.rfind("\n") + 1]
-                self.partial.write_text(text)
-            rows = list(csv.reader(text.splitlines(), delimiter=self.delim))
-            if rows and rows[0] != fields:
-                raise InputError("an earlier OUT.partial has other columns", path=self.partial,
-                                 fix="pass --restart to start over")
-            if rows:
-                self.done = {r[0] for r in rows[1:] if r}
-                self.f = open(self.partial, "a", newline="")
-                self.w = csv.DictWriter(self.f, fieldnames=fields, delimiter=self.delim)
-                return
-        out.parent.mkdir(parents=True, exist_ok=True)
-        self.f = open(self.partial, "w", newline="")
-        self.w = csv.DictWriter(self.f, fieldnames=fields, delimiter=self.delim)
-        self.w.writeheader()
-        self.f.flush()
-
-    def add(self, row: dict) -> None:
-        self.w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-        self.f.flush()
-
-    def finish(self) -> None:
-        self.f.close()
-        os.replace(self.partial, self.out)
-
-    def discard(self) -> None:
-        self.f.close()
-        self.partial.unlink(missing_ok=True)
-
+# ---------------------------------------------------------------- command
 
 def run(argv=None) -> int:
     from tqdm.auto import tqdm
@@ -216,10 +174,10 @@ def run(argv=None) -> int:
         raise InputError("--chunk-seconds and --max-seconds must be positive")
     predictor = AudioPredictor(a.model, a.device, a.chunk_seconds)
     files, errors = expand_inputs(a.inputs)
-    table = PartialTable(a.out, predictor.fields(), a.restart)
+    table = PartialTable(a.out, predictor.fields(), a.restart, key=("file",))
     for _, msg in errors:
         print(f"seqmamba: {msg}", file=sys.stderr)
-    todo = [f for f in files if str(f) not in table.done]
+    todo = [f for f in files if (str(f),) not in table.done]
     n_done = 0
     bar = tqdm(todo, unit="file", disable=a.no_progress, file=sys.stderr, dynamic_ncols=True)
     for path in bar:

@@ -29,8 +29,9 @@ from torch.utils.data import DataLoader, Dataset
 from ..errors import InputError
 from ..runs import (add_trainer_args, best_or_last, export_final, parse_with_recipe,
                     prepare_run_dir, write_json_atomic)
+from .args import add_clip_reading_args, add_clip_set_args
 from .datasets import Clip, read_clips, split_clips
-from .io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS, normalize_peak, read_audio
+from .io import AUDIO_EXTENSIONS, normalize_peak, read_audio
 from .mulaw import CLASSES, mulaw_encode
 
 SILENCE = CLASSES // 2  # mu-law class of a zero sample
@@ -161,21 +162,10 @@ def heldout_bits(model, windows: Sequence[np.ndarray], batch_size: int) -> float
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqmamba audio pretrain", description=__doc__.split("\n")[0])
     g = p.add_argument_group("data")
-    g.add_argument("--train", type=Path, default=None,
-                   help="folder of .wav/.flac (recursive), or CSV manifest path,label[,group]")
-    g.add_argument("--val", type=Path, default=None, help="held-out clips (folder or CSV)")
-    g.add_argument("--split", default="auto", choices=["auto", "column", "group", "stratified"],
-                   help="without --val: how to hold clips out (auto: the split column, else "
-                        "groups, else a random fraction)")
-    g.add_argument("--val-fraction", type=float, default=0.25,
-                   help="without --val: fraction of the groups (or clips) held out")
-    g.add_argument("--val-groups", nargs="+", default=None, help="hold out these groups")
+    add_clip_set_args(g, "folder of .wav/.flac (recursive), or CSV manifest path,label[,group]")
     g.add_argument("--seq-len", type=int, default=4096, help="samples per training crop")
     g.add_argument("--sample-rate", type=int, default=16000)
-    g.add_argument("--peak", type=float, default=None,
-                   help="scale each clip down to this peak (default: as recorded)")
-    g.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
-                   help="a longer clip is an error")
+    add_clip_reading_args(g)
     g.add_argument("--train-samples", type=int, default=None,
                    help="crops per epoch (default: max_steps x batch size)")
     g.add_argument("--val-windows", type=int, default=64,

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import InputError
-from ..runs import (add_trainer_args, export_final, parse_with_recipe, prepare_run_dir,
+from ..runs import (add_trainer_args, parse_with_recipe, prepare_run_dir,
                     write_json_atomic)
 from .baselines import logistic_baseline
 from .labelled import LabelledSet, pad_collate, read_labelled
@@ -102,8 +102,7 @@ def predict_probs(model, loader) -> tuple:
 def run(argv=None) -> int:
     import lightning as L
 
-    from ..training import ClassifierTask, classification_metrics, trainer_from_args, plot_confusion, \
-        plot_curves
+    from ..training import ClassifierTask, finish_classifier_run, trainer_from_args
 
     a = parse_with_recipe(build_parser(), argv)
     if a.train is None:
@@ -144,13 +143,7 @@ def run(argv=None) -> int:
     trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
     if trainer.global_rank != 0:
         return 0
-    export_final(task.model, a.out)
-    probs, labels = predict_probs(task.model, val_loader)
-    m = classification_metrics(labels, probs)
-    plot_confusion(m.pop("confusion"), names, a.out / "confusion.png")
-    metrics_csv = a.out / "logs" / "metrics.csv"
-    if metrics_csv.exists():
-        plot_curves(metrics_csv, a.out / "loss_curve.png")
+    m = finish_classifier_run(task.model, a.out, names, lambda mdl: predict_probs(mdl, val_loader))
     report = {"task": "dna-classify", "labels": names, "steps": trainer.global_step,
               "train_examples": len(train_ds), "val_examples": len(val_ds),
               "model": m, "init": str(init) if init else None}

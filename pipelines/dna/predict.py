@@ -33,6 +33,7 @@ from seqmamba import (MambaForSequenceClassification, MambaLMHeadModel, MambaPre
 from seqmamba.pooling import StreamingPool
 
 from ..errors import InputError
+from ..runs import PartialTable
 from .fasta import FastaFile
 from .finetune import resolve_model_dir, tokenizer_of
 from .tokenizer import DNATokenizer
@@ -174,37 +175,6 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
 
 # ---------------------------------------------------------------- output files
 
-class PartialTable:
-    """Rows appended to OUT.partial (flushed per record); ``finish`` renames it to OUT."""
-
-    def __init__(self, out: Path, fields: List[str], restart: bool):
-        self.out, self.fields = out, fields
-        self.partial = out.with_name(out.name + ".partial")
-        self.delim = "," if out.suffix.lower() == ".csv" else "\t"
-        self.done = set()
-        if self.partial.exists() and not restart:
-            with open(self.partial, newline="") as f:
-                rows = list(csv.DictReader(f, delimiter=self.delim))
-            if rows and list(rows[0].keys()) != fields:
-                raise InputError("an earlier OUT.partial has other columns", path=self.partial,
-                                 fix="pass --restart to start over")
-            self.done = {(r["file"], r["record"]) for r in rows}
-            self.f = open(self.partial, "a", newline="")
-        else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            self.f = open(self.partial, "w", newline="")
-            csv.writer(self.f, delimiter=self.delim).writerow(fields)
-        self.w = csv.DictWriter(self.f, fieldnames=fields, delimiter=self.delim)
-
-    def add(self, row: dict) -> None:
-        self.w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-        self.f.flush()
-
-    def finish(self) -> None:
-        self.f.close()
-        os.replace(self.partial, self.out)
-
-
 class TrackWriter:
     """bedGraph written to a temporary file beside the target and renamed when complete."""
 
@@ -256,7 +226,7 @@ def run(argv=None) -> int:
         track_class = names.index(a.track_class)
     fields = ["file", "record", "length"] + (["label"] + [f"p_{n}" for n in names]
                                              if task == "dna-classify" else ["bits_per_base"])
-    table = PartialTable(a.out, fields, a.restart)
+    table = PartialTable(a.out, fields, a.restart, key=("file", "record"), default_delim="\t")
     errors: List[Tuple[str, str, str]] = []
     track = TrackWriter(a.track, task) if a.track else None
     embeds, embed_ids = [], []
@@ -287,8 +257,7 @@ def run(argv=None) -> int:
                 embed_ids.append(f"{path.name}:{name}")
     bar.close()
     if n_done == 0 and not table.done:
-        table.f.close()
-        table.partial.unlink()
+        table.discard()
         if track is not None:
             track.abort()
         for f, r, msg in errors:
