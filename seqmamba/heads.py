@@ -172,7 +172,7 @@ class MambaLMHeadModel(MambaPreTrainedModel):
 
 
 class MambaForSequenceClassification(MambaPreTrainedModel):
-    """One label per sequence: pooled features (mean / last / max over real positions) -> logits
+    """One label per sequence: pooled features (mean / last / max / center of the real positions) -> logits
     (batch, num_labels)."""
 
     head_keys = ("classifier.",)
@@ -189,6 +189,11 @@ class MambaForSequenceClassification(MambaPreTrainedModel):
         """input_ids: (batch, length) -> logits (batch, num_labels); labels: (batch,) class ids."""
         lengths = self._prepare(input_ids, attention_mask, None, chunk_size)
         pool = StreamingPool(pooling or self.config.pooling)
+        if lengths is None and pool.mode == "center":  # unpadded: every row is full length
+            n = input_ids.shape[1]
+            if self.config.input_type == "waveform":
+                n = -(-n // self.config.frame_size)
+            lengths = torch.full((input_ids.shape[0],), n, dtype=torch.long, device=input_ids.device)
         if chunk_size and input_ids.shape[1] > chunk_size:
             cache = self.allocate_inference_cache(input_ids.shape[0])
 

@@ -15,7 +15,11 @@ class StreamingPool:
     ``update`` may be called on consecutive chunks of the sequence (a chromosome fed in
     pieces); the result equals pooling the whole sequence at once.
       mean: average over real positions; max: channel-wise maximum over real positions;
-      last: the features at each row's last real position.
+      last: the features at each row's last real position;
+      center: the features at each row's middle position (the mean of the two middle ones for
+        an even length): for fixed windows centred on a site (a splice junction, a variant),
+        where a bidirectional model's middle position has read both flanks.  Needs the rows'
+        lengths at every update (the middle is unknown until the end otherwise).
     """
 
     def __init__(self, mode: str):
@@ -33,7 +37,13 @@ class StreamingPool:
         valid = (pos < lengths.to(feats.device)[:, None]) if lengths is not None \
             else torch.ones(bsz, L, dtype=torch.bool, device=feats.device)
         f = feats.float()
-        if self.mode == "mean":
+        if self.mode == "center":
+            if lengths is None:
+                raise ValueError("center pooling needs the sequence lengths (the middle of a "
+                                 "streamed sequence is unknown until its end)")
+            n = lengths.to(feats.device)[:, None]
+            valid = (pos == (n - 1) // 2) | (pos == n // 2)
+        if self.mode in ("mean", "center"):
             part = (f * valid[..., None]).sum(1)
             n = valid.sum(1, keepdim=True)
             self.acc = part if self.acc is None else self.acc + part
@@ -54,7 +64,7 @@ class StreamingPool:
     def result(self) -> torch.Tensor:
         if self.acc is None:
             raise ValueError("nothing was pooled: the sequence was empty")
-        if self.mode == "mean":
+        if self.mode in ("mean", "center"):
             return self.acc / self.count.clamp(min=1)
         return self.acc
 

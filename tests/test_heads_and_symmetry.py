@@ -40,7 +40,7 @@ def test_rc_equivariance_property(bidirectional, seed):
         assert torch.allclose(h_rc, rc_flip(h), atol=1e-5)
         # per-position outputs are reversed, sequence outputs unchanged
         assert torch.allclose(tok(rc_ids(x)).logits, tok(x).logits.flip(1), atol=1e-5)
-        for pooling in ("mean", "max"):
+        for pooling in ("mean", "max", "center"):  # (the middle positions map onto themselves)
             a = seq(x, pooling=pooling).logits
             assert torch.allclose(seq(rc_ids(x), pooling=pooling).logits, a, atol=1e-5)
 
@@ -80,10 +80,14 @@ def test_pooling_modes_respect_padding():
         assert torch.allclose(pool(f, lengths, "mean")[i], f[i, :n].mean(0))
         assert torch.allclose(pool(f, lengths, "max")[i], f[i, :n].amax(0))
         assert torch.allclose(pool(f, lengths, "last")[i], f[i, n - 1])
+        assert torch.allclose(pool(f, lengths, "center")[i], (f[i, (n - 1) // 2] + f[i, n // 2]) / 2)
+    assert torch.allclose(pool(f, lengths, "center")[1], f[1, 1])  # odd length 3: the middle one
     assert torch.allclose(pool(f, None, "mean"), f.mean(1))
+    with pytest.raises(ValueError, match="center pooling needs the sequence lengths"):
+        pool(f, None, "center")
 
 
-@pytest.mark.parametrize("mode", ["mean", "max", "last"])
+@pytest.mark.parametrize("mode", ["mean", "max", "last", "center"])
 def test_streaming_pool_over_chunks_equals_one_pass(mode):
     g = torch.Generator().manual_seed(1)
     f = torch.randn(3, 20, 4, generator=g)
@@ -94,7 +98,7 @@ def test_streaming_pool_over_chunks_equals_one_pass(mode):
     assert torch.allclose(p.result(), pool(f, lengths, mode), atol=1e-6)
 
 
-@pytest.mark.parametrize("mode", ["mean", "max", "last"])
+@pytest.mark.parametrize("mode", ["mean", "max", "last", "center"])
 def test_sequence_classifier_chunked_equals_full(mode):
     torch.manual_seed(4)
     m = MambaForSequenceClassification(MambaConfig(d_model=32, n_layer=2, vocab_size=VOCAB,
@@ -115,8 +119,9 @@ def test_pooling_choice_changes_the_classifier_input():
     x = dna(2, 16, 7)
     with torch.no_grad():
         feats = m.backbone(x)
-        outs = {mode: m(x, pooling=mode) for mode in ("mean", "last", "max")}
+        outs = {mode: m(x, pooling=mode) for mode in ("mean", "last", "max", "center")}
     assert torch.allclose(outs["mean"].pooled, feats.mean(1), atol=1e-6)
+    assert torch.allclose(outs["center"].pooled, feats[:, 7:9].mean(1), atol=1e-6)
     assert torch.allclose(outs["last"].pooled, feats[:, -1], atol=1e-6)
     assert torch.allclose(outs["max"].pooled, feats.amax(1), atol=1e-6)
     assert not torch.allclose(outs["mean"].logits, outs["last"].logits)

@@ -193,7 +193,7 @@ COMP = [3, 2, 1, 0] + list(range(4, VOCAB))  # A C G T + specials map to themsel
     dict(rc_equivariant=True, complement_map=COMP),
     dict(rc_equivariant=True, complement_map=COMP, bidirectional="add"),
 ])
-@pytest.mark.parametrize("pooling", ["mean", "last", "max"])
+@pytest.mark.parametrize("pooling", ["mean", "last", "max", "center"])
 def test_padded_batch_equals_unpadded(variant, pooling):
     torch.manual_seed(7)
     cfg = small(num_labels=3, pooling=pooling, **variant)

@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--filters", type=int, default=64, help="filterbank: number of filters")
     g.add_argument("--filter-taps", type=int, default=0,
                    help="filterbank: taps per filter (0: half the frame)")
-    g.add_argument("--pooling", default="mean", choices=["mean", "last", "max"])
+    g.add_argument("--pooling", default="mean", choices=["mean", "last", "max", "center"],
+                   help="how per-position features become one vector (center: the middle position, for windows centred on a site)")
     g.add_argument("--causal", action="store_true",
                    help="a one-directional backbone (default: bidirectional 'add')")
     g.add_argument("--baseline", default="logmel", choices=["logmel", "none"])

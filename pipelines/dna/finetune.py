@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="without --val: stratified fraction of --train held out")
     g.add_argument("--init", type=Path, default=None,
                    help="pretrained model directory (RUN or RUN/final) to start from")
-    g.add_argument("--pooling", default="mean", choices=["mean", "last", "max"])
+    g.add_argument("--pooling", default="mean", choices=["mean", "last", "max", "center"],
+                   help="how per-position features become one vector (center: the middle position, for windows centred on a site)")
     g.add_argument("--rc-augment", action="store_true",
                    help="train on reverse complements too (for strand-symmetric labels)")
     g.add_argument("--baseline", default="auto", choices=["auto", "onehot", "kmer", "none"])

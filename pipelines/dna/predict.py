@@ -115,6 +115,7 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
     cache = model.allocate_inference_cache(1) if causal else None
     pool = StreamingPool(model.config.pooling if task == "dna-classify" else "mean")
     embed_pool = StreamingPool("mean") if a.embed else None
+    whole = torch.tensor([length])  # the record's length, for pooling modes that need it (center)
     bits_total, bits_n = 0.0, 0
     prev_logits = None  # LM: the prediction for the first base of the next piece
     if a.track:
@@ -126,9 +127,9 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
         h = model.backbone(ids, None, cache)
         feats = model.backbone.features(h)
         if embed_pool is not None:
-            embed_pool.update(feats, None)
+            embed_pool.update(feats, whole)
         if task == "dna-classify":
-            pool.update(feats, None)
+            pool.update(feats, whole)
             scores = model.classifier(feats.to(model.classifier.weight.dtype)).float() \
                 .softmax(-1)[0, :, track_class] if a.track else None
         else:
