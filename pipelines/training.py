@@ -260,10 +260,11 @@ def plot_confusion(confusion: np.ndarray, names, out_png: Path) -> None:
     save_figure(fig, out_png)
 
 
-def finish_classifier_run(model, out: Path, names, predict) -> dict:
+def finish_classifier_run(model, out: Path, names, predict) -> tuple:
     """After a fine-tune on rank 0: export RUN/final, score the held-out set with
     ``predict(model) -> (probs (n, classes), labels (n,))``, draw RUN/confusion.png and
-    RUN/loss_curve.png; returns the held-out metrics (without the confusion matrix)."""
+    RUN/loss_curve.png.  Returns the held-out metrics (without the confusion matrix) and the
+    predicted class of each held-out example (n,)."""
     from .runs import export_final
 
     export_final(model, out)
@@ -273,4 +274,11 @@ def finish_classifier_run(model, out: Path, names, predict) -> dict:
     metrics_csv = out / "logs" / "metrics.csv"
     if metrics_csv.exists():
         plot_curves(metrics_csv, out / "loss_curve.png")
-    return m
+    return m, probs.argmax(-1)
+
+
+def accuracy_by_group(pred, labels, groups) -> dict:
+    """Accuracy within each group (speaker, accent, voice) of a held-out set, sorted by name."""
+    pred, labels, groups = np.asarray(pred), np.asarray(labels), np.asarray(groups)
+    return {str(g): round(float((pred[groups == g] == labels[groups == g]).mean()), 4)
+            for g in sorted(set(groups.tolist()))}

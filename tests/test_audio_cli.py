@@ -65,6 +65,12 @@ def test_finetune_writes_final_report_confusion(classifier):
                             "val_groups": ["en-gb-scotland", "en-gb-x-gbcwmd"]}
     assert {"acc", "macro_f1", "mcc", "auroc"} <= set(rep["model"])
     assert rep["baseline"]["name"].startswith("log-mel") and 0 <= rep["baseline"]["acc"] <= 1
+    # per held-out accent, for the model and the baseline; clip-weighted they give the total
+    by = rep["accuracy_by_group"]
+    assert set(by["model"]) == set(by["baseline"]) == {"en-gb-scotland", "en-gb-x-gbcwmd"}
+    n = {"en-gb-scotland": 26, "en-gb-x-gbcwmd": 23}
+    for who, total in (("model", rep["model"]["acc"]), ("baseline", rep["baseline"]["acc"])):
+        assert sum(by[who][g] * k for g, k in n.items()) / 49 == pytest.approx(total, abs=1e-3)
     for f in ("confusion.png", "loss_curve.png", "final/model.safetensors"):
         assert (run / f).stat().st_size > 0
     cfg = json.loads((run / "final" / "config.json").read_text())

@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv=None) -> int:
     import lightning as L
 
-    from ..training import ClassifierTask, finish_classifier_run, trainer_from_args
+    from ..training import (ClassifierTask, accuracy_by_group, finish_classifier_run,
+                            trainer_from_args)
 
     a = parse_with_recipe(build_parser(), argv)
     if a.train is None:
@@ -268,7 +269,7 @@ def run(argv=None) -> int:
     train_time = time.perf_counter() - t0
     if trainer.global_rank != 0:
         return 0
-    m = finish_classifier_run(task.model, a.out, names, lambda mdl: predict_probs(mdl, val_loader))
+    m, pred = finish_classifier_run(task.model, a.out, names, lambda mdl: predict_probs(mdl, val_loader))
     cfg = task.model.config
     report = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
               "seconds": a.seconds, "encoding": encoding, "steps": trainer.global_step,
@@ -281,6 +282,10 @@ def run(argv=None) -> int:
                                "frontend": cfg.frontend,
                                "parameters": task.model.num_parameters()},
               "model": m, "init": str(init) if init else None}
+    val_labels = [train_base.index[c.label] for c in val_clips]
+    grouped = how == "group" or (val_groups and len(val_groups) > 1)
+    if grouped:
+        by_group = {"model": accuracy_by_group(pred, val_labels, [c.group for c in val_clips])}
     if a.baseline == "logmel":
         from .baselines import logmel_baseline
 
@@ -291,10 +296,20 @@ def run(argv=None) -> int:
         report["baseline"] = logmel_baseline(
             [x["waveform"] for x in tr], [x["label"] for x in tr],
             [x["waveform"] for x in va], [x["label"] for x in va], len(names), sample_rate, a.seed)
+        base_pred = report["baseline"].pop("predictions")
+        if grouped:
+            by_group["baseline"] = accuracy_by_group(base_pred, val_labels,
+                                                     [c.group for c in val_clips])
+    if grouped:
+        report["accuracy_by_group"] = by_group
     write_json_atomic(report, a.out / "report.json")
     held = f"; held-out groups {', '.join(val_groups)}" if how == "group" else ""
     line = " ".join(f"{k} {v:.4f}" for k, v in m.items())
     print(f"held-out ({len(val_clips)} clips{held}): model {line}")
+    if grouped:
+        for g, acc in by_group["model"].items():
+            base = f" (baseline {by_group['baseline'][g]:.4f})" if "baseline" in by_group else ""
+            print(f"  {g}: model acc {acc:.4f}{base}")
     if "baseline" in report:
         b = report["baseline"]
         print(f"baseline {b['name']}: acc {b['acc']:.4f} macro_f1 {b['macro_f1']:.4f} "

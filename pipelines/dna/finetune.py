@@ -144,7 +144,7 @@ def run(argv=None) -> int:
     trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
     if trainer.global_rank != 0:
         return 0
-    m = finish_classifier_run(task.model, a.out, names, lambda mdl: predict_probs(mdl, val_loader))
+    m, _ = finish_classifier_run(task.model, a.out, names, lambda mdl: predict_probs(mdl, val_loader))
     report = {"task": "dna-classify", "labels": names, "steps": trainer.global_step,
               "train_examples": len(train_ds), "val_examples": len(val_ds),
               "model": m, "init": str(init) if init else None}
