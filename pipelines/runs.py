@@ -26,6 +26,9 @@ def add_trainer_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-steps", type=int, default=100)
     g.add_argument("--val-every", type=int, default=200, help="validate every N steps")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--ema", type=float, default=0.0,
+                   help="keep an exponential moving average of the weights with this decay "
+                        "(e.g. 0.995; 0: off), validate and export it: steadier final models")
     g.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")

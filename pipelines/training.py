@@ -196,8 +196,29 @@ def make_trainer(run_dir: Path, max_steps: int, val_every: int, devices="auto", 
                      num_sanity_val_steps=0)
 
 
+def ema_callback(decay: float, start_step: int = 0):
+    """Lightning's WeightAveraging as an exponential moving average of the weights, updated
+    after every optimizer step from ``start_step`` on (after warm-up, so the random
+    initialisation does not linger in the average).  Validation runs on the averaged weights
+    and they replace the trained ones when training ends (so RUN/final holds them)."""
+    from lightning.pytorch.callbacks import WeightAveraging
+    from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+    class EMA(WeightAveraging):
+        def should_update(self, step_idx=None, epoch_idx=None):
+            return step_idx is not None and step_idx >= start_step
+
+    return EMA(multi_avg_fn=get_ema_multi_avg_fn(decay))
+
+
 def trainer_from_args(a, callbacks=()) -> L.Trainer:
     """make_trainer with the options of :func:`pipelines.runs.add_trainer_args`."""
+    if not 0.0 <= getattr(a, "ema", 0.0) < 1.0:
+        from .errors import InputError
+
+        raise InputError(f"--ema is a decay in [0, 1) (e.g. 0.995; 0 turns it off), got {a.ema}")
+    if getattr(a, "ema", 0):
+        callbacks = [*callbacks, ema_callback(a.ema, a.warmup_steps)]
     return make_trainer(a.out, a.max_steps, min(a.val_every, a.max_steps), devices=a.devices,
                         num_nodes=a.num_nodes, strategy=a.strategy, accelerator=a.accelerator,
                         precision=a.precision, progress=not a.no_progress, callbacks=callbacks)

@@ -492,3 +492,22 @@ def test_make_digits_without_engines_says_what_to_install(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert "espeak-ng, flite, sox not found" in err and "apt-get install" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_training_augmentation_is_deterministic_and_colours_the_spectrum():
+    from pipelines.audio.finetune import Augmented
+
+    clips = read_clips(DIGITS / "manifest.csv")[:4]
+    base = AudioClips(clips, None, 16000, 16000, train=True, seed=0)
+    plain = Augmented(base, shift=0, gain_db=0.0, seed=0, eq_db=0.0)
+    eq = Augmented(base, shift=0, gain_db=0.0, seed=0, eq_db=12.0)
+    a, b = eq[1]["waveform"], eq[1]["waveform"]
+    assert a.dtype == torch.float32 and a.shape == (16000,) and torch.equal(a, b)
+    x = plain[1]["waveform"]
+    assert torch.equal(x, base[1]["waveform"])  # nothing asked, nothing changed
+    # the EQ reshapes the spectrum: band energies move by decibels, not by rounding
+    spec = lambda w: torch.stft(w, 512, window=torch.hann_window(512), return_complex=True).abs().pow(2).mean(-1)
+    db = 10 * torch.log10((spec(a) + 1e-9) / (spec(x) + 1e-9))
+    assert db.abs().max() > 3.0
+    eq.set_epoch(1)
+    assert not torch.allclose(eq[1]["waveform"], a)  # a fresh draw each epoch

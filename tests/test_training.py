@@ -1,0 +1,69 @@
+"""Training utilities shared by the pipelines: schedule, weight averaging, per-group accuracy."""
+
+import argparse
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from pipelines.errors import InputError
+from pipelines.training import accuracy_by_group, ema_callback, trainer_from_args, warmup_cosine
+
+
+class _Toy(L.LightningModule):
+    """A linear model trained by plain SGD; records its weights after every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 1)
+        self.seen = []
+
+    def training_step(self, batch, _):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.lin(x), y)
+
+    def on_train_batch_end(self, *args):
+        self.seen.append(self.lin.weight.detach().clone())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_ema_averages_weights_from_the_start_step_and_exports_them(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 3, generator=g), torch.randn(64, 1, generator=g)
+    loader = torch.utils.data.DataLoader(list(zip(x, y)), batch_size=8)
+    toy = _Toy()
+    decay, start = 0.7, 3
+    trainer = L.Trainer(max_steps=8, callbacks=[ema_callback(decay, start)], logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=str(tmp_path))
+    trainer.fit(toy, loader)
+    # the callback runs after the module's hook, so toy.seen holds the raw weights of steps 0..7
+    expected = toy.seen[start]
+    for w in toy.seen[start + 1:]:
+        expected = decay * expected + (1 - decay) * w
+    assert torch.allclose(toy.lin.weight, expected, atol=1e-6)
+    assert not torch.allclose(toy.lin.weight, toy.seen[-1], atol=1e-4)  # not the raw weights
+
+
+def test_ema_decay_out_of_range_is_an_input_error(tmp_path):
+    a = argparse.Namespace(ema=1.5, warmup_steps=0, out=tmp_path, max_steps=2, val_every=1)
+    with pytest.raises(InputError, match="--ema is a decay"):
+        trainer_from_args(a)
+
+
+def test_warmup_cosine_shape():
+    assert warmup_cosine(0, 10, 100) == pytest.approx(0.1)
+    assert warmup_cosine(9, 10, 100) == pytest.approx(1.0)
+    assert warmup_cosine(100, 10, 100) == pytest.approx(0.1)
+    mids = [warmup_cosine(s, 10, 100) for s in range(10, 101, 10)]
+    assert all(a > b for a, b in zip(mids, mids[1:]))
+
+
+def test_accuracy_by_group():
+    pred = np.array([0, 1, 1, 2, 0, 0])
+    labels = np.array([0, 1, 0, 2, 1, 0])
+    groups = ["b", "b", "a", "a", "c", "c"]
+    assert accuracy_by_group(pred, labels, groups) == {"a": 0.5, "b": 1.0, "c": 0.5}
