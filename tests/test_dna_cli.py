@@ -186,3 +186,23 @@ def test_ddp_two_cpu_ranks_draw_different_windows_and_agree_on_weights(tmp_path)
     assert r0["world_size"] == 2 and len(r0["windows"]) == len(r1["windows"]) == 12
     assert not set(r0["windows"]) & set(r1["windows"])
     assert r0["weights_sha256"] == r1["weights_sha256"]
+
+
+def test_species_of_origin_table(tmp_path):
+    """`seqmamba dna species` on tiny settings: one row per window length, model beside the
+    3-mer baseline on the same held-out windows, written with the run's settings."""
+    run = tmp_path / "species"
+    rc, out, err = seqmamba("dna", "species", "--out", run, "--lengths", 64, 128,
+                            "--max-steps", 3, "--val-every", 3, "--test-per-class", 4,
+                            "--baseline-train-per-class", 10, "--d-model", 16, "--n-layer", 1,
+                            "--batch-size", 4, "--warmup-steps", 1, "--ema", 0.5, "--no-progress")
+    assert rc == 0, err
+    rep = json.loads((run / "report.json").read_text())
+    assert rep["labels"] == ["ecoli", "saureus", "hpylori", "vcholerae", "mtb"]
+    assert rep["steps"] == 3 and rep["ema"] == 0.5 and rep["train_seconds"] > 0
+    assert [r["length"] for r in rep["accuracy_by_length"]] == [64, 128]
+    for r in rep["accuracy_by_length"]:
+        assert r["n_test"] == 20 and 0 <= r["model_acc"] <= 1 and 0 <= r["kmer3_logreg_acc"] <= 1
+    with open(run / "accuracy_by_length.csv") as f:
+        assert [row["length"] for row in csv.DictReader(f)] == ["64", "128"]
+    assert "length     64: model" in out and (run / "final" / "model.safetensors").exists()

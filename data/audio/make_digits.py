@@ -10,7 +10,8 @@ folder, then writes ``OUT/manifest.csv`` with the columns ``path,label,group,eng
 accents and whole voices can be held out (``--split group --val-groups ...``).
 
 Needs the Debian packages ``espeak-ng``, ``flite`` and ``sox`` (``apt-get install espeak-ng flite
-sox``); the clips are deterministic for a seed with espeak-ng 1.51 / flite 2.2 / sox 14.4.2.
+sox``); with sox's repeatable mode the clips are byte-identical for a seed with espeak-ng 1.51,
+flite 2.2 and sox 14.4.2 (digests in ``data_manifests/audio.yaml``).
 The output is not kept in git (about 100 MB at the default sizes): regenerate it.  The manifest
 is written last and atomically, so a folder without one is an unfinished run.
 """
@@ -46,8 +47,11 @@ def manifest_rows(meta: list, subdir: str, engine: str) -> list:
 
 def run_generator(script: str, out: Path, per_digit: int, seed: int) -> list:
     out.mkdir(parents=True, exist_ok=True)
+    # sox dithers with random noise when it writes 16-bit audio; -R ("repeatable") seeds it,
+    # so the same seed gives byte-identical WAVs (checked against data_manifests/audio.yaml)
+    env = {**os.environ, "SOX_OPTS": (os.environ.get("SOX_OPTS", "") + " -R").strip()}
     subprocess.run([sys.executable, str(HERE / script), str(out), str(per_digit), str(seed)],
-                   check=True, stdout=subprocess.DEVNULL)
+                   check=True, stdout=subprocess.DEVNULL, env=env)
     with open(out / "metadata.json") as f:
         return json.load(f)
 

@@ -14,6 +14,7 @@ Writes RUN/final, RUN/report.json and RUN/accuracy_by_length.csv; prints the tab
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +117,9 @@ def run(argv=None) -> int:
     task = ClassifierTask(model_config, lr=a.lr, weight_decay=a.weight_decay,
                           warmup_steps=a.warmup_steps, max_steps=a.max_steps)
     trainer = trainer_from_args(a)
+    t0 = time.perf_counter()
     trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
+    train_seconds = round(time.perf_counter() - t0, 1)
     if trainer.global_rank != 0:
         return 0
     export_final(task.model, a.out)
@@ -137,5 +140,8 @@ def run(argv=None) -> int:
               f"({len(y)} test windows)", flush=True)
     write_csv_atomic(rows, a.out / "accuracy_by_length.csv")
     write_json_atomic({"task": "species-of-origin", "labels": names, "steps": trainer.global_step,
-                       "rc_equivariant": rc, "accuracy_by_length": rows}, a.out / "report.json")
+                       "train_seconds": train_seconds, "rc_equivariant": rc,
+                       "d_model": a.d_model, "n_layer": a.n_layer, "batch_size": a.batch_size,
+                       "lr": a.lr, "ema": a.ema, "test_per_class": a.test_per_class,
+                       "seed": a.seed, "accuracy_by_length": rows}, a.out / "report.json")
     return 0
