@@ -28,8 +28,7 @@ class _Layer(NamedTuple):
     conv_last: torch.Tensor  # (d_inner,) weight of the newest input
     conv_rest: torch.Tensor  # (d_inner, d_conv - 1) weights of the cached inputs
     conv_b: Optional[torch.Tensor]
-    xproj_w: torch.Tensor
-    dt_w: torch.Tensor
+    proj_w: torch.Tensor  # (d_inner + 2 * d_state, d_inner): dt (through dt_proj), B, C at once
     dt_b: torch.Tensor
     A: torch.Tensor
     D: torch.Tensor
@@ -38,8 +37,8 @@ class _Layer(NamedTuple):
 
 
 def _norm(x, w, b, eps):
-    if b is None:  # RMSNorm, in float32
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+    if b is None:  # RMSNorm, in float32: one fused op instead of five
+        return F.rms_norm(x, (x.shape[-1],), w, eps)
     return F.layer_norm(x, (x.shape[-1],), w, b, eps)
 
 
@@ -61,8 +60,8 @@ class RecurrentStepper:
             w = mx.conv1d.weight[:, 0]
             self.layers.append(_Layer(
                 nm.weight.float(), getattr(nm, "bias", None), nm.eps, mx.in_proj.weight,
-                mx.in_proj.bias, w[:, -1], w[:, :-1], mx.conv1d.bias, mx.x_proj.weight,
-                mx.dt_proj.weight, mx.dt_proj.bias.float(), -torch.exp(mx.A_log.float()),
+                mx.in_proj.bias, w[:, -1], w[:, :-1], mx.conv1d.bias,
+                self._fused_x_proj(mx), mx.dt_proj.bias.float(), -torch.exp(mx.A_log.float()),
                 mx.D.float(), mx.out_proj.weight, mx.out_proj.bias))
         nf = bb.norm_f
         self.norm_f = (nf.weight.float(), getattr(nf, "bias", None), nf.eps)
@@ -70,9 +69,19 @@ class RecurrentStepper:
         self.update = state_update_fn(cfg.scan_backend, self.emb.device, self.dtype)
         self.fp32_residual = cfg.residual_in_fp32
 
+    @staticmethod
+    def _fused_x_proj(mx) -> torch.Tensor:
+        """x_proj then dt_proj on its first dt_rank rows are two linear maps in a row; their
+        product is one (d_inner, d_inner) map, so dt, B and C come from a single matmul."""
+        r = mx.x_proj.weight.shape[0] - 2 * mx.A_log.shape[1]
+        xw = mx.x_proj.weight
+        with torch.no_grad():
+            dt_w = (mx.dt_proj.weight.float() @ xw[:r].float()).to(xw.dtype)
+        return torch.cat([dt_w, xw[r:]], dim=0)
+
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor, cache: InferenceCache) -> torch.Tensor:
-        di, r, n, dtype = self.d_inner, self.r, self.n, self.dtype
+        di, n, dtype = self.d_inner, self.n, self.dtype
         hidden = F.embedding(tokens, self.emb)
         residual = None
         for L, lc in zip(self.layers, cache.layers):
@@ -88,10 +97,9 @@ class RecurrentStepper:
                 xc = xc + L.conv_b
             lc.conv = torch.cat([conv[..., 1:], x[..., None]], dim=-1)
             x = F.silu(xc)
-            x_db = F.linear(x, L.xproj_w)
-            dt = F.linear(x_db[:, :r], L.dt_w)
-            y = self.update(lc.ssm, x, dt, L.A, x_db[:, r:r + n], x_db[:, r + n:], L.D, z, L.dt_b,
-                            True)
+            dbc = F.linear(x, L.proj_w)
+            y = self.update(lc.ssm, x, dbc[:, :di], L.A, dbc[:, di:di + n], dbc[:, di + n:], L.D,
+                            z, L.dt_b, True)
             hidden = F.linear(y, L.out_w, L.out_b)
         out = _norm((hidden + residual).float(), *self.norm_f).to(dtype)
         cache.seqlen_offset += 1
