@@ -29,8 +29,13 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, 
     if temperature == 0:
         return logits.argmax(-1)
     logits = filter_logits(logits.float() / temperature, top_k, top_p)
-    probs = logits.softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    # Gumbel-max: argmax(logits + G), G = -log(E) with E ~ Exp(1), is a draw from
+    # softmax(logits); half the cost of softmax + multinomial, which matters when audio
+    # generation samples 16,000 times a second of sound
+    # (E is clamped away from 0: a zero would make G infinite and pick its token, even a
+    # filtered one, whatever its probability)
+    gumbel = torch.empty_like(logits).exponential_(generator=generator).clamp_(min=1e-30).log_()
+    return (logits - gumbel).argmax(-1)
 
 
 @torch.no_grad()

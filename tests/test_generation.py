@@ -81,6 +81,20 @@ def test_sampling_follows_the_distribution():
     assert abs(draws - 0.75) < 0.03
 
 
+def test_sampling_matches_many_class_probabilities_and_never_draws_filtered_tokens():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(1, 12, generator=g) * 1.5
+    n = 60000
+    draws = sample_next(logits.expand(n, 12), temperature=0.7, top_k=8, generator=g)
+    kept = torch.isfinite(filter_logits(logits / 0.7, top_k=8))[0]
+    p = torch.where(kept, logits[0] / 0.7, torch.tensor(float("-inf"))).softmax(-1)
+    freq = torch.bincount(draws, minlength=12).double() / n
+    assert freq[~kept].sum() == 0  # filtered tokens: never
+    # every kept token within 4.5 standard errors of its probability
+    se = (p * (1 - p) / n).sqrt().double()
+    assert ((freq - p.double()).abs() <= 4.5 * se + 1e-12).all(), (freq, p)
+
+
 @pytest.mark.parametrize("kw, needle", [(dict(temperature=-1), "temperature"),
                                         (dict(top_p=0), "top_p"), (dict(top_k=-2), "top_k")])
 def test_bad_sampling_arguments(kw, needle):
