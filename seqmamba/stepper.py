@@ -29,7 +29,8 @@ class _Layer(NamedTuple):
     conv_rest: torch.Tensor  # (d_inner, d_conv - 1) weights of the cached inputs
     conv_b: Optional[torch.Tensor]
     proj_w: torch.Tensor  # (d_inner + 2 * d_state, d_inner): dt (through dt_proj), B, C at once
-    dt_b: torch.Tensor
+    proj_b: Optional[torch.Tensor]  # the dt bias as the fused matmul's bias (float32 models)
+    dt_b: Optional[torch.Tensor]  # else the dt bias, added in float32 by the state update
     A: torch.Tensor
     D: torch.Tensor
     out_w: torch.Tensor
@@ -61,7 +62,7 @@ class RecurrentStepper:
             self.layers.append(_Layer(
                 nm.weight.float(), getattr(nm, "bias", None), nm.eps, mx.in_proj.weight,
                 mx.in_proj.bias, w[:, -1], w[:, :-1], mx.conv1d.bias,
-                self._fused_x_proj(mx), mx.dt_proj.bias.float(), -torch.exp(mx.A_log.float()),
+                *self._fused_x_proj(mx), -torch.exp(mx.A_log.float()),
                 mx.D.float(), mx.out_proj.weight, mx.out_proj.bias))
         nf = bb.norm_f
         self.norm_f = (nf.weight.float(), getattr(nf, "bias", None), nf.eps)
@@ -70,14 +71,21 @@ class RecurrentStepper:
         self.fp32_residual = cfg.residual_in_fp32
 
     @staticmethod
-    def _fused_x_proj(mx) -> torch.Tensor:
+    def _fused_x_proj(mx) -> tuple:
         """x_proj then dt_proj on its first dt_rank rows are two linear maps in a row; their
-        product is one (d_inner, d_inner) map, so dt, B and C come from a single matmul."""
-        r = mx.x_proj.weight.shape[0] - 2 * mx.A_log.shape[1]
+        product is one (d_inner, d_inner) map, so dt, B and C come from a single matmul.
+        Returns (weight, bias, dt_bias): in float32 the dt bias rides on the matmul (bias,
+        None); in lower precision it stays a float32 add in the state update (None, dt_bias)."""
+        n = mx.A_log.shape[1]
         xw = mx.x_proj.weight
+        r = xw.shape[0] - 2 * n
         with torch.no_grad():
             dt_w = (mx.dt_proj.weight.float() @ xw[:r].float()).to(xw.dtype)
-        return torch.cat([dt_w, xw[r:]], dim=0)
+            w = torch.cat([dt_w, xw[r:]], dim=0)
+            dt_b = mx.dt_proj.bias.float()
+            if xw.dtype == torch.float32:
+                return w, torch.cat([dt_b, dt_b.new_zeros(2 * n)]), None
+        return w, None, dt_b
 
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor, cache: InferenceCache) -> torch.Tensor:
@@ -97,7 +105,7 @@ class RecurrentStepper:
                 xc = xc + L.conv_b
             lc.conv = torch.cat([conv[..., 1:], x[..., None]], dim=-1)
             x = F.silu(xc)
-            dbc = F.linear(x, L.proj_w)
+            dbc = F.linear(x, L.proj_w, L.proj_b)
             y = self.update(lc.ssm, x, dbc[:, :di], L.A, dbc[:, di:di + n], dbc[:, di + n:], L.D,
                             z, L.dt_b, True)
             hidden = F.linear(y, L.out_w, L.out_b)

@@ -116,3 +116,20 @@ def test_recurrent_stepper_equals_full_forward(kw):
         stepper = RecurrentStepper(m)
         steps = torch.stack([stepper(p[:, t], cache) for t in range(1, 30)], 1)
     assert (steps - full[:, 1:]).abs().max() <= 2e-5 * full.abs().max()
+
+
+def test_recurrent_stepper_in_bf16_keeps_the_dt_bias_in_float32():
+    """bf16 weights: the fused dt/B/C matmul runs in bf16, the dt bias is added in float32 by
+    the state update (the float32 path folds it into the matmul instead)."""
+    from seqmamba.stepper import RecurrentStepper
+
+    m = model(4).to(torch.bfloat16)
+    p = prompt(2, 20, 6)
+    with torch.no_grad():
+        full = m(p).logits.float()
+        cache = m.allocate_inference_cache(2)
+        m(p[:, :1], inference_cache=cache)
+        stepper = RecurrentStepper(m)
+        assert stepper.layers[0].proj_b is None and stepper.layers[0].dt_b.dtype == torch.float32
+        steps = torch.stack([stepper(p[:, t], cache).float() for t in range(1, 20)], 1)
+    assert (steps - full[:, 1:]).abs().max() <= 3e-2 * full.abs().max()
