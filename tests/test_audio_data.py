@@ -511,3 +511,18 @@ def test_training_augmentation_is_deterministic_and_colours_the_spectrum():
     assert db.abs().max() > 3.0
     eq.set_epoch(1)
     assert not torch.allclose(eq[1]["waveform"], a)  # a fresh draw each epoch
+
+
+def test_generated_set_manifest_entry_is_consistent():
+    """data_manifests/audio.yaml describes the set make_digits.py makes by default."""
+    import yaml
+
+    entry = yaml.safe_load((DATA.parent / "data_manifests" / "audio.yaml").read_text())
+    gen = entry["generated"]["mixed_engine_digits"]
+    assert sum(gen["groups"].values()) == gen["clips"] == 7000
+    split = gen["splits"]["voices-held-out"]
+    assert set(split["val_groups"]) <= set(gen["groups"])
+    assert sum(gen["groups"][g] for g in split["val_groups"]) == 1795
+    defaults = _make_digits_module().build_parser().parse_args([])
+    assert 10 * (defaults.espeak + defaults.flite) == gen["clips"] and defaults.seed == 1
+    assert defaults.out.name == gen["path"]

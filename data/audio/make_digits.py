@@ -1,7 +1,7 @@
 """Make the mixed-engine spoken-digit set the `audio_digits_mixed` recipe trains on.
 
-    python data/audio/make_digits.py                       # -> data/audio/generated (about 1 min)
-    python data/audio/make_digits.py OUT --espeak 200 --flite 100 --seed 1
+    python data/audio/make_digits.py                       # -> data/audio/generated (1-2 min)
+    python data/audio/make_digits.py OUT --espeak 400 --flite 300 --seed 1
 
 It runs the two generator scripts beside it, unchanged (`gen_digits.py`: espeak-ng, 8 English
 accents x voice variants; `gen_flite.py`: flite voices kal16/awb/rms/slt), each into its own
@@ -12,7 +12,7 @@ accents and whole voices can be held out (``--split group --val-groups ...``).
 Needs the Debian packages ``espeak-ng``, ``flite`` and ``sox`` (``apt-get install espeak-ng flite
 sox``); with sox's repeatable mode the clips are byte-identical for a seed with espeak-ng 1.51,
 flite 2.2 and sox 14.4.2 (digests in ``data_manifests/audio.yaml``).
-The output is not kept in git (about 100 MB at the default sizes): regenerate it.  The manifest
+The output is not kept in git (221 MB at the default sizes): regenerate it.  The manifest
 is written last and atomically, so a folder without one is an unfinished run.
 """
 
@@ -65,14 +65,18 @@ def write_manifest(rows: list, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path, nargs="?", default=HERE / "generated")
-    ap.add_argument("--espeak", type=int, default=200, help="espeak-ng clips per digit")
-    ap.add_argument("--flite", type=int, default=100, help="flite clips per digit")
+    ap.add_argument("--espeak", type=int, default=400, help="espeak-ng clips per digit")
+    ap.add_argument("--flite", type=int, default=300, help="flite clips per digit")
     ap.add_argument("--seed", type=int, default=1,
                     help="generator seed (the bundled 200 clips used 0; 1 keeps them disjoint)")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
     missing = [b for b in NEEDED if shutil.which(b) is None]
     if missing:
         print(f"error: {', '.join(missing)} not found on PATH; install them with "
