@@ -196,6 +196,26 @@ def make_trainer(run_dir: Path, max_steps: int, val_every: int, devices="auto", 
                      num_sanity_val_steps=0)
 
 
+def fit_task(task_cls, model_config: dict, a, loader, val_loader, ckpt, init=None,
+             callbacks=()) -> tuple:
+    """Build ``task_cls`` from the command's arguments (optimiser settings, ``init`` weights),
+    keep the command's ``extra`` metadata on the model even when ``init`` brought its own, and
+    fit it with :func:`trainer_from_args` from ``ckpt`` (None or RUN's last checkpoint).
+    Returns (task, trainer, training seconds)."""
+    import time
+
+    task = task_cls(model_config, lr=a.lr, weight_decay=a.weight_decay,
+                    warmup_steps=a.warmup_steps, max_steps=a.max_steps,
+                    init=str(init) if init else None)
+    extra = model_config.get("extra")
+    if extra:
+        task.model.config.extra = {**(task.model.config.extra or {}), **extra}
+    trainer = trainer_from_args(a, callbacks)
+    t0 = time.perf_counter()
+    trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
+    return task, trainer, time.perf_counter() - t0
+
+
 def ema_callback(decay: float, start_step: int = 0):
     """Lightning's WeightAveraging as an exponential moving average of the weights, updated
     after every optimizer step from ``start_step`` on (after warm-up, so the random

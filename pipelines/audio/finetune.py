@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -231,8 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv=None) -> int:
     import lightning as L
 
-    from ..training import (ClassifierTask, accuracy_by_group, finish_classifier_run,
-                            trainer_from_args)
+    from ..training import ClassifierTask, accuracy_by_group, finish_classifier_run, fit_task
 
     a = parse_with_recipe(build_parser(), argv)
     if a.train is None:
@@ -282,14 +280,8 @@ def run(argv=None) -> int:
                         num_labels=len(names),
                         pooling=a.pooling, bidirectional=bidirectional, dropout=a.dropout,
                         extra=extra)
-    task = ClassifierTask(model_config, lr=a.lr, weight_decay=a.weight_decay,
-                          warmup_steps=a.warmup_steps, max_steps=a.max_steps,
-                          init=str(init) if init else None)
-    task.model.config.extra = {**(task.model.config.extra or {}), **extra}
-    trainer = trainer_from_args(a)
-    t0 = time.perf_counter()
-    trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
-    train_time = time.perf_counter() - t0
+    task, trainer, train_time = fit_task(ClassifierTask, model_config, a, loader, val_loader,
+                                         ckpt, init)
     if trainer.global_rank != 0:
         return 0
     m, pred = finish_classifier_run(task.model, a.out, names, lambda mdl: predict_probs(mdl, val_loader))

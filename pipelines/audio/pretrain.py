@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
 from pathlib import Path
 from typing import List, Sequence
 
@@ -178,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv=None) -> int:
     import lightning as L
 
-    from ..training import LMTask, plot_curves, trainer_from_args
+    from ..training import LMTask, fit_task, plot_curves
     from .baselines import markov_bits
 
     a = parse_with_recipe(build_parser(), argv)
@@ -221,12 +220,7 @@ def run(argv=None) -> int:
              "seq_len": a.seq_len, "peak": a.peak}
     model_config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
                         vocab_size=CLASSES, dropout=a.dropout, extra=extra)
-    task = LMTask(model_config, lr=a.lr, weight_decay=a.weight_decay,
-                  warmup_steps=a.warmup_steps, max_steps=a.max_steps)
-    trainer = trainer_from_args(a)
-    t0 = time.perf_counter()
-    trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
-    train_time = time.perf_counter() - t0
+    task, trainer, train_time = fit_task(LMTask, model_config, a, loader, val_loader, ckpt)
     if trainer.global_rank != 0:
         return 0
     export_final(task.model, a.out)

@@ -103,7 +103,7 @@ def predict_probs(model, loader) -> tuple:
 def run(argv=None) -> int:
     import lightning as L
 
-    from ..training import ClassifierTask, finish_classifier_run, trainer_from_args
+    from ..training import ClassifierTask, finish_classifier_run, fit_task
 
     a = parse_with_recipe(build_parser(), argv)
     if a.train is None:
@@ -136,12 +136,7 @@ def run(argv=None) -> int:
                         rc_equivariant=a.rc_equivariant,
                         complement_map=tok.complement_map if a.rc_equivariant else None,
                         extra=extra)
-    task = ClassifierTask(model_config, lr=a.lr, weight_decay=a.weight_decay,
-                          warmup_steps=a.warmup_steps, max_steps=a.max_steps,
-                          init=str(init) if init else None)
-    task.model.config.extra = {**(task.model.config.extra or {}), **extra}
-    trainer = trainer_from_args(a)
-    trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
+    task, trainer, _ = fit_task(ClassifierTask, model_config, a, loader, val_loader, ckpt, init)
     if trainer.global_rank != 0:
         return 0
     m, _ = finish_classifier_run(task.model, a.out, names, lambda mdl: predict_probs(mdl, val_loader))

@@ -98,7 +98,7 @@ def markov_report(train_iv, val_ds, orders, tokenizer) -> dict:
 def run(argv=None) -> int:
     import lightning as L
 
-    from ..training import LMTask, RankAudit, trainer_from_args, plot_curves
+    from ..training import LMTask, RankAudit, fit_task, plot_curves
 
     p = build_parser()
     a = parse_with_recipe(p, argv)
@@ -118,10 +118,8 @@ def run(argv=None) -> int:
                         vocab_size=tok.vocab_size, pad_token_id=tok.pad_id,
                         extra={"task": "dna-lm", "tokenizer": tok.to_dict(), "seq_len": a.seq_len,
                                "fasta": [Path(f).name for f in files]})
-    task = LMTask(model_config, lr=a.lr, weight_decay=a.weight_decay,
-                  warmup_steps=a.warmup_steps, max_steps=a.max_steps)
-    trainer = trainer_from_args(a, [RankAudit(a.audit_dir)] if a.audit_dir else [])
-    trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
+    task, trainer, _ = fit_task(LMTask, model_config, a, loader, val_loader, ckpt,
+                                callbacks=[RankAudit(a.audit_dir)] if a.audit_dir else [])
     final_metrics = trainer.validate(task, val_loader, verbose=False)[0]
     if trainer.global_rank != 0:
         return 0

@@ -14,7 +14,6 @@ Writes RUN/final, RUN/report.json and RUN/accuracy_by_length.csv; prints the tab
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +92,7 @@ def run(argv=None) -> int:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from ..training import ClassifierTask, trainer_from_args
+    from ..training import ClassifierTask, fit_task
 
     a = parse_with_recipe(build_parser(), argv)
     tok = DNATokenizer()
@@ -116,12 +115,9 @@ def run(argv=None) -> int:
                         complement_map=tok.complement_map if rc else None, dropout=a.dropout,
                         extra={"task": "dna-classify", "labels": names, "tokenizer": tok.to_dict(),
                                "pooling": "mean"})
-    task = ClassifierTask(model_config, lr=a.lr, weight_decay=a.weight_decay,
-                          warmup_steps=a.warmup_steps, max_steps=a.max_steps)
-    trainer = trainer_from_args(a)
-    t0 = time.perf_counter()
-    trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
-    train_seconds = round(time.perf_counter() - t0, 1)
+    task, trainer, train_seconds = fit_task(ClassifierTask, model_config, a, loader, val_loader,
+                                            ckpt)
+    train_seconds = round(train_seconds, 1)
     if trainer.global_rank != 0:
         return 0
     export_final(task.model, a.out)
