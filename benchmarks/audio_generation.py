@@ -33,7 +33,7 @@ from seqmamba import MambaConfig, MambaLMHeadModel  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SR = 16000
-FIELDS = ["seconds", "samples", "d_model", "n_layer", "threads", "best_s", "samples_per_s",
+FIELDS = ["seconds", "samples", "d_model", "n_layer", "threads", "compiled", "best_s", "samples_per_s",
           "real_time_factor", "us_per_sample", "relative_to_shortest"]
 
 
@@ -44,6 +44,8 @@ def main(argv=None) -> int:
     p.add_argument("--n-layer", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the recurrent step (generate(compile=True); ~20 s once)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "audio_generation.csv")
     a = p.parse_args(argv)
     if a.threads:
@@ -52,19 +54,20 @@ def main(argv=None) -> int:
     model = MambaLMHeadModel(MambaConfig(d_model=a.d_model, n_layer=a.n_layer,
                                          vocab_size=CLASSES)).eval()
     start = torch.tensor([[SILENCE]])
-    model.generate(start, 2000, seed=0)  # warm-up: allocator, thread pool
+    model.generate(start, 2000, seed=0, compile=a.compile)  # warm-up (and compilation)
     rows = []
     for sec in a.seconds:
         n = int(round(sec * SR))
         best = float("inf")
         for rep in range(a.repeats):
             t0 = time.perf_counter()
-            out = model.generate(start, n, seed=rep)
+            out = model.generate(start, n, seed=rep, compile=a.compile)
             best = min(best, time.perf_counter() - t0)
         assert out.shape == (1, n + 1)
         rate = n / best
         rows.append({"seconds": sec, "samples": n, "d_model": a.d_model, "n_layer": a.n_layer,
-                     "threads": torch.get_num_threads(), "best_s": round(best, 3),
+                     "threads": torch.get_num_threads(), "compiled": a.compile,
+                     "best_s": round(best, 3),
                      "samples_per_s": round(rate), "real_time_factor": round(rate / SR, 3),
                      "us_per_sample": round(1e6 / rate, 1),
                      "relative_to_shortest": round(rows[0]["samples_per_s"] / rate, 3)

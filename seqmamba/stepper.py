@@ -46,7 +46,7 @@ def _norm(x, w, b, eps):
 class RecurrentStepper:
     """tokens (batch,) + cache -> next-token logits (batch, vocab_size); updates the cache."""
 
-    def __init__(self, model):
+    def __init__(self, model, compile: bool = False):
         cfg = model.config
         if not (cfg.causal and cfg.selective and cfg.input_type == "tokens"):
             raise ValueError("the recurrent stepper needs a causal, selective token model")
@@ -69,6 +69,13 @@ class RecurrentStepper:
         self.d_inner, self.r, self.n = cfg.d_inner, cfg.dt_rank_value, cfg.d_state
         self.update = state_update_fn(cfg.scan_backend, self.emb.device, self.dtype)
         self.fp32_residual = cfg.residual_in_fp32
+        self._compiled = None
+        if compile:
+            if self.dtype != torch.float32:
+                raise ValueError("RecurrentStepper(compile=True) supports float32 models only")
+            # one fused graph instead of ~80 dispatched ops: ~3x faster per step on a CPU,
+            # after a one-off compilation of about 20 s (needs a C++ compiler for inductor)
+            self._compiled = torch.compile(self._step_tensors, dynamic=False, fullgraph=True)
 
     @staticmethod
     def _fused_x_proj(mx) -> tuple:
@@ -87,8 +94,40 @@ class RecurrentStepper:
                 return w, torch.cat([dt_b, dt_b.new_zeros(2 * n)]), None
         return w, None, dt_b
 
+    def _step_tensors(self, tokens: torch.Tensor, convs: List[torch.Tensor],
+                      ssms: List[torch.Tensor]) -> torch.Tensor:
+        """The float32 step as a pure function of tensors (states updated in place), the form
+        torch.compile traces: no Python objects are mutated inside."""
+        di, n = self.d_inner, self.n
+        hidden = F.embedding(tokens, self.emb)
+        residual = None
+        for L, conv, ssm in zip(self.layers, convs, ssms):
+            residual = hidden if residual is None else hidden + residual
+            xz = F.linear(_norm(residual, L.norm_w, L.norm_b, L.eps), L.in_w, L.in_b)
+            x, z = xz[:, :di], xz[:, di:]
+            xc = torch.addcmul((conv * L.conv_rest).sum(-1), x, L.conv_last)
+            if L.conv_b is not None:
+                xc = xc + L.conv_b
+            conv.copy_(torch.cat([conv[..., 1:], x[..., None]], dim=-1))
+            x = F.silu(xc)
+            dbc = F.linear(x, L.proj_w, L.proj_b)
+            dt = F.softplus(dbc[:, :di])
+            ssm.copy_(ssm * torch.exp(dt[..., None] * L.A)
+                      + (dt * x)[..., None] * dbc[:, None, di:di + n])
+            y = torch.bmm(ssm, dbc[:, di + n:, None])[..., 0] + x * L.D
+            hidden = F.linear(y * F.silu(z), L.out_w, L.out_b)
+        return F.linear(_norm(hidden + residual, *self.norm_f), self.head)
+
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor, cache: InferenceCache) -> torch.Tensor:
+        if self._compiled is not None:
+            for lc in cache.layers:  # written in place: must be plain dense tensors
+                if not lc.conv.is_contiguous():
+                    lc.conv = lc.conv.contiguous()
+            logits = self._compiled(tokens, [lc.conv for lc in cache.layers],
+                                    [lc.ssm for lc in cache.layers])
+            cache.seqlen_offset += 1
+            return logits
         di, n, dtype = self.d_inner, self.n, self.dtype
         hidden = F.embedding(tokens, self.emb)
         residual = None
