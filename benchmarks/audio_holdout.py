@@ -28,7 +28,14 @@ from pipelines.audio.baselines import logmel_baseline  # noqa: E402
 from pipelines.audio.datasets import AudioClips, label_names, read_clips  # noqa: E402
 from pipelines.runs import write_csv_atomic  # noqa: E402
 
-RECIPE_HELD_OUT = ("en-gb-scotland", "en-gb-x-gbcwmd", "flite:awb")
+RECIPE = ROOT / "pipelines" / "recipes" / "audio_digits_mixed.yaml"
+
+
+def recipe_held_out() -> tuple:
+    """The recipe's held-out groups, read from the recipe itself (one place to change them)."""
+    import yaml
+
+    return tuple(yaml.safe_load(RECIPE.read_text())["val_groups"])
 
 
 def main(argv=None) -> int:
@@ -46,8 +53,9 @@ def main(argv=None) -> int:
     labels = [it["label"] for it in items]
     groups = sorted({c.group for c in clips})
     held_sets = [(g,) for g in groups]
-    if set(RECIPE_HELD_OUT) <= set(groups):
-        held_sets.append(RECIPE_HELD_OUT)
+    recipe_held = recipe_held_out()
+    if set(recipe_held) <= set(groups):
+        held_sets.append(recipe_held)
     rows = []
     for held in held_sets:
         tr = [i for i, c in enumerate(clips) if c.group not in held]
