@@ -2,14 +2,18 @@
 
 Backends:
   ``"reference"``  loop over time (:mod:`kernels.reference`), any dtype, autograd.
-  ``"torch"``      chunked PyTorch ops with a hand-written backward (:mod:`kernels.torch_scan`).
+  ``"torch"``      chunked PyTorch ops with a hand-written backward (:mod:`kernels.torch_scan`):
+                   the portable path, on any device and dtype.
+  ``"cpu"``        the fused, compiled CPU kernel (:mod:`kernels.cpu_scan`), built with the
+                   machine's C compiler on first use; float32 arithmetic (bf16/fp16 accepted).
   ``"triton"``     fused Triton kernels (:mod:`kernels.triton_scan`) on CUDA tensors, or on CPU
                    tensors when ``TRITON_INTERPRET=1`` was set before triton was imported.
 
 Order of precedence: an explicit ``backend=`` argument, then the environment variable
-``SEQMAMBA_SCAN_BACKEND``, then the automatic choice (triton on CUDA, torch elsewhere).
-A backend asked for by name that cannot run is an error that says why; the automatic
-choice falls back to ``torch`` with a warning, once per reason.
+``SEQMAMBA_SCAN_BACKEND``, then the automatic choice: triton on CUDA, cpu on CPU tensors,
+torch for float64 (the exact path) and elsewhere.  A backend asked for by name that cannot
+run is an error that says why; the automatic choice falls back to ``torch`` with a warning,
+once per reason (a machine without a C compiler, say).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from ._checks import check_scan_args, check_state_update_args
 from .reference import selective_scan_ref, state_update_math
 from .torch_scan import selective_scan_torch, state_update_torch
 
-BACKENDS = ("reference", "torch", "triton")
+BACKENDS = ("reference", "torch", "cpu", "triton")
 ENV_VAR = "SEQMAMBA_SCAN_BACKEND"
 _warned: set = set()
 
@@ -43,6 +47,8 @@ def backend_unavailable_reason(name: str, device: torch.device, dtype: torch.dty
     """Why ``name`` cannot run on ``device`` with ``dtype``, or None if it can."""
     if name in ("reference", "torch"):
         return None
+    if name == "cpu":
+        return _cpu_unavailable_reason(device, dtype)
     if name != "triton":
         raise ValueError(f"unknown scan backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if not _triton_installed():
@@ -56,6 +62,17 @@ def backend_unavailable_reason(name: str, device: torch.device, dtype: torch.dty
         return None
     return (f"triton kernels need CUDA tensors, got tensors on {device}; set TRITON_INTERPRET=1 "
             "before importing triton to run them (slowly) on the CPU, or use backend='torch'")
+
+
+def _cpu_unavailable_reason(device: torch.device, dtype: torch.dtype) -> Optional[str]:
+    if device.type != "cpu":
+        return f"the fused CPU kernel runs on CPU tensors, got tensors on {device}"
+    if dtype == torch.float64:
+        return ("the fused CPU kernel computes in float32 and does not take float64 inputs; "
+                "use backend='torch' or 'reference' for float64")
+    from .cpu_scan import cpu_kernel_unavailable_reason
+
+    return cpu_kernel_unavailable_reason()
 
 
 def available_backends(device: Optional[torch.device] = None,
@@ -90,6 +107,11 @@ def resolve_backend(backend: Optional[str], device: torch.device, dtype: torch.d
         if reason is None:
             return "triton"
         _warn_once(f"triton:{reason}", f"selective scan falls back to the torch backend: {reason}")
+    elif device.type == "cpu" and dtype != torch.float64:  # float64 belongs to torch
+        reason = backend_unavailable_reason("cpu", device, dtype)
+        if reason is None:
+            return "cpu"
+        _warn_once(f"cpu:{reason}", f"selective scan falls back to the torch backend: {reason}")
     return "torch"
 
 
@@ -121,6 +143,11 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     elif name == "torch":
         out, last = selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                                          initial_state, shapes)
+    elif name == "cpu":
+        from .cpu_scan import selective_scan_cpu
+
+        out, last = selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                       initial_state, shapes)
     else:
         from .triton_scan import selective_scan_triton
 
@@ -149,6 +176,10 @@ def state_update_fn(backend, device: torch.device, dtype: torch.dtype):
         from .triton_scan import selective_state_update_triton
 
         return selective_state_update_triton
+    if name == "cpu":
+        from .cpu_scan import state_update_cpu
+
+        return state_update_cpu
     return state_update_math if name == "reference" else state_update_torch
 
 
@@ -164,4 +195,8 @@ def state_update_unchecked(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, 
         return selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
     if name == "reference":
         return state_update_math(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
+    if name == "cpu":
+        from .cpu_scan import state_update_cpu
+
+        return state_update_cpu(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
     return state_update_torch(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)

@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                              ("demo", cmd_demo, "self-check plus a small scan benchmark")):
         q = sub.add_parser(name, help=text)
         q.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
-        q.add_argument("--backends", nargs="+", default=None, choices=["torch", "triton"],
+        q.add_argument("--backends", nargs="+", default=None, choices=["torch", "cpu", "triton"],
                        help="backends to check (default: those usable here; triton on CPU "
                             "only when named, as its interpreter is slow)")
         q.add_argument("--conformance", default=None,

@@ -25,11 +25,11 @@ def _split(x: dict, bounds):
     return pieces
 
 
-@pytest.mark.parametrize("backend", ["reference", "torch", "triton"])
+@pytest.mark.parametrize("backend", ["reference", "torch", "cpu", "triton"])
 def test_chunked_with_carried_state_equals_one_shot(backend):
     length = 400 if ON_GPU or backend != "triton" else 40
     case = Case(2, 6, 4, length, b_groups=2)
-    dtype = torch.float64 if backend != "triton" else torch.float32
+    dtype = torch.float64 if backend in ("reference", "torch") else torch.float32
     x = make_inputs(case, dtype, seed=21)
     scan = partial(selective_scan, backend=backend, delta_softplus=True)
     g = torch.Generator().manual_seed(0)

@@ -18,6 +18,7 @@ STEP_CASES = DATA["selective_state_update"]
 INPUTS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 # fp32 tolerance: "about 1e-5" per the vectors' README; we hold 2e-5 over ||x - ref|| / ||ref||.
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
+FP32_BACKENDS = ("cpu", "triton")  # float32 arithmetic: no float64 inputs
 
 
 def _interpreter_cost(case) -> int:
@@ -28,7 +29,7 @@ def _interpreter_cost(case) -> int:
 
 def _backends():
     combos = [("reference", torch.float64), ("torch", torch.float64), ("torch", torch.float32),
-              ("triton", torch.float32)]
+              ("cpu", torch.float32), ("triton", torch.float32)]
     return [pytest.param(b, dt, id=f"{b}-{str(dt).split('.')[-1]}") for b, dt in combos]
 
 
@@ -67,11 +68,11 @@ def test_scan_conformance(index, backend, dtype):
     _check_case(case, backend, dtype)
 
 
-@pytest.mark.parametrize("backend", ["reference", "torch", "triton"])
+@pytest.mark.parametrize("backend", ["reference", "torch", "cpu", "triton"])
 @pytest.mark.parametrize("index", range(len(STEP_CASES)))
 def test_state_update_conformance(index, backend):
     case = STEP_CASES[index]
-    dtype = torch.float64 if backend != "triton" else torch.float32
+    dtype = torch.float32 if backend in FP32_BACKENDS else torch.float64
     state = case["state_in"].to(device=DEVICE, dtype=dtype).clone()
     args = {k: case[k].to(device=DEVICE, dtype=dtype)
             for k in ("x", "dt", "A", "B", "C", "D", "z", "dt_bias") if k in case}

@@ -36,7 +36,7 @@ def _args(**over):
     (dict(delta=torch.randn(2, 4, 10, device="meta")), r"delta is on meta but u is on cpu"),
     (dict(u=[[1.0]]), r"u must be a torch.Tensor"),
 ])
-@pytest.mark.parametrize("backend", ["reference", "torch", "triton"])
+@pytest.mark.parametrize("backend", ["reference", "torch", "cpu", "triton"])
 def test_bad_calls_raise_value_error_naming_the_argument(over, match, backend):
     with pytest.raises(ValueError, match=match):
         selective_scan(**_args(**over), backend=backend)
@@ -96,9 +96,15 @@ def test_env_var_picks_backend_and_argument_wins(monkeypatch):
         selective_scan(**_args())
 
 
-def test_automatic_choice_is_torch_on_cpu(monkeypatch):
+def test_automatic_choice_on_cpu_is_the_fused_kernel(monkeypatch):
+    """The compiled kernel for float32/bf16/fp16 (CI has a compiler); torch for float64."""
     monkeypatch.delenv(dispatch.ENV_VAR, raising=False)
-    assert dispatch.resolve_backend(None, torch.device("cpu"), torch.float32) == "torch"
+    cpu = torch.device("cpu")
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        assert dispatch.resolve_backend(None, cpu, dtype) == "cpu"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # float64 going to torch is the design, not a fallback
+        assert dispatch.resolve_backend(None, cpu, torch.float64) == "torch"
 
 
 def test_named_unavailable_backend_says_why(monkeypatch):
@@ -127,8 +133,10 @@ def test_automatic_fallback_warns_once(monkeypatch):
 def test_available_backends_reports_reasons(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     avail = kernels.available_backends(torch.device("cpu"))
-    assert avail["reference"] is None and avail["torch"] is None
+    assert avail["reference"] is None and avail["torch"] is None and avail["cpu"] is None
     assert "CUDA" in avail["triton"]
+    assert "float64" in kernels.available_backends(torch.device("cpu"), torch.float64)["cpu"]
+    assert "CPU tensors" in kernels.available_backends(torch.device("meta"))["cpu"]
 
 
 def test_kernels_does_not_import_upward():

@@ -1,0 +1,676 @@
+/* Fused CPU selective scan (Mamba S6): forward, backward and the one-step update.
+ *
+ * Plain C (GNU vector extensions, pthreads), no torch headers: it is compiled on first use
+ * by kernels/_cpu_build.py and called through ctypes by kernels/cpu_scan.py, which validates
+ * every argument first.  All arithmetic is float32; inputs arrive as float32 with arbitrary
+ * element strides (the model hands over transposed views, which are read in place).
+ *
+ * Layout of the work:
+ *   - Channels are processed in blocks of W = 16 consecutive channels that share one B group
+ *     and one C group.  One block is one vector register per state index n (a zmm on
+ *     AVX-512, two ymm on AVX2), so the state h[n] of a block lives in registers (N = 16)
+ *     or L1 (other N) through the whole time loop, and B_t[n], C_t[n] are scalar broadcasts.
+ *     Lanes of a short block (dim not a multiple of 16, or small groups) are padded with
+ *     zeros that provably stay zero and contribute nothing to any sum.
+ *   - Time is walked in tiles of T steps: a tile of u, dt, z (W x T, any strides) is first
+ *     transposed into a small buffer, then the recurrence runs over it, then the outputs are
+ *     transposed back.  The exp of dt*A is computed inside the loop (never stored in the
+ *     forward).  The state at every tile start is kept for the backward (when asked).
+ *   - One parallel region per call: worker threads take (batch, block) items from an atomic
+ *     counter until none are left.  Items are fine grained, so a thread that the OS
+ *     deschedules (another process on the same cores) delays the call by one item, not by a
+ *     barrier per time step.
+ *   - Backward items are (batch, super-block): a run of blocks in one B/C group, walked by
+ *     one thread, so that the channel sums of dB and dC are written by one thread in a fixed
+ *     order (deterministic for a given thread count) into a per-super-block partial that
+ *     Python reduces over the super-blocks of a group.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ABI_VERSION 3
+#define W 16
+
+typedef float vf __attribute__((vector_size(W * sizeof(float))));
+typedef int32_t vi __attribute__((vector_size(W * sizeof(int32_t))));
+
+/* ----------------------------------------------------------------------- vector maths */
+
+static inline vf splat(float x) { return (vf){0} + x; }
+/* Lane-wise m ? a : b (m is all-ones or zero per lane). */
+static inline vf sel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
+
+/* e^x, about 1 ulp for |x| < 87.  Range reduction x = r ln2 + g (r rounded to the nearest
+ * integer with the 1.5 * 2^23 trick, ln2 split in two parts so that r*ln2 is exact), a
+ * degree-7 polynomial for e^g on |g| < ln2/2 (Cephes' expf coefficients), and 2^r built in the
+ * exponent bits.  x is clamped to [-87.3, 88.3] so that 2^r stays a normal float; a NaN
+ * fails both comparisons and propagates. */
+static inline vf vexp(vf x)
+{
+    x = sel(x < splat(-87.3f), splat(-87.3f), x);
+    x = sel(x > splat(88.3f), splat(88.3f), x);
+    const vf magic = splat(12582912.0f);
+    vf r = (x * 1.44269504088896341f + magic) - magic;
+    vf g = x - r * 0.693359375f;
+    g = g - r * -2.12194440e-4f;
+    vf p = splat(1.9875691500e-4f);
+    p = p * g + 1.3981999507e-3f;
+    p = p * g + 8.3334519073e-3f;
+    p = p * g + 4.1665795894e-2f;
+    p = p * g + 1.6666665459e-1f;
+    p = p * g + 5.0000001201e-1f;
+    p = p * g * g + g + 1.0f;
+    vi e = (__builtin_convertvector(r, vi) + 127) << 23;
+    return p * (vf)e;
+}
+
+/* ln(x) for normal x > 0 (Cephes' logf): x = 2^e m with m in [sqrt(1/2), sqrt(2)). */
+static inline vf vlog(vf x)
+{
+    vi bits = (vi)x;
+    vi ex = ((bits >> 23) & 0xff) - 126;
+    vf m = (vf)((bits & 0x007fffff) | 0x3f000000); /* [0.5, 1) */
+    vi small = m < splat(0.707106781186547524f);   /* -1 where true */
+    vf e = __builtin_convertvector(ex + small, vf);
+    m = m + sel(small, m, splat(0.0f)) - 1.0f;
+    vf z = m * m;
+    vf p = splat(7.0376836292e-2f);
+    p = p * m - 1.1514610310e-1f;
+    p = p * m + 1.1676998740e-1f;
+    p = p * m - 1.2420140846e-1f;
+    p = p * m + 1.4249322787e-1f;
+    p = p * m - 1.6668057665e-1f;
+    p = p * m + 2.0000714765e-1f;
+    p = p * m - 2.4999993993e-1f;
+    p = p * m + 3.3333331174e-1f;
+    vf y = p * m * z;
+    y = y + e * -2.12194440e-4f;
+    y = y - 0.5f * z;
+    return m + y + e * 0.693359375f;
+}
+
+/* softplus(x) = log(1 + e^x), as torch: x itself above 20.  log1p(e) is computed as
+ * log(1+e) * e / ((1+e) - 1), exact to rounding even when e is tiny (Goldberg's trick). */
+static inline vf vsoftplus(vf x)
+{
+    vf e = vexp(sel(x > splat(20.0f), splat(0.0f), x));
+    vf y = e + 1.0f;
+    vf d = y - 1.0f;
+    vf l1p = sel(d == splat(0.0f), e, vlog(y) * e / sel(d == splat(0.0f), splat(1.0f), d));
+    return sel(x > splat(20.0f), x, l1p);
+}
+
+static inline vf vsigmoid(vf x) { return 1.0f / (1.0f + vexp(-x)); }
+
+static inline float hsum(vf v)
+{
+    float s = 0.0f;
+    for (int i = 0; i < W; i++) s += v[i];
+    return s;
+}
+
+/* ---------------------------------------------------------------------- thread pool */
+
+typedef void (*item_fn)(const void *ctx, int64_t item, void *scratch);
+
+typedef struct {
+    item_fn fn;
+    const void *ctx;
+    int64_t n_items;
+    size_t scratch_bytes;
+    int64_t next; /* atomic */
+    int64_t done; /* atomic */
+} job_t;
+
+static void *worker(void *arg)
+{
+    job_t *job = (job_t *)arg;
+    void *scratch = NULL;
+    if (posix_memalign(&scratch, 64, job->scratch_bytes ? job->scratch_bytes : 64) != 0)
+        return NULL; /* the other threads take this one's share */
+    for (;;) {
+        int64_t i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+        if (i >= job->n_items) break;
+        job->fn(job->ctx, i, scratch);
+        __atomic_fetch_add(&job->done, 1, __ATOMIC_RELAXED);
+    }
+    free(scratch);
+    return NULL;
+}
+
+/* Run fn on items 0..n_items-1 on up to nthreads threads (the caller's included).
+ * Threads are started per call and end with it: nothing spins between calls, so an idle
+ * process costs its neighbours nothing.  Returns 0, or -1 when memory ran out. */
+static int run_items(item_fn fn, const void *ctx, int64_t n_items, int nthreads,
+                     size_t scratch_bytes)
+{
+    job_t job = {fn, ctx, n_items, scratch_bytes, 0, 0};
+    if (nthreads > n_items) nthreads = (int)n_items;
+    if (nthreads < 1) nthreads = 1;
+    pthread_t tid[256];
+    if (nthreads > 256) nthreads = 256;
+    int started = 0;
+    for (int i = 1; i < nthreads; i++) {
+        if (pthread_create(&tid[started], NULL, worker, &job) != 0) break;
+        started++;
+    }
+    worker(&job);
+    for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
+    return job.done == n_items ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------------ arguments */
+
+/* Every field is 64 bits wide so that the ctypes mirror in cpu_scan.py has no padding.
+ * Strides are in elements.  (b, d, t) tensors: u, delta, z, out, dout, du, ddelta, dz.
+ * (b, g, n, t) tensors: B, C, and the dB/dC partials (b, super, n, t).  Time-invariant B is
+ * (d, n) with strides sB[0], sB[1].  A is (d, n) contiguous; D, bias (d,) contiguous;
+ * h0, last, dlast, dh0 (b, d, n) contiguous; saved (b, chunks, d, n) contiguous;
+ * dA, dBti (b, d, n) and dD, dbias (b, d) per-batch partials, contiguous. */
+typedef struct {
+    int64_t batch, dim, length, nstate, tile, softplus, b_ti, nthreads;
+    const float *u, *delta, *A, *B, *C, *D, *z, *bias, *h0;
+    int64_t su[3], sdelta[3], sz[3], sB[4], sC[4];
+    float *out, *last, *saved;
+    int64_t sout[3];
+    int64_t n_blocks;
+    const int64_t *blocks; /* n_blocks x (d0, width, b group, c group) */
+    /* backward only */
+    const float *dout, *dlast;
+    int64_t sdout[3];
+    float *du, *ddelta, *dz, *dBp, *dCp, *dA, *dBti, *dD, *dbias, *dh0;
+    int64_t sdu[3], sddelta[3], sdz[3], sdBp[4], sdCp[4];
+    int64_t n_supers;
+    const int64_t *supers; /* n_supers x (first block, number of blocks) */
+} scan_args;
+
+static int64_t abi_checked_size(void) { return (int64_t)sizeof(scan_args); }
+
+/* Copy a (width x Tn) tile of a (b, d, t) tensor into buf[t][w], zero-padding lanes >= width. */
+static void load_tile(vf *restrict buf, const float *restrict src, int64_t s_d, int64_t s_t,
+                      int width, int64_t Tn)
+{
+    float *f = (float *)buf;
+    if (width < W)
+        for (int64_t t = 0; t < Tn; t++) buf[t] = splat(0.0f);
+    if (s_t == 1 && s_d != 1) {
+        for (int w = 0; w < width; w++)
+            for (int64_t t = 0; t < Tn; t++) f[t * W + w] = src[w * s_d + t];
+    } else {
+        for (int64_t t = 0; t < Tn; t++)
+            for (int w = 0; w < width; w++) f[t * W + w] = src[w * s_d + t * s_t];
+    }
+}
+
+static void store_tile(float *restrict dst, const vf *restrict buf, int64_t s_d, int64_t s_t,
+                       int width, int64_t Tn)
+{
+    const float *f = (const float *)buf;
+    if (s_t == 1 && s_d != 1) {
+        for (int w = 0; w < width; w++)
+            for (int64_t t = 0; t < Tn; t++) dst[w * s_d + t] = f[t * W + w];
+    } else {
+        for (int64_t t = 0; t < Tn; t++)
+            for (int w = 0; w < width; w++) dst[w * s_d + t * s_t] = f[t * W + w];
+    }
+}
+
+/* buf[t][n] = src[n * s_n + t * s_t] for a (N x Tn) tile of B or C. */
+static void load_bc(float *restrict buf, const float *restrict src, int64_t s_n, int64_t s_t,
+                    int N, int64_t Tn)
+{
+    if (s_t == 1 && s_n != 1) {
+        for (int n = 0; n < N; n++)
+            for (int64_t t = 0; t < Tn; t++) buf[t * N + n] = src[n * s_n + t];
+    } else {
+        for (int64_t t = 0; t < Tn; t++)
+            for (int n = 0; n < N; n++) buf[t * N + n] = src[n * s_n + t * s_t];
+    }
+}
+
+/* Per-lane (d, n) matrix (A or time-invariant B) as N vectors: out[n][w] = m[(d0+w)*sd + n*sn]. */
+static void load_lanes_dn(vf *restrict out, const float *restrict m, int64_t sd, int64_t sn,
+                          int64_t d0, int width, int N)
+{
+    for (int n = 0; n < N; n++) {
+        vf v = splat(0.0f);
+        for (int w = 0; w < width; w++) v[w] = m[(d0 + w) * sd + n * sn];
+        out[n] = v;
+    }
+}
+
+static vf load_lanes_d(const float *v, int64_t d0, int width)
+{
+    vf r = splat(0.0f);
+    if (v)
+        for (int w = 0; w < width; w++) r[w] = v[d0 + w];
+    return r;
+}
+
+/* state (b, d, n) contiguous <-> h[n][w] */
+static void load_state(vf *restrict h, const float *restrict s, int64_t d0, int width, int N)
+{
+    for (int n = 0; n < N; n++) {
+        vf v = splat(0.0f);
+        if (s)
+            for (int w = 0; w < width; w++) v[w] = s[(d0 + w) * N + n];
+        h[n] = v;
+    }
+}
+
+static void store_state(float *restrict s, const vf *restrict h, int64_t d0, int width, int N)
+{
+    for (int n = 0; n < N; n++)
+        for (int w = 0; w < width; w++) s[(d0 + w) * N + n] = h[n][w];
+}
+
+/* dt tile (after bias and softplus) and, when wanted, its pre-softplus argument. */
+static void load_dt(vf *restrict dtb, vf *restrict preb, const scan_args *a, int64_t b,
+                    int64_t d0, int width, int64_t t0, int64_t Tn, vf bias)
+{
+    load_tile(dtb, a->delta + b * a->sdelta[0] + d0 * a->sdelta[1] + t0 * a->sdelta[2],
+              a->sdelta[1], a->sdelta[2], width, Tn);
+    for (int64_t t = 0; t < Tn; t++) {
+        vf pre = dtb[t] + bias;
+        if (preb) preb[t] = pre;
+        dtb[t] = a->softplus ? vsoftplus(pre) : pre;
+    }
+    if (width < W) /* padded lanes: dt = 0, so exp(dt A) = 1 and nothing moves */
+        for (int64_t t = 0; t < Tn; t++)
+            for (int w = width; w < W; w++) dtb[t][w] = 0.0f;
+}
+
+/* ----------------------------------------------------------------------- the recurrence */
+
+/* h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t over one tile; yb[t] = <h_t, C_t>.
+ * With keep != 0 also stores exp(dt A) and h_t per step (the backward's recompute). */
+static inline __attribute__((always_inline)) void
+scan_tile(const int N, const int ti, const int keep, int64_t Tn, const vf *restrict dtb,
+          const vf *restrict ub, const float *restrict Bb, const float *restrict Cb,
+          const vf *restrict Av, const vf *restrict Bv, vf *restrict h, vf *restrict yb,
+          vf *restrict dAb, vf *restrict Hb)
+{
+    for (int64_t t = 0; t < Tn; t++) {
+        vf dt = dtb[t], x = dt * ub[t], y = splat(0.0f);
+        const float *Bt = Bb + t * N, *Ct = Cb + t * N;
+#pragma GCC unroll 16
+        for (int n = 0; n < N; n++) {
+            vf dA = vexp(dt * Av[n]);
+            vf hn = dA * h[n] + x * (ti ? Bv[n] : splat(Bt[n]));
+            h[n] = hn;
+            y += hn * Ct[n];
+            if (keep) {
+                dAb[t * N + n] = dA;
+                Hb[t * N + n] = hn;
+            }
+        }
+        yb[t] = y;
+    }
+}
+
+/* Specialise the hot loop for the common state size 16 (state kept in registers). */
+static void scan_tile_any(int N, int ti, int keep, int64_t Tn, const vf *dtb, const vf *ub,
+                          const float *Bb, const float *Cb, const vf *Av, const vf *Bv, vf *h,
+                          vf *yb, vf *dAb, vf *Hb)
+{
+    if (N == 16) {
+        vf hl[16];
+        memcpy(hl, h, sizeof hl);
+        if (keep) {
+            if (ti) scan_tile(16, 1, 1, Tn, dtb, ub, Bb, Cb, Av, Bv, hl, yb, dAb, Hb);
+            else scan_tile(16, 0, 1, Tn, dtb, ub, Bb, Cb, Av, Bv, hl, yb, dAb, Hb);
+        } else {
+            if (ti) scan_tile(16, 1, 0, Tn, dtb, ub, Bb, Cb, Av, Bv, hl, yb, dAb, Hb);
+            else scan_tile(16, 0, 0, Tn, dtb, ub, Bb, Cb, Av, Bv, hl, yb, dAb, Hb);
+        }
+        memcpy(h, hl, sizeof hl);
+    } else if (keep) {
+        if (ti) scan_tile(N, 1, 1, Tn, dtb, ub, Bb, Cb, Av, Bv, h, yb, dAb, Hb);
+        else scan_tile(N, 0, 1, Tn, dtb, ub, Bb, Cb, Av, Bv, h, yb, dAb, Hb);
+    } else {
+        if (ti) scan_tile(N, 1, 0, Tn, dtb, ub, Bb, Cb, Av, Bv, h, yb, dAb, Hb);
+        else scan_tile(N, 0, 0, Tn, dtb, ub, Bb, Cb, Av, Bv, h, yb, dAb, Hb);
+    }
+}
+
+/* Scratch layout shared by forward and backward (in vf units unless noted). */
+typedef struct {
+    vf *Av, *Bv, *h, *hs, *lam, *dtb, *preb, *ub, *zb, *yb, *gb, *ob1, *ob2, *ob3, *dAb, *Hb;
+    float *Bb, *Cb, *dBb, *dCb;
+    double *acc; /* backward sums: dA (N*W), dBti (N*W), dD (W), dbias (W) */
+} scratch_t;
+
+static size_t scratch_layout(const scan_args *a, int backward, void *base, scratch_t *s)
+{
+    int64_t N = a->nstate, T = a->tile;
+    char *p = (char *)base;
+    size_t off = 0;
+#define TAKE(field, type, count)                                                             \
+    do {                                                                                     \
+        if (s) s->field = (type *)(p + off);                                                 \
+        off += ((size_t)(count) * sizeof(type) + 63) & ~(size_t)63;                          \
+    } while (0)
+    TAKE(Av, vf, N);
+    TAKE(Bv, vf, N);
+    TAKE(h, vf, N);
+    TAKE(hs, vf, N);
+    TAKE(lam, vf, N);
+    TAKE(dtb, vf, T);
+    TAKE(preb, vf, T);
+    TAKE(ub, vf, T);
+    TAKE(zb, vf, T);
+    TAKE(yb, vf, T);
+    TAKE(Bb, float, T * N);
+    TAKE(Cb, float, T * N);
+    if (backward) {
+        TAKE(gb, vf, T);
+        TAKE(ob1, vf, T);
+        TAKE(ob2, vf, T);
+        TAKE(ob3, vf, T);
+        TAKE(dAb, vf, T * N);
+        TAKE(Hb, vf, T * N);
+        TAKE(dBb, float, T * N);
+        TAKE(dCb, float, T * N);
+        TAKE(acc, double, 2 * N * W + 2 * W);
+    }
+#undef TAKE
+    return off;
+}
+
+/* ----------------------------------------------------------------------------- forward */
+
+static void fwd_block(const scan_args *a, int64_t b, int64_t k, scratch_t *s)
+{
+    const int64_t *blk = a->blocks + 4 * k;
+    const int64_t d0 = blk[0], gb = blk[2], gc = blk[3];
+    const int width = (int)blk[1], N = (int)a->nstate, ti = (int)a->b_ti;
+    const int64_t L = a->length, T = a->tile, nchunks = (L + T - 1) / T;
+    const vf Dv = load_lanes_d(a->D, d0, width), bias = load_lanes_d(a->bias, d0, width);
+    load_lanes_dn(s->Av, a->A, N, 1, d0, width, N);
+    if (ti) load_lanes_dn(s->Bv, a->B, a->sB[0], a->sB[1], d0, width, N);
+    load_state(s->h, a->h0 ? a->h0 + b * a->dim * N : NULL, d0, width, N);
+    const float *Bbase = ti ? NULL : a->B + b * a->sB[0] + gb * a->sB[1];
+    const float *Cbase = a->C + b * a->sC[0] + gc * a->sC[1];
+    for (int64_t c = 0; c < nchunks; c++) {
+        const int64_t t0 = c * T, Tn = (L - t0 < T) ? L - t0 : T;
+        if (a->saved) store_state(a->saved + (b * nchunks + c) * a->dim * N, s->h, d0, width, N);
+        load_dt(s->dtb, NULL, a, b, d0, width, t0, Tn, bias);
+        load_tile(s->ub, a->u + b * a->su[0] + d0 * a->su[1] + t0 * a->su[2], a->su[1],
+                  a->su[2], width, Tn);
+        if (!ti) load_bc(s->Bb, Bbase + t0 * a->sB[3], a->sB[2], a->sB[3], N, Tn);
+        load_bc(s->Cb, Cbase + t0 * a->sC[3], a->sC[2], a->sC[3], N, Tn);
+        scan_tile_any(N, ti, 0, Tn, s->dtb, s->ub, s->Bb, s->Cb, s->Av, s->Bv, s->h, s->yb,
+                      NULL, NULL);
+        if (a->z) {
+            load_tile(s->zb, a->z + b * a->sz[0] + d0 * a->sz[1] + t0 * a->sz[2], a->sz[1],
+                      a->sz[2], width, Tn);
+            for (int64_t t = 0; t < Tn; t++) {
+                vf zz = s->zb[t];
+                s->yb[t] = (s->yb[t] + Dv * s->ub[t]) * zz * vsigmoid(zz);
+            }
+        } else {
+            for (int64_t t = 0; t < Tn; t++) s->yb[t] += Dv * s->ub[t];
+        }
+        store_tile(a->out + b * a->sout[0] + d0 * a->sout[1] + t0 * a->sout[2], s->yb,
+                   a->sout[1], a->sout[2], width, Tn);
+    }
+    store_state(a->last + b * a->dim * N, s->h, d0, width, N);
+}
+
+static void fwd_item(const void *ctx, int64_t item, void *scratch)
+{
+    const scan_args *a = (const scan_args *)ctx;
+    scratch_t s;
+    scratch_layout(a, 0, scratch, &s);
+    fwd_block(a, item / a->n_blocks, item % a->n_blocks, &s);
+}
+
+/* ---------------------------------------------------------------------------- backward */
+
+/* One block's backward over the whole length, tiles in reverse.  first != 0: this block is
+ * the first of its super-block and writes its dB/dC channel sums; later blocks add to them. */
+static void bwd_block(const scan_args *a, int64_t b, int64_t k, int64_t sup, int first,
+                      scratch_t *s)
+{
+    const int64_t *blk = a->blocks + 4 * k;
+    const int64_t d0 = blk[0], gb = blk[2], gc = blk[3];
+    const int width = (int)blk[1], N = (int)a->nstate, ti = (int)a->b_ti;
+    const int64_t L = a->length, T = a->tile, nchunks = (L + T - 1) / T, Dm = a->dim;
+    const vf Dv = load_lanes_d(a->D, d0, width), bias = load_lanes_d(a->bias, d0, width);
+    const int has_D = a->D != NULL;
+    load_lanes_dn(s->Av, a->A, N, 1, d0, width, N);
+    if (ti) load_lanes_dn(s->Bv, a->B, a->sB[0], a->sB[1], d0, width, N);
+    load_state(s->lam, a->dlast ? a->dlast + b * Dm * N : NULL, d0, width, N);
+    double *accA = s->acc, *accB = s->acc + N * W, *accD = s->acc + 2 * N * W,
+           *accBias = accD + W;
+    memset(s->acc, 0, (2 * N * W + 2 * W) * sizeof(double));
+    const float *Bbase = ti ? NULL : a->B + b * a->sB[0] + gb * a->sB[1];
+    const float *Cbase = a->C + b * a->sC[0] + gc * a->sC[1];
+    vf *lam = s->lam;
+
+    for (int64_t c = nchunks - 1; c >= 0; c--) {
+        const int64_t t0 = c * T, Tn = (L - t0 < T) ? L - t0 : T;
+        /* Recompute the tile's states from its saved start state. */
+        load_state(s->hs, a->saved + (b * nchunks + c) * Dm * N, d0, width, N);
+        memcpy(s->h, s->hs, N * sizeof(vf));
+        load_dt(s->dtb, s->preb, a, b, d0, width, t0, Tn, bias);
+        load_tile(s->ub, a->u + b * a->su[0] + d0 * a->su[1] + t0 * a->su[2], a->su[1],
+                  a->su[2], width, Tn);
+        if (!ti) load_bc(s->Bb, Bbase + t0 * a->sB[3], a->sB[2], a->sB[3], N, Tn);
+        load_bc(s->Cb, Cbase + t0 * a->sC[3], a->sC[2], a->sC[3], N, Tn);
+        scan_tile_any(N, ti, 1, Tn, s->dtb, s->ub, s->Bb, s->Cb, s->Av, s->Bv, s->h, s->yb,
+                      s->dAb, s->Hb);
+
+        /* dL/dy through the gate: g = dout * silu(z); dz = dout * y * silu'(z). */
+        load_tile(s->gb, a->dout + b * a->sdout[0] + d0 * a->sdout[1] + t0 * a->sdout[2],
+                  a->sdout[1], a->sdout[2], width, Tn);
+        if (a->z) {
+            load_tile(s->zb, a->z + b * a->sz[0] + d0 * a->sz[1] + t0 * a->sz[2], a->sz[1],
+                      a->sz[2], width, Tn);
+            for (int64_t t = 0; t < Tn; t++) {
+                vf zz = s->zb[t], sz = vsigmoid(zz), g = s->gb[t];
+                vf y = s->yb[t] + Dv * s->ub[t];
+                s->ob3[t] = g * y * sz * (1.0f + zz * (1.0f - sz));
+                s->gb[t] = g * zz * sz;
+            }
+        }
+        vf dDt = splat(0.0f), dbt = splat(0.0f);
+        vf dAt[N], dBt[N];
+        for (int n = 0; n < N; n++) dAt[n] = dBt[n] = splat(0.0f);
+
+        /* Adjoint recurrence, reverse in time: lam_t = g_t C_t + exp(dt_{t+1} A) lam_{t+1}. */
+        for (int64_t t = Tn - 1; t >= 0; t--) {
+            const vf g = s->gb[t], dt = s->dtb[t], uu = s->ub[t], x = dt * uu;
+            const float *Bt = s->Bb + t * N, *Ct = s->Cb + t * N;
+            const vf *Ht = s->Hb + t * N, *Hp = t ? s->Hb + (t - 1) * N : s->hs,
+                     *dA = s->dAb + t * N;
+            float *dCt = s->dCb + t * N, *dBtt = s->dBb + t * N;
+            vf ddt = splat(0.0f), sB = splat(0.0f);
+            for (int n = 0; n < N; n++) {
+                vf l = lam[n] + g * Ct[n];
+                dCt[n] = hsum(g * Ht[n]);
+                /* dL/d(dt A) = lam_t exp(dt_t A) h_{t-1}, h_{t-1} read from the recomputed
+                 * states (never h_t - dt B u, which cancels when the input dominates). */
+                vf q = l * dA[n] * Hp[n];
+                ddt += q * s->Av[n];
+                dAt[n] += q * dt;
+                if (ti) {
+                    sB += l * s->Bv[n];
+                    dBt[n] += l * x;
+                } else {
+                    sB += l * Bt[n];
+                    dBtt[n] = hsum(l * x);
+                }
+                lam[n] = l * dA[n];
+            }
+            ddt += sB * uu;
+            s->ob1[t] = (has_D ? g * Dv : splat(0.0f)) + sB * dt; /* du */
+            if (a->softplus) ddt *= vsigmoid(s->preb[t]);
+            dbt += ddt;
+            dDt += g * uu;
+            s->ob2[t] = ddt; /* ddelta */
+        }
+        /* Per-tile float32 sums, carried across tiles in float64. */
+        for (int n = 0; n < N; n++)
+            for (int w = 0; w < W; w++) {
+                accA[n * W + w] += dAt[n][w];
+                accB[n * W + w] += dBt[n][w];
+            }
+        for (int w = 0; w < W; w++) {
+            accD[w] += dDt[w];
+            accBias[w] += dbt[w];
+        }
+        store_tile(a->du + b * a->sdu[0] + d0 * a->sdu[1] + t0 * a->sdu[2], s->ob1,
+                   a->sdu[1], a->sdu[2], width, Tn);
+        store_tile(a->ddelta + b * a->sddelta[0] + d0 * a->sddelta[1] + t0 * a->sddelta[2],
+                   s->ob2, a->sddelta[1], a->sddelta[2], width, Tn);
+        if (a->z)
+            store_tile(a->dz + b * a->sdz[0] + d0 * a->sdz[1] + t0 * a->sdz[2], s->ob3,
+                       a->sdz[1], a->sdz[2], width, Tn);
+        float *dCp = a->dCp + b * a->sdCp[0] + sup * a->sdCp[1] + t0 * a->sdCp[3];
+        for (int64_t t = 0; t < Tn; t++)
+            for (int n = 0; n < N; n++) {
+                float *p = dCp + n * a->sdCp[2] + t * a->sdCp[3];
+                *p = first ? s->dCb[t * N + n] : *p + s->dCb[t * N + n];
+            }
+        if (!ti) {
+            float *dBp = a->dBp + b * a->sdBp[0] + sup * a->sdBp[1] + t0 * a->sdBp[3];
+            for (int64_t t = 0; t < Tn; t++)
+                for (int n = 0; n < N; n++) {
+                    float *p = dBp + n * a->sdBp[2] + t * a->sdBp[3];
+                    *p = first ? s->dBb[t * N + n] : *p + s->dBb[t * N + n];
+                }
+        }
+    }
+    /* lam now holds exp(dt_0 A) lam_0 = dL/dh_{-1}. */
+    if (a->dh0) store_state(a->dh0 + b * Dm * N, lam, d0, width, N);
+    for (int w = 0; w < width; w++) {
+        const int64_t d = d0 + w;
+        for (int n = 0; n < N; n++) {
+            a->dA[(b * Dm + d) * N + n] = (float)accA[n * W + w];
+            if (ti) a->dBti[(b * Dm + d) * N + n] = (float)accB[n * W + w];
+        }
+        if (a->dD) a->dD[b * Dm + d] = (float)accD[w];
+        if (a->dbias) a->dbias[b * Dm + d] = (float)accBias[w];
+    }
+}
+
+static void bwd_item(const void *ctx, int64_t item, void *scratch)
+{
+    const scan_args *a = (const scan_args *)ctx;
+    scratch_t s;
+    scratch_layout(a, 1, scratch, &s);
+    const int64_t b = item / a->n_supers, sup = item % a->n_supers;
+    const int64_t first = a->supers[2 * sup], count = a->supers[2 * sup + 1];
+    for (int64_t k = 0; k < count; k++) bwd_block(a, b, first + k, sup, k == 0, &s);
+}
+
+/* --------------------------------------------------------------------- one-step update */
+
+/* One recurrent step for every (batch, channel): state (b, d, n) contiguous, updated in
+ * place; x, dt, z, out (b, d) contiguous; B, C (b, g, n) contiguous with block groups. */
+typedef struct {
+    int64_t batch, dim, nstate, softplus, nthreads, n_blocks;
+    const int64_t *blocks;
+    float *state;
+    const float *x, *dt, *A, *B, *C, *D, *z, *bias;
+    int64_t b_groups, c_groups;
+    float *out;
+} step_args;
+
+static void step_item(const void *ctx, int64_t item, void *scratch)
+{
+    const step_args *a = (const step_args *)ctx;
+    const int64_t b = item / a->n_blocks, *blk = a->blocks + 4 * (item % a->n_blocks);
+    const int64_t d0 = blk[0], gb = blk[2], gc = blk[3], Dm = a->dim;
+    const int width = (int)blk[1], N = (int)a->nstate;
+    vf *Av = (vf *)scratch, *h = Av + N;
+    load_lanes_dn(Av, a->A, N, 1, d0, width, N);
+    float *st = a->state + b * Dm * N;
+    load_state(h, st, d0, width, N);
+    vf dt = load_lanes_d(a->dt + b * Dm, d0, width) + load_lanes_d(a->bias, d0, width);
+    if (a->softplus) dt = vsoftplus(dt);
+    const vf u = load_lanes_d(a->x + b * Dm, d0, width), x = dt * u;
+    const float *Bg = a->B + (b * a->b_groups + gb) * N, *Cg = a->C + (b * a->c_groups + gc) * N;
+    vf y = splat(0.0f);
+    for (int n = 0; n < N; n++) {
+        h[n] = vexp(dt * Av[n]) * h[n] + x * Bg[n];
+        y += h[n] * Cg[n];
+    }
+    store_state(st, h, d0, width, N);
+    y += load_lanes_d(a->D, d0, width) * u;
+    if (a->z) {
+        vf zz = load_lanes_d(a->z + b * Dm, d0, width);
+        y = y * zz * vsigmoid(zz);
+    }
+    for (int w = 0; w < width; w++) a->out[b * Dm + d0 + w] = y[w];
+}
+
+/* ------------------------------------------------------------------------ entry points */
+
+int64_t seqmamba_cpu_abi(void) { return ABI_VERSION * 1000000 + abi_checked_size(); }
+
+int64_t seqmamba_cpu_step_args_size(void) { return (int64_t)sizeof(step_args); }
+
+/* Returns 0, or -1 when memory for the per-thread buffers could not be had. */
+int seqmamba_cpu_scan_fwd(const scan_args *a)
+{
+    size_t bytes = scratch_layout(a, 0, NULL, NULL);
+    return run_items(fwd_item, a, a->batch * a->n_blocks, (int)a->nthreads, bytes);
+}
+
+int seqmamba_cpu_scan_bwd(const scan_args *a)
+{
+    size_t bytes = scratch_layout(a, 1, NULL, NULL);
+    return run_items(bwd_item, a, a->batch * a->n_supers, (int)a->nthreads, bytes);
+}
+
+int seqmamba_cpu_state_update(const step_args *a)
+{
+    size_t bytes = 2 * (size_t)a->nstate * sizeof(vf);
+    return run_items(step_item, a, a->batch * a->n_blocks, (int)a->nthreads, bytes);
+}
+
+/* ---------------------------------------------------------------- roofline measurement */
+
+/* The forward's arithmetic with every operand in registers and no memory traffic: per
+ * state update one exp(dt A), two FMAs for h and one for <h, C>.  Each item runs `steps`
+ * time steps of one 16-channel block with 16 states; the result is folded into sink so
+ * that nothing is optimised away.  benchmarks/cpu_scan.py reports the kernel's
+ * state-updates per second as a fraction of this loop's. */
+typedef struct {
+    int64_t steps;
+    float sink[256 * W];
+} roof_args;
+
+static void roof_item(const void *ctx, int64_t item, void *scratch)
+{
+    roof_args *a = (roof_args *)ctx;
+    (void)scratch;
+    vf h[16], Av[16];
+    for (int n = 0; n < 16; n++) {
+        h[n] = splat(0.0f);
+        Av[n] = splat(-0.1f * (n + 1));
+    }
+    vf dt = splat(0.01f), x = splat(0.5f), y = splat(0.0f);
+    for (int64_t t = 0; t < a->steps; t++) {
+#pragma GCC unroll 16
+        for (int n = 0; n < 16; n++) {
+            h[n] = vexp(dt * Av[n]) * h[n] + x * 0.25f;
+            y += h[n] * 0.125f;
+        }
+        dt = dt + 1e-7f; /* varies the input without chaining the steps through y */
+    }
+    a->sink[(item % 256) * W] = hsum(y);
+}
+
+double seqmamba_cpu_roofline(int64_t items, int64_t steps, int nthreads)
+{
+    roof_args a;
+    a.steps = steps;
+    run_items(roof_item, &a, items, nthreads, 64);
+    return (double)a.sink[0];
+}
