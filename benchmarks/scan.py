@@ -35,7 +35,7 @@ from _proc import (available_ram, reset_peak_rss, run_child, status_bytes, vm_by
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-IMPLS = ("torch", "triton", "mambapy", "reference")
+IMPLS = ("torch", "cpu", "triton", "mambapy", "reference")
 MODES = ("fwd", "fwd+bwd")
 
 
@@ -196,7 +196,7 @@ def should_run(impl, mode, length, a) -> str | None:
         return f"skipped (loop over time; run up to {a.ref_max_length})"
     if impl == "reference" and mode == "fwd+bwd" and length > a.ref_bwd_max_length:
         return f"skipped (loop over time; backward run up to {a.ref_bwd_max_length})"
-    if mode == "fwd+bwd" and impl in ("torch", "triton"):
+    if mode == "fwd+bwd" and impl in ("torch", "cpu", "triton"):
         # u, delta, z, out, dout, du, ddelta, dz: eight (batch, dim, length) float32 tensors.
         need = 8 * a.batch * a.dim * length * 4
         room = available_ram() if a.device == "cpu" else _gpu_free_bytes()
@@ -329,6 +329,13 @@ def _impl_available(impl, device) -> bool:
         from kernels import available_backends
 
         return device != "cpu" and available_backends(torch.device(device))["triton"] is None
+    if impl == "cpu":
+        sys.path.insert(0, str(ROOT))
+        import torch
+
+        from kernels import available_backends
+
+        return available_backends(torch.device(device))["cpu"] is None
     return True
 
 

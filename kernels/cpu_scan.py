@@ -239,8 +239,12 @@ class _CpuScanFn(torch.autograd.Function):
         a.sdu[:], a.sddelta[:] = du.stride(), ddelta.stride()
         if dz is not None:
             a.sdz[:] = dz.stride()
-        # Super-blocks: enough (batch, super-block) items to keep every thread busy.
-        target = min(blocks.shape[0], -(-4 * a.nthreads // b)) if a.nthreads > 1 else 1
+        # Super-blocks: enough (batch, super-block) items to keep every thread busy, but their
+        # dB/dC partials (super-blocks x state per step) stay within a quarter of one
+        # (batch, dim, length) tensor, so that few wide states never cost more than the inputs.
+        target = 1
+        if a.nthreads > 1:
+            target = min(blocks.shape[0], -(-4 * a.nthreads // b), max(1, dim // (4 * n)))
         sup, sup_gb, sup_gc = _supers(dim, 0 if s.b_time_invariant else s.b_groups,
                                       s.c_groups, target)
         a.n_supers, a.supers = sup.shape[0], sup.data_ptr()
