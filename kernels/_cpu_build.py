@@ -99,6 +99,25 @@ def _compile(cc: str, out: Path, native: bool) -> Optional[str]:
             os.unlink(tmp)
 
 
+def _writable_folder() -> Optional[Path]:
+    """The cache folder, or a per-user temporary one when it cannot be written (a read-only
+    home), or None."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    temp = Path(tempfile.gettempdir()) / f"seqmamba-kernels-{uid}"
+    for folder in (cache_dir(), temp):
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if folder == temp:  # a shared folder: load code only from a private subfolder
+                st = folder.stat()
+                if st.st_uid != uid or st.st_mode & 0o022:
+                    continue
+            if os.access(folder, os.W_OK | os.X_OK):
+                return folder
+        except OSError:
+            continue
+    return None
+
+
 def _load(path: Path):
     lib = ctypes.CDLL(str(path))
     lib.seqmamba_cpu_abi.restype = ctypes.c_int64
@@ -113,11 +132,10 @@ def _build() -> tuple[Optional[ctypes.CDLL], Optional[str]]:
         why = (f"$CC={os.environ['CC']!r} was not found" if os.environ.get("CC")
                else "no C compiler (gcc, cc or clang) was found on PATH")
         return None, f"{why}; install one (e.g. apt-get install gcc) to build the fused CPU kernel"
-    folder = cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        return None, f"cannot create the kernel cache folder {folder}: {e.strerror}"
+    folder = _writable_folder()
+    if folder is None:
+        return None, (f"neither the kernel cache folder {cache_dir()} nor the temporary folder "
+                      "is writable; set SEQMAMBA_KERNEL_CACHE to a writable folder")
     errors = []
     for native in (True, False):  # a compiler without -march=native still gets a build
         key = hashlib.sha256(b"\0".join(x.encode() for x in (

@@ -252,3 +252,24 @@ def test_concurrent_first_builds_leave_one_complete_library(tmp_path):
         assert rc == 0 and out.strip() == "ok", err
     files = sorted(p.name for p in (tmp_path / "cache").iterdir())
     assert len(files) == 1 and files[0].endswith(".so") and ".tmp" not in files[0], files
+
+
+def test_unusable_cache_folder_builds_in_a_private_temporary_folder(tmp_path):
+    """A cache path that cannot be a folder (here: under a regular file) still gets a kernel,
+    built in a per-user temporary folder that only its owner can write."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    env = {**os.environ, "SEQMAMBA_KERNEL_CACHE": str(blocker / "cache")}
+    r = _run_python("""
+        import os, torch
+        from kernels.cpu_scan import cpu_kernel_unavailable_reason
+        from kernels._cpu_build import _state
+        print(cpu_kernel_unavailable_reason())
+        path = _state["lib"]._name
+        st = os.stat(os.path.dirname(path))
+        print(os.path.dirname(path), oct(st.st_mode & 0o777))
+    """, env)
+    assert r.returncode == 0, r.stderr
+    reason, folder = r.stdout.splitlines()
+    assert reason == "None"
+    assert "seqmamba-kernels-" in folder and folder.endswith("0o700")
