@@ -79,9 +79,9 @@ def _compiler_id(cc: str) -> str:
         return cc
 
 
-def _compile(cc: str, out: Path, native: bool) -> Optional[str]:
+def _compile(cc: str, out: Path, native: bool, openmp: bool) -> Optional[str]:
     """Compile to a temporary file beside ``out`` and rename it into place; None or an error."""
-    flags = _FLAGS + (["-march=native"] if native else [])
+    flags = _FLAGS + (["-march=native"] if native else []) + (["-fopenmp"] if openmp else [])
     fd, tmp = tempfile.mkstemp(prefix=out.stem + ".", suffix=".tmp.so", dir=out.parent)
     os.close(fd)
     try:
@@ -137,14 +137,16 @@ def _build() -> tuple[Optional[ctypes.CDLL], Optional[str]]:
         return None, (f"neither the kernel cache folder {cache_dir()} nor the temporary folder "
                       "is writable; set SEQMAMBA_KERNEL_CACHE to a writable folder")
     errors = []
-    for native in (True, False):  # a compiler without -march=native still gets a build
+    # Preferred first: tuned for this CPU and on the process's OpenMP runtime (torch's); a
+    # compiler without -march=native or without OpenMP still gets a build.
+    for native, openmp in ((True, True), (True, False), (False, True), (False, False)):
         key = hashlib.sha256(b"\0".join(x.encode() for x in (
-            SOURCE.read_text(), _compiler_id(cc), " ".join(_FLAGS), str(native),
+            SOURCE.read_text(), _compiler_id(cc), " ".join(_FLAGS), str(native), str(openmp),
             platform.machine(), _cpu_flags()))).hexdigest()[:20]
         path = folder / f"selective_scan_cpu-{key}.so"
         for attempt in range(2):  # a cached file that does not load is rebuilt once
             if not path.exists():
-                err = _compile(cc, path, native)
+                err = _compile(cc, path, native, openmp)
                 if err:
                     errors.append(err)
                     break
