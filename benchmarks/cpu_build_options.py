@@ -15,6 +15,8 @@ Candidates (each in its own function; one that cannot run is recorded as skipped
   c_ctypes          plain C (no torch headers), ``gcc -O3 -march=native -shared -fPIC -fopenmp``
                     into a temporary folder, loaded with ctypes.  OpenMP over (batch, channel),
                     time loop inside, the state in a local float[16], expf from libm.
+  c_ctypes_fastmath the same source with ``-ffast-math`` added, which lets gcc call glibc's
+                    vector expf (libmvec): how much of the C kernel's time is scalar expf.
   numba             ``numba.njit(parallel=True, fastmath=False)``, prange over (batch, channel).
   torch_compile     ``torch.compile`` (inductor, CPU C++ backend) of a chunk of CHUNK time steps
                     written as a plain Python loop, called once per chunk with the state carried.
@@ -27,6 +29,12 @@ Candidates (each in its own function; one that cannot run is recorded as skipped
 Every candidate is first checked against a float64 loop over time on a small shape
 (relative error ||x - ref|| / ||ref|| < 1e-5) and is not timed if it fails; its output on each
 benchmark shape is also compared with torch_eager_loop's (noted as ``vs_torch``).
+
+Every candidate is timed in a process that has already run the eager baseline on every shape
+(the torch_compile child runs its own copy first).  That matters: after the long-sequence
+call, glibc malloc's adaptive mmap threshold has moved, and the calls that allocate per chunk
+change speed with it (torch_compile at 32x128x128 measured 4.0 ms in a fresh process and
+9.0 ms after one eager 1x512x16384 call; with MALLOC_MMAP_THRESHOLD_=131072, 16 ms).
 
 Columns of ``benchmarks/results/cpu_build_options.csv`` (written atomically):
 
@@ -69,8 +77,11 @@ NSTATE = 16
 SHAPES = ((1, 512, 16384), (32, 128, 128))  # (batch, dim, length)
 CHECK_SHAPE = (2, 24, 192)  # small; a multiple of the torch_compile chunk
 CHECK_TOL = 1e-5
-CHUNK = 32  # torch_compile: time steps unrolled into one compiled graph
-CANDIDATES = ("torch_eager_loop", "c_ctypes", "numba", "torch_compile")
+# torch_compile: time steps unrolled into one compiled graph.  Measured at 1x512x2048 and
+# 32x128x128: 16 -> 1.3 / 2.6 G/s, 32 -> 1.5 / 2.2 G/s, 64 -> 0.4 / 0.4 G/s (the 64-step graph
+# presumably outgrows inductor's max_fusion_size of 64 nodes and is no longer fused).
+CHUNK = 32
+CANDIDATES = ("torch_eager_loop", "c_ctypes", "c_ctypes_fastmath", "numba", "torch_compile")
 FIELDS = ["candidate", "batch", "dim", "length", "threads", "build_s", "first_call_s",
           "seconds", "gupdates_per_s", "speedup_vs_torch", "note"]
 OUT = HERE / "results" / "cpu_build_options.csv"
@@ -177,21 +188,41 @@ void scan_fwd(const float *u, const float *delta, const float *A, const float *B
 }
 """
 C_FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-fopenmp"]
+# Without it gcc must call scalar expf (errno, exact NaN/inf rules), 16 calls per step.  With
+# it, glibc's math.h declares the libmvec SIMD variants and the state loop becomes a few
+# vector expf calls; the price is IEEE strictness (reassociated sums, no NaN/inf guarantees).
+FAST_MATH = "-ffast-math"
 
 
-def c_ctypes(threads, workdir):
+def c_ctypes(threads, workdir, fast_math=False):
     cc = shutil.which("gcc")
     if cc is None:
         raise Skip("no gcc on PATH")
-    src, lib = Path(workdir) / "scan.c", Path(workdir) / "libscan.so"
+    tag = "_fastmath" if fast_math else ""  # distinct paths: dlopen hands back a loaded path
+    src, lib = Path(workdir) / f"scan{tag}.c", Path(workdir) / f"libscan{tag}.so"
     src.write_text(C_SOURCE)
+    if not fast_math:
+        steps = [[cc, *C_FLAGS, str(src), "-o", str(lib), "-lm"]]
+    else:
+        # Compile and link apart: a link with -ffast-math adds gcc's crtfastmath.o (gcc < 13
+        # does so even for -shared), whose constructor turns on flush-to-zero/denormals-are-
+        # zero for the whole process the moment the library is loaded, silently changing
+        # every later computation in it (torch and numba included).
+        obj = Path(workdir) / f"scan{tag}.o"
+        compile_flags = [f for f in C_FLAGS if f != "-shared"] + [FAST_MATH]
+        steps = [[cc, *compile_flags, "-c", str(src), "-o", str(obj)],
+                 [cc, "-shared", "-fopenmp", str(obj), "-o", str(lib), "-lm"]]
     t0 = time.perf_counter()
-    proc = subprocess.run([cc, *C_FLAGS, str(src), "-o", str(lib), "-lm"],
-                          capture_output=True, text=True)
+    for cmd in steps:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            break
     build_s = time.perf_counter() - t0
     if proc.returncode != 0:
         raise Skip(f"gcc failed: {proc.stderr.strip()[:300]}")
     so = ctypes.CDLL(str(lib))
+    if _flushes_denormals():
+        raise Skip(f"loading {lib.name} switched the process to flush-to-zero")
     fn = so.scan_fwd
     fn.restype = None
     fn.argtypes = [ctypes.c_void_p] * 8 + [ctypes.c_int64] * 3 + [ctypes.c_int]
@@ -204,7 +235,13 @@ def c_ctypes(threads, workdir):
         fn(*(t.data_ptr() for t in args), out.data_ptr(), batch, dim, length, threads)
         return out
 
-    return scan, build_s, f"{' '.join(C_FLAGS)}; gcc {_gcc_version(cc)}"
+    flags = " ".join(C_FLAGS + ([FAST_MATH + " (compile step only)"] if fast_math else []))
+    return scan, build_s, f"{flags}; gcc {_gcc_version(cc)}"
+
+
+def _flushes_denormals():
+    """True if this process's floating-point mode flushes subnormal floats to zero."""
+    return bool((torch.tensor([1e-40]) * 1.0 == 0).item())
 
 
 def _gcc_version(cc):
@@ -218,7 +255,8 @@ def numba_candidate(threads):
         import numba
         import numpy as np
     except ImportError as e:
-        raise Skip(f"numba not installed ({e}); pip install numba") from None
+        raise Skip(f"numba not importable ({e}); pip install numba -c constraints.txt "
+                   "(numpy must stay < 2.4)") from None
     numba.set_num_threads(threads)
 
     @numba.njit(parallel=True, fastmath=False, cache=False)
@@ -263,14 +301,20 @@ def _chunk_scan(h, u, delta, A, B, C, D, z):
 
     h: (b, d, N) state carried in; u, delta, z: (b, d, T); B, C: (b, N, T).  Returns the
     chunk's output (b, d, T) and the state after it.
+
+    The states are stacked and contracted with C once, after the loop.  The more obvious
+    per-step ``ys.append((h * C[:, None, :, t]).sum(-1))`` is miscompiled by inductor's
+    vectorised CPU code in torch 2.11: every step's y but the last two comes out wrong
+    (right with ``cpp.simdlen = 1`` or ``max_fusion_size = 1``), which the check catches.
     """
     dt = F.softplus(delta)
     x = dt * u
-    ys = []
+    hs = []
     for t in range(u.shape[2]):
         h = torch.exp(dt[:, :, t, None] * A) * h + x[:, :, t, None] * B[:, None, :, t]
-        ys.append((h * C[:, None, :, t]).sum(-1))
-    y = torch.stack(ys, -1) + D[:, None] * u
+        hs.append(h)
+    H = torch.stack(hs, 2)  # (b, d, T, N)
+    y = (H * C.transpose(1, 2)[:, None]).sum(-1) + D[:, None] * u
     return y * F.silu(z), h
 
 
@@ -313,6 +357,7 @@ def measure(name, scan, build_s, note, threads, repeats, shapes, baseline=None, 
     rows = []
     for batch, dim, length in shapes:
         x = make_inputs(batch, dim, length)
+        load1 = os.getloadavg()[0]
         t0 = time.perf_counter()
         out = scan(**x)
         first = time.perf_counter() - t0
@@ -325,7 +370,10 @@ def measure(name, scan, build_s, note, threads, repeats, shapes, baseline=None, 
         sec = median(times)
         if keep is not None:
             keep[(batch, dim, length)] = out
-        extra = f"check rel.err {err:.1e}"
+        # The 1-minute load average before this shape (this run's own threads included): on a
+        # shared machine, a load well above --threads means contended timings, which eager's
+        # per-step OpenMP barriers suffer from most.
+        extra = f"load1 {load1:.2f}; check rel.err {err:.1e}"
         ref = (baseline or {}).get((batch, dim, length))
         if ref is not None:
             extra += f"; vs_torch rel.err {rel_err(out, ref):.1e}"
@@ -410,7 +458,8 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2, help="torch, OpenMP and numba threads")
     ap.add_argument("--repeats", type=int, default=5, help="timed calls per shape (median)")
-    ap.add_argument("--candidates", nargs="+", choices=CANDIDATES, default=list(CANDIDATES))
+    ap.add_argument("--candidates", nargs="+", choices=CANDIDATES, default=list(CANDIDATES),
+                    help="which to run (torch_eager_loop, the baseline, always runs)")
     ap.add_argument("--compile-timeout", type=int, default=300,
                     help="seconds torch_compile's child may take, compile and timing together")
     ap.add_argument("--shapes", nargs="+", type=_shape, default=list(SHAPES),
@@ -433,6 +482,9 @@ def main():
         for name in args.candidates:
             if name == "c_ctypes":
                 rows += run_candidate(name, lambda: c_ctypes(args.threads, workdir), args,
+                                      baseline)
+            elif name == "c_ctypes_fastmath":
+                rows += run_candidate(name, lambda: c_ctypes(args.threads, workdir, True), args,
                                       baseline)
             elif name == "numba":
                 rows += run_candidate(name, lambda: numba_candidate(args.threads), args,
