@@ -30,6 +30,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #define ABI_VERSION 3
 #define W 16
@@ -44,62 +47,52 @@ static inline vf splat(float x) { return (vf){0} + x; }
 /* Lane-wise m ? a : b (m is all-ones or zero per lane). */
 static inline vf sel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
 
-/* e^x, about 1 ulp for |x| < 87.  Range reduction x = r ln2 + g (r rounded to the nearest
- * integer with the 1.5 * 2^23 trick, ln2 split in two parts so that r*ln2 is exact), a
- * degree-7 polynomial for e^g on |g| < ln2/2 (Cephes' expf coefficients), and 2^r built in the
- * exponent bits.  x is clamped to [-87.3, 88.3] so that 2^r stays a normal float; a NaN
- * fails both comparisons and propagates. */
-static inline vf vexp(vf x)
-{
-    x = sel(x < splat(-87.3f), splat(-87.3f), x);
-    x = sel(x > splat(88.3f), splat(88.3f), x);
-    const vf magic = splat(12582912.0f);
-    vf r = (x * 1.44269504088896341f + magic) - magic;
-    vf g = x - r * 0.693359375f;
-    g = g - r * -2.12194440e-4f;
-    vf p = splat(1.9875691500e-4f);
-    p = p * g + 1.3981999507e-3f;
-    p = p * g + 8.3334519073e-3f;
-    p = p * g + 4.1665795894e-2f;
-    p = p * g + 1.6666665459e-1f;
-    p = p * g + 5.0000001201e-1f;
-    p = p * g * g + g + 1.0f;
-    vi e = (__builtin_convertvector(r, vi) + 127) << 23;
-    return p * (vf)e;
-}
+/* Lane-wise max(a, lo) and min(a, hi) that keep a NaN in a (x86's max/min return their
+ * second operand when a NaN is involved, so the NaN goes second). */
+#if defined(__AVX512F__)
+static inline vf vmax_keep_nan(vf a, float lo) { return (vf)_mm512_max_ps(splat(lo), a); }
+static inline vf vmin_keep_nan(vf a, float hi) { return (vf)_mm512_min_ps(splat(hi), a); }
+#else
+static inline vf vmax_keep_nan(vf a, float lo) { return sel(a < splat(lo), splat(lo), a); }
+static inline vf vmin_keep_nan(vf a, float hi) { return sel(a > splat(hi), splat(hi), a); }
+#endif
 
 /* 2^y, the scan's exp: exp(dt A) = 2^(dt A log2 e) with A log2 e formed once per channel, so
- * the range reduction is one rounding and one subtraction.  2^f on |f| <= 1/2 by its degree-7
- * Taylor polynomial (coefficients ln2^k / k!; truncation below 6e-9 relative).  y is clamped to
- * [-126, 127.4] so that 2^r stays a normal float; NaN propagates. */
+ * the range reduction is one rounding and one subtraction.  y + 1.5*2^23 rounds y to an
+ * integer r whose bits sit in the float's low mantissa bits, so 2^r is built from the same
+ * sum without a conversion.  2^f on |f| <= 1/2 by a degree-6 polynomial fitted for minimal
+ * relative error (2.6e-9 in exact arithmetic; about 1e-7 in float32).  y is clamped to
+ * [-126, 127] so that 2^r stays a normal float; a NaN propagates. */
 static inline vf vexp2(vf y)
 {
-    y = sel(y < splat(-126.0f), splat(-126.0f), y);
-    y = sel(y > splat(127.4f), splat(127.4f), y);
-    const vf magic = splat(12582912.0f);
-    vf r = (y + magic) - magic;
-    vf f = y - r;
-    vf p = splat(1.5252733804059841e-05f);
-    p = p * f + 1.5403530393381608e-04f;
-    p = p * f + 1.3333558146428443e-03f;
-    p = p * f + 9.6181291076284772e-03f;
-    p = p * f + 5.5504108664821580e-02f;
-    p = p * f + 2.4022650695910071e-01f;
-    p = p * f + 6.9314718055994531e-01f;
+    y = vmin_keep_nan(vmax_keep_nan(y, -126.0f), 127.0f);
+    const vf magic = splat(12582912.0f); /* 1.5 * 2^23 = 0x4B400000 */
+    vf rm = y + magic;
+    vf f = y - (rm - magic);
+    vf p = splat(1.5345597453e-04f);
+    p = p * f + 1.3399929372e-03f;
+    p = p * f + 9.6184897537e-03f;
+    p = p * f + 5.5503287827e-02f;
+    p = p * f + 2.4022646883e-01f;
+    p = p * f + 6.9314720573e-01f;
     p = p * f + 1.0f;
-    vi e = (__builtin_convertvector(r, vi) + 127) << 23;
+    vi e = ((vi)rm + (127 - 0x4B400000)) << 23;
     return p * (vf)e;
 }
 
-/* ln(x) for normal x > 0 (Cephes' logf): x = 2^e m with m in [sqrt(1/2), sqrt(2)). */
-static inline vf vlog(vf x)
+/* softplus(x) = max(x, 0) + log1p(e^-|x|).  With e = e^-|x| in (0, 1] and u = 1 + e rounded,
+ * log1p(e) = log(u) + log1p(c/u) where c = e - (u - 1) is the rounding error of u, exactly;
+ * c/u is taken as c (2 - u), whose error c (u-1)^2 / u stays below 1e-7 of the result.  log(u)
+ * for u in (1, 2] with Cephes' logf polynomial after halving u above sqrt(2).  Above 20 this
+ * is x + log1p(e^-x) = x to float32 rounding, as torch's threshold gives. */
+static inline vf vsoftplus(vf x)
 {
-    vi bits = (vi)x;
-    vi ex = ((bits >> 23) & 0xff) - 126;
-    vf m = (vf)((bits & 0x007fffff) | 0x3f000000); /* [0.5, 1) */
-    vi small = m < splat(0.707106781186547524f);   /* -1 where true */
-    vf e = __builtin_convertvector(ex + small, vf);
-    m = m + sel(small, m, splat(0.0f)) - 1.0f;
+    vf e = vexp2((vf)((vi)x & 0x7fffffff) * -LOG2E);
+    vf u = e + 1.0f;
+    vf c = e - (u - 1.0f);
+    vi big = u > splat(1.41421356237f);
+    vf k = (vf)(big & (vi)splat(1.0f)); /* 1 where u was halved */
+    vf m = sel(big, u * 0.5f, u) - 1.0f;
     vf z = m * m;
     vf p = splat(7.0376836292e-2f);
     p = p * m - 1.1514610310e-1f;
@@ -110,24 +103,13 @@ static inline vf vlog(vf x)
     p = p * m + 2.0000714765e-1f;
     p = p * m - 2.4999993993e-1f;
     p = p * m + 3.3333331174e-1f;
-    vf y = p * m * z;
-    y = y + e * -2.12194440e-4f;
-    y = y - 0.5f * z;
-    return m + y + e * 0.693359375f;
+    vf l = p * m * z + k * -2.12194440e-4f - 0.5f * z;
+    l = m + l + k * 0.693359375f;
+    l = l + c * (2.0f - u);
+    return sel(x > splat(0.0f), x, splat(0.0f)) + l;
 }
 
-/* softplus(x) = log(1 + e^x), as torch: x itself above 20.  log1p(e) is computed as
- * log(1+e) * e / ((1+e) - 1), exact to rounding even when e is tiny (Goldberg's trick). */
-static inline vf vsoftplus(vf x)
-{
-    vf e = vexp(sel(x > splat(20.0f), splat(0.0f), x));
-    vf y = e + 1.0f;
-    vf d = y - 1.0f;
-    vf l1p = sel(d == splat(0.0f), e, vlog(y) * e / sel(d == splat(0.0f), splat(1.0f), d));
-    return sel(x > splat(20.0f), x, l1p);
-}
-
-static inline vf vsigmoid(vf x) { return 1.0f / (1.0f + vexp(-x)); }
+static inline vf vsigmoid(vf x) { return 1.0f / (1.0f + vexp2(x * -LOG2E)); }
 
 static inline float hsum(vf v)
 {
@@ -339,6 +321,18 @@ static void load_tile(vf *restrict buf, const float *restrict src, int64_t s_r, 
     } else {
         for (; t < Tn; t++)
             for (int w = 0; w < rows; w++) f[t * W + w] = src[w * s_r + t * s_t];
+    }
+}
+
+/* Ask for the cache lines of a tile that load_tile will read next (the time-contiguous
+ * layout has 16 short streams per tensor, more than the hardware prefetcher follows). */
+static void prefetch_tile(const float *src, int64_t s_r, int64_t s_t, int rows, int64_t Tn)
+{
+    if (s_t == 1) {
+        for (int w = 0; w < rows; w++)
+            for (int64_t t = 0; t < Tn; t += 16) __builtin_prefetch(src + w * s_r + t);
+    } else if (s_r == 1) {
+        for (int64_t t = 0; t < Tn; t++) __builtin_prefetch(src + t * s_t);
     }
 }
 
@@ -589,6 +583,16 @@ static void fwd_block(const scan_args *a, int64_t b, int64_t k, scratch_t *s)
     for (int64_t c = 0; c < nchunks; c++) {
         const int64_t t0 = c * T, Tn = (L - t0 < T) ? L - t0 : T;
         if (a->saved) store_state(a->saved + (b * nchunks + c) * a->dim * N, s->h, d0, width, N);
+        if (c + 1 < nchunks) { /* the next tile's inputs start arriving during this one */
+            const int64_t t1 = t0 + T, Tn1 = (L - t1 < T) ? L - t1 : T;
+            prefetch_tile(a->u + b * a->su[0] + d0 * a->su[1] + t1 * a->su[2], a->su[1],
+                          a->su[2], width, Tn1);
+            prefetch_tile(a->delta + b * a->sdelta[0] + d0 * a->sdelta[1] + t1 * a->sdelta[2],
+                          a->sdelta[1], a->sdelta[2], width, Tn1);
+            if (a->z)
+                prefetch_tile(a->z + b * a->sz[0] + d0 * a->sz[1] + t1 * a->sz[2], a->sz[1],
+                              a->sz[2], width, Tn1);
+        }
         load_dt(s->dtb, NULL, a, b, d0, width, t0, Tn, bias);
         load_tile(s->ub, a->u + b * a->su[0] + d0 * a->su[1] + t0 * a->su[2], a->su[1],
                   a->su[2], width, Tn);
@@ -807,8 +811,9 @@ static void step_item(const void *ctx, int64_t item, void *scratch)
     const int64_t b = item / a->n_blocks, *blk = a->blocks + 4 * (item % a->n_blocks);
     const int64_t d0 = blk[0], gb = blk[2], gc = blk[3], Dm = a->dim;
     const int width = (int)blk[1], N = (int)a->nstate;
-    vf *Av = (vf *)scratch, *h = Av + N;
-    load_lanes_dn(Av, a->A, N, 1, d0, width, N);
+    vf *Ae = (vf *)scratch, *h = Ae + N;
+    load_lanes_dn(Ae, a->A, N, 1, d0, width, N);
+    for (int n = 0; n < N; n++) Ae[n] *= LOG2E; /* as the scan: exp(dt A) = 2^(dt A log2 e) */
     float *st = a->state + b * Dm * N;
     load_state(h, st, d0, width, N);
     vf dt = load_lanes_d(a->dt + b * Dm, d0, width) + load_lanes_d(a->bias, d0, width);
@@ -817,7 +822,7 @@ static void step_item(const void *ctx, int64_t item, void *scratch)
     const float *Bg = a->B + (b * a->b_groups + gb) * N, *Cg = a->C + (b * a->c_groups + gc) * N;
     vf y = splat(0.0f);
     for (int n = 0; n < N; n++) {
-        h[n] = vexp(dt * Av[n]) * h[n] + x * Bg[n];
+        h[n] = vexp2(dt * Ae[n]) * h[n] + x * Bg[n];
         y += h[n] * Cg[n];
     }
     store_state(st, h, d0, width, N);
