@@ -162,17 +162,26 @@ def _loop_together(backend: str, copies: int, spinners: int, seconds: float) -> 
 
 
 def part_shared(a) -> list:
+    """Each case ``--shared-rounds`` times, the rounds interleaved; the median ratio is kept
+    (one round's figures move by +-20% with the scheduler's placement of threads)."""
     rows = []
-    for backend in ("cpu", "torch"):
-        alone = _loop_together(backend, 1, 0, a.shared_seconds)[0]
-        two = _loop_together(backend, 2, 0, a.shared_seconds)
-        busy = _loop_together(backend, 1, 2, a.shared_seconds)[0]
-        for case, t in (("alone", alone), ("two processes", max(two)),
-                        ("beside 2 busy non-torch processes", busy)):
-            rows.append(dict(backend=backend, case=case, batch=1, dim=512, length=4096,
-                             per_call_s=t, ratio_to_alone=t / alone))
-            print(f"  {backend:>5} {case:<36} {t * 1e3:9.1f} ms per call  {t / alone:5.2f}x alone",
-                  flush=True)
+    cases = ("alone", "two processes", "beside 2 busy non-torch processes")
+    got = {(b, c): [] for b in ("cpu", "torch") for c in cases}
+    for _ in range(a.shared_rounds):
+        for backend in ("cpu", "torch"):
+            alone = _loop_together(backend, 1, 0, a.shared_seconds)[0]
+            two = max(_loop_together(backend, 2, 0, a.shared_seconds))
+            busy = _loop_together(backend, 1, 2, a.shared_seconds)[0]
+            for case, t in zip(cases, (alone, two, busy)):
+                got[(backend, case)].append((t, t / alone))
+    for (backend, case), runs in got.items():
+        t = statistics.median(r[0] for r in runs)
+        ratio = statistics.median(r[1] for r in runs)
+        rows.append(dict(backend=backend, case=case, batch=1, dim=512, length=4096,
+                         per_call_s=t, ratio_to_alone=ratio, rounds=len(runs),
+                         ratios=" ".join(f"{r[1]:.2f}" for r in runs)))
+        print(f"  {backend:>5} {case:<36} {t * 1e3:9.1f} ms per call  {ratio:5.2f}x alone "
+              f"(rounds: {rows[-1]['ratios']})", flush=True)
     return rows
 
 
@@ -247,7 +256,7 @@ PARTS = {
                            "torch_s", "speedup", "cpu_gups", "torch_gups", "roofline_gups",
                            "cpu_fraction_of_roofline"]),
     "shared": (part_shared, ["backend", "case", "batch", "dim", "length", "per_call_s",
-                             "ratio_to_alone"]),
+                             "ratio_to_alone", "rounds", "ratios"]),
     "e2e": (part_e2e, ["backend", "audio_digits_s_per_step", "training_speedup",
                        "dna_predict_bases", "dna_predict_s", "dna_predict_bases_per_s",
                        "predict_speedup"]),
@@ -283,8 +292,8 @@ def readme_tables() -> str:
         out.append("")
     shared = _read("cpu_scan_shared.csv")
     if shared:
-        out += ["Shared machine: per-call time of one forward (1 x 512 x 4096) over its time alone "
-                "(`cpu_scan_shared.csv`; a fair share of 2 cores is 2x):", "",
+        out += ["Shared machine: per-call time of one forward (1 x 512 x 4096) over its time alone, "
+                "median of 3 rounds (`cpu_scan_shared.csv`; a fair share of 2 cores is 2x):", "",
                 "| backend | alone | two processes at once | beside 2 busy non-torch processes |",
                 "|---|---|---|---|"]
         for b in ("cpu", "torch"):
@@ -334,8 +343,9 @@ def main(argv=None) -> int:
     p.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--shared-seconds", type=float, default=8.0,
+    p.add_argument("--shared-seconds", type=float, default=5.0,
                    help="how long each process of the shared-machine part loops")
+    p.add_argument("--shared-rounds", type=int, default=3)
     p.add_argument("--e2e-steps-short", type=int, default=20)
     p.add_argument("--e2e-steps-long", type=int, default=80)
     p.add_argument("--readme", action="store_true",

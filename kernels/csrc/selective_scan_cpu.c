@@ -27,9 +27,11 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -180,9 +182,18 @@ typedef struct {
     const void *ctx;
     int64_t n_items;
     size_t scratch_bytes;
-    int64_t next; /* atomic */
-    int64_t done; /* atomic */
+    int64_t next;   /* atomic */
+    int64_t done;   /* atomic */
+    int64_t active; /* atomic: threads that hold buffers and may still run an item */
+    int64_t cpu_ns; /* atomic: CPU time the threads spent on items */
 } job_t;
+
+static int64_t now_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static void *worker(void *arg)
 {
@@ -190,49 +201,91 @@ static void *worker(void *arg)
     void *scratch = NULL;
     if (posix_memalign(&scratch, 64, job->scratch_bytes ? job->scratch_bytes : 64) != 0)
         return NULL; /* the other threads take this one's share */
+    __atomic_fetch_add(&job->active, 1, __ATOMIC_ACQ_REL);
+    const int64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
     for (;;) {
         int64_t i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
         if (i >= job->n_items) break;
         job->fn(job->ctx, i, scratch);
-        __atomic_fetch_add(&job->done, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&job->done, 1, __ATOMIC_RELEASE);
     }
+    __atomic_fetch_add(&job->cpu_ns, now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&job->active, 1, __ATOMIC_ACQ_REL);
     free(scratch);
     return NULL;
 }
 
-/* Run fn on items 0..n_items-1 on up to nthreads threads (the caller's included); each
- * thread takes items from the shared counter until none are left.  Returns 0, or -1 when
- * memory ran out.
- *
- * Built with OpenMP (the default), the threads are those of the OpenMP runtime already in
- * the process, which for PyTorch is torch's own: its workers are still spinning from the last
- * torch op when the scan starts, so they take items at once instead of competing for the
- * cores with a second pool (measured: a scan right after a torch op took 1.9x as long with
- * threads of its own).  Without OpenMP, threads are started per call and end with it. */
-static int run_items(item_fn fn, const void *ctx, int64_t n_items, int nthreads,
-                     size_t scratch_bytes)
+/* Threads started for this call only; they end with it and nothing spins between calls. */
+static void run_own_threads(job_t *job, int nthreads)
 {
-    job_t job = {fn, ctx, n_items, scratch_bytes, 0, 0};
-    if (nthreads > n_items) nthreads = (int)n_items;
-    if (nthreads < 1) nthreads = 1;
-#ifdef _OPENMP
-    if (nthreads > 1) {
-#pragma omp parallel num_threads(nthreads)
-        worker(&job);
-    } else {
-        worker(&job);
-    }
-#else
     pthread_t tid[256];
     if (nthreads > 256) nthreads = 256;
     int started = 0;
     for (int i = 1; i < nthreads; i++) {
-        if (pthread_create(&tid[started], NULL, worker, &job) != 0) break;
+        if (pthread_create(&tid[started], NULL, worker, job) != 0) break;
         started++;
     }
-    worker(&job);
+    worker(job);
     for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
+}
+
+#ifdef _OPENMP
+/* The team of the OpenMP runtime already in the process, which for PyTorch is torch's own:
+ * its workers are still spinning from the last torch op when the scan starts, so they take
+ * items at once instead of competing for the cores with threads of our own (measured: a scan
+ * right after a torch op took 1.7-2.5x as long on its own threads). */
+static void run_openmp_team(job_t *job, int nthreads)
+{
+#pragma omp parallel num_threads(nthreads)
+    {
+        worker(job);
+        /* Wait for items still running elsewhere by yielding the core, not by spinning in the
+         * region's barrier, so that a preempted thread gets its core back. */
+        while (__atomic_load_n(&job->done, __ATOMIC_ACQUIRE) < job->n_items &&
+               __atomic_load_n(&job->active, __ATOMIC_ACQUIRE) > 0)
+            sched_yield();
+    }
+}
+
+/* When other processes share the cores, the OpenMP team's spinning waits cost everyone (two
+ * processes looping on the scan took ~3x their time alone, a fair share being 2x), while
+ * threads of our own that sleep when idle stay near 2x.  So each parallel call measures how
+ * much CPU its threads got over the wall time; a call whose threads got under 70% of it
+ * switches to own threads, and every 16th call tries the team again. */
+static int g_use_own_threads = 0; /* relaxed atomics: a hint shared by concurrent callers */
+static int64_t g_calls = 0;
 #endif
+
+/* Run fn on items 0..n_items-1 on up to nthreads threads (the caller's included); each
+ * thread takes items from the shared counter until none are left.  Returns 0, or -1 when
+ * memory ran out. */
+static int run_items(item_fn fn, const void *ctx, int64_t n_items, int nthreads,
+                     size_t scratch_bytes)
+{
+    job_t job = {fn, ctx, n_items, scratch_bytes, 0, 0, 0, 0};
+    if (nthreads > n_items) nthreads = (int)n_items;
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads == 1) {
+        worker(&job);
+    } else {
+#ifdef _OPENMP
+        const int64_t call = __atomic_fetch_add(&g_calls, 1, __ATOMIC_RELAXED);
+        const int own = __atomic_load_n(&g_use_own_threads, __ATOMIC_RELAXED) && call % 16;
+        const int64_t t0 = now_ns(CLOCK_MONOTONIC);
+        if (own) {
+            run_own_threads(&job, nthreads);
+        } else {
+            run_openmp_team(&job, nthreads);
+            const int64_t wall = now_ns(CLOCK_MONOTONIC) - t0;
+            if (wall > 2000000) /* long enough (2 ms) for the measure to mean something */
+                __atomic_store_n(&g_use_own_threads,
+                                 10 * job.cpu_ns < 7 * wall * (int64_t)nthreads,
+                                 __ATOMIC_RELAXED);
+        }
+#else
+        run_own_threads(&job, nthreads);
+#endif
+    }
     return job.done == n_items ? 0 : -1;
 }
 
