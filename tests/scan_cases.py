@@ -106,6 +106,19 @@ def run_scan(fn, inputs: dict, softplus: bool, dtype: torch.dtype, device=DEVICE
     return out, last, grads
 
 
+def direct(impl, **options):
+    """A backend's implementation called directly (to pass its tuning options), after the
+    public argument checks, with the signature of ``selective_scan``."""
+    from kernels._checks import check_scan_args
+
+    def fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+           initial_state=None, return_last_state=True):
+        s = check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
+        return impl(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, s,
+                    **options)
+    return fn
+
+
 def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
     x, ref = x.detach().double().cpu(), ref.detach().double().cpu()
     denom = ref.norm().item()

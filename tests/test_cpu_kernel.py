@@ -12,9 +12,8 @@ import pytest
 import torch
 
 from kernels import selective_scan, selective_scan_ref, selective_state_update
-from kernels._checks import check_scan_args
 from kernels.cpu_scan import _blocks, _supers, roofline_gups, selective_scan_cpu
-from scan_cases import TOL, Case, assert_close_all, make_inputs, rel_err, run_scan
+from scan_cases import TOL, Case, assert_close_all, direct, make_inputs, rel_err, run_scan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,16 +36,6 @@ DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 TOL_CPU = {**TOL, torch.float16: 2e-3}
 
 
-def _direct(**options):
-    """selective_scan_cpu with its tuning options, after the public argument checks."""
-    def fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-           initial_state=None, return_last_state=True):
-        s = check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
-        return selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                  initial_state, s, **options)
-    return fn
-
-
 def _reference(inputs, case):
     return run_scan(selective_scan_ref, inputs, case.softplus, torch.float64, device="cpu")
 
@@ -67,7 +56,7 @@ def test_cpu_backend_tile_boundaries(tile):
     case = Case(2, 18, 4, 45, b_groups=2, c_groups=3)
     inputs = make_inputs(case, torch.float32, seed=tile)
     ref = _reference(inputs, case)
-    got = run_scan(_direct(tile=tile), inputs, case.softplus, torch.float32)
+    got = run_scan(direct(selective_scan_cpu, tile=tile), inputs, case.softplus, torch.float32)
     assert_close_all(got, ref, TOL[torch.float32], f"cpu tile={tile}")
 
 

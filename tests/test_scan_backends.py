@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from kernels import selective_scan, selective_scan_ref
-from kernels._checks import check_scan_args
 from kernels.torch_scan import selective_scan_torch
-from scan_cases import DEVICE, ON_GPU, TOL, Case, assert_close_all, make_inputs, run_scan
+from scan_cases import (DEVICE, ON_GPU, TOL, Case, assert_close_all, direct, make_inputs,
+                        run_scan)
 
 # Torch backend: cheap, so a wide grid of shapes and options.
 TORCH_CASES = [
@@ -41,24 +41,14 @@ if ON_GPU:
 DTYPES = [torch.float32, torch.bfloat16]
 
 
-def _direct(impl, **options):
-    """Call a backend's implementation directly (to pass its tuning options), validated."""
-    def fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-           initial_state=None, return_last_state=True):
-        s = check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
-        return impl(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, s,
-                    **options)
-    return fn
-
-
 def _torch_fn(chunk):
-    return _direct(selective_scan_torch, chunk=chunk)
+    return direct(selective_scan_torch, chunk=chunk)
 
 
 def _triton_fn(block_l, reverse_via_flip=None):
     from kernels.triton_scan import TileConfig, selective_scan_triton
 
-    return _direct(selective_scan_triton,
+    return direct(selective_scan_triton,
                    tiles=TileConfig(block_l=block_l, reverse_via_flip=reverse_via_flip))
 
 

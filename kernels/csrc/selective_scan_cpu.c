@@ -277,10 +277,11 @@ static int run_items(item_fn fn, const void *ctx, int64_t n_items, int nthreads,
         } else {
             run_openmp_team(&job, nthreads);
             const int64_t wall = now_ns(CLOCK_MONOTONIC) - t0;
-            if (wall > 2000000) /* long enough (2 ms) for the measure to mean something */
-                __atomic_store_n(&g_use_own_threads,
-                                 10 * job.cpu_ns < 7 * wall * (int64_t)nthreads,
-                                 __ATOMIC_RELAXED);
+            /* Only a call of 2 ms or more is measured; a shorter one (where thread start-up
+             * dominates) goes back to the team. */
+            __atomic_store_n(&g_use_own_threads,
+                             wall > 2000000 && 10 * job.cpu_ns < 7 * wall * (int64_t)nthreads,
+                             __ATOMIC_RELAXED);
         }
 #else
         run_own_threads(&job, nthreads);
