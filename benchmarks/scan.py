@@ -3,6 +3,7 @@
     python benchmarks/scan.py                       # the CPU table of issue 2 (several minutes)
     python benchmarks/scan.py --lengths 4096 --quick # a small table (seconds)
     python benchmarks/scan.py --device cuda --batch 8 --dim 2048 --lengths 2048 8192 65536
+    python benchmarks/scan.py --from-csv benchmarks/results/scan_cpu.csv   # the README's table
 
 Each measurement runs in a fresh child process, so that peak memory is that of one call:
 on the CPU the growth of the peak resident set over the inputs (VmHWM, reset once the inputs
@@ -243,11 +244,41 @@ def report(rows, a, bw) -> list[str]:
                 else:
                     lines.append(f"torch L={L} {m}: {gb}; mamba.py pscan: "
                                  f"{peer['status'] if peer else 'not run'}")
-    fwd_long = by.get(("torch", "fwd", max(a.lengths)))
-    if fwd_long and fwd_long["status"] == "ok":
-        lines.append(f"torch forward at L={max(a.lengths)}: peak memory beyond inputs and "
-                     f"outputs {fwd_long['extra_mb'] / 1024:.2f} GB")
+    for L in a.lengths:
+        for m in MODES:
+            ours, old = by.get(("cpu", m, L)), by.get(("torch", m, L))
+            if ours and old and ours["status"] == old["status"] == "ok":
+                lines.append(f"cpu vs torch, L={L} {m}: {old['time_s'] / ours['time_s']:.1f}x "
+                             f"faster, {ours['peak_mem_mb'] / max(old['peak_mem_mb'], 1.0):.2f} "
+                             f"of its peak memory")
+    for impl in ("torch", "cpu"):
+        fwd_long = by.get((impl, "fwd", max(a.lengths)))
+        if fwd_long and fwd_long["status"] == "ok":
+            lines.append(f"{impl} forward at L={max(a.lengths)}: peak memory beyond inputs and "
+                         f"outputs {fwd_long['extra_mb'] / 1024:.2f} GB")
     return lines
+
+
+def report_from_csv(path: Path) -> list[str]:
+    """The report of an earlier run, rebuilt from its CSV (the README's table comes from here)."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k in ("batch", "dim", "state", "length"):
+            r[k] = int(r[k])
+        if r["status"] == "ok":
+            for k in ("time_s", "peak_mem_mb", "gbps", "bw_fraction"):
+                r[k] = float(r[k])
+            out_mb = r["batch"] * r["dim"] * r["length"] * 4 / 2**20
+            r["extra_mb"] = r["peak_mem_mb"] - out_mb
+    r0 = rows[0]
+    a = argparse.Namespace(device=r0["device"], batch=r0["batch"], dim=r0["dim"], state=r0["state"],
+                           lengths=sorted({r["length"] for r in rows}),
+                           impls=list(dict.fromkeys(r["impl"] for r in rows)))
+    ok = next(r for r in rows if r["status"] == "ok")
+    return report(rows, a, ok["gbps"] * 1e9 / ok["bw_fraction"])
 
 
 def main(argv=None):
@@ -268,6 +299,8 @@ def main(argv=None):
     p.add_argument("--timeout", type=float, default=1200.0)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    p.add_argument("--from-csv", type=Path, default=None,
+                   help="print the report of an earlier run from its CSV, measuring nothing")
     # child-only arguments
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--impl", help=argparse.SUPPRESS)
@@ -277,6 +310,9 @@ def main(argv=None):
 
     if a.child:
         print(json.dumps(child(a)))
+        return 0
+    if a.from_csv:
+        print("\n".join(report_from_csv(a.from_csv)))
         return 0
 
     if a.mem_budget_gb is None:
