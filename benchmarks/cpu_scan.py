@@ -106,6 +106,19 @@ def part_speed(a) -> list:
                        cpu_gups=updates / best["cpu"] / 1e9,
                        torch_gups=updates / best["torch"] / 1e9, roofline_gups=roof)
             row["cpu_fraction_of_roofline"] = row["cpu_gups"] / roof
+            if not grad:  # the recurrence alone: no softplus, no z gate (where the rest goes)
+                core = {k: v for k, v in x.items() if k != "z"}
+                core["delta"] = torch.nn.functional.softplus(core["delta"])
+                from kernels import selective_scan
+
+                selective_scan(**core, backend="cpu")
+                ts = []
+                for _ in range(a.repeats):
+                    t0 = time.perf_counter()
+                    selective_scan(**core, backend="cpu")
+                    ts.append(time.perf_counter() - t0)
+                row["cpu_core_gups"] = updates / min(ts) / 1e9
+                row["cpu_core_fraction_of_roofline"] = row["cpu_core_gups"] / roof
             rows.append(row)
             print(f"  b={batch} dim={dim} L={length} {mode:>7}: cpu {best['cpu'] * 1e3:8.1f} ms "
                   f"({row['cpu_gups']:.2f} G/s, {100 * row['cpu_fraction_of_roofline']:.0f}% of "
@@ -267,7 +280,8 @@ def part_e2e(a) -> list:
 PARTS = {
     "speed": (part_speed, ["batch", "dim", "length", "state", "mode", "threads", "cpu_s",
                            "torch_s", "speedup", "cpu_gups", "torch_gups", "roofline_gups",
-                           "cpu_fraction_of_roofline"]),
+                           "cpu_fraction_of_roofline", "cpu_core_gups",
+                           "cpu_core_fraction_of_roofline"]),
     "shared": (part_shared, ["backend", "case", "batch", "dim", "length", "per_call_s",
                              "ratio_to_alone", "rounds", "ratios"]),
     "e2e": (part_e2e, ["backend", "audio_digits_s_per_step", "training_speedup",
@@ -297,12 +311,16 @@ def readme_tables() -> str:
                 f"roofline = the same arithmetic with every operand in registers, "
                 f"{float(r0['roofline_gups']):.1f} G state-updates/s in the same run):", "",
                 "| batch x dim x length | pass | cpu | torch | cpu vs torch | cpu G updates/s "
-                "| share of roofline |", "|---|---|---|---|---|---|---|"]
+                "| share of roofline | recurrence alone (no softplus, no gate) |",
+                "|---|---|---|---|---|---|---|---|"]
         for r in speed:
+            core = (f"{float(r['cpu_core_gups']):.2f} G/s, "
+                    f"{100 * float(r['cpu_core_fraction_of_roofline']):.0f}%"
+                    if r.get("cpu_core_gups") else "-")
             out.append(f"| {r['batch']} x {r['dim']} x {r['length']} | {r['mode']} | "
                        f"{1e3 * float(r['cpu_s']):.1f} ms | {1e3 * float(r['torch_s']):.1f} ms | "
                        f"**{float(r['speedup']):.1f}x** | {float(r['cpu_gups']):.2f} | "
-                       f"{100 * float(r['cpu_fraction_of_roofline']):.0f}% |")
+                       f"{100 * float(r['cpu_fraction_of_roofline']):.0f}% | {core} |")
         out.append("")
     shared = _read("cpu_scan_shared.csv")
     if shared:
