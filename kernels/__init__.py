@@ -3,7 +3,7 @@
 Public API::
 
     from kernels import selective_scan, selective_scan_ref, selective_state_update, \
-        selective_state_update_ref
+        selective_state_update_ref, causal_conv1d, causal_conv1d_ref
 
 This package depends on torch (and optionally triton) only; it never imports ``seqmamba`` or
 ``pipelines``.
@@ -16,11 +16,14 @@ from .dispatch import (
     selective_scan,
     selective_state_update,
 )
+from .conv import causal_conv1d, causal_conv1d_ref
 from .reference import selective_scan_ref, selective_state_update_ref
 
 __all__ = [
     "BACKENDS",
     "available_backends",
+    "causal_conv1d",
+    "causal_conv1d_ref",
     "resolve_backend",
     "selective_scan",
     "selective_scan_ref",

@@ -62,6 +62,15 @@ class _StepArgs(ctypes.Structure):
         [("b_groups", _i64), ("c_groups", _i64), ("out", _ptr)]
 
 
+class _ConvArgs(ctypes.Structure):
+    """Mirror of ``conv_args`` in the C source."""
+
+    _fields_ = [(n, _i64) for n in ("batch", "dim", "length", "width", "silu", "nthreads",
+                                    "tchunk", "n_blocks")] + \
+        [(n, _ptr) for n in ("x", "weight", "bias", "state")] + [("sx", _strides(3))] + \
+        [("out", _ptr), ("sout", _strides(3))]
+
+
 @lru_cache(maxsize=1)
 def _bound():
     """(library, None) with argument types set, or (None, reason)."""
@@ -71,11 +80,14 @@ def _bound():
     want = ABI_VERSION * 1_000_000 + ctypes.sizeof(_ScanArgs)
     got = lib.seqmamba_cpu_abi()
     lib.seqmamba_cpu_step_args_size.restype = _i64
-    if got != want or lib.seqmamba_cpu_step_args_size() != ctypes.sizeof(_StepArgs):
+    lib.seqmamba_cpu_conv_args_size.restype = _i64
+    if (got != want or lib.seqmamba_cpu_step_args_size() != ctypes.sizeof(_StepArgs)
+            or lib.seqmamba_cpu_conv_args_size() != ctypes.sizeof(_ConvArgs)):
         return None, (f"the compiled CPU kernel does not match this Python code (ABI {got} vs "
                       f"{want}); delete the kernel cache folder to rebuild it")
     for name, argtype in (("seqmamba_cpu_scan_fwd", _ScanArgs), ("seqmamba_cpu_scan_bwd", _ScanArgs),
-                          ("seqmamba_cpu_state_update", _StepArgs)):
+                          ("seqmamba_cpu_state_update", _StepArgs),
+                          ("seqmamba_cpu_causal_conv1d", _ConvArgs)):
         fn = getattr(lib, name)
         fn.argtypes = [ctypes.POINTER(argtype)]
         fn.restype = ctypes.c_int
@@ -339,6 +351,29 @@ def state_update_cpu(state: torch.Tensor, x: torch.Tensor, dt: torch.Tensor, A: 
     _check(lib.seqmamba_cpu_state_update(ctypes.byref(a)))
     if work is not state:
         state.copy_(work)
+    return out if x.dtype == torch.float32 else out.to(x.dtype)
+
+
+def causal_conv1d_cpu(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                      initial_state: Optional[torch.Tensor], silu: bool) -> torch.Tensor:
+    """Causal depthwise convolution in the fused kernel, forward only (no autograd).
+
+    x: (batch, dim, length), any strides; weight: (dim, width); bias: (dim,);
+    initial_state: (batch, dim, width - 1), the inputs before step 0 (zeros when None).
+    Returns out (batch, dim, length) in x's dtype, laid out (batch, length, dim) in memory, the
+    layout the model's projections and the scan read fastest.
+    """
+    lib = _lib()
+    batch, dim, length = x.shape
+    x32, w32, b32, s32 = _f32(x), _dense(weight), _dense(bias), _dense(initial_state)
+    out = x.new_empty((batch, length, dim), dtype=torch.float32).transpose(1, 2)
+    a = _ConvArgs()
+    a.batch, a.dim, a.length, a.width, a.silu = batch, dim, length, weight.shape[1], int(silu)
+    a.nthreads = _threads(batch * dim * length * 4)
+    a.tchunk, a.n_blocks = 4096, -(-dim // LANES)
+    a.x, a.weight, a.bias, a.state = x32.data_ptr(), w32.data_ptr(), _p(b32), _p(s32)
+    a.sx[:], a.out, a.sout[:] = x32.stride(), out.data_ptr(), out.stride()
+    _check(lib.seqmamba_cpu_causal_conv1d(ctypes.byref(a)))
     return out if x.dtype == torch.float32 else out.to(x.dtype)
 
 

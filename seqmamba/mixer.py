@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels import selective_scan
+from kernels import causal_conv1d, selective_scan
 from kernels.dispatch import state_update_unchecked
 
 from .cache import LayerCache
@@ -80,14 +80,14 @@ class MambaMixer(nn.Module):
         return self
 
     def _conv(self, x: torch.Tensor, cache: Optional[LayerCache]) -> torch.Tensor:
-        """Causal depthwise conv of x: (batch, d_inner, length), continuing from the cache."""
-        k = self.d_conv - 1
-        prefix = (cache.conv.to(x.dtype) if cache is not None
-                  else x.new_zeros(x.shape[0], x.shape[1], k))
-        xc = torch.cat([prefix, x], dim=-1)
+        """SiLU of the causal depthwise conv of x: (batch, d_inner, length), continuing from
+        the cache (and updating it)."""
+        out, state = causal_conv1d(x, self.conv1d.weight[:, 0], self.conv1d.bias,
+                                   initial_state=None if cache is None else cache.conv,
+                                   activation="silu", backend=self.cfg.scan_backend)
         if cache is not None:
-            cache.conv = xc[..., xc.shape[-1] - k:]
-        return F.conv1d(xc, self.conv1d.weight, self.conv1d.bias, groups=self.d_inner)
+            cache.conv = state
+        return out
 
     def _ssm_inputs(self, x: torch.Tensor):
         """dt: (batch, d_inner, length), B and C: (batch, d_state, length) or time-invariant."""
@@ -142,7 +142,7 @@ class MambaMixer(nn.Module):
             return self.step(hidden[:, 0], cache)[:, None]
         xz = self.in_proj(hidden).transpose(1, 2)  # (batch, 2 d_inner, length)
         x, z = xz.chunk(2, dim=1)
-        x = F.silu(self._conv(x, cache))
+        x = self._conv(x, cache)
         dt, B, C, dt_bias = self._ssm_inputs(x)
         A = -torch.exp(self.A_log.float())
         D = self.D.float()

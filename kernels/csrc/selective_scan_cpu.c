@@ -913,6 +913,79 @@ int seqmamba_cpu_state_update(const step_args *a)
     return run_items(step_item, a, a->batch * a->n_blocks, (int)a->nthreads, bytes);
 }
 
+/* ------------------------------------------------------------- causal depthwise conv */
+
+/* out[b, d, t] = act(bias[d] + sum_k w[d, k] x[b, d, t - (K-1) + k]), with x at negative times
+ * read from state (b, d, K-1) (zeros when NULL); act is SiLU or the identity.  Mamba's short
+ * convolution before the scan.  Items are (batch, 16-channel block, time chunk): no step
+ * depends on another's output, so time is split too.  The K inputs in reach of a step are
+ * kept as a sliding window of vectors. */
+typedef struct {
+    int64_t batch, dim, length, width, silu, nthreads, tchunk, n_blocks;
+    const float *x, *weight, *bias, *state;
+    int64_t sx[3];
+    float *out;
+    int64_t sout[3];
+} conv_args;
+
+static inline vf load_x(const conv_args *a, int64_t b, int64_t d0, int lanes, int64_t t)
+{
+    if (t < 0) { /* before the chunk: the carried state */
+        vf v = splat(0.0f);
+        if (a->state) {
+            const int64_t K1 = a->width - 1;
+            for (int w = 0; w < lanes; w++) v[w] = a->state[(b * a->dim + d0 + w) * K1 + K1 + t];
+        }
+        return v;
+    }
+    const float *p = a->x + b * a->sx[0] + d0 * a->sx[1] + t * a->sx[2];
+    if (a->sx[1] == 1 && lanes == W) return loadu(p);
+    vf v = splat(0.0f);
+    for (int w = 0; w < lanes; w++) v[w] = p[w * a->sx[1]];
+    return v;
+}
+
+static void conv_item(const void *ctx, int64_t item, void *scratch)
+{
+    const conv_args *a = (const conv_args *)ctx;
+    (void)scratch;
+    const int64_t nt = (a->length + a->tchunk - 1) / a->tchunk;
+    const int64_t tc = item % nt, blk = (item / nt) % a->n_blocks, b = item / nt / a->n_blocks;
+    const int64_t d0 = blk * W, t0 = tc * a->tchunk;
+    const int64_t t1 = t0 + a->tchunk < a->length ? t0 + a->tchunk : a->length;
+    const int lanes = a->dim - d0 < W ? (int)(a->dim - d0) : W;
+    const int K = (int)a->width;
+    vf wv[K], win[K];
+    for (int k = 0; k < K; k++) {
+        wv[k] = splat(0.0f);
+        for (int w = 0; w < lanes; w++) wv[k][w] = a->weight[(d0 + w) * K + k];
+    }
+    const vf bias = load_lanes_d(a->bias, d0, lanes);
+    for (int k = 0; k < K - 1; k++) win[k] = load_x(a, b, d0, lanes, t0 - (K - 1) + k);
+    float *ob = a->out + b * a->sout[0] + d0 * a->sout[1];
+    for (int64_t t = t0; t < t1; t++) {
+        win[K - 1] = load_x(a, b, d0, lanes, t);
+        vf acc = bias;
+        for (int k = 0; k < K; k++) acc += wv[k] * win[k];
+        if (a->silu) acc = acc * vsigmoid(acc);
+        float *o = ob + t * a->sout[2];
+        if (a->sout[1] == 1 && lanes == W) {
+            memcpy(o, &acc, sizeof acc);
+        } else {
+            for (int w = 0; w < lanes; w++) o[w * a->sout[1]] = acc[w];
+        }
+        for (int k = 0; k < K - 1; k++) win[k] = win[k + 1];
+    }
+}
+
+int seqmamba_cpu_causal_conv1d(const conv_args *a)
+{
+    const int64_t nt = (a->length + a->tchunk - 1) / a->tchunk;
+    return run_items(conv_item, a, a->batch * a->n_blocks * nt, (int)a->nthreads, 64);
+}
+
+int64_t seqmamba_cpu_conv_args_size(void) { return (int64_t)sizeof(conv_args); }
+
 /* ---------------------------------------------------------------- roofline measurement */
 
 /* The forward's arithmetic with every operand in registers and no memory traffic: per
