@@ -332,9 +332,15 @@ def readme_tables() -> str:
             rows = {r["case"]: r for r in shared if r["backend"] == b}
             if len(rows) == 3:
                 alone = float(rows["alone"]["per_call_s"])
-                out.append(f"| {b} | {1e3 * alone:.1f} ms | "
-                           f"{float(rows['two processes']['ratio_to_alone']):.2f}x | "
-                           f"{float(rows['beside 2 busy non-torch processes']['ratio_to_alone']):.2f}x |")
+
+                def cell(case):
+                    r = rows[case]
+                    rounds = r.get("ratios") or ""
+                    return (f"{float(r['ratio_to_alone']):.2f}x"
+                            + (f" (rounds: {rounds.replace(' ', ', ')})" if rounds else ""))
+
+                out.append(f"| {b} | {1e3 * alone:.1f} ms | {cell('two processes')} | "
+                           f"{cell('beside 2 busy non-torch processes')} |")
         out.append("")
     e2e = _read("cpu_scan_e2e.csv")
     if len(e2e) == 2:
