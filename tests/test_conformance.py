@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from kernels import selective_scan, selective_state_update
+from kernels.selfcheck import FLOAT32_BACKENDS
 from scan_cases import DEVICE, ON_GPU, rel_err
 
 VECTORS = Path(__file__).parent / "data" / "conformance" / "selective_scan_v1.pt"
@@ -18,7 +19,6 @@ STEP_CASES = DATA["selective_state_update"]
 INPUTS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 # fp32 tolerance: "about 1e-5" per the vectors' README; we hold 2e-5 over ||x - ref|| / ||ref||.
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
-FP32_BACKENDS = ("cpu", "triton")  # float32 arithmetic: no float64 inputs
 
 
 def _interpreter_cost(case) -> int:
@@ -72,7 +72,7 @@ def test_scan_conformance(index, backend, dtype):
 @pytest.mark.parametrize("index", range(len(STEP_CASES)))
 def test_state_update_conformance(index, backend):
     case = STEP_CASES[index]
-    dtype = torch.float32 if backend in FP32_BACKENDS else torch.float64
+    dtype = torch.float32 if backend in FLOAT32_BACKENDS else torch.float64
     state = case["state_in"].to(device=DEVICE, dtype=dtype).clone()
     args = {k: case[k].to(device=DEVICE, dtype=dtype)
             for k in ("x", "dt", "A", "B", "C", "D", "z", "dt_bias") if k in case}
