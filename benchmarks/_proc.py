@@ -6,12 +6,10 @@ set (VmHWM) belongs to that configuration alone.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,11 +65,8 @@ def run_child(script: Path, args: list, timeout: float) -> dict:
 
 
 def write_csv_atomic(rows: list, path: Path, fields: list) -> None:
-    """Write rows (dicts) as CSV to path via a temporary file and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    """Rows (dicts) as CSV with columns ``fields``, through seqmamba's one atomic writer."""
+    sys.path.insert(0, str(ROOT))
+    from seqmamba.atomic import write_csv_atomic as write
+
+    write(rows, path, fields)

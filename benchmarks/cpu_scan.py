@@ -375,11 +375,10 @@ def update_readme(readme: Path = ROOT / "README.md") -> None:
         raise SystemExit(f"{readme} has no '{BEGIN}' ... '{END}' markers")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    new = f"{head}{BEGIN}\n{readme_tables()}\n{END}{tail}"
-    fd, tmp = tempfile.mkstemp(dir=readme.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(new)
-    os.replace(tmp, readme)
+    sys.path.insert(0, str(ROOT))
+    from seqmamba.atomic import write_text_atomic
+
+    write_text_atomic(f"{head}{BEGIN}\n{readme_tables()}\n{END}{tail}", readme)
     print(f"updated {readme}")
 
 

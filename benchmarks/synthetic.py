@@ -51,11 +51,8 @@ cores (OpenMP threads waiting on each other: measured up to 10x slower at 2 thre
 from __future__ import annotations
 
 import argparse
-import csv
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +67,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: seqmamba lives i
     sys.path.insert(0, str(ROOT))
 
 from seqmamba import MambaConfig, MambaLMHeadModel  # noqa: E402
+from seqmamba.atomic import write_csv_atomic as write_csv  # noqa: E402
 
 # ---- vocabulary (16 tokens, as in the paper) ----
 VOCAB = 16
@@ -316,20 +314,9 @@ def setups(quick: bool, steps: Optional[int], max_eval_log2: Optional[int]):
 
 
 def write_csv_atomic(rows: list, path: Path) -> None:
-    """Write ``rows`` (dicts keyed by FIELDS) as CSV to ``path`` via a temp file + os.replace,
-    so a reader (or a killed run) never sees a half-written table."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``rows`` (dicts keyed by FIELDS) as CSV, atomically (a reader or a killed run never
+    sees a half-written table)."""
+    write_csv(rows, path, FIELDS)
 
 
 def format_table(rows: list) -> str:

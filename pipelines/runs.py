@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Optional
 
 import yaml
+
+from seqmamba.atomic import commit, write_csv_atomic, write_json_atomic  # noqa: F401  (re-exported)
 
 from .errors import InputError
 
@@ -96,27 +97,6 @@ def prepare_run_dir(out: Path, resume: bool) -> Optional[str]:
     return None
 
 
-def write_json_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=float)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def write_csv_atomic(rows: list, path: Path) -> None:
-    import csv
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
-
-
 def export_final(model, out: Path) -> Path:
     """RUN/final: config.json (with task and tokenizer metadata) + model.safetensors.
     Written to a temporary directory and renamed, so a reader never sees half of it."""
@@ -184,7 +164,7 @@ class PartialTable:
 
     def finish(self) -> None:
         self.f.close()
-        os.replace(self.partial, self.out)
+        commit(self.partial, self.out)
 
     def discard(self) -> None:
         self.f.close()

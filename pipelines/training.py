@@ -7,7 +7,6 @@ devices and DDP; these modules only say what a step computes and which metrics t
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -17,6 +16,7 @@ import torch
 
 from seqmamba import (MambaConfig, MambaForSequenceClassification, MambaLMHeadModel,
                       MambaPreTrainedModel)
+from seqmamba.atomic import atomic_output
 
 LN2 = math.log(2.0)
 
@@ -275,10 +275,11 @@ def plot_curves(metrics_csv: Path, out_png: Path, keys=("train_loss", "val_loss"
 def save_figure(fig, out_png: Path) -> None:
     import matplotlib.pyplot as plt
 
-    tmp = Path(str(out_png) + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, out_png)
+    try:
+        with atomic_output(out_png, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def plot_confusion(confusion: np.ndarray, names, out_png: Path) -> None:

@@ -8,8 +8,6 @@ Exported weights are never pickled; a ``pytorch_model.bin`` from elsewhere is re
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Tuple
@@ -17,6 +15,7 @@ from typing import Tuple
 import torch
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_output
 from .config import MambaConfig
 
 CONFIG_NAME = "config.json"
@@ -25,15 +24,8 @@ BIN_NAME = "pytorch_model.bin"
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as tmp:
+        write(str(tmp))
 
 
 def save_pretrained(model, directory) -> None:

@@ -8,9 +8,7 @@ file in a list of thousands fails fast with a one-line :class:`InputError` namin
 
 from __future__ import annotations
 
-import os
 import struct
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple, Union
@@ -19,6 +17,8 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+
+from seqmamba.atomic import atomic_output
 
 from ..errors import InputError
 
@@ -208,13 +208,6 @@ def write_wav_atomic(path, waveform: Union[torch.Tensor, np.ndarray], sr: int) -
         raise ValueError("waveform holds NaN or infinite samples")
     if int(sr) <= 0:
         raise ValueError(f"sample rate must be positive, got {sr}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a name of our own (not mkstemp) so the file gets the usual permissions
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
+    with atomic_output(path) as tmp:
         sf.write(str(tmp), w.clamp(-1.0, 1.0).numpy().T, int(sr), subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path

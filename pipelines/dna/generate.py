@@ -7,13 +7,12 @@ whatever the length.  Special tokens (and N, unless --allow-n) are never sampled
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from seqmamba import MambaLMHeadModel
+from seqmamba.atomic import atomic_output
 
 from ..errors import InputError
 from .finetune import resolve_model_dir, tokenizer_of
@@ -56,15 +55,12 @@ def run(argv=None) -> int:
         never += [i for i, s in enumerate(tok.symbols) if s in "Nn"]
     out = model.generate(ids, a.length, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                          seed=a.seed, suppress_tokens=never)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=a.out.parent, prefix=f".{a.out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_output(a.out) as tmp, open(tmp, "w") as f:
         for i, row in enumerate(out):
             seq = a.prompt + tok.decode(row[ids.shape[1]:])
             f.write(f">generated_{i + 1} seed={a.seed} temperature={a.temperature} "
                     f"prompt_length={len(a.prompt)}\n")
             for s in range(0, len(seq), a.line_width):
                 f.write(seq[s:s + a.line_width] + "\n")
-    os.replace(tmp, a.out)
     print(f"wrote {a.out} ({a.num} x {a.length} bases after a {len(a.prompt)}-base prompt)")
     return 0

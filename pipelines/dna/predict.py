@@ -22,7 +22,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from seqmamba import (MambaForSequenceClassification, MambaLMHeadModel, MambaPreTrainedModel)
+from seqmamba.atomic import atomic_output, commit, temp_beside, write_text_atomic
 from seqmamba.pooling import StreamingPool
 
 from ..errors import InputError
@@ -180,9 +180,8 @@ class TrackWriter:
     """bedGraph written to a temporary file beside the target and renamed when complete."""
 
     def __init__(self, path: Path, task: str):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        self.f, self.path = os.fdopen(fd, "w"), path
+        self.tmp = temp_beside(path)
+        self.f, self.path = open(self.tmp, "w"), path
         self.f.write(f'track type=bedGraph name="seqmamba {task}"\n')
 
     def write(self, chrom: str, length: int, width: int, sums: np.ndarray, counts: np.ndarray):
@@ -195,7 +194,7 @@ class TrackWriter:
 
     def finish(self):
         self.f.close()
-        os.replace(self.tmp, self.path)
+        commit(self.tmp, self.path)
 
     def abort(self):
         self.f.close()
@@ -203,12 +202,7 @@ class TrackWriter:
 
 
 def _atomic_text(path: Path, lines) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        for line in lines:
-            f.write(line)
-    os.replace(tmp, path)
+    write_text_atomic("".join(lines), path)
 
 
 def run(argv=None) -> int:
@@ -268,12 +262,9 @@ def run(argv=None) -> int:
     if track is not None:
         track.finish()
     if a.embed:
-        a.embed.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=a.embed.parent, suffix=".npz")
-        os.close(fd)
-        np.savez(tmp, ids=np.array(embed_ids), embeddings=np.stack(embeds) if embeds else
-                 np.zeros((0, model.backbone.feature_dim), np.float32))
-        os.replace(tmp, a.embed)
+        with atomic_output(a.embed, suffix=".npz") as tmp:
+            np.savez(tmp, ids=np.array(embed_ids), embeddings=np.stack(embeds) if embeds else
+                     np.zeros((0, model.backbone.feature_dim), np.float32))
     print(f"wrote {a.out} ({n_done} records)" + (f", {a.track}" if a.track else "")
           + (f", {a.embed}" if a.embed else ""))
     if errors:
