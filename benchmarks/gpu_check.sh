@@ -5,7 +5,7 @@
 #      in full, gradients included;
 #   2. forward and forward+backward timings at batch 8, dim 2048, state 16, lengths 2k..64k,
 #      against the memory-traffic floor (bytes of u, delta, B, C, z read and out written, over
-#      the measured device copy bandwidth; the "bw" column is floor time / measured time, the
+#      the measured device copy bandwidth; the "bw_fraction" column is floor time / measured time, the
 #      target for forward is >= 70%), beside the torch backend and mamba.py's pscan where
 #      mambapy is installed.
 # Results: benchmarks/results/scan_cuda.csv, and a copy under $OUT when that is set.

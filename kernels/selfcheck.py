@@ -16,7 +16,12 @@ import torch
 from .dispatch import available_backends, selective_scan
 
 _INPUTS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
-TOLERANCE = {torch.float64: 1e-10, torch.float32: 2e-5, torch.bfloat16: 1e-2}
+# Relative error ||x - ref|| / ||ref|| allowed per input dtype against the float64 reference on
+# the same (already rounded) inputs: the one table the self-check and the tests use.  bf16 and
+# fp16 outputs and gradients are rounded to 8 and 11 bits of mantissa; float32 accumulation
+# keeps the rest small.  2e-5 for float32 is what the conformance vectors' README allows.
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 2e-5, torch.bfloat16: 1e-2,
+             torch.float16: 2e-3}
 FLOAT32_BACKENDS = ("cpu", "triton")  # float32 arithmetic: checked on float32 inputs
 
 

@@ -172,7 +172,7 @@ def cmd_demo(args) -> int:
         print(f"benchmarks/scan.py is not beside this install ({REPO}); "
               "run the demo from a source checkout for the benchmark")
         return 0
-    out = args.out or REPO / "benchmarks" / "results" / f"scan_demo_{args.device or 'cpu'}.csv"
+    out = args.out or Path(args.workdir) / f"scan_demo_{args.device or 'cpu'}.csv"  # not the source tree
     cmd = [sys.executable, str(BENCHMARK), "--lengths", *map(str, args.lengths), "--dim",
            str(args.dim), "--repeats", "2", "--out", str(out)]
     if args.device:
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--lengths", type=int, nargs="+", default=[2048, 8192])
             q.add_argument("--dim", type=int, default=256)
             q.add_argument("--out", type=Path, default=None,
-                           help="benchmark CSV (default: benchmarks/results/scan_demo_<device>.csv)")
+                           help="benchmark CSV (default: WORKDIR/scan_demo_<device>.csv)")
         q.set_defaults(func=func)
     return p
 

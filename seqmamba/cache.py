@@ -37,17 +37,3 @@ class InferenceCache:
                                              device=device))
                   for _ in range(n_layer)]
         return cls(layers=layers, batch_size=batch_size)
-
-    def detach_(self) -> "InferenceCache":
-        """Cut the autograd history (truncated back-propagation through chunks)."""
-        for layer in self.layers:
-            layer.conv = layer.conv.detach()
-            layer.ssm = layer.ssm.detach()
-        return self
-
-    def reset_(self) -> "InferenceCache":
-        for layer in self.layers:
-            layer.conv = torch.zeros_like(layer.conv)
-            layer.ssm = torch.zeros_like(layer.ssm)
-        self.seqlen_offset = 0
-        return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import torch
@@ -75,6 +76,10 @@ def generate(model, input_ids: torch.Tensor, max_new_tokens: int, temperature: f
         from .stepper import RecurrentStepper
 
         stepper = RecurrentStepper(model, compile=compile) if model.config.selective else None
+        if compile and stepper is None:
+            warnings.warn("generate(compile=True) is ignored: a non-selective (time-invariant) "
+                          "model steps through model.step, which is not compiled",
+                          RuntimeWarning, stacklevel=2)
         out = [input_ids]
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=device)
         for i in range(max_new_tokens):

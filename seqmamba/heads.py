@@ -31,8 +31,6 @@ class ModelOutput:
 class MambaPreTrainedModel(nn.Module):
     """Shared plumbing: config, inference cache, parameter groups, save/load."""
 
-    head_keys: tuple = ()  # state-dict prefixes that belong to the head, not the backbone
-
     def __init__(self, config: MambaConfig):
         super().__init__()
         if not isinstance(config, MambaConfig):
@@ -105,7 +103,6 @@ class MambaPreTrainedModel(nn.Module):
 class MambaLMHeadModel(MambaPreTrainedModel):
     """Next-token language model: logits (batch, length, vocab_size) over the next token."""
 
-    head_keys = ("lm_head.",)
 
     def __init__(self, config: MambaConfig):
         super().__init__(config)
@@ -175,7 +172,6 @@ class MambaForSequenceClassification(MambaPreTrainedModel):
     """One label per sequence: pooled features (mean / last / max / center of the real positions) -> logits
     (batch, num_labels)."""
 
-    head_keys = ("classifier.",)
 
     def __init__(self, config: MambaConfig):
         super().__init__(config)
@@ -212,7 +208,6 @@ class MambaForSequenceClassification(MambaPreTrainedModel):
 class MambaForTokenClassification(MambaPreTrainedModel):
     """One label per position: logits (batch, length, num_labels)."""
 
-    head_keys = ("classifier.",)
 
     def __init__(self, config: MambaConfig):
         super().__init__(config)

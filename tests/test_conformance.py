@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from kernels import selective_scan, selective_state_update
-from kernels.selfcheck import FLOAT32_BACKENDS
+from kernels.selfcheck import FLOAT32_BACKENDS, TOLERANCE
 from scan_cases import DEVICE, ON_GPU, rel_err
 
 VECTORS = Path(__file__).parent / "data" / "conformance" / "selective_scan_v1.pt"
@@ -17,8 +17,7 @@ DATA = torch.load(VECTORS, weights_only=True)
 SCAN_CASES = DATA["selective_scan"]
 STEP_CASES = DATA["selective_state_update"]
 INPUTS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
-# fp32 tolerance: "about 1e-5" per the vectors' README; we hold 2e-5 over ||x - ref|| / ||ref||.
-TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
+TOL = TOLERANCE
 
 
 def _interpreter_cost(case) -> int:

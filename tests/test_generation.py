@@ -160,3 +160,13 @@ def test_compiled_stepper_equals_eager_steps():
     assert torch.equal(out_e, out_c)
     with pytest.raises(ValueError, match="float32"):
         RecurrentStepper(model(4).to(torch.bfloat16), compile=True)
+
+
+def test_compile_on_a_model_that_cannot_compile_warns_and_still_generates():
+    """A non-selective (time-invariant) model steps through model.step: compile=True says so."""
+    torch.manual_seed(0)
+    model = MambaLMHeadModel(MambaConfig(d_model=16, n_layer=1, vocab_size=8, selective=False))
+    ids = torch.randint(0, 8, (1, 5))
+    with pytest.warns(RuntimeWarning, match=r"compile=True\) is ignored"):
+        out = model.generate(ids, 4, temperature=0.0, compile=True)
+    assert torch.equal(out, model.generate(ids, 4, temperature=0.0))

@@ -39,6 +39,7 @@ if ON_GPU:
                      Case(3, 96, 8, 3000, b_time_invariant=True)]
 
 DTYPES = [torch.float32, torch.bfloat16]
+TORCH_DTYPES = DTYPES + [torch.float16]  # every dtype _checks.py accepts besides float64
 
 
 def _torch_fn(chunk):
@@ -56,7 +57,7 @@ def _reference(inputs, case):
     return run_scan(selective_scan_ref, inputs, case.softplus, torch.float64, device="cpu")
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("dtype", TORCH_DTYPES, ids=str)
 @pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: c.id)
 def test_torch_backend_matches_reference(case, dtype):
     inputs = make_inputs(case, dtype, seed=zlib.crc32(case.id.encode()))

@@ -8,7 +8,7 @@ but A C G T are skipped, in training and in evaluation.
 from __future__ import annotations
 
 import math
-from typing import Iterable, List
+from typing import Iterable
 
 import numpy as np
 
@@ -56,8 +56,3 @@ class MarkovModel:
     def bits_per_base(self, seqs: Iterable[np.ndarray]) -> float:
         total, n = self.bits(list(seqs))
         return total / n if n else math.nan
-
-
-def markov_table(train: List[np.ndarray], test: List[np.ndarray], orders=range(0, 9)) -> dict:
-    """{order: held-out bits per base} for each order."""
-    return {k: MarkovModel(k).fit(train).bits_per_base(test) for k in orders}
