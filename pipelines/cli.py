@@ -10,6 +10,8 @@
     seqmamba dna <command>        pretrain | finetune | predict | generate | species (DNA)
     seqmamba audio <command>      finetune | pretrain | predict | generate (audio)
 
+    seqmamba --verbose ...        also show the libraries' own messages (Lightning's)
+
 Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
 """
 
@@ -216,7 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from .errors import InputError
 
+    from .quiet import quiet_libraries, verbose_requested
+
     argv = sys.argv[1:] if argv is None else list(argv)
+    verbose, argv = verbose_requested(argv)
+    if not verbose:
+        quiet_libraries()
     try:
         if argv and argv[0] in DOMAINS:
             import importlib

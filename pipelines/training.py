@@ -282,12 +282,35 @@ def save_figure(fig, out_png: Path) -> None:
         plt.close(fig)
 
 
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                "ten", "eleven", "twelve")
+
+
+def natural_order(names) -> list:
+    """Indices of ``names`` in the order a reader expects: numbers and number words by value
+    ("zero" ... "nine", "2" before "10"), then the rest alphabetically."""
+    def key(i):
+        n = str(names[i]).strip().lower()
+        if n in NUMBER_WORDS:
+            return (0, NUMBER_WORDS.index(n), "")
+        try:
+            return (0, float(n), "")
+        except ValueError:
+            return (1, 0.0, n)
+
+    return sorted(range(len(names)), key=key)
+
+
 def plot_confusion(confusion: np.ndarray, names, out_png: Path) -> None:
+    """The confusion matrix (true rows, predicted columns), classes in natural order."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    order = natural_order(names)
+    confusion = np.asarray(confusion)[np.ix_(order, order)]
+    names = [names[i] for i in order]
     k = len(names)
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * k, 1.0 + 0.6 * k))
     ax.imshow(confusion, cmap="Blues")

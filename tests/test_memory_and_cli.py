@@ -93,3 +93,21 @@ def test_cli_demo_runs_selfcheck_and_a_small_benchmark(tmp_path):
     assert "torch vs mamba.py pscan, L=256 fwd" in p.stdout
     rows = out.read_text().splitlines()
     assert rows[0].startswith("device,impl,mode") and len(rows) == 1 + 2 * 4  # 2 modes x 4 impls
+
+
+def test_training_output_is_ours_unless_verbose(tmp_path):
+    """A training command prints our results, not Lightning's accelerator lines, product tips
+    or its internal deprecation; --verbose brings them back."""
+    args = ["dna", "finetune", "--train", str(ROOT / "data" / "labelled" / "uci_ecoli_promoters.tsv"),
+            "--max-steps", "2", "--val-every", "2", "--batch-size", "16", "--warmup-steps", "1",
+            "--no-progress"]
+    quiet = _cli(*args, "--out", str(tmp_path / "quiet"))
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    text = quiet.stdout + quiet.stderr
+    assert "held-out" in text and "baseline" in text
+    for noise in ("GPU available", "TPU available", "Tip:", "LeafSpec", "logging interval",
+                  "stopped: `max_steps"):
+        assert noise not in text, noise
+    loud = _cli("--verbose", *args, "--out", str(tmp_path / "loud"))
+    assert loud.returncode == 0, loud.stderr[-2000:]
+    assert "GPU available" in loud.stdout + loud.stderr

@@ -67,3 +67,13 @@ def test_accuracy_by_group():
     labels = np.array([0, 1, 0, 2, 1, 0])
     groups = ["b", "b", "a", "a", "c", "c"]
     assert accuracy_by_group(pred, labels, groups) == {"a": 0.5, "b": 1.0, "c": 0.5}
+
+
+def test_confusion_classes_in_natural_order():
+    from pipelines.training import natural_order
+
+    words = ["eight", "five", "four", "nine", "one", "seven", "six", "three", "two", "zero"]
+    assert [words[i] for i in natural_order(words)] == [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    assert [["10", "2", "b", "a"][i] for i in natural_order(["10", "2", "b", "a"])] == \
+        ["2", "10", "a", "b"]

@@ -1,0 +1,41 @@
+"""What a user sees: our progress bars and results, not the libraries' chatter.
+
+Lightning announces the accelerators it did not find, advertises its cloud products, and warns
+that a small training set has fewer batches than its logging interval; it also trips a
+deprecation inside its own ``_pytree`` module.  None of it is actionable for a seqmamba user,
+so the command line turns Lightning's informational logging down to warnings and ignores those
+two warnings by their text.  Every other warning still shows.  ``seqmamba --verbose ...`` (or
+``SEQMAMBA_VERBOSE=1``) leaves everything on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+# Messages that only describe Lightning's internals or defaults (matched from the start).
+_IGNORED = (
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated",
+    r"The number of training batches \(\d+\) is smaller than the logging interval",
+)
+
+
+def verbose_requested(argv: list) -> tuple[bool, list]:
+    """(verbose?, argv without a leading --verbose/-v)."""
+    if argv and argv[0] in ("--verbose", "-v"):
+        return True, argv[1:]
+    return os.environ.get("SEQMAMBA_VERBOSE", "") not in ("", "0"), argv
+
+
+# Lightning's informational messages go through these loggers.  Their parents are set to INFO
+# when lightning is imported (later), so the levels are set here, on the children.
+_INFO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "lightning.pytorch.accelerators.cuda")
+
+
+def quiet_libraries() -> None:
+    for name in _INFO_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in _IGNORED:
+        warnings.filterwarnings("ignore", message=pattern)
