@@ -27,8 +27,7 @@ import torch
 from _proc import ROOT, write_csv_atomic
 
 sys.path.insert(0, str(ROOT))
-from pipelines.audio.mulaw import CLASSES  # noqa: E402
-from pipelines.audio.pretrain import SILENCE  # noqa: E402
+from pipelines.audio.mulaw import CLASSES, SILENCE  # noqa: E402
 from seqmamba import MambaConfig, MambaLMHeadModel  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

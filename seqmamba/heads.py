@@ -16,8 +16,9 @@ from torch import nn
 
 from .cache import InferenceCache
 from .config import MambaConfig
-from .model import (MambaBackbone, check_input_ids, check_waveform, init_weights, lengths_from_mask,
-                    no_weight_decay_split, run_chunked)
+from .inputs import check_input_ids, check_waveform
+from .model import (MambaBackbone, init_weights, lengths_from_mask, no_weight_decay_split,
+                    run_chunked)
 from .pooling import StreamingPool
 
 

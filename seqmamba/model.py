@@ -15,6 +15,7 @@ from torch import nn
 from .bidirectional import BiMambaMixer
 from .cache import InferenceCache
 from .config import MambaConfig
+from .frontends import waveform_embedding
 from .mixer import MambaMixer
 from .norms import make_norm
 from .rc import RCPSEmbedding, RCPSWrapper, rc_features
@@ -70,72 +71,6 @@ def lengths_from_mask(attention_mask: Optional[torch.Tensor], input_ids: torch.T
     if bool((lengths == 0).any()):
         raise ValueError("attention_mask has a row with no real tokens; drop empty sequences")
     return lengths
-
-
-def frames_of(wave: torch.Tensor, frame: int) -> torch.Tensor:
-    """(batch, samples) -> (batch, ceil(samples / frame), frame), the last frame zero-padded."""
-    pad = (-wave.shape[1]) % frame
-    if pad:
-        wave = nn.functional.pad(wave, (0, pad))
-    return wave.view(wave.shape[0], -1, frame)
-
-
-class WaveformEmbedding(nn.Module):
-    """Raw samples (batch, samples) -> (batch, ceil(samples / frame), d_model): non-overlapping
-    frames of ``frame`` samples, each projected linearly (the last frame zero-padded).
-
-    Non-overlapping frames keep the model chunkable: a chunk of a multiple of ``frame``
-    samples gives exactly the frames of the whole signal."""
-
-    def __init__(self, frame: int, d_model: int):
-        super().__init__()
-        self.frame = frame
-        self.proj = nn.Linear(frame, d_model)
-
-    @property
-    def weight(self) -> torch.Tensor:  # the model's dtype/device, like nn.Embedding.weight
-        return self.proj.weight
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.proj(frames_of(wave, self.frame).to(self.proj.weight.dtype))
-
-
-class FilterbankEmbedding(nn.Module):
-    """Raw samples (batch, samples) -> (batch, ceil(samples / frame), d_model) through a learned
-    filterbank: inside each non-overlapping frame, ``filters`` FIR filters of ``taps`` taps slide
-    with stride ``taps // 8``; the log of each filter's mean squared output over the frame (a
-    band energy, as in a log spectrogram, but with learned bands) is projected to d_model.
-
-    Why: a linear projection of raw frames changes completely when a sound moves by a few
-    samples, so it has to learn shift invariance from data; band energies do not care where in
-    the frame a cycle starts, so the model sees voice-independent spectral shape from the start.
-    Frame-local like ``WaveformEmbedding``, so chunked processing stays exact."""
-
-    EPS = 1e-6  # energy floor: about -60 dB below a full-scale sine's energy (0.5)
-
-    def __init__(self, frame: int, d_model: int, filters: int, taps: int):
-        super().__init__()
-        self.frame, self.taps = frame, taps
-        self.stride = max(1, taps // 8)
-        self.conv = nn.Conv1d(1, filters, taps, stride=self.stride, bias=False)
-        self.proj = nn.Linear(filters, d_model)
-
-    weight = WaveformEmbedding.weight
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        frames = frames_of(wave, self.frame).to(self.conv.weight.dtype)  # (batch, T, frame)
-        bsz, t, _ = frames.shape
-        # energies and their log in fp32: squares of small bf16 values underflow the floor
-        energy = self.conv(frames.reshape(bsz * t, 1, self.frame)).float().pow(2).mean(-1)
-        feats = torch.log(energy + self.EPS).to(self.proj.weight.dtype)  # (batch*T, filters)
-        return self.proj(feats.view(bsz, t, -1))
-
-
-def waveform_embedding(cfg) -> nn.Module:
-    if cfg.frontend == "filterbank":
-        taps = cfg.frontend_taps or max(1, cfg.frame_size // 2)
-        return FilterbankEmbedding(cfg.frame_size, cfg.d_model, cfg.frontend_filters, taps)
-    return WaveformEmbedding(cfg.frame_size, cfg.d_model)
 
 
 class MambaBackbone(nn.Module):
@@ -222,32 +157,6 @@ def init_weights(model: nn.Module, cfg: MambaConfig) -> None:
                 nn.init.kaiming_uniform_(p, a=math.sqrt(5))
                 with torch.no_grad():
                     p /= math.sqrt(cfg.n_layer)
-
-
-def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
-        shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
-        raise ValueError(f"input_ids must be a (batch, length) tensor of token ids, got {shape}")
-    if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
-        raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
-    if input_ids.shape[1] == 0:
-        raise ValueError("input_ids has length 0; give at least one token per sequence")
-    lo, hi = int(input_ids.min()), int(input_ids.max())
-    if lo < 0 or hi >= vocab_size:
-        raise ValueError(f"input_ids holds token ids outside the vocabulary 0..{vocab_size - 1} "
-                         f"(min {lo}, max {hi}); check the tokenizer matches the model")
-
-
-def check_waveform(wave: torch.Tensor) -> None:
-    if not isinstance(wave, torch.Tensor) or wave.dim() != 2:
-        shape = tuple(wave.shape) if isinstance(wave, torch.Tensor) else type(wave).__name__
-        raise ValueError(f"a waveform model takes (batch, samples) float audio, got {shape}")
-    if not wave.dtype.is_floating_point:
-        raise ValueError(f"waveform input must be floating point samples, got dtype {wave.dtype}")
-    if wave.shape[1] == 0:
-        raise ValueError("waveform input has 0 samples")
-    if not bool(torch.isfinite(wave).all()):
-        raise ValueError("waveform input holds NaN or infinite samples")
 
 
 def run_chunked(step: Callable[[torch.Tensor, InferenceCache], object], input_ids: torch.Tensor,

@@ -21,7 +21,6 @@ and RUN/final for ``seqmamba audio predict``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -35,51 +34,7 @@ from ..runs import (add_trainer_args, parse_with_recipe, prepare_run_dir,
 from .args import add_clip_reading_args, add_clip_set_args
 from .crop import center_crop, random_crop
 from .datasets import AudioClips, collate, label_names, read_clips, split_clips
-from .mulaw import mulaw_encode
-
-AUDIO_TASKS = ("audio-classify", "audio-lm")
-
-
-# ---------------------------------------------------------------- models on disk
-
-def resolve_model_dir(path: Path, tasks=AUDIO_TASKS) -> Path:
-    """RUN or RUN/final of an audio command -> the directory holding config.json."""
-    path = Path(path)
-    if (path / "final" / "config.json").is_file():
-        d = path / "final"
-    elif (path / "config.json").is_file():
-        d = path
-    elif not path.exists():
-        raise InputError("no such model directory", path=path,
-                         fix="pass the RUN directory of seqmamba audio finetune or pretrain")
-    else:
-        raise InputError("not a model directory (no config.json or final/config.json)", path=path,
-                         fix="pass the RUN directory of seqmamba audio finetune or pretrain, "
-                             "or its final/")
-    task = model_extra(d).get("task")
-    if task not in tasks:
-        kinds = {"audio-lm": "an audio language model (seqmamba audio pretrain)",
-                 "audio-classify": "an audio classifier (seqmamba audio finetune)"}
-        raise InputError(f"model task is {task!r}; this needs "
-                         f"{' or '.join(kinds[t] for t in tasks)}", path=d)
-    return d
-
-
-def model_extra(model_dir: Path) -> dict:
-    try:
-        cfg = json.loads((Path(model_dir) / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read config.json ({e})", path=model_dir) from None
-    return cfg.get("extra") or {}
-
-
-def encode_input(wave: torch.Tensor, encoding: str) -> torch.Tensor:
-    """Waveform (batch, samples) -> what the model reads: the samples themselves, or their
-    8-bit mu-law class ids for a model started from a mu-law language model."""
-    if encoding == "mulaw8":
-        return mulaw_encode(wave)
-    return wave
-
+from .models import encode_input, model_extra, resolve_model_dir
 
 # ---------------------------------------------------------------- data
 

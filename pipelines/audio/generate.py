@@ -17,10 +17,9 @@ import torch
 from seqmamba import MambaLMHeadModel
 
 from ..errors import InputError
-from .finetune import model_extra, resolve_model_dir
+from .models import model_extra, resolve_model_dir
 from .io import DEFAULT_MAX_SECONDS, read_audio, write_wav_atomic
-from .mulaw import mulaw_decode, mulaw_encode
-from .pretrain import SILENCE
+from .mulaw import SILENCE, mulaw_decode, mulaw_encode
 
 
 def build_parser() -> argparse.ArgumentParser:

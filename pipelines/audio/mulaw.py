@@ -16,6 +16,7 @@ import torch
 
 MU = 255
 CLASSES = MU + 1
+SILENCE = CLASSES // 2  # the class of a zero sample
 
 
 def mulaw_encode(x: torch.Tensor, mu: int = MU) -> torch.Tensor:

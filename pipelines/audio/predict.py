@@ -32,7 +32,7 @@ from seqmamba import MambaForSequenceClassification, MambaLMHeadModel
 from ..errors import InputError
 from ..runs import PartialTable, write_csv_atomic
 from .crop import center_crop
-from .finetune import encode_input, model_extra, resolve_model_dir
+from .models import encode_input, model_extra, resolve_model_dir
 from .io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS, normalize_peak, read_audio
 from .mulaw import mulaw_encode
 

@@ -31,9 +31,8 @@ from ..runs import (add_trainer_args, best_or_last, export_final, parse_with_rec
 from .args import add_clip_reading_args, add_clip_set_args
 from .datasets import Clip, read_clips, split_clips
 from .io import AUDIO_EXTENSIONS, normalize_peak, read_audio
-from .mulaw import CLASSES, mulaw_encode
+from .mulaw import CLASSES, SILENCE, mulaw_encode
 
-SILENCE = CLASSES // 2  # mu-law class of a zero sample
 LN2 = math.log(2.0)
 
 

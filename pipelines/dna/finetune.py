@@ -21,6 +21,7 @@ from ..runs import (add_trainer_args, parse_with_recipe, prepare_run_dir,
                     write_json_atomic)
 from .baselines import logistic_baseline
 from .labelled import LabelledSet, pad_collate, read_labelled
+from .models import resolve_model_dir, tokenizer_of
 from .tokenizer import DNATokenizer
 
 
@@ -41,22 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--baseline", default="auto", choices=["auto", "onehot", "kmer", "none"])
     add_trainer_args(p)
     return p
-
-
-def resolve_model_dir(path: Path) -> Path:
-    if (path / "final" / "config.json").is_file():
-        return path / "final"
-    if (path / "config.json").is_file():
-        return path
-    raise InputError("not a model directory (no config.json or final/config.json)", path=path,
-                     fix="pass the RUN directory of seqmamba dna pretrain, or its final/")
-
-
-def tokenizer_of(model_dir: Path) -> DNATokenizer:
-    import json
-
-    extra = json.loads((model_dir / "config.json").read_text()).get("extra") or {}
-    return DNATokenizer.from_dict(extra["tokenizer"]) if "tokenizer" in extra else DNATokenizer()
 
 
 def _split(examples, fraction, seed):

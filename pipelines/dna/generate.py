@@ -15,7 +15,7 @@ from seqmamba import MambaLMHeadModel
 from seqmamba.atomic import atomic_output
 
 from ..errors import InputError
-from .finetune import resolve_model_dir, tokenizer_of
+from .models import resolve_model_dir, tokenizer_of
 
 
 def build_parser() -> argparse.ArgumentParser:

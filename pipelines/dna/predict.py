@@ -35,7 +35,7 @@ from seqmamba.pooling import StreamingPool
 from ..errors import InputError
 from ..runs import PartialTable
 from .fasta import FastaFile
-from .finetune import resolve_model_dir, tokenizer_of
+from .models import resolve_model_dir, tokenizer_of
 from .tokenizer import DNATokenizer
 
 LN2 = math.log(2.0)

@@ -1,0 +1,42 @@
+"""Model directories as the commands write them (RUN/final: config.json + model.safetensors),
+read back by every command that takes ``--model`` or ``--init``, DNA and audio alike."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import InputError
+
+
+def model_extra(model_dir: Path) -> dict:
+    """The ``extra`` metadata a command stored in config.json (task, tokenizer, labels...)."""
+    try:
+        cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read config.json ({e})", path=model_dir) from None
+    return cfg.get("extra") or {}
+
+
+def resolve_model_dir(path: Path, made_by: str, tasks=None, kinds=None) -> Path:
+    """RUN or RUN/final -> the directory holding config.json.
+
+    ``made_by`` names the commands that write such a directory (for the fix in the message);
+    with ``tasks``, the model's stored task must be one of them (``kinds`` describes each)."""
+    path = Path(path)
+    if (path / "final" / "config.json").is_file():
+        d = path / "final"
+    elif (path / "config.json").is_file():
+        d = path
+    elif not path.exists():
+        raise InputError("no such model directory", path=path,
+                         fix=f"pass the RUN directory of {made_by}")
+    else:
+        raise InputError("not a model directory (no config.json or final/config.json)", path=path,
+                         fix=f"pass the RUN directory of {made_by}, or its final/")
+    if tasks is not None:
+        task = model_extra(d).get("task")
+        if task not in tasks:
+            need = " or ".join((kinds or {}).get(t, t) for t in tasks)
+            raise InputError(f"model task is {task!r}; this needs {need}", path=d)
+    return d
