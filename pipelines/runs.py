@@ -116,8 +116,16 @@ def export_final(model, out: Path) -> Path:
 
 
 def best_or_last(trainer) -> Optional[str]:
+    """The best (else last) checkpoint, relative to the run directory when inside it, so a
+    report stays true when the run is moved or copied (no temporary-folder paths)."""
     cb = trainer.checkpoint_callback
-    return (cb.best_model_path or cb.last_model_path) if cb else None
+    path = (cb.best_model_path or cb.last_model_path) if cb else None
+    if not path:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(Path(trainer.default_root_dir).resolve()))
+    except ValueError:
+        return path
 
 
 class PartialTable:

@@ -77,3 +77,18 @@ def test_confusion_classes_in_natural_order():
         "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     assert [["10", "2", "b", "a"][i] for i in natural_order(["10", "2", "b", "a"])] == \
         ["2", "10", "a", "b"]
+
+
+def test_reports_name_checkpoints_relative_to_the_run(tmp_path):
+    from types import SimpleNamespace
+
+    from pipelines.runs import best_or_last
+
+    run = tmp_path / "run"
+    cb = SimpleNamespace(best_model_path=str(run / "checkpoints" / "best.ckpt"), last_model_path="")
+    assert best_or_last(SimpleNamespace(checkpoint_callback=cb, default_root_dir=str(run))) == \
+        "checkpoints/best.ckpt"
+    cb.best_model_path = "/elsewhere/x.ckpt"  # outside the run: kept as it is
+    assert best_or_last(SimpleNamespace(checkpoint_callback=cb, default_root_dir=str(run))) == \
+        "/elsewhere/x.ckpt"
+    assert best_or_last(SimpleNamespace(checkpoint_callback=None, default_root_dir=str(run))) is None
