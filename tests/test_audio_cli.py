@@ -64,7 +64,8 @@ def test_finetune_writes_final_report_confusion(classifier):
     assert rep["split"] == {"how": "group", "train_clips": 151, "val_clips": 49,
                             "val_groups": ["en-gb-scotland", "en-gb-x-gbcwmd"]}
     assert {"acc", "macro_f1", "mcc", "auroc"} <= set(rep["model"])
-    assert rep["baseline"]["name"].startswith("log-mel") and 0 <= rep["baseline"]["acc"] <= 1
+    # the log-mel baseline is a working classifier on the held-out accents (chance is 0.1)
+    assert rep["baseline"]["name"].startswith("log-mel") and rep["baseline"]["acc"] > 0.5
     # per held-out accent, for the model and the baseline; clip-weighted they give the total
     by = rep["accuracy_by_group"]
     assert set(by["model"]) == set(by["baseline"]) == {"en-gb-scotland", "en-gb-x-gbcwmd"}
