@@ -137,12 +137,13 @@ def _build() -> tuple[Optional[ctypes.CDLL], Optional[str]]:
         return None, (f"neither the kernel cache folder {cache_dir()} nor the temporary folder "
                       "is writable; set SEQMAMBA_KERNEL_CACHE to a writable folder")
     errors = []
+    identity = (SOURCE.read_text(), _compiler_id(cc), " ".join(_FLAGS), platform.machine(),
+                _cpu_flags())
     # Preferred first: tuned for this CPU and on the process's OpenMP runtime (torch's); a
     # compiler without -march=native or without OpenMP still gets a build.
     for native, openmp in ((True, True), (True, False), (False, True), (False, False)):
         key = hashlib.sha256(b"\0".join(x.encode() for x in (
-            SOURCE.read_text(), _compiler_id(cc), " ".join(_FLAGS), str(native), str(openmp),
-            platform.machine(), _cpu_flags()))).hexdigest()[:20]
+            *identity, str(native), str(openmp)))).hexdigest()[:20]
         path = folder / f"selective_scan_cpu-{key}.so"
         for attempt in range(2):  # a cached file that does not load is rebuilt once
             if not path.exists():

@@ -52,22 +52,24 @@ def _check(x, weight, bias, initial_state, activation) -> int:
     return width
 
 
+def _with_prefix(x: torch.Tensor, initial_state: Optional[torch.Tensor], k: int) -> torch.Tensor:
+    """[initial_state (zeros when None), x] along time: (batch, dim, k + length)."""
+    prefix = (initial_state.to(x.dtype) if initial_state is not None
+              else x.new_zeros(x.shape[0], x.shape[1], k))
+    return torch.cat([prefix, x], dim=-1)
+
+
 def _final_state(x: torch.Tensor, initial_state: Optional[torch.Tensor], width: int):
     """The last width-1 inputs, (batch, dim, width-1), as a tensor of its own (not a view that
     would keep all of x alive)."""
     k = width - 1
     if x.shape[-1] >= k:
         return x[..., x.shape[-1] - k:].clone()
-    prefix = (initial_state.to(x.dtype) if initial_state is not None
-              else x.new_zeros(x.shape[0], x.shape[1], k))
-    return torch.cat([prefix, x], dim=-1)[..., -k:].clone()
+    return _with_prefix(x, initial_state, k)[..., -k:].clone()
 
 
 def _conv_torch(x, weight, bias, initial_state, activation):
-    k = weight.shape[1] - 1
-    prefix = (initial_state.to(x.dtype) if initial_state is not None
-              else x.new_zeros(x.shape[0], x.shape[1], k))
-    out = F.conv1d(torch.cat([prefix, x], dim=-1), weight.to(x.dtype)[:, None],
+    out = F.conv1d(_with_prefix(x, initial_state, weight.shape[1] - 1), weight.to(x.dtype)[:, None],
                    None if bias is None else bias.to(x.dtype), groups=x.shape[1])
     return F.silu(out) if activation == "silu" else out
 

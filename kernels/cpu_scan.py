@@ -175,23 +175,34 @@ def _as4(t: torch.Tensor) -> torch.Tensor:
     return t[:, None] if t.dim() == 3 else t
 
 
-def _fill_inputs(a: _ScanArgs, s: ScanShapes, u, delta, A, B, C, D, z, bias, h0, softplus,
-                 tile, blocks) -> None:
+def _scan_args(s: ScanShapes, softplus: bool, tile: int, u, delta, A, B, C, D, z, bias,
+               h0=None) -> tuple:
+    """The kernel's arguments for the inputs of one call, as the forward and the backward both
+    pass them: (args, tensors the arguments point into, which the caller keeps alive).
+
+    Big inputs are read in place (float32 views, any strides); small ones made dense."""
+    B4 = B if s.b_time_invariant else _as4(B)
+    held = [_f32(u), _f32(delta), _dense(A), _f32(B4), _f32(_as4(C)), _dense(D), _f32(z),
+            _dense(bias), _dense(h0)]
+    u32, d32, _, B32, C32, _, z32, _, _ = held
+    blocks = _blocks(s.dim, 0 if s.b_time_invariant else s.b_groups, s.c_groups)
+    held.append(blocks)
+    a = _ScanArgs()
     a.batch, a.dim, a.length, a.nstate = s.batch, s.dim, s.length, s.state
     a.tile, a.softplus, a.b_ti = tile, int(softplus), int(s.b_time_invariant)
     a.nthreads = _threads(s.batch * s.dim * s.length * s.state)
-    for name, t in (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D),
-                    ("z", z), ("bias", bias), ("h0", h0)):
+    for name, t in zip(("u", "delta", "A", "B", "C", "D", "z", "bias", "h0"), held):
         setattr(a, name, _p(t))
-    a.su[:], a.sdelta[:] = u.stride(), delta.stride()
-    if z is not None:
-        a.sz[:] = z.stride()
+    a.su[:], a.sdelta[:] = u32.stride(), d32.stride()
+    if z32 is not None:
+        a.sz[:] = z32.stride()
     if s.b_time_invariant:
-        a.sB[:2] = B.stride()
+        a.sB[:2] = B32.stride()
     else:
-        a.sB[:] = B.stride()
-    a.sC[:] = C.stride()
+        a.sB[:] = B32.stride()
+    a.sC[:] = C32.stride()
     a.n_blocks, a.blocks = blocks.shape[0], blocks.data_ptr()
+    return a, held
 
 
 def _check(rc: int) -> None:
@@ -204,18 +215,14 @@ class _CpuScanFn(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, softplus, shapes, tile):
         s: ScanShapes = shapes
         lib = _lib()
-        B4, C4 = (B if s.b_time_invariant else _as4(B)), _as4(C)
-        u32, d32, B32, C32, z32 = _f32(u), _f32(delta), _f32(B4), _f32(C4), _f32(z)
-        A32, D32, bias32, h032 = _dense(A), _dense(D), _dense(delta_bias), _dense(initial_state)
-        blocks = _blocks(s.dim, 0 if s.b_time_invariant else s.b_groups, s.c_groups)
+        a, held = _scan_args(s, softplus, tile, u, delta, A, B, C, D, z, delta_bias,
+                             initial_state)
         keep = any(ctx.needs_input_grad)
         nchunks = -(-s.length // tile)
-        out = torch.empty_like(u32)
+        out = torch.empty_like(held[0])  # u's layout, float32
         last = u.new_empty((s.batch, s.dim, s.state), dtype=torch.float32)
         saved = (u.new_empty((s.batch, nchunks, s.dim, s.state), dtype=torch.float32)
                  if keep else None)
-        a = _ScanArgs()
-        _fill_inputs(a, s, u32, d32, A32, B32, C32, D32, z32, bias32, h032, softplus, tile, blocks)
         a.out, a.last, a.saved = out.data_ptr(), last.data_ptr(), _p(saved)
         a.sout[:] = out.stride()
         _check(lib.seqmamba_cpu_scan_fwd(ctypes.byref(a)))
@@ -229,13 +236,9 @@ class _CpuScanFn(torch.autograd.Function):
         u, delta, A, B, C, D, z, delta_bias, initial_state, saved = ctx.saved_tensors
         s, softplus, tile = ctx.cfg
         lib = _lib()
-        B4, C4 = (B if s.b_time_invariant else _as4(B)), _as4(C)
-        u32, d32, B32, C32, z32 = _f32(u), _f32(delta), _f32(B4), _f32(C4), _f32(z)
-        A32, D32, bias32 = _dense(A), _dense(D), _dense(delta_bias)
-        blocks = _blocks(s.dim, 0 if s.b_time_invariant else s.b_groups, s.c_groups)
-        a = _ScanArgs()
-        _fill_inputs(a, s, u32, d32, A32, B32, C32, D32, z32, bias32, None, softplus, tile,
-                     blocks)
+        a, held = _scan_args(s, softplus, tile, u, delta, A, B, C, D, z, delta_bias)
+        u32, d32, z32 = held[0], held[1], held[6]
+        n_blocks = held[-1].shape[0]
         a.saved = saved.data_ptr()
         if grad_out is None:
             grad_out = torch.zeros_like(u32)
@@ -256,11 +259,11 @@ class _CpuScanFn(torch.autograd.Function):
         # (batch, dim, length) tensor, so that few wide states never cost more than the inputs.
         target = 1
         if a.nthreads > 1:
-            target = min(blocks.shape[0], -(-4 * a.nthreads // b), max(1, dim // (4 * n)))
+            target = min(n_blocks, -(-4 * a.nthreads // b), max(1, dim // (4 * n)))
         sup, sup_gb, sup_gc = _supers(dim, 0 if s.b_time_invariant else s.b_groups,
                                       s.c_groups, target)
         a.n_supers, a.supers = sup.shape[0], sup.data_ptr()
-        dCp = _partial(u, b, C4.shape[1], sup_gc, s.length, n)
+        dCp = _partial(u, b, sup_gc, s.length, n)
         a.dCp, a.sdCp[:] = dCp.data_ptr(), dCp.stride()
         f32 = dict(dtype=torch.float32, device=u.device)
         dA = torch.empty((b, dim, n), **f32)
@@ -271,14 +274,13 @@ class _CpuScanFn(torch.autograd.Function):
             dBti = torch.empty((b, dim, n), **f32)
             a.dBti = dBti.data_ptr()
         else:
-            dBp = _partial(u, b, B4.shape[1], sup_gb, s.length, n)
+            dBp = _partial(u, b, sup_gb, s.length, n)
             a.dBp, a.sdBp[:] = dBp.data_ptr(), dBp.stride()
         a.dA, a.dD, a.dbias, a.dh0 = dA.data_ptr(), _p(dD), _p(dbias), _p(dh0)
         _check(lib.seqmamba_cpu_scan_bwd(ctypes.byref(a)))
 
-        dC = _reduce(dCp, sup_gc, C4.shape[1]).view(C.shape)
-        dB = (dBti.sum(0) if s.b_time_invariant
-              else _reduce(dBp, sup_gb, B4.shape[1]).view(B.shape))
+        dC = _reduce(dCp, sup_gc, s.c_groups).view(C.shape)
+        dB = dBti.sum(0) if s.b_time_invariant else _reduce(dBp, sup_gb, s.b_groups).view(B.shape)
         return (du.to(u.dtype), ddelta.to(delta.dtype), dA.sum(0).to(A.dtype), dB.to(B.dtype),
                 dC.to(C.dtype), None if D is None else dD.sum(0).to(D.dtype),
                 None if dz is None else dz.to(z.dtype),
@@ -286,7 +288,7 @@ class _CpuScanFn(torch.autograd.Function):
                 None if dh0 is None else dh0.to(initial_state.dtype), None, None, None)
 
 
-def _partial(like: torch.Tensor, batch: int, groups: int, sup_groups: list, length: int,
+def _partial(like: torch.Tensor, batch: int, sup_groups: list, length: int,
              nstate: int) -> torch.Tensor:
     """Buffer for the per-super-block channel sums of dB or dC, (batch, supers, state, length).
 

@@ -188,15 +188,5 @@ def state_update_unchecked(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, 
     """:func:`selective_state_update` without argument validation, for callers that build the
     arguments themselves (a model's generation loop, where the checks cost as much as the step).
     """
-    name = resolve_backend(backend, x.device, x.dtype)
-    if name == "triton":
-        from .triton_scan import selective_state_update_triton
-
-        return selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
-    if name == "reference":
-        return state_update_math(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
-    if name == "cpu":
-        from .cpu_scan import state_update_cpu
-
-        return state_update_cpu(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
-    return state_update_torch(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
+    fn = state_update_fn(backend, x.device, x.dtype)
+    return fn(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)

@@ -130,15 +130,16 @@ def test_reference_matches_autograd_finite_differences():
     assert torch.autograd.gradcheck(f, leaves, eps=1e-6, atol=1e-6)
 
 
-def test_bf16_accumulates_in_float32():
+@pytest.mark.parametrize("backend", ["torch", "cpu"])
+def test_bf16_accumulates_in_float32(backend):
     """A long bf16 scan stays as close to the reference as one rounding of the output."""
     case = Case(1, 8, 4, 3000, with_h0=False)
     inputs = make_inputs(case, torch.bfloat16, seed=9)
     ref = _reference(inputs, case)
-    got = run_scan(partial(selective_scan, backend="torch"), inputs, case.softplus,
+    got = run_scan(partial(selective_scan, backend=backend), inputs, case.softplus,
                    torch.bfloat16)
     assert got[0].dtype == torch.bfloat16 and got[1].dtype == torch.float32
-    assert_close_all(got, ref, TOL[torch.bfloat16], "torch bf16 long")
+    assert_close_all(got, ref, TOL[torch.bfloat16], f"{backend} bf16 long")
 
 
 def test_output_dtypes_and_devices():
