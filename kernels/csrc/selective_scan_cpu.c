@@ -491,11 +491,35 @@ static void store_state(float *restrict s, const vf *restrict h, int64_t d0, int
 }
 
 /* dt tile (after bias and softplus) and, when wanted, its pre-softplus argument. */
+/* The tile of a (batch, dim, length) tensor with strides st that starts at (b, d0, t0):
+ * loaded into buf[t][w], stored from it, or prefetched. */
+static inline int64_t corner(const int64_t *st, int64_t b, int64_t d0, int64_t t0)
+{
+    return b * st[0] + d0 * st[1] + t0 * st[2];
+}
+
+static void load_bdt(vf *restrict buf, const float *p, const int64_t *st, int64_t b, int64_t d0,
+                     int64_t t0, int width, int64_t Tn)
+{
+    load_tile(buf, p + corner(st, b, d0, t0), st[1], st[2], width, Tn);
+}
+
+static void store_bdt(float *p, const int64_t *st, const vf *restrict buf, int64_t b, int64_t d0,
+                      int64_t t0, int width, int64_t Tn)
+{
+    store_tile(p + corner(st, b, d0, t0), buf, st[1], st[2], width, Tn);
+}
+
+static void prefetch_bdt(const float *p, const int64_t *st, int64_t b, int64_t d0, int64_t t0,
+                         int width, int64_t Tn)
+{
+    prefetch_tile(p + corner(st, b, d0, t0), st[1], st[2], width, Tn);
+}
+
 static void load_dt(vf *restrict dtb, vf *restrict preb, const scan_args *a, int64_t b,
                     int64_t d0, int width, int64_t t0, int64_t Tn, vf bias)
 {
-    load_tile(dtb, a->delta + b * a->sdelta[0] + d0 * a->sdelta[1] + t0 * a->sdelta[2],
-              a->sdelta[1], a->sdelta[2], width, Tn);
+    load_bdt(dtb, a->delta, a->sdelta, b, d0, t0, width, Tn);
     for (int64_t t = 0; t < Tn; t++) {
         vf pre = dtb[t] + bias;
         if (preb) preb[t] = pre;
@@ -621,42 +645,67 @@ static size_t scratch_layout(const scan_args *a, int backward, void *base, scrat
 
 /* ----------------------------------------------------------------------------- forward */
 
-static void fwd_block(const scan_args *a, int64_t b, int64_t k, scratch_t *s)
+/* One channel block of one batch row, as the forward and the backward both see it. */
+typedef struct {
+    int64_t b, d0;
+    int width;
+    vf Dv, bias;                /* D and the dt bias per lane */
+    const float *Bbase, *Cbase; /* this row's B and C groups (Bbase NULL when B is (d, n)) */
+} block_t;
+
+/* Set up block k of row b: its per-lane constants, and A, A log2(e) and a time-invariant B
+ * as N vectors in the scratch. */
+static block_t begin_block(const scan_args *a, int64_t b, int64_t k, scratch_t *s)
 {
     const int64_t *blk = a->blocks + 4 * k;
-    const int64_t d0 = blk[0], gb = blk[2], gc = blk[3];
-    const int width = (int)blk[1], N = (int)a->nstate, ti = (int)a->b_ti;
-    const int64_t L = a->length, T = a->tile, nchunks = (L + T - 1) / T;
-    const vf Dv = load_lanes_d(a->D, d0, width), bias = load_lanes_d(a->bias, d0, width);
-    load_lanes_dn(s->Av, a->A, N, 1, d0, width, N);
+    const int N = (int)a->nstate;
+    block_t B = {b, blk[0], (int)blk[1], splat(0.0f), splat(0.0f), NULL, NULL};
+    B.Dv = load_lanes_d(a->D, B.d0, B.width);
+    B.bias = load_lanes_d(a->bias, B.d0, B.width);
+    load_lanes_dn(s->Av, a->A, N, 1, B.d0, B.width, N);
     for (int n = 0; n < N; n++) s->Ae[n] = s->Av[n] * LOG2E;
-    if (ti) load_lanes_dn(s->Bv, a->B, a->sB[0], a->sB[1], d0, width, N);
+    if (a->b_ti)
+        load_lanes_dn(s->Bv, a->B, a->sB[0], a->sB[1], B.d0, B.width, N);
+    else
+        B.Bbase = a->B + b * a->sB[0] + blk[2] * a->sB[1];
+    B.Cbase = a->C + b * a->sC[0] + blk[3] * a->sC[1];
+    return B;
+}
+
+/* The tile [t0, t0 + Tn) of the scan's inputs into the scratch: dt (and its pre-softplus
+ * argument when preb), u, and B, C. */
+static void load_scan_inputs(const scan_args *a, const block_t *B, int64_t t0, int64_t Tn,
+                             scratch_t *s, vf *preb)
+{
+    const int N = (int)a->nstate;
+    load_dt(s->dtb, preb, a, B->b, B->d0, B->width, t0, Tn, B->bias);
+    load_bdt(s->ub, a->u, a->su, B->b, B->d0, t0, B->width, Tn);
+    if (!a->b_ti) load_bc(s->Bb, B->Bbase + t0 * a->sB[3], a->sB[2], a->sB[3], N, Tn);
+    load_bc(s->Cb, B->Cbase + t0 * a->sC[3], a->sC[2], a->sC[3], N, Tn);
+}
+
+static void fwd_block(const scan_args *a, int64_t b, int64_t k, scratch_t *s)
+{
+    const block_t B = begin_block(a, b, k, s);
+    const int64_t d0 = B.d0;
+    const int width = B.width, N = (int)a->nstate, ti = (int)a->b_ti;
+    const int64_t L = a->length, T = a->tile, nchunks = (L + T - 1) / T;
+    const vf Dv = B.Dv;
     load_state(s->h, a->h0 ? a->h0 + b * a->dim * N : NULL, d0, width, N);
-    const float *Bbase = ti ? NULL : a->B + b * a->sB[0] + gb * a->sB[1];
-    const float *Cbase = a->C + b * a->sC[0] + gc * a->sC[1];
     for (int64_t c = 0; c < nchunks; c++) {
         const int64_t t0 = c * T, Tn = (L - t0 < T) ? L - t0 : T;
         if (a->saved) store_state(a->saved + (b * nchunks + c) * a->dim * N, s->h, d0, width, N);
         if (c + 1 < nchunks) { /* the next tile's inputs start arriving during this one */
             const int64_t t1 = t0 + T, Tn1 = (L - t1 < T) ? L - t1 : T;
-            prefetch_tile(a->u + b * a->su[0] + d0 * a->su[1] + t1 * a->su[2], a->su[1],
-                          a->su[2], width, Tn1);
-            prefetch_tile(a->delta + b * a->sdelta[0] + d0 * a->sdelta[1] + t1 * a->sdelta[2],
-                          a->sdelta[1], a->sdelta[2], width, Tn1);
-            if (a->z)
-                prefetch_tile(a->z + b * a->sz[0] + d0 * a->sz[1] + t1 * a->sz[2], a->sz[1],
-                              a->sz[2], width, Tn1);
+            prefetch_bdt(a->u, a->su, b, d0, t1, width, Tn1);
+            prefetch_bdt(a->delta, a->sdelta, b, d0, t1, width, Tn1);
+            if (a->z) prefetch_bdt(a->z, a->sz, b, d0, t1, width, Tn1);
         }
-        load_dt(s->dtb, NULL, a, b, d0, width, t0, Tn, bias);
-        load_tile(s->ub, a->u + b * a->su[0] + d0 * a->su[1] + t0 * a->su[2], a->su[1],
-                  a->su[2], width, Tn);
-        if (!ti) load_bc(s->Bb, Bbase + t0 * a->sB[3], a->sB[2], a->sB[3], N, Tn);
-        load_bc(s->Cb, Cbase + t0 * a->sC[3], a->sC[2], a->sC[3], N, Tn);
+        load_scan_inputs(a, &B, t0, Tn, s, NULL);
         scan_tile_any(N, ti, 0, Tn, s->dtb, s->ub, s->Bb, s->Cb, s->Ae, s->Bv, s->h, s->yb,
                       NULL, NULL);
         if (a->z) {
-            load_tile(s->zb, a->z + b * a->sz[0] + d0 * a->sz[1] + t0 * a->sz[2], a->sz[1],
-                      a->sz[2], width, Tn);
+            load_bdt(s->zb, a->z, a->sz, b, d0, t0, width, Tn);
             for (int64_t t = 0; t < Tn; t++) {
                 vf zz = s->zb[t];
                 s->yb[t] = (s->yb[t] + Dv * s->ub[t]) * zz * vsigmoid(zz);
@@ -664,8 +713,7 @@ static void fwd_block(const scan_args *a, int64_t b, int64_t k, scratch_t *s)
         } else {
             for (int64_t t = 0; t < Tn; t++) s->yb[t] += Dv * s->ub[t];
         }
-        store_tile(a->out + b * a->sout[0] + d0 * a->sout[1] + t0 * a->sout[2], s->yb,
-                   a->sout[1], a->sout[2], width, Tn);
+        store_bdt(a->out, a->sout, s->yb, b, d0, t0, width, Tn);
     }
     store_state(a->last + b * a->dim * N, s->h, d0, width, N);
 }
@@ -752,21 +800,16 @@ static void bwd_tile_any(int N, int ti, int softplus, int has_D, int64_t Tn, con
 static void bwd_block(const scan_args *a, int64_t b, int64_t k, int64_t sup, int first,
                       scratch_t *s)
 {
-    const int64_t *blk = a->blocks + 4 * k;
-    const int64_t d0 = blk[0], gb = blk[2], gc = blk[3];
-    const int width = (int)blk[1], N = (int)a->nstate, ti = (int)a->b_ti;
+    const block_t B = begin_block(a, b, k, s);
+    const int64_t d0 = B.d0;
+    const int width = B.width, N = (int)a->nstate, ti = (int)a->b_ti;
     const int64_t L = a->length, T = a->tile, nchunks = (L + T - 1) / T, Dm = a->dim;
-    const vf Dv = load_lanes_d(a->D, d0, width), bias = load_lanes_d(a->bias, d0, width);
+    const vf Dv = B.Dv;
     const int has_D = a->D != NULL;
-    load_lanes_dn(s->Av, a->A, N, 1, d0, width, N);
-    for (int n = 0; n < N; n++) s->Ae[n] = s->Av[n] * LOG2E;
-    if (ti) load_lanes_dn(s->Bv, a->B, a->sB[0], a->sB[1], d0, width, N);
     load_state(s->lam, a->dlast ? a->dlast + b * Dm * N : NULL, d0, width, N);
     double *accA = s->acc, *accB = s->acc + N * W, *accD = s->acc + 2 * N * W,
            *accBias = accD + W;
     memset(s->acc, 0, (2 * N * W + 2 * W) * sizeof(double));
-    const float *Bbase = ti ? NULL : a->B + b * a->sB[0] + gb * a->sB[1];
-    const float *Cbase = a->C + b * a->sC[0] + gc * a->sC[1];
     vf *lam = s->lam;
 
     for (int64_t c = nchunks - 1; c >= 0; c--) {
@@ -774,20 +817,14 @@ static void bwd_block(const scan_args *a, int64_t b, int64_t k, int64_t sup, int
         /* Recompute the tile's states from its saved start state. */
         load_state(s->hs, a->saved + (b * nchunks + c) * Dm * N, d0, width, N);
         memcpy(s->h, s->hs, N * sizeof(vf));
-        load_dt(s->dtb, s->preb, a, b, d0, width, t0, Tn, bias);
-        load_tile(s->ub, a->u + b * a->su[0] + d0 * a->su[1] + t0 * a->su[2], a->su[1],
-                  a->su[2], width, Tn);
-        if (!ti) load_bc(s->Bb, Bbase + t0 * a->sB[3], a->sB[2], a->sB[3], N, Tn);
-        load_bc(s->Cb, Cbase + t0 * a->sC[3], a->sC[2], a->sC[3], N, Tn);
+        load_scan_inputs(a, &B, t0, Tn, s, s->preb);
         scan_tile_any(N, ti, 1, Tn, s->dtb, s->ub, s->Bb, s->Cb, s->Ae, s->Bv, s->h, s->yb,
                       s->dAb, s->Hb);
 
         /* dL/dy through the gate: g = dout * silu(z); dz = dout * y * silu'(z). */
-        load_tile(s->gb, a->dout + b * a->sdout[0] + d0 * a->sdout[1] + t0 * a->sdout[2],
-                  a->sdout[1], a->sdout[2], width, Tn);
+        load_bdt(s->gb, a->dout, a->sdout, b, d0, t0, width, Tn);
         if (a->z) {
-            load_tile(s->zb, a->z + b * a->sz[0] + d0 * a->sz[1] + t0 * a->sz[2], a->sz[1],
-                      a->sz[2], width, Tn);
+            load_bdt(s->zb, a->z, a->sz, b, d0, t0, width, Tn);
             for (int64_t t = 0; t < Tn; t++) {
                 vf zz = s->zb[t], sz = vsigmoid(zz), g = s->gb[t];
                 vf y = s->yb[t] + Dv * s->ub[t];
@@ -810,13 +847,9 @@ static void bwd_block(const scan_args *a, int64_t b, int64_t k, int64_t sup, int
             accD[w] += dDt[w];
             accBias[w] += dbt[w];
         }
-        store_tile(a->du + b * a->sdu[0] + d0 * a->sdu[1] + t0 * a->sdu[2], s->ob1,
-                   a->sdu[1], a->sdu[2], width, Tn);
-        store_tile(a->ddelta + b * a->sddelta[0] + d0 * a->sddelta[1] + t0 * a->sddelta[2],
-                   s->ob2, a->sddelta[1], a->sddelta[2], width, Tn);
-        if (a->z)
-            store_tile(a->dz + b * a->sdz[0] + d0 * a->sdz[1] + t0 * a->sdz[2], s->ob3,
-                       a->sdz[1], a->sdz[2], width, Tn);
+        store_bdt(a->du, a->sdu, s->ob1, b, d0, t0, width, Tn);
+        store_bdt(a->ddelta, a->sddelta, s->ob2, b, d0, t0, width, Tn);
+        if (a->z) store_bdt(a->dz, a->sdz, s->ob3, b, d0, t0, width, Tn);
         add_bc(a->dCp + b * a->sdCp[0] + sup * a->sdCp[1] + t0 * a->sdCp[3], a->sdCp[2],
                a->sdCp[3], s->dCb, N, Tn, first);
         if (!ti)
@@ -938,7 +971,7 @@ static inline vf load_x(const conv_args *a, int64_t b, int64_t d0, int lanes, in
         }
         return v;
     }
-    const float *p = a->x + b * a->sx[0] + d0 * a->sx[1] + t * a->sx[2];
+    const float *p = a->x + corner(a->sx, b, d0, t);
     if (a->sx[1] == 1 && lanes == W) return loadu(p);
     vf v = splat(0.0f);
     for (int w = 0; w < lanes; w++) v[w] = p[w * a->sx[1]];
@@ -962,7 +995,7 @@ static void conv_item(const void *ctx, int64_t item, void *scratch)
     }
     const vf bias = load_lanes_d(a->bias, d0, lanes);
     for (int k = 0; k < K - 1; k++) win[k] = load_x(a, b, d0, lanes, t0 - (K - 1) + k);
-    float *ob = a->out + b * a->sout[0] + d0 * a->sout[1];
+    float *ob = a->out + corner(a->sout, b, d0, 0);
     for (int64_t t = t0; t < t1; t++) {
         win[K - 1] = load_x(a, b, d0, lanes, t);
         vf acc = bias;
