@@ -201,10 +201,6 @@ class TrackWriter:
         os.unlink(self.tmp)
 
 
-def _atomic_text(path: Path, lines) -> None:
-    write_text_atomic("".join(lines), path)
-
-
 def run(argv=None) -> int:
     from tqdm.auto import tqdm
 
@@ -268,8 +264,9 @@ def run(argv=None) -> int:
     print(f"wrote {a.out} ({n_done} records)" + (f", {a.track}" if a.track else "")
           + (f", {a.embed}" if a.embed else ""))
     if errors:
-        _atomic_text(a.out.with_name(a.out.name + ".errors.tsv"),
-                     ["file\trecord\terror\n"] + [f"{f}\t{r}\t{m}\n" for f, r, m in errors])
+        rows = "".join(f"{f}\t{r}\t{m}\n" for f, r, m in errors)
+        write_text_atomic("file\trecord\terror\n" + rows,
+                          a.out.with_name(a.out.name + ".errors.tsv"))
         for f, r, msg in errors:
             print(f"seqmamba: {msg}", file=sys.stderr)
         print(f"seqmamba: {len(errors)} input(s) failed; the others are in {a.out}", file=sys.stderr)
