@@ -159,7 +159,9 @@ class MambaLMHeadModel(MambaPreTrainedModel):
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, cache: InferenceCache) -> torch.Tensor:
-        """One recurrent step: tokens (batch,) -> next-token logits (batch, vocab_size)."""
+        """One recurrent step: tokens (batch,) -> next-token logits (batch, vocab_size), through
+        the general forward on one position.  A loop over many tokens is faster through
+        :class:`seqmamba.stepper.RecurrentStepper`, which :meth:`generate` uses."""
         return self.forward(tokens[:, None], inference_cache=cache).logits[:, -1]
 
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int, **kw) -> torch.Tensor:

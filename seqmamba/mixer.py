@@ -18,11 +18,9 @@ import math
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from kernels import causal_conv1d, selective_scan
-from kernels.dispatch import state_update_unchecked
 
 from .cache import LayerCache
 from .config import MambaConfig
@@ -101,45 +99,15 @@ class MambaMixer(nn.Module):
         dt = (dt @ self.dt_proj.weight.t()).transpose(1, 2)  # (batch, d_inner, length)
         return dt, B.transpose(1, 2), C.transpose(1, 2), self.dt_proj.bias
 
-    def step(self, hidden: torch.Tensor, cache: LayerCache) -> torch.Tensor:
-        """One token, recurrently: hidden (batch, mixer_width) -> (batch, mixer_width).
-
-        The generation loop runs this once per token and layer, where every tensor op costs
-        microseconds of dispatch: so no module calls, no transposes, the convolution is a
-        dot product with the cached window, and the state update runs unchecked.
-        """
-        di, r, n = self.d_inner, self.dt_rank, self.d_state
-        xz = F.linear(hidden, self.in_proj.weight, self.in_proj.bias)  # (batch, 2 d_inner)
-        x, z = xz[:, :di], xz[:, di:]
-        w = self.conv1d.weight[:, 0]  # (d_inner, d_conv)
-        conv = cache.conv if cache.conv.dtype == x.dtype else cache.conv.to(x.dtype)
-        xc = x * w[:, -1] + (conv * w[:, :-1]).sum(-1)
-        if self.conv1d.bias is not None:
-            xc = xc + self.conv1d.bias
-        cache.conv = torch.cat([conv[..., 1:], x[..., None]], dim=-1)
-        x = F.silu(xc)
-        x_db = F.linear(x, self.x_proj.weight)  # (batch, r + 2n)
-        dt = F.linear(x_db[:, :r], self.dt_proj.weight)
-        if cache.ssm.dtype != torch.float32 or not cache.ssm.is_contiguous():
-            cache.ssm = cache.ssm.float().contiguous()
-        y = state_update_unchecked(cache.ssm, x, dt, -torch.exp(self.A_log.float()),
-                                   x_db[:, r:r + n], x_db[:, r + n:], self.D.float(), z,
-                                   self.dt_proj.bias.float(), dt_softplus=True,
-                                   backend=self.cfg.scan_backend)
-        return F.linear(y, self.out_proj.weight, self.out_proj.bias)
-
     def forward(self, hidden: torch.Tensor, cache: Optional[LayerCache] = None,
                 lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """hidden: (batch, length, mixer_width) -> (batch, length, mixer_width).
 
         ``lengths`` is accepted for a uniform interface and unused: a causal scan over a
         right-padded row never lets the pads reach a real position.  With ``cache`` the call
-        continues from its state and updates it.  One token without autograd takes the
-        recurrent step; anything else the scan.
+        continues from its state and updates it (any length, one token included; generation's
+        fast per-token path is :class:`seqmamba.stepper.RecurrentStepper`).
         """
-        L = hidden.shape[1]
-        if cache is not None and L == 1 and self.cfg.selective and not torch.is_grad_enabled():
-            return self.step(hidden[:, 0], cache)[:, None]
         xz = self.in_proj(hidden).transpose(1, 2)  # (batch, 2 d_inner, length)
         x, z = xz.chunk(2, dim=1)
         x = self._conv(x, cache)

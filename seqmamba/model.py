@@ -97,33 +97,8 @@ class MambaBackbone(nn.Module):
     def features(self, hidden: torch.Tensor) -> torch.Tensor:
         return rc_features(hidden) if self.cfg.rc_equivariant else hidden
 
-    def step(self, input_ids: torch.Tensor, cache: InferenceCache) -> torch.Tensor:
-        """One position for every row, recurrently: input_ids (batch, 1) -> (batch, 1, d_model).
-
-        The same arithmetic as :meth:`forward` on one position, without the per-module call
-        overhead that dominates a generation step of a small model."""
-        hidden = self.embedding(input_ids)[:, 0]
-        residual = None
-        for layer, lc in zip(self.layers, cache.layers):
-            residual = hidden + residual if residual is not None else hidden
-            if layer.residual_in_fp32:
-                residual = residual.float()
-            normed = layer.norm(residual)
-            if not torch.is_autocast_enabled(normed.device.type):
-                normed = normed.to(layer.mixer.in_proj.weight.dtype)
-            hidden = layer.mixer.step(normed, lc)
-        out = self.norm_f(hidden + residual)
-        cache.seqlen_offset += 1
-        if not torch.is_autocast_enabled(out.device.type):
-            out = out.to(self.embedding.weight.dtype)
-        return out[:, None]
-
     def forward(self, input_ids: torch.Tensor, lengths: Optional[torch.Tensor] = None,
                 inference_cache: Optional[InferenceCache] = None) -> torch.Tensor:
-        if (inference_cache is not None and input_ids.shape[1] == 1 and self.cfg.causal
-                and self.cfg.selective and self.cfg.input_type == "tokens"
-                and not torch.is_grad_enabled()):
-            return self.step(input_ids, inference_cache)
         hidden = self.embedding(input_ids)
         residual = None
         for i, layer in enumerate(self.layers):

@@ -14,6 +14,7 @@ import torch
 
 from .config import MambaConfig
 from .heads import MambaForTokenClassification, MambaLMHeadModel
+from .stepper import RecurrentStepper
 
 
 @dataclass
@@ -39,7 +40,8 @@ def model_self_check(device: str = "cpu", seed: int = 0) -> List[ModelCheck]:
     x = torch.randint(0, 16, (2, 200), device=device)
     full = lm(x).logits
     cache = lm.allocate_inference_cache(2)
-    steps = torch.stack([lm.step(x[:, t], cache) for t in range(x.shape[1])], 1)
+    stepper = RecurrentStepper(lm)  # the per-token path generation runs
+    steps = torch.stack([stepper(x[:, t], cache) for t in range(x.shape[1])], 1)
     chunked = lm(x, chunk_size=48).logits
     comp = [3, 2, 1, 0] + list(range(4, 16))
     rc = MambaForTokenClassification(cfg.replace(rc_equivariant=True, complement_map=comp,

@@ -4,12 +4,13 @@ Generating one token from a small model is a few dozen tensor operations on tens
 thousand elements, so Python overhead (module calls, attribute look-ups, dtype checks) costs
 more than the arithmetic.  :class:`RecurrentStepper` reads every weight once into plain local
 structures and runs the same arithmetic as the model's forward pass on one position: the tests
-compare it with full forward passes.
+compare it with full forward passes.  The state update is the model's scan backend's
+``selective_state_update`` (``kernels``); ``compile=True`` compiles this same step.
 """
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -67,15 +68,18 @@ class RecurrentStepper:
         nf = bb.norm_f
         self.norm_f = (nf.weight.float(), getattr(nf, "bias", None), nf.eps)
         self.d_inner, self.r, self.n = cfg.d_inner, cfg.dt_rank_value, cfg.d_state
-        self.update = state_update_fn(cfg.scan_backend, self.emb.device, self.dtype)
         self.fp32_residual = cfg.residual_in_fp32
-        self._compiled = None
+        if compile and self.dtype != torch.float32:
+            raise ValueError("RecurrentStepper(compile=True) supports float32 models only")
+        # the model's scan backend does the state update; compiled, the backend's traceable
+        # form (on a CPU the torch backend's update, which inductor fuses with the rest)
+        self.update = state_update_fn(cfg.scan_backend, self.emb.device, self.dtype,
+                                      traceable=compile)
+        self._run = self._step
         if compile:
-            if self.dtype != torch.float32:
-                raise ValueError("RecurrentStepper(compile=True) supports float32 models only")
-            # one fused graph instead of ~80 dispatched ops: ~3x faster per step on a CPU,
+            # one fused graph instead of ~80 dispatched ops: ~2-3x faster per step on a CPU,
             # after a one-off compilation of about 20 s (needs a C++ compiler for inductor)
-            self._compiled = torch.compile(self._step_tensors, dynamic=False, fullgraph=True)
+            self._run = torch.compile(self._step, dynamic=False, fullgraph=True)
 
     @staticmethod
     def _fused_x_proj(mx) -> tuple:
@@ -94,60 +98,44 @@ class RecurrentStepper:
                 return w, torch.cat([dt_b, dt_b.new_zeros(2 * n)]), None
         return w, None, dt_b
 
-    def _step_tensors(self, tokens: torch.Tensor, convs: List[torch.Tensor],
-                      ssms: List[torch.Tensor]) -> torch.Tensor:
-        """The float32 step as a pure function of tensors (states updated in place), the form
-        torch.compile traces: no Python objects are mutated inside."""
-        di, n = self.d_inner, self.n
-        hidden = F.embedding(tokens, self.emb)
-        residual = None
-        for L, conv, ssm in zip(self.layers, convs, ssms):
-            residual = hidden if residual is None else hidden + residual
-            xz = F.linear(_norm(residual, L.norm_w, L.norm_b, L.eps), L.in_w, L.in_b)
-            x, z = xz[:, :di], xz[:, di:]
-            xc = torch.addcmul((conv * L.conv_rest).sum(-1), x, L.conv_last)
-            if L.conv_b is not None:
-                xc = xc + L.conv_b
-            conv.copy_(torch.cat([conv[..., 1:], x[..., None]], dim=-1))
-            x = F.silu(xc)
-            dbc = F.linear(x, L.proj_w, L.proj_b)
-            dt = F.softplus(dbc[:, :di])
-            ssm.copy_(ssm * torch.exp(dt[..., None] * L.A)
-                      + (dt * x)[..., None] * dbc[:, None, di:di + n])
-            y = torch.bmm(ssm, dbc[:, di + n:, None])[..., 0] + x * L.D
-            hidden = F.linear(y * F.silu(z), L.out_w, L.out_b)
-        return F.linear(_norm(hidden + residual, *self.norm_f), self.head)
+    def _step(self, tokens: torch.Tensor, convs: List[torch.Tensor],
+              ssms: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """tokens (batch,) -> (logits (batch, vocab_size), each layer's next conv window
+        (batch, d_inner, d_conv - 1)); each layer's state (batch, d_inner, d_state) is updated
+        in place by the state update.
 
-    @torch.no_grad()
-    def __call__(self, tokens: torch.Tensor, cache: InferenceCache) -> torch.Tensor:
-        if self._compiled is not None:
-            for lc in cache.layers:  # written in place: must be plain dense tensors
-                if not lc.conv.is_contiguous():
-                    lc.conv = lc.conv.contiguous()
-            logits = self._compiled(tokens, [lc.conv for lc in cache.layers],
-                                    [lc.ssm for lc in cache.layers])
-            cache.seqlen_offset += 1
-            return logits
+        A function of tensors only (no Python object is mutated inside), so the eager step and
+        the compiled one are this same code; in float32 the casts are no-ops."""
         di, n, dtype = self.d_inner, self.n, self.dtype
         hidden = F.embedding(tokens, self.emb)
-        residual = None
-        for L, lc in zip(self.layers, cache.layers):
+        residual, new_convs = None, []
+        for L, conv, ssm in zip(self.layers, convs, ssms):
             residual = hidden if residual is None else hidden + residual
             if self.fp32_residual:
                 residual = residual.float()
             h = _norm(residual.float(), L.norm_w, L.norm_b, L.eps).to(dtype)
             xz = F.linear(h, L.in_w, L.in_b)
             x, z = xz[:, :di], xz[:, di:]
-            conv = lc.conv
             xc = torch.addcmul((conv * L.conv_rest).sum(-1), x, L.conv_last)
             if L.conv_b is not None:
                 xc = xc + L.conv_b
-            lc.conv = torch.cat([conv[..., 1:], x[..., None]], dim=-1)
+            new_convs.append(torch.cat([conv[..., 1:], x[..., None]], dim=-1))
             x = F.silu(xc)
             dbc = F.linear(x, L.proj_w, L.proj_b)
-            y = self.update(lc.ssm, x, dbc[:, :di], L.A, dbc[:, di:di + n], dbc[:, di + n:], L.D,
+            y = self.update(ssm, x, dbc[:, :di], L.A, dbc[:, di:di + n], dbc[:, di + n:], L.D,
                             z, L.dt_b, True)
             hidden = F.linear(y, L.out_w, L.out_b)
         out = _norm((hidden + residual).float(), *self.norm_f).to(dtype)
+        return F.linear(out, self.head), new_convs
+
+    @torch.no_grad()
+    def __call__(self, tokens: torch.Tensor, cache: InferenceCache) -> torch.Tensor:
+        for lc in cache.layers:  # updated in place: a dense float32 tensor
+            if lc.ssm.dtype != torch.float32 or not lc.ssm.is_contiguous():
+                lc.ssm = lc.ssm.float().contiguous()
+        logits, convs = self._run(tokens, [lc.conv.to(self.dtype) for lc in cache.layers],
+                                  [lc.ssm for lc in cache.layers])
+        for lc, conv in zip(cache.layers, convs):
+            lc.conv = conv
         cache.seqlen_offset += 1
-        return F.linear(out, self.head)
+        return logits

@@ -123,6 +123,29 @@ def test_recurrent_stepper_equals_full_forward(kw):
     assert (steps - full[:, 1:]).abs().max() <= 2e-5 * full.abs().max()
 
 
+@pytest.mark.parametrize("backend", ["reference", "torch", "cpu"])
+def test_recurrent_stepper_runs_the_models_scan_backend(backend, monkeypatch):
+    """The step's state update is the kernels' update of cfg.scan_backend, and every backend
+    gives the full forward's logits."""
+    import kernels.dispatch as dispatch
+    from seqmamba.stepper import RecurrentStepper
+
+    m = model(4, scan_backend=backend)
+    p = prompt(2, 16, 7)
+    resolved = []
+    real = dispatch.resolve_backend
+    monkeypatch.setattr(dispatch, "resolve_backend",
+                        lambda *a: resolved.append(real(*a)) or resolved[-1])
+    with torch.no_grad():
+        full = m(p).logits
+        cache = m.allocate_inference_cache(2)
+        resolved.clear()
+        stepper = RecurrentStepper(m)
+        assert resolved == [backend]
+        steps = torch.stack([stepper(p[:, t], cache) for t in range(16)], 1)
+    assert (steps - full).abs().max() <= 2e-5 * full.abs().max()
+
+
 def test_recurrent_stepper_in_bf16_keeps_the_dt_bias_in_float32():
     """bf16 weights: the fused dt/B/C matmul runs in bf16, the dt bias is added in float32 by
     the state update (the float32 path folds it into the matmul instead)."""
