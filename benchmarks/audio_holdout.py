@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 
 from pipelines.audio.baselines import logmel_baseline  # noqa: E402
 from pipelines.audio.datasets import AudioClips, label_names, read_clips  # noqa: E402
-from pipelines.runs import write_csv_atomic  # noqa: E402
+from seqmamba.atomic import write_csv_atomic  # noqa: E402
 
 RECIPE = ROOT / "pipelines" / "recipes" / "audio_digits_mixed.yaml"
 

@@ -24,9 +24,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-CONFORMANCE = REPO / "tests" / "data" / "conformance" / "selective_scan_v1.pt"
-BENCHMARK = REPO / "benchmarks" / "scan.py"
+from .bundled import bundled
+
+CONFORMANCE = bundled("conformance", "selective_scan_v1.pt")
+# a script of the source checkout, not package data: an installed wheel's demo skips it
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "scan.py"
 
 
 def _version(module: str) -> str:
@@ -107,12 +109,12 @@ def demo_dna(workdir: Path, steps: int) -> int:
 
     if workdir.exists():
         shutil.rmtree(workdir)  # the demo's own scratch directory
-    data = REPO / "data"
+    data = bundled("data")
     quiet = ["--no-progress"]
     steps_ft = max(2, steps // 2)
     print(f"\n== DNA: pretrain on E. coli ({steps} steps), held-out bits per base vs Markov ==",
           flush=True)
-    rc = dna(["pretrain", "--manifest", str(REPO / "data_manifests" / "genomes.yaml"),
+    rc = dna(["pretrain", "--manifest", str(bundled("data_manifests", "genomes.yaml")),
               "--split", "ecoli-90-10", "--out", str(workdir / "pretrain"), "--seq-len", "512",
               "--batch-size", "8", "--d-model", "64", "--n-layer", "2", "--max-steps", str(steps),
               "--val-every", str(steps), "--val-windows", "32", "--warmup-steps",
@@ -142,7 +144,7 @@ def demo_audio(workdir: Path, steps: int) -> int:
     two espeak-ng accents held out (beside a log-mel baseline), then batch-predict the clips."""
     from .audio.cli import main as audio
 
-    clips = REPO / "data" / "audio" / "spoken_digits_espeak"
+    clips = bundled("data", "audio", "spoken_digits_espeak")
     print(f"\n== audio: fine-tune a spoken-digit classifier on raw waveforms ({steps} steps) ==",
           flush=True)
     rc = audio(["finetune", "--train", str(clips), "--out", str(workdir / "digits"),
@@ -171,8 +173,8 @@ def cmd_demo(args) -> int:
     if args.no_bench:
         return 0
     if not BENCHMARK.exists():
-        print(f"benchmarks/scan.py is not beside this install ({REPO}); "
-              "run the demo from a source checkout for the benchmark")
+        print("the scan benchmark (benchmarks/scan.py) comes with a source checkout, not with "
+              "an installed package: skipped")
         return 0
     out = args.out or Path(args.workdir) / f"scan_demo_{args.device or 'cpu'}.csv"  # not the source tree
     cmd = [sys.executable, str(BENCHMARK), "--lengths", *map(str, args.lengths), "--dim",
@@ -198,14 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="backends to check (default: those usable here; triton on CPU "
                             "only when named, as its interpreter is slow)")
         q.add_argument("--conformance", default=None,
-                       help=f"conformance vectors (default: {CONFORMANCE.relative_to(REPO)})")
+                       help="conformance vectors (default: the bundled selective_scan_v1.pt)")
         if name == "demo":
             q.add_argument("--no-bench", action="store_true", help="skip the benchmark")
             q.add_argument("--dna-steps", type=int, default=300,
                            help="training steps of the DNA demo (0 skips it)")
             q.add_argument("--audio-steps", type=int, default=300,
                            help="training steps of the audio demo (0 skips it)")
-            q.add_argument("--workdir", type=Path, default=REPO / "runs" / "demo",
+            q.add_argument("--workdir", type=Path, default=Path("runs") / "demo",
                            help="where the demo's runs go (replaced on every demo)")
             q.add_argument("--lengths", type=int, nargs="+", default=[2048, 8192])
             q.add_argument("--dim", type=int, default=256)

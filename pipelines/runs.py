@@ -10,8 +10,9 @@ from typing import Optional
 
 import yaml
 
-from seqmamba.atomic import commit, write_csv_atomic, write_json_atomic  # noqa: F401  (re-exported)
+from seqmamba.atomic import commit
 
+from .bundled import shipped_recipe, shipped_recipe_names
 from .errors import InputError
 
 
@@ -19,7 +20,8 @@ def add_trainer_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--out", type=Path, required=True, help="run directory")
     g.add_argument("--config", type=Path, default=None,
-                   help="recipe YAML: any of these options as keys; the command line wins")
+                   help="recipe YAML, or the name of a shipped recipe (e.g. dna_splice): any of "
+                        "these options as keys; the command line wins")
     g.add_argument("--max-steps", type=int, default=1000)
     g.add_argument("--batch-size", type=int, default=16)
     g.add_argument("--lr", type=float, default=2e-3)
@@ -55,7 +57,11 @@ def parse_with_recipe(parser: argparse.ArgumentParser, argv) -> argparse.Namespa
     if getattr(args, "config", None):
         path = Path(args.config)
         if not path.is_file():
-            raise InputError("no such recipe file", path=path)
+            path = shipped_recipe(str(args.config))
+        if path is None:
+            raise InputError("no such recipe file", path=args.config,
+                             fix="give a YAML file or a shipped recipe: "
+                                 + ", ".join(shipped_recipe_names()))
         try:
             recipe = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:

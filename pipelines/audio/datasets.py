@@ -28,12 +28,12 @@ import torch
 import yaml
 from torch.utils.data import Dataset
 
+from ..bundled import bundled
 from ..errors import InputError
 from .crop import center_crop, random_crop
 from .io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS, audio_info, normalize_peak, read_audio
 
-REPO = Path(__file__).resolve().parents[2]
-AUDIO_MANIFEST = REPO / "data_manifests" / "audio.yaml"
+AUDIO_MANIFEST = bundled("data_manifests", "audio.yaml")
 
 SPLITS = ("train", "val", "test")
 _SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",

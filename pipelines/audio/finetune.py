@@ -28,9 +28,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from seqmamba.atomic import write_json_atomic
+
 from ..errors import InputError
-from ..runs import (add_trainer_args, parse_with_recipe, prepare_run_dir,
-                    write_json_atomic)
+from ..runs import add_trainer_args, parse_with_recipe, prepare_run_dir
 from .args import add_clip_reading_args, add_clip_set_args
 from .crop import center_crop, random_crop
 from .datasets import AudioClips, collate, label_names, read_clips, split_clips

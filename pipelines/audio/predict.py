@@ -28,9 +28,10 @@ from typing import List, Optional, Tuple
 import torch
 
 from seqmamba import MambaForSequenceClassification, MambaLMHeadModel
+from seqmamba.atomic import write_csv_atomic
 
 from ..errors import InputError
-from ..runs import PartialTable, write_csv_atomic
+from ..runs import PartialTable
 from .crop import center_crop
 from .models import encode_input, model_extra, resolve_model_dir
 from .io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS, normalize_peak, read_audio

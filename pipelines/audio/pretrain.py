@@ -25,9 +25,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from seqmamba.atomic import write_json_atomic
+
 from ..errors import InputError
 from ..runs import (add_trainer_args, best_or_last, export_final, parse_with_recipe,
-                    prepare_run_dir, write_json_atomic)
+                    prepare_run_dir)
 from .args import add_clip_reading_args, add_clip_set_args
 from .datasets import Clip, read_clips, split_clips
 from .io import AUDIO_EXTENSIONS, normalize_peak, read_audio

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from seqmamba.atomic import write_json_atomic
+
 from ..errors import InputError
-from ..runs import (add_trainer_args, parse_with_recipe, prepare_run_dir,
-                    write_json_atomic)
+from ..runs import add_trainer_args, parse_with_recipe, prepare_run_dir
 from .baselines import logistic_baseline
 from .labelled import LabelledSet, pad_collate, read_labelled
 from .models import resolve_model_dir, tokenizer_of

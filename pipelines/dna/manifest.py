@@ -9,11 +9,11 @@ from typing import List, Tuple
 
 import yaml
 
+from ..bundled import bundled
 from ..errors import InputError
 from .windows import Interval, fraction_intervals, read_bed, record_intervals
 
-REPO = Path(__file__).resolve().parents[2]
-MANIFESTS = REPO / "data_manifests"
+MANIFESTS = bundled("data_manifests")
 
 
 @lru_cache(maxsize=None)

@@ -17,9 +17,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from seqmamba.atomic import write_json_atomic
+
 from ..errors import InputError
 from ..runs import (add_trainer_args, best_or_last, export_final, parse_with_recipe,
-                    prepare_run_dir, write_json_atomic)
+                    prepare_run_dir)
 from .manifest import load_split
 from .markov import MarkovModel
 from .tokenizer import DNATokenizer

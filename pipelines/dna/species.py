@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..runs import (add_trainer_args, export_final, parse_with_recipe, prepare_run_dir,
-                    write_csv_atomic, write_json_atomic)
+from seqmamba.atomic import write_csv_atomic, write_json_atomic
+
+from ..runs import add_trainer_args, export_final, parse_with_recipe, prepare_run_dir
 from .baselines import kmer_features
 from .manifest import split_by_label
 from .tokenizer import DNATokenizer
