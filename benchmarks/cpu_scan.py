@@ -365,21 +365,11 @@ def readme_tables() -> str:
     return "\n".join(out)
 
 
-BEGIN, END = "<!-- cpu_scan tables: begin -->", "<!-- cpu_scan tables: end -->"
+def update_readme() -> None:
+    """Rebuild the README's cpu_scan block from the CSVs (benchmarks/readme_tables.py)."""
+    from readme_tables import main as readme_tables_main
 
-
-def update_readme(readme: Path = ROOT / "README.md") -> None:
-    """Replace the text between the README's cpu_scan markers (written atomically)."""
-    text = readme.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{readme} has no '{BEGIN}' ... '{END}' markers")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    sys.path.insert(0, str(ROOT))
-    from seqmamba.atomic import write_text_atomic
-
-    write_text_atomic(f"{head}{BEGIN}\n{readme_tables()}\n{END}{tail}", readme)
-    print(f"updated {readme}")
+    readme_tables_main(["--only", "cpu_scan tables"])
 
 
 def main(argv=None) -> int:

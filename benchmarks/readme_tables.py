@@ -1,0 +1,222 @@
+"""The README's measured figures, regenerated from the files the benchmarks and recipes wrote.
+
+    python benchmarks/readme_tables.py            # rewrite every block of the README
+    python benchmarks/readme_tables.py --check    # exit 1 if a block differs (the tests run this)
+
+Each block sits between ``<!-- NAME: begin -->`` and ``<!-- NAME: end -->`` and is built by one
+function below from ``benchmarks/results/``: no figure in those blocks is typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+README = ROOT / "README.md"
+
+
+def _csv(name: str) -> List[dict]:
+    with open(RESULTS / name, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _json(name: str) -> dict:
+    return json.loads((RESULTS / name).read_text())
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple:
+    """The Wilson score interval of a binomial proportion (95% by default): (low, high)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _pct(x: float, digits: int = 1) -> str:
+    return f"{100 * x:.{digits}f}%"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min"
+
+
+# ------------------------------------------------------------------------------------- blocks
+
+# The Mamba paper (Gu & Dao 2023), Table 1 (selective copying, length 4096, 16 tokens) and
+# Table 2 / Figure (induction heads trained at 256, evaluated 2^6 .. 2^20).
+PAPER_COPYING = {"mamba (S6)": "99.8% (S6, length 4096, 16 tokens)",
+                 "no selection (S4-like)": "18.3% (S4, same setting)"}
+PAPER_INDUCTION = "100% (every length 2^6 ... 2^20)"
+
+
+def synthetic() -> str:
+    rows = _csv("synthetic.csv")
+    out = ["| task | eval length | sequences | ours | 95% interval | paper |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        n, acc = int(r["n_eval"]), float(r["accuracy"])
+        if r["task"] == "selective_copying":
+            # accuracy over n_eval rows x n_tokens answers (the interval treats them as
+            # independent, which they are not quite within a row)
+            trials = n * int(r["n_tokens"])
+            what = (f"selective copying, {r['model']}, {r['n_tokens']} tokens, "
+                    f"{r['train_steps']} steps")
+            paper = PAPER_COPYING.get(r["model"], "-")
+        else:
+            trials = n
+            what = f"induction heads, trained at {r['train_len']} ({r['train_steps']} steps)"
+            paper = PAPER_INDUCTION
+        lo, hi = wilson_interval(round(acc * trials), trials)
+        k = int(r["eval_len"]).bit_length() - 1
+        length = f"2^{k}" if 1 << k == int(r["eval_len"]) else r["eval_len"]
+        out.append(f"| {what} | {length} | {n} | {_pct(acc, 2)} | {_pct(lo)} - {_pct(hi)} "
+                   f"| {paper} |")
+    return "\n".join(out)
+
+
+def dna_results() -> str:
+    pre = _json("dna_ecoli_pretrain_report.json")
+    splice = _json("dna_splice_report.json")
+    species = _json("dna_species_report.json")
+    by_len = {int(r["length"]): r for r in _csv("dna_species_accuracy_by_length.csv")}
+    shown = [n for n in (64, 256, 1024, 2048, 4096) if n in by_len]
+    lens = " / ".join(f"2^{n.bit_length() - 1}" for n in shown)
+    n_test = by_len[shown[0]]["n_test"]
+    model = " / ".join(f"{float(by_len[n]['model_acc']):.3f}" for n in shown)
+    base = " / ".join(f"{float(by_len[n]['kmer3_logreg_acc']):.3f}" for n in shown)
+    return "\n".join([
+        "| task | seqmamba | classic baseline, same split |",
+        "|---|---|---|",
+        f"| E. coli pretraining, held-out last 10% (`dna_pretrain_ecoli.yaml`, {pre['steps']} "
+        f"steps; `dna_ecoli_pretrain_report.json`) | {pre['val_bits_per_base']:.3f} bits/base "
+        f"| best Markov (order {pre['best_markov_order']}) "
+        f"{pre['best_markov_bits_per_base']:.3f} |",
+        f"| splice junctions, stratified 20% (`dna_splice.yaml`, center pooling + EMA; "
+        f"`dna_splice_report.json`) | {splice['model']['acc']:.3f} accuracy "
+        f"| {splice['baseline']['name']} {splice['baseline']['acc']:.3f} |",
+        f"| species of origin, {lens} bases, {n_test} test windows each (`seqmamba dna "
+        f"species`, {_minutes(species['train_seconds'])} of training; "
+        f"`dna_species_report.json`) | {model} | 3-mer profile LR {base} |",
+    ])
+
+
+def audio_results() -> str:
+    rep = _json("audio_digits_mixed_report.json")
+    groups = rep["split"]["val_groups"]
+    per = lambda who: " / ".join(f"{rep['accuracy_by_group'][who][g]:.3f}" for g in groups)  # noqa: E731
+    eager = [float(r["samples_per_s"]) for r in _csv("audio_generation.csv")]
+    comp = [float(r["samples_per_s"]) for r in _csv("audio_generation_compiled.csv")]
+    threads = {r["threads"] for r in _csv("audio_generation.csv") + _csv("audio_generation_compiled.csv")}
+    secs = ", ".join(f"{float(r['seconds']):g}" for r in _csv("audio_generation.csv"))
+    rng = lambda v: f"{min(v):,.0f}-{max(v):,.0f}"  # noqa: E731
+    return "\n".join([
+        "| task | seqmamba | classic baseline, same split |",
+        "|---|---|---|",
+        f"| spoken digits, {rep['split']['train_clips'] + rep['split']['val_clips']} clips of 2 "
+        f"engines, held out: {', '.join(groups)} (`audio_digits_mixed.yaml`, "
+        f"{_minutes(rep['train_seconds'])} of training; `audio_digits_mixed_report.json`) "
+        f"| {rep['model']['acc']:.3f} (per group {per('model')}) "
+        f"| log-mel + logistic regression {rep['baseline']['acc']:.3f} ({per('baseline')}) |",
+        f"| generation, 2 layers, d_model 64, 256 mu-law classes, batch 1 "
+        f"(`benchmarks/audio_generation.py [--compile]`, {secs} s of audio at "
+        f"{'/'.join(sorted(threads))} threads) | eager step {rng(eager)} samples/s, compiled "
+        f"step (`--compile`) {rng(comp)} (`audio_generation.csv`, "
+        f"`audio_generation_compiled.csv`) | - |",
+    ])
+
+
+def audio_holdout() -> str:
+    rows = _csv("audio_holdout.csv")
+    f1 = lambda v: f"{float(v):.3f}" if v else "-"  # noqa: E731  (the mean row has none)
+    return "\n".join(["| held out | clips | log-mel + LR accuracy | macro-F1 |",
+                      "|---|---|---|---|"] +
+                     [f"| {r['held_out']} | {r['val_clips']} | {float(r['acc']):.3f} "
+                      f"| {f1(r['macro_f1'])} |" for r in rows])
+
+
+def generation() -> str:
+    rows = _csv("generation.csv")
+    tps = [float(r["tokens_per_s"]) for r in rows]
+    r0 = rows[0]
+    return (f"Generation (`benchmarks/generation.py`, `generation.csv`; d_model {r0['d_model']}, "
+            f"{r0['n_layer']} layers, {r0['new_tokens']} new tokens after prompts of "
+            f"{int(rows[0]['context']):,} to {int(rows[-1]['context']):,} tokens): "
+            f"{min(tps):,.0f}-{max(tps):,.0f} tokens/s, the slowest context at "
+            f"{max(float(r['relative_to_shortest']) for r in rows):.2f}x the shortest's "
+            f"per-token time.")
+
+
+def scan_cpu() -> str:
+    sys.path.insert(0, str(HERE))
+    from scan import report_from_csv
+
+    return "```\n" + "\n".join(report_from_csv(RESULTS / "scan_cpu.csv")) + "\n```"
+
+
+def cpu_scan() -> str:
+    sys.path.insert(0, str(HERE))
+    from cpu_scan import readme_tables
+
+    return readme_tables()
+
+
+BLOCKS: Dict[str, Callable[[], str]] = {
+    "cpu_scan tables": cpu_scan, "scan_cpu": scan_cpu, "synthetic": synthetic,
+    "dna results": dna_results, "audio results": audio_results,
+    "audio holdout": audio_holdout, "generation": generation,
+}
+
+
+def render(text: str, only=None) -> str:
+    """``text`` with every block present in it (or those in ``only``) rebuilt."""
+    for name, build in BLOCKS.items():
+        if only and name not in only:
+            continue
+        begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+        if begin not in text:
+            continue
+        head, rest = text.split(begin, 1)
+        if end not in rest:
+            raise SystemExit(f"README block {name!r} has no end marker")
+        _, tail = rest.split(end, 1)
+        text = f"{head}{begin}\n{build()}\n{end}{tail}"
+    return text
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 on a difference")
+    p.add_argument("--only", nargs="+", choices=sorted(BLOCKS), help="rebuild these blocks only")
+    p.add_argument("--readme", type=Path, default=README)
+    a = p.parse_args(argv)
+    text = a.readme.read_text()
+    new = render(text, a.only)
+    if a.check:
+        if new != text:
+            import difflib
+
+            sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
+                                                       "README.md", "regenerated"))
+            return 1
+        return 0
+    if new != text:
+        sys.path.insert(0, str(ROOT))
+        from seqmamba.atomic import write_text_atomic
+
+        write_text_atomic(new, a.readme)
+        print(f"updated {a.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
