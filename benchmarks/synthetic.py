@@ -51,7 +51,6 @@ cores (OpenMP threads waiting on each other: measured up to 10x slower at 2 thre
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -67,7 +66,8 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: seqmamba lives i
     sys.path.insert(0, str(ROOT))
 
 from seqmamba import MambaConfig, MambaLMHeadModel  # noqa: E402
-from seqmamba.atomic import write_csv_atomic as write_csv  # noqa: E402
+from seqmamba.atomic import write_csv_atomic  # noqa: E402
+from seqmamba.schedule import warmup_cosine  # noqa: E402
 
 # ---- vocabulary (16 tokens, as in the paper) ----
 VOCAB = 16
@@ -170,11 +170,9 @@ def make_model(selective: bool, seed: int, d_model: int = D_MODEL, n_layer: int 
 
 
 def lr_at(step: int, spec: TrainSpec) -> float:
-    """Linear warmup to spec.lr over spec.warmup steps, then cosine decay to spec.lr / 10."""
-    if step < spec.warmup:
-        return spec.lr * (step + 1) / spec.warmup
-    t = (step - spec.warmup) / max(1, spec.steps - spec.warmup)
-    return spec.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+    """Linear warmup to spec.lr over spec.warmup steps, then cosine decay to spec.lr / 10
+    (the schedule of the training commands)."""
+    return spec.lr * warmup_cosine(step, spec.warmup, spec.steps)
 
 
 def train(model: MambaLMHeadModel, spec: TrainSpec,
@@ -313,12 +311,6 @@ def setups(quick: bool, steps: Optional[int], max_eval_log2: Optional[int]):
     return copy, ind
 
 
-def write_csv_atomic(rows: list, path: Path) -> None:
-    """``rows`` (dicts keyed by FIELDS) as CSV, atomically (a reader or a killed run never
-    sees a half-written table)."""
-    write_csv(rows, path, FIELDS)
-
-
 def format_table(rows: list) -> str:
     """The rows as an aligned text table (the columns the README reports)."""
     cols = ["task", "model", "train_len", "eval_len", "accuracy", "n_eval", "train_steps",
@@ -363,7 +355,7 @@ def main(argv=None) -> int:
     def emit(**row):
         row.update(d_model=D_MODEL, n_layer=N_LAYER, d_state=D_STATE, seed=a.seed)
         rows.append(row)
-        write_csv_atomic(rows, out)  # after every row: a stopped run keeps what it measured
+        write_csv_atomic(rows, out, FIELDS)  # after every row: a stopped run keeps what it measured
         print(f"  -> {row['task']} {row['model']} eval_len={row['eval_len']}: "
               f"accuracy {row['accuracy']:.4f} on {row['n_eval']} sequences", flush=True)
 

@@ -7,8 +7,9 @@ devices and DDP; these modules only say what a step computes and which metrics t
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import lightning as L
 import numpy as np
@@ -16,17 +17,10 @@ import torch
 
 from seqmamba import (MambaConfig, MambaForSequenceClassification, MambaLMHeadModel,
                       MambaPreTrainedModel)
-from seqmamba.atomic import atomic_output
+from seqmamba.atomic import atomic_output, write_json_atomic
+from seqmamba.schedule import warmup_cosine
 
 LN2 = math.log(2.0)
-
-
-def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.1) -> float:
-    """Learning-rate multiplier: linear warm-up, then cosine decay to ``floor``."""
-    if step < warmup:
-        return (step + 1) / max(1, warmup)
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 class _Task(L.LightningModule):
@@ -325,21 +319,112 @@ def plot_confusion(confusion: np.ndarray, names, out_png: Path) -> None:
     save_figure(fig, out_png)
 
 
-def finish_classifier_run(model, out: Path, names, predict) -> tuple:
-    """After a fine-tune on rank 0: export RUN/final, score the held-out set with
-    ``predict(model) -> (probs (n, classes), labels (n,))``, draw RUN/confusion.png and
-    RUN/loss_curve.png.  Returns the held-out metrics (without the confusion matrix) and the
-    predicted class of each held-out example (n,)."""
-    from .runs import export_final
+@torch.no_grad()
+def predict_probs(model, loader) -> tuple:
+    """Class probabilities of a classifier over a loader of {input_ids, label[, attention_mask]}
+    batches -> (probs (n, classes) float32, labels (n,)) as numpy arrays."""
+    model.eval()
+    device = next(model.parameters()).device
+    probs, labels = [], []
+    for b in loader:
+        mask = b.get("attention_mask")
+        out = model(b["input_ids"].to(device),
+                    attention_mask=None if mask is None else mask.to(device))
+        probs.append(out.logits.float().softmax(-1).cpu())
+        labels.append(b["label"])
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
 
-    export_final(model, out)
-    probs, labels = predict(model)
+
+@torch.no_grad()
+def heldout_bits(model, loader) -> float:
+    """Bits per token of a language model over a loader of {input_ids[, attention_mask]}
+    windows: every position t >= 1 whose token is real (mask 1), pooled over the whole set (not
+    a mean of batch means, so it does not depend on how the windows are batched)."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, n = 0.0, 0
+    for b in loader:
+        ids = b["input_ids"].to(device)
+        mask = b.get("attention_mask")
+        logits = model(ids, attention_mask=None if mask is None else mask.to(device)).logits
+        nll = torch.nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2),
+                                                ids[:, 1:], reduction="none")  # (batch, L - 1)
+        if mask is not None:
+            nll = nll[mask[:, 1:].to(device).bool()]
+        total += float(nll.sum())
+        n += nll.numel()
+    return total / n / LN2 if n else math.nan
+
+
+def score_classifier(model, loader, names, out: Path) -> tuple:
+    """Score a classifier on a held-out loader and draw RUN/confusion.png.  Returns the
+    metrics (accuracy, MCC, macro-F1, AUROC; without the confusion matrix) and the predicted
+    class of each held-out example (n,)."""
+    probs, labels = predict_probs(model, loader)
     m = classification_metrics(labels, probs)
     plot_confusion(m.pop("confusion"), names, out / "confusion.png")
-    metrics_csv = out / "logs" / "metrics.csv"
-    if metrics_csv.exists():
-        plot_curves(metrics_csv, out / "loss_curve.png")
     return m, probs.argmax(-1)
+
+
+@dataclass
+class Job:
+    """What a training command trains: the Lightning task class (LMTask, ClassifierTask), the
+    model's config, the data, and optionally the weights it starts from."""
+
+    task_cls: type
+    model_config: dict
+    loader: object
+    val_loader: object
+    init: Optional[Path] = None
+    callbacks: Sequence = ()
+
+
+@dataclass
+class Trained:
+    """A finished fit, as the command's report function sees it (rank 0 only)."""
+
+    model: MambaPreTrainedModel  # in eval mode, RUN/final already written
+    trainer: L.Trainer
+    seconds: float
+
+    @property
+    def steps(self) -> int:
+        return self.trainer.global_step
+
+
+def run_training(a, make_job: Callable[[], Job],
+                 report: Callable[[Trained], Tuple[dict, List[str]]]) -> int:
+    """The skeleton of every training command, after it has read and checked its inputs
+    (so that bad input leaves no run directory behind):
+
+    make RUN (or find RUN's last checkpoint with --resume), seed everything, build the job,
+    fit it; then on rank 0 only: export RUN/final, call ``report(trained) -> (fields, lines)``,
+    write RUN/report.json ({task, steps, train_seconds, checkpoint} + fields, atomically), draw
+    RUN/loss_curve.png, and print the lines and what was written.  Returns the exit code."""
+    from .runs import best_or_last, export_final, prepare_run_dir
+
+    ckpt = prepare_run_dir(a.out, a.resume)
+    L.seed_everything(a.seed, workers=True, verbose=False)
+    job = make_job()
+    task, trainer, seconds = fit_task(job.task_cls, job.model_config, a, job.loader,
+                                      job.val_loader, ckpt, job.init, job.callbacks)
+    if trainer.global_rank != 0:
+        return 0
+    export_final(task.model, a.out)
+    fields, lines = report(Trained(task.model.eval(), trainer, seconds))
+    body = {"task": fields.pop("task"), "steps": trainer.global_step,
+            "train_seconds": round(seconds, 1), "checkpoint": best_or_last(trainer), **fields}
+    write_json_atomic(body, a.out / "report.json")
+    metrics_csv = a.out / "logs" / "metrics.csv"
+    if metrics_csv.exists():
+        plot_curves(metrics_csv, a.out / "loss_curve.png")
+    for line in lines:
+        print(line)
+    written = [a.out / "final", a.out / "report.json"] + [
+        p for p in (a.out / "loss_curve.png", a.out / "confusion.png") if p.exists()]
+    print(f"trained {trainer.global_step} steps in {seconds:.0f} s; wrote "
+          f"{', '.join(map(str, written))}")
+    return 0
 
 
 def accuracy_by_group(pred, labels, groups) -> dict:

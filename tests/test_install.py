@@ -9,6 +9,7 @@ the source tree, where walking up from ``__file__`` to a repository would find n
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -30,8 +31,12 @@ def installed(tmp_path_factory):
     """(bin folder of a fresh venv holding the installed wheel, env, an empty working folder)."""
     tmp = tmp_path_factory.mktemp("wheel")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    # built from a copy: setuptools writes build/ and *.egg-info beside the sources
+    src = tmp / "src"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "runs", "*.egg-info", "__pycache__", ".pytest_cache"))
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-          str(ROOT), "-w", str(tmp / "dist")], cwd=tmp, env=env)
+          str(src), "-w", str(tmp / "dist")], cwd=tmp, env=env)
     wheel = next((tmp / "dist").glob("seqmamba-*.whl"))
     venv = tmp / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp, env=env)

@@ -8,7 +8,7 @@ import torch
 
 from kernels import selective_scan, selective_scan_ref
 from kernels.torch_scan import selective_scan_torch
-from scan_cases import (DEVICE, ON_GPU, TOL, Case, assert_close_all, direct, make_inputs,
+from scan_cases import (ON_GPU, TOL, Case, assert_close_all, direct, make_inputs,
                         run_scan)
 
 # Torch backend: cheap, so a wide grid of shapes and options.

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from pipelines.errors import InputError
-from pipelines.training import accuracy_by_group, ema_callback, trainer_from_args, warmup_cosine
+from pipelines.training import accuracy_by_group, ema_callback, trainer_from_args
+from seqmamba.schedule import warmup_cosine
 
 
 class _Toy(L.LightningModule):

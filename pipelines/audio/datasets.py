@@ -16,7 +16,6 @@ must never be scored on a speaker it trained on), else a stratified random split
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import yaml
 from torch.utils.data import Dataset
 
 from ..bundled import bundled
+from ..checksums import file_sha256
 from ..errors import InputError
 from .crop import center_crop, random_crop
 from .io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS, audio_info, normalize_peak, read_audio
@@ -177,6 +177,22 @@ def label_names(clips: Sequence[Clip]) -> List[str]:
     return sorted({c.label for c in clips})
 
 
+def split_method(clips: Sequence[Clip], how: str = "auto",
+                 val_groups: Optional[Sequence[str]] = None) -> str:
+    """``how``, with "auto" resolved to the first method the clips carry the data for:
+    "column" (every clip has a split), "group" (``val_groups`` named, or every clip has a
+    group), else "stratified"."""
+    if how != "auto":
+        return how
+    with_split = sum(c.split is not None for c in clips)
+    if 0 < with_split < len(clips):
+        raise InputError(f"{with_split} of {len(clips)} clips carry a split, the others do not",
+                         path=clips[0].source, fix="give every clip a split, or none")
+    if with_split:
+        return "column"
+    return "group" if val_groups is not None or all(c.group for c in clips) else "stratified"
+
+
 def split_clips(clips: Sequence[Clip], how: str = "auto", val_fraction: float = 0.2,
                 seed: int = 0, val_groups: Optional[Sequence[str]] = None
                 ) -> Dict[str, List[Clip]]:
@@ -193,13 +209,7 @@ def split_clips(clips: Sequence[Clip], how: str = "auto", val_fraction: float = 
     if not 0 <= val_fraction < 1:
         raise InputError(f"val_fraction must be in [0, 1), got {val_fraction}")
     source = clips[0].source
-    if how == "auto":
-        with_split = sum(c.split is not None for c in clips)
-        if 0 < with_split < len(clips):
-            raise InputError(f"{with_split} of {len(clips)} clips carry a split, the others do "
-                             f"not", path=source, fix="give every clip a split, or none")
-        how = ("column" if with_split else "group" if val_groups is not None or
-               all(c.group for c in clips) else "stratified")
+    how = split_method(clips, how, val_groups)
     if how == "column":
         if any(c.split is None for c in clips):
             raise InputError("a split by column needs a split column", path=source)
@@ -323,14 +333,6 @@ def collate(items: Sequence[dict]) -> dict:
             "path": [it["path"] for it in items]}
 
 
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def bundled_set(name: str = "spoken_digits_espeak", verify: bool = True) -> dict:
     """A bundled set of ``data_manifests/audio.yaml``: its entry, with ``manifest`` (absolute
     path of its CSV) added; ``verify`` checks the sha256 of the files the entry lists."""
@@ -345,7 +347,7 @@ def bundled_set(name: str = "spoken_digits_espeak", verify: bool = True) -> dict
         p = root / f["path"]
         if not p.is_file():
             raise InputError(f"{name}: file {key!r} is missing at {p}", path=AUDIO_MANIFEST)
-        if verify and _sha256(p) != str(f["sha256"]):
+        if verify and file_sha256(p) != str(f["sha256"]):
             raise InputError(f"{name}: {p} does not match its sha256 checksum",
                              path=AUDIO_MANIFEST, fix="restore the original file")
     entry["root"] = str(root)

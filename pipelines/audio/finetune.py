@@ -28,13 +28,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from seqmamba.atomic import write_json_atomic
-
 from ..errors import InputError
-from ..runs import add_trainer_args, parse_with_recipe, prepare_run_dir
+from ..runs import add_trainer_args, parse_with_recipe
 from .args import add_clip_reading_args, add_clip_set_args
 from .crop import center_crop, random_crop
-from .datasets import AudioClips, collate, label_names, read_clips, split_clips
+from .datasets import AudioClips, collate, label_names, read_clips, split_clips, split_method
 from .models import encode_input, model_extra, resolve_model_dir
 
 # ---------------------------------------------------------------- data
@@ -120,27 +118,12 @@ def split_sets(a) -> tuple:
                              f"{sorted(shared)[0]})", path=a.val,
                              fix="held-out clips must not be trained on")
         return clips, val, "--val"
-    s = split_clips(clips, a.split, a.val_fraction, a.seed, a.val_groups)
-    how = a.split
-    if how == "auto":
-        how = ("column" if clips[0].split is not None else
-               "group" if a.val_groups is not None or all(c.group for c in clips) else "stratified")
+    how = split_method(clips, a.split, a.val_groups)
+    s = split_clips(clips, how, a.val_fraction, a.seed, a.val_groups)
     if not s["val"]:
         raise InputError("the split leaves no held-out clips", path=a.train,
                          fix="pass --val, or raise --val-fraction")
     return s["train"], s["val"], how
-
-
-@torch.no_grad()
-def predict_probs(model, loader) -> tuple:
-    model.eval()
-    device = next(model.parameters()).device
-    probs, labels = [], []
-    for b in loader:
-        out = model(b["input_ids"].to(device))
-        probs.append(out.logits.float().softmax(-1).cpu())
-        labels.append(b["label"])
-    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
 
 
 # ---------------------------------------------------------------- command
@@ -184,9 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv=None) -> int:
-    import lightning as L
-
-    from ..training import ClassifierTask, accuracy_by_group, finish_classifier_run, fit_task
+    from ..training import ClassifierTask, Job, accuracy_by_group, run_training, score_classifier
 
     a = parse_with_recipe(build_parser(), argv)
     if a.train is None:
@@ -216,75 +197,76 @@ def run(argv=None) -> int:
                             peak=a.peak, max_seconds=a.max_seconds)
     val_ds = AudioClips(val_clips, names, num_samples, sample_rate, train=False, peak=a.peak,
                         max_seconds=a.max_seconds)
-    shift = int(round(a.shift_seconds * sample_rate))
-    train_ds = Augmented(train_base, shift, a.gain_db, a.seed, a.speed, a.eq_db) \
-        if shift or a.gain_db or a.speed or a.eq_db else train_base
-    ckpt = prepare_run_dir(a.out, a.resume)
-    L.seed_everything(a.seed, workers=True, verbose=False)
     batches = Batches(encoding)
-    loader = DataLoader(train_ds, batch_size=a.batch_size, shuffle=True, collate_fn=batches,
-                        num_workers=a.workers, drop_last=len(train_ds) > a.batch_size,
-                        persistent_workers=a.workers > 0)
     val_loader = DataLoader(val_ds, batch_size=max(a.batch_size, 32), collate_fn=batches,
                             num_workers=a.workers)
     val_groups = sorted({c.group for c in val_clips if c.group})
-    extra = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
-             "seconds": a.seconds, "encoding": encoding, "peak": a.peak}
-    model_config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, vocab_size=1,
-                        input_type="waveform", frame_size=a.frame_size, frontend=a.frontend,
-                        frontend_filters=a.filters, frontend_taps=a.filter_taps,
-                        num_labels=len(names),
-                        pooling=a.pooling, bidirectional=bidirectional, dropout=a.dropout,
-                        extra=extra)
-    task, trainer, train_time = fit_task(ClassifierTask, model_config, a, loader, val_loader,
-                                         ckpt, init)
-    if trainer.global_rank != 0:
-        return 0
-    m, pred = finish_classifier_run(task.model, a.out, names, lambda mdl: predict_probs(mdl, val_loader))
-    cfg = task.model.config
-    report = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
-              "seconds": a.seconds, "encoding": encoding, "steps": trainer.global_step,
-              "train_seconds": round(train_time, 1),
-              "split": {"how": how, "train_clips": len(train_clips), "val_clips": len(val_clips),
-                        "val_groups": val_groups},
-              "architecture": {"d_model": cfg.d_model, "n_layer": cfg.n_layer,
-                               "d_state": cfg.d_state, "bidirectional": cfg.bidirectional,
-                               "input_type": cfg.input_type, "frame_size": cfg.frame_size,
-                               "frontend": cfg.frontend,
-                               "parameters": task.model.num_parameters()},
-              "model": m, "init": str(init) if init else None}
-    val_labels = [train_base.index[c.label] for c in val_clips]
-    grouped = how == "group" or (val_groups and len(val_groups) > 1)
-    if grouped:
-        by_group = {"model": accuracy_by_group(pred, val_labels, [c.group for c in val_clips])}
-    if a.baseline == "logmel":
-        from .baselines import logmel_baseline
+    grouped = how == "group" or len(val_groups) > 1
 
-        plain = AudioClips(train_clips, names, num_samples, sample_rate, train=False, peak=a.peak,
-                           max_seconds=a.max_seconds, probe=False)
-        tr = [plain[i] for i in range(len(plain))]
-        va = [val_ds[i] for i in range(len(val_ds))]
-        report["baseline"] = logmel_baseline(
-            [x["waveform"] for x in tr], [x["label"] for x in tr],
-            [x["waveform"] for x in va], [x["label"] for x in va], len(names), sample_rate, a.seed)
-        base_pred = report["baseline"].pop("predictions")
+    def job() -> Job:
+        shift = int(round(a.shift_seconds * sample_rate))
+        train_ds = Augmented(train_base, shift, a.gain_db, a.seed, a.speed, a.eq_db) \
+            if shift or a.gain_db or a.speed or a.eq_db else train_base
+        loader = DataLoader(train_ds, batch_size=a.batch_size, shuffle=True, collate_fn=batches,
+                            num_workers=a.workers, drop_last=len(train_ds) > a.batch_size,
+                            persistent_workers=a.workers > 0)
+        extra = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
+                 "seconds": a.seconds, "encoding": encoding, "peak": a.peak}
+        config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, vocab_size=1,
+                      input_type="waveform", frame_size=a.frame_size, frontend=a.frontend,
+                      frontend_filters=a.filters, frontend_taps=a.filter_taps,
+                      num_labels=len(names), pooling=a.pooling, bidirectional=bidirectional,
+                      dropout=a.dropout, extra=extra)
+        return Job(ClassifierTask, config, loader, val_loader, init)
+
+    def report(done):
+        m, pred = score_classifier(done.model, val_loader, names, a.out)
+        cfg = done.model.config
+        fields = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
+                  "seconds": a.seconds, "encoding": encoding,
+                  "split": {"how": how, "train_clips": len(train_clips),
+                            "val_clips": len(val_clips), "val_groups": val_groups},
+                  "architecture": {"d_model": cfg.d_model, "n_layer": cfg.n_layer,
+                                   "d_state": cfg.d_state, "bidirectional": cfg.bidirectional,
+                                   "input_type": cfg.input_type, "frame_size": cfg.frame_size,
+                                   "frontend": cfg.frontend,
+                                   "parameters": done.model.num_parameters()},
+                  "model": m, "init": str(init) if init else None}
+        val_labels = [train_base.index[c.label] for c in val_clips]
+        groups = [c.group for c in val_clips]
+        by_group = {"model": accuracy_by_group(pred, val_labels, groups)} if grouped else {}
+        if a.baseline == "logmel":
+            base_pred = logmel_report(fields, train_clips, names, num_samples, sample_rate,
+                                      val_ds, a)
+            if grouped:
+                by_group["baseline"] = accuracy_by_group(base_pred, val_labels, groups)
         if grouped:
-            by_group["baseline"] = accuracy_by_group(base_pred, val_labels,
-                                                     [c.group for c in val_clips])
-    if grouped:
-        report["accuracy_by_group"] = by_group
-    write_json_atomic(report, a.out / "report.json")
-    held = f"; held-out groups {', '.join(val_groups)}" if how == "group" else ""
-    line = " ".join(f"{k} {v:.4f}" for k, v in m.items())
-    print(f"held-out ({len(val_clips)} clips{held}): model {line}")
-    if grouped:
-        for g, acc in by_group["model"].items():
+            fields["accuracy_by_group"] = by_group
+        held = f"; held-out groups {', '.join(val_groups)}" if how == "group" else ""
+        lines = [f"held-out ({len(val_clips)} clips{held}): model "
+                 + " ".join(f"{k} {v:.4f}" for k, v in m.items())]
+        for g, acc in by_group.get("model", {}).items():
             base = f" (baseline {by_group['baseline'][g]:.4f})" if "baseline" in by_group else ""
-            print(f"  {g}: model acc {acc:.4f}{base}")
-    if "baseline" in report:
-        b = report["baseline"]
-        print(f"baseline {b['name']}: acc {b['acc']:.4f} macro_f1 {b['macro_f1']:.4f} "
-              f"mcc {b['mcc']:.4f}")
-    print(f"trained {trainer.global_step} steps in {train_time:.0f} s; wrote {a.out / 'final'}, "
-          f"{a.out / 'report.json'}, {a.out / 'confusion.png'}")
-    return 0
+            lines.append(f"  {g}: model acc {acc:.4f}{base}")
+        if "baseline" in fields:
+            b = fields["baseline"]
+            lines.append(f"baseline {b['name']}: acc {b['acc']:.4f} macro_f1 "
+                         f"{b['macro_f1']:.4f} mcc {b['mcc']:.4f}")
+        return fields, lines
+
+    return run_training(a, job, report)
+
+
+def logmel_report(fields, train_clips, names, num_samples, sample_rate, val_ds, a):
+    """The log-mel + logistic-regression baseline on the same split (centre crops, no
+    augmentation) into ``fields["baseline"]``; returns its held-out predictions."""
+    from .baselines import logmel_baseline
+
+    plain = AudioClips(train_clips, names, num_samples, sample_rate, train=False, peak=a.peak,
+                       max_seconds=a.max_seconds, probe=False)
+    tr = [plain[i] for i in range(len(plain))]
+    va = [val_ds[i] for i in range(len(val_ds))]
+    fields["baseline"] = logmel_baseline(
+        [x["waveform"] for x in tr], [x["label"] for x in tr],
+        [x["waveform"] for x in va], [x["label"] for x in va], len(names), sample_rate, a.seed)
+    return fields["baseline"].pop("predictions")

@@ -25,17 +25,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from seqmamba.atomic import write_json_atomic
-
 from ..errors import InputError
-from ..runs import (add_trainer_args, best_or_last, export_final, parse_with_recipe,
-                    prepare_run_dir)
+from ..runs import add_trainer_args, parse_with_recipe
 from .args import add_clip_reading_args, add_clip_set_args
-from .datasets import Clip, read_clips, split_clips
+from .datasets import Clip, read_clips, split_clips, split_method
 from .io import AUDIO_EXTENSIONS, normalize_peak, read_audio
 from .mulaw import CLASSES, SILENCE, mulaw_encode
 
-LN2 = math.log(2.0)
 
 
 # ---------------------------------------------------------------- clips
@@ -137,26 +133,6 @@ def collate(items):
     return batch
 
 
-@torch.no_grad()
-def heldout_bits(model, windows: Sequence[np.ndarray], batch_size: int) -> float:
-    """Bits per sample over every position t >= 1 of the windows (exact, not per batch)."""
-    model.eval()
-    device = next(model.parameters()).device
-    total, n = 0.0, 0
-    by_len = {}
-    for w in windows:
-        by_len.setdefault(len(w), []).append(w)
-    for length, ws in by_len.items():
-        for s in range(0, len(ws), batch_size):
-            ids = torch.from_numpy(np.stack(ws[s:s + batch_size]).astype(np.int64)).to(device)
-            logits = model(ids).logits.float()
-            nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
-                                                    ids[:, 1:].reshape(-1), reduction="sum")
-            total += float(nll)
-            n += ids.shape[0] * (length - 1)
-    return total / n / LN2 if n else math.nan
-
-
 # ---------------------------------------------------------------- command
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,9 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv=None) -> int:
-    import lightning as L
-
-    from ..training import LMTask, fit_task, plot_curves
+    from ..training import Job, LMTask, heldout_bits, run_training
     from .baselines import markov_bits
 
     a = parse_with_recipe(build_parser(), argv)
@@ -194,10 +168,7 @@ def run(argv=None) -> int:
         train_clips, val_clips = clips, pretrain_clips(a.val)
         how = "--val"
     else:
-        how = a.split
-        if how == "auto":
-            how = ("column" if clips[0].split is not None else "group"
-                   if a.val_groups is not None or all(c.group for c in clips) else "stratified")
+        how = split_method(clips, a.split, a.val_groups)
         s = split_clips(clips, how, a.val_fraction, a.seed, a.val_groups)
         train_clips, val_clips = s["train"], s["val"]
     if not val_clips or not train_clips:
@@ -209,41 +180,37 @@ def run(argv=None) -> int:
     windows = heldout_windows(val_arrays, a.seq_len, a.val_windows)
     if not windows:
         raise InputError("the held-out clips hold no window of 2 samples or more", path=a.train)
-    ckpt = prepare_run_dir(a.out, a.resume)
-    L.seed_everything(a.seed, workers=True, verbose=False)
-    samples = a.train_samples or a.max_steps * a.batch_size
-    train_ds = MulawCrops(train_arrays, a.seq_len, samples, a.seed)
-    loader = DataLoader(train_ds, batch_size=a.batch_size, shuffle=False, num_workers=a.workers,
-                        collate_fn=collate, drop_last=True, persistent_workers=a.workers > 0)
     val_loader = DataLoader(Windows(windows, a.seq_len), batch_size=a.batch_size,
                             collate_fn=collate)
-    extra = {"task": "audio-lm", "sample_rate": a.sample_rate, "encoding": "mulaw8",
-             "seq_len": a.seq_len, "peak": a.peak}
-    model_config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
-                        vocab_size=CLASSES, dropout=a.dropout, extra=extra)
-    task, trainer, train_time = fit_task(LMTask, model_config, a, loader, val_loader, ckpt)
-    if trainer.global_rank != 0:
-        return 0
-    export_final(task.model, a.out)
-    bits = heldout_bits(task.model, windows, a.batch_size)
-    markov = markov_bits(train_arrays, windows, CLASSES)
-    report = {"task": "audio-lm", "encoding": "mulaw8", "sample_rate": a.sample_rate,
-              "seq_len": a.seq_len, "steps": trainer.global_step,
-              "train_seconds": round(train_time, 1),
-              "split": {"how": how, "train_clips": len(train_clips), "val_clips": len(val_clips),
-                        "val_groups": sorted({c.group for c in val_clips if c.group})},
-              "train_audio_seconds": sum(len(x) for x in train_arrays) / a.sample_rate,
-              "val_windows": len(windows), "val_samples_scored": sum(len(w) - 1 for w in windows),
-              "val_bits_per_sample": bits, "uniform_bits_per_sample": math.log2(CLASSES),
-              "markov_bits_per_sample": markov,
-              "beats_markov": bool(bits < min(markov.values())),
-              "checkpoint": best_or_last(trainer)}
-    write_json_atomic(report, a.out / "report.json")
-    metrics_csv = a.out / "logs" / "metrics.csv"
-    if metrics_csv.exists():
-        plot_curves(metrics_csv, a.out / "loss_curve.png")
-    print(f"held-out bits per sample ({len(windows)} windows of {len(val_clips)} clips): model "
-          f"{bits:.4f} | order-1 Markov {markov[1]:.4f} | order-0 {markov[0]:.4f} | uniform 8")
-    print(f"trained {trainer.global_step} steps in {train_time:.0f} s; wrote {a.out / 'final'}, "
-          f"{a.out / 'report.json'}")
-    return 0
+
+    def job() -> Job:
+        samples = a.train_samples or a.max_steps * a.batch_size
+        train_ds = MulawCrops(train_arrays, a.seq_len, samples, a.seed)
+        loader = DataLoader(train_ds, batch_size=a.batch_size, shuffle=False,
+                            num_workers=a.workers, collate_fn=collate, drop_last=True,
+                            persistent_workers=a.workers > 0)
+        extra = {"task": "audio-lm", "sample_rate": a.sample_rate, "encoding": "mulaw8",
+                 "seq_len": a.seq_len, "peak": a.peak}
+        config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
+                      vocab_size=CLASSES, dropout=a.dropout, extra=extra)
+        return Job(LMTask, config, loader, val_loader)
+
+    def report(done):
+        bits = heldout_bits(done.model, val_loader)
+        markov = markov_bits(train_arrays, windows, CLASSES)
+        fields = {"task": "audio-lm", "encoding": "mulaw8", "sample_rate": a.sample_rate,
+                  "seq_len": a.seq_len,
+                  "split": {"how": how, "train_clips": len(train_clips),
+                            "val_clips": len(val_clips),
+                            "val_groups": sorted({c.group for c in val_clips if c.group})},
+                  "train_audio_seconds": sum(len(x) for x in train_arrays) / a.sample_rate,
+                  "val_windows": len(windows),
+                  "val_samples_scored": sum(len(w) - 1 for w in windows),
+                  "val_bits_per_sample": bits, "uniform_bits_per_sample": math.log2(CLASSES),
+                  "markov_bits_per_sample": markov,
+                  "beats_markov": bool(bits < min(markov.values()))}
+        return fields, [f"held-out bits per sample ({len(windows)} windows of {len(val_clips)} "
+                        f"clips): model {bits:.4f} | order-1 Markov {markov[1]:.4f} | order-0 "
+                        f"{markov[0]:.4f} | uniform 8"]
+
+    return run_training(a, job, report)

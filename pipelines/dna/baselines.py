@@ -10,6 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .kmers import kmer_codes
+
 
 def onehot_features(seqs: Sequence[np.ndarray]) -> np.ndarray:
     """(n, length) token ids (A C G T N = 0..4) -> (n, length * 5) one-hot."""
@@ -23,15 +25,7 @@ def kmer_features(seqs: Sequence[np.ndarray], k: int = 3) -> np.ndarray:
     """Token-id sequences -> (n, 4^k) k-mer frequency profiles (k-mers with N are skipped)."""
     out = np.zeros((len(seqs), 4 ** k), np.float32)
     for i, s in enumerate(seqs):
-        s = np.asarray(s)
-        if len(s) < k:
-            continue
-        base = (s >= 0) & (s < 4)
-        codes = np.zeros(len(s) - k + 1, np.int64)
-        valid = np.ones(len(s) - k + 1, bool)
-        for j in range(k):
-            codes = codes * 4 + np.where(base[j:len(s) - k + 1 + j], s[j:len(s) - k + 1 + j], 0)
-            valid &= base[j:len(s) - k + 1 + j]
+        codes, valid = kmer_codes(s, k)
         counts = np.bincount(codes[valid], minlength=4 ** k).astype(np.float32)
         out[i] = counts / max(1.0, counts.sum())
     return out

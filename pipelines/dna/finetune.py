@@ -16,10 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from seqmamba.atomic import write_json_atomic
-
 from ..errors import InputError
-from ..runs import add_trainer_args, parse_with_recipe, prepare_run_dir
+from ..runs import add_trainer_args, parse_with_recipe
 from .baselines import logistic_baseline
 from .labelled import LabelledSet, pad_collate, read_labelled
 from .models import resolve_model_dir, tokenizer_of
@@ -75,21 +73,8 @@ class _RCAugmented(torch.utils.data.Dataset):
         return item
 
 
-@torch.no_grad()
-def predict_probs(model, loader) -> tuple:
-    model.eval()
-    probs, labels = [], []
-    for b in loader:
-        out = model(b["input_ids"], attention_mask=b["attention_mask"])
-        probs.append(out.logits.float().softmax(-1))
-        labels.append(b["label"])
-    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
-
-
 def run(argv=None) -> int:
-    import lightning as L
-
-    from ..training import ClassifierTask, finish_classifier_run, fit_task
+    from ..training import ClassifierTask, Job, run_training, score_classifier
 
     a = parse_with_recipe(build_parser(), argv)
     if a.train is None:
@@ -106,36 +91,32 @@ def run(argv=None) -> int:
         raise InputError(f"the training set has a single label ({names[0]})", path=a.train)
     train_ds = LabelledSet(train_ex, names, a.train)
     val_ds = LabelledSet(val_ex, names, a.val or a.train)
-    ckpt = prepare_run_dir(a.out, a.resume)
-    L.seed_everything(a.seed, workers=True, verbose=False)
     collate = pad_collate(tok.pad_id)
-    train_set = _RCAugmented(train_ds, tok, a.seed) if a.rc_augment else train_ds
-    loader = DataLoader(train_set, batch_size=a.batch_size, shuffle=True, collate_fn=collate,
-                        num_workers=a.workers, drop_last=len(train_ds) > a.batch_size)
     val_loader = DataLoader(val_ds, batch_size=max(a.batch_size, 64), collate_fn=collate)
-    extra = {"task": "dna-classify", "labels": names, "tokenizer": tok.to_dict(),
-             "pooling": a.pooling}
-    model_config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
-                        vocab_size=tok.vocab_size, pad_token_id=tok.pad_id,
-                        num_labels=len(names), pooling=a.pooling, bidirectional=a.bidirectional,
-                        dropout=a.dropout,
-                        rc_equivariant=a.rc_equivariant,
-                        complement_map=tok.complement_map if a.rc_equivariant else None,
-                        extra=extra)
-    task, trainer, _ = fit_task(ClassifierTask, model_config, a, loader, val_loader, ckpt, init)
-    if trainer.global_rank != 0:
-        return 0
-    m, _ = finish_classifier_run(task.model, a.out, names, lambda mdl: predict_probs(mdl, val_loader))
-    report = {"task": "dna-classify", "labels": names, "steps": trainer.global_step,
-              "train_examples": len(train_ds), "val_examples": len(val_ds),
-              "model": m, "init": str(init) if init else None}
-    if a.baseline != "none":
-        report["baseline"] = logistic_baseline(train_ex, val_ex, names, a.baseline, a.seed)
-    write_json_atomic(report, a.out / "report.json")
-    line = " ".join(f"{k} {v:.4f}" for k, v in m.items())
-    print(f"held-out ({len(val_ds)} sequences): model {line}")
-    if "baseline" in report:
-        b = report["baseline"]
-        print(f"baseline {b['name']}: acc {b['acc']:.4f} mcc {b['mcc']:.4f}")
-    print(f"wrote {a.out / 'final'}, {a.out / 'report.json'}, {a.out / 'confusion.png'}")
-    return 0
+
+    def job() -> Job:
+        train_set = _RCAugmented(train_ds, tok, a.seed) if a.rc_augment else train_ds
+        loader = DataLoader(train_set, batch_size=a.batch_size, shuffle=True, collate_fn=collate,
+                            num_workers=a.workers, drop_last=len(train_ds) > a.batch_size)
+        extra = {"task": "dna-classify", "labels": names, "tokenizer": tok.to_dict(),
+                 "pooling": a.pooling}
+        config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
+                      vocab_size=tok.vocab_size, pad_token_id=tok.pad_id, num_labels=len(names),
+                      pooling=a.pooling, bidirectional=a.bidirectional, dropout=a.dropout,
+                      rc_equivariant=a.rc_equivariant,
+                      complement_map=tok.complement_map if a.rc_equivariant else None,
+                      extra=extra)
+        return Job(ClassifierTask, config, loader, val_loader, init)
+
+    def report(done):
+        m, _ = score_classifier(done.model, val_loader, names, a.out)
+        fields = {"task": "dna-classify", "labels": names, "train_examples": len(train_ds),
+                  "val_examples": len(val_ds), "model": m, "init": str(init) if init else None}
+        lines = [f"held-out ({len(val_ds)} sequences): model "
+                 + " ".join(f"{k} {v:.4f}" for k, v in m.items())]
+        if a.baseline != "none":
+            b = fields["baseline"] = logistic_baseline(train_ex, val_ex, names, a.baseline, a.seed)
+            lines.append(f"baseline {b['name']}: acc {b['acc']:.4f} mcc {b['mcc']:.4f}")
+        return fields, lines
+
+    return run_training(a, job, report)

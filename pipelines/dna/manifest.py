@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-from functools import lru_cache
 from pathlib import Path
 from typing import List, Tuple
 
 import yaml
 
 from ..bundled import bundled
+from ..checksums import file_sha256
 from ..errors import InputError
 from .windows import Interval, fraction_intervals, read_bed, record_intervals
 
 MANIFESTS = bundled("data_manifests")
-
-
-@lru_cache(maxsize=None)
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_manifest(path) -> dict:
@@ -48,7 +38,7 @@ def manifest_file(m: dict, key: str, verify: bool = True) -> str:
     p = f["abspath"]
     if not Path(p).is_file():
         raise InputError(f"file {key!r} is missing at {p}", path=m["_path"])
-    if verify and "sha256" in f and sha256(p) != str(f["sha256"]):
+    if verify and "sha256" in f and file_sha256(p) != str(f["sha256"]):
         raise InputError(f"file {key!r} ({p}) does not match its sha256 checksum",
                          path=m["_path"], fix="restore the original file")
     return p

@@ -12,20 +12,7 @@ from typing import Iterable
 
 import numpy as np
 
-
-def _kmer_codes(ids: np.ndarray, k: int):
-    """ids (n,) in 0..3 (others = not a base) -> (codes of the (k+1)-mers ending at t, valid)."""
-    n = ids.shape[0]
-    if n <= k:
-        return np.zeros(0, np.int64), np.zeros(0, bool)
-    base = (ids >= 0) & (ids < 4)
-    x = np.where(base, ids, 0).astype(np.int64)
-    codes = np.zeros(n - k, np.int64)
-    valid = np.ones(n - k, bool)
-    for j in range(k + 1):  # the (k+1)-mer at t-k..t, most significant digit first
-        codes = codes * 4 + x[j:n - k + j]
-        valid &= base[j:n - k + j]
-    return codes, valid
+from .kmers import kmer_codes
 
 
 class MarkovModel:
@@ -38,7 +25,7 @@ class MarkovModel:
     def fit(self, seqs: Iterable[np.ndarray]) -> "MarkovModel":
         """seqs: token-id arrays (A C G T = 0..3)."""
         for s in seqs:
-            codes, valid = _kmer_codes(np.asarray(s), self.order)
+            codes, valid = kmer_codes(s, self.order + 1)  # context and target
             self.counts += np.bincount(codes[valid], minlength=self.counts.size)
         return self
 
@@ -48,7 +35,7 @@ class MarkovModel:
         logp = np.log2(table / table.sum(1, keepdims=True)).reshape(-1)
         total, n = 0.0, 0
         for s in seqs:
-            codes, valid = _kmer_codes(np.asarray(s), self.order)
+            codes, valid = kmer_codes(s, self.order + 1)  # context and target
             total -= float(logp[codes[valid]].sum())
             n += int(valid.sum())
         return total, n

@@ -17,11 +17,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from seqmamba.atomic import write_json_atomic
-
 from ..errors import InputError
-from ..runs import (add_trainer_args, best_or_last, export_final, parse_with_recipe,
-                    prepare_run_dir)
+from ..runs import add_trainer_args, parse_with_recipe
 from .manifest import load_split
 from .markov import MarkovModel
 from .tokenizer import DNATokenizer
@@ -98,50 +95,40 @@ def markov_report(train_iv, val_ds, orders, tokenizer) -> dict:
 
 
 def run(argv=None) -> int:
-    import lightning as L
+    from ..training import Job, LMTask, RankAudit, heldout_bits, run_training
 
-    from ..training import LMTask, RankAudit, fit_task, plot_curves
-
-    p = build_parser()
-    a = parse_with_recipe(p, argv)
+    a = parse_with_recipe(build_parser(), argv)
     tok = DNATokenizer(keep_case=a.keep_case)
     train_iv, val_iv, files = _splits(a)
-    ckpt = prepare_run_dir(a.out, a.resume)
-    L.seed_everything(a.seed, workers=True, verbose=False)
-    samples = a.train_samples or a.max_steps * a.batch_size
-    train_ds = GenomeWindows(train_iv, a.seq_len, tok, samples, seed=a.seed, rc_prob=a.rc_prob,
-                             max_n_frac=a.max_n_frac)
     val_ds = GenomeWindows(val_iv, a.seq_len, tok, a.val_windows, seed=a.seed + 10_000,
                            max_n_frac=a.max_n_frac, fixed=True)
-    loader = DataLoader(train_ds, batch_size=a.batch_size, shuffle=False, num_workers=a.workers,
-                        collate_fn=_collate, drop_last=True, persistent_workers=a.workers > 0)
     val_loader = DataLoader(val_ds, batch_size=a.batch_size, num_workers=0, collate_fn=_collate)
-    model_config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
-                        vocab_size=tok.vocab_size, pad_token_id=tok.pad_id,
-                        extra={"task": "dna-lm", "tokenizer": tok.to_dict(), "seq_len": a.seq_len,
-                               "fasta": [Path(f).name for f in files]})
-    task, trainer, _ = fit_task(LMTask, model_config, a, loader, val_loader, ckpt,
-                                callbacks=[RankAudit(a.audit_dir)] if a.audit_dir else [])
-    final_metrics = trainer.validate(task, val_loader, verbose=False)[0]
-    if trainer.global_rank != 0:
-        return 0
-    export_final(task.model, a.out)
-    bpb = final_metrics["val_bits"]
-    markov = markov_report(train_iv, val_ds, a.markov_orders, tok)
-    best_k = min(markov, key=markov.get)
-    report = {"task": "dna-lm", "steps": trainer.global_step, "seq_len": a.seq_len,
-              "val_windows": len(val_ds), "val_bits_per_base": bpb,
-              "markov_bits_per_base": markov, "best_markov_order": best_k,
-              "best_markov_bits_per_base": markov[best_k],
-              "beats_best_markov": bool(bpb < markov[best_k]),
-              "checkpoint": best_or_last(trainer),
-              "train_bases": int(sum(iv.length for iv in train_iv)),
-              "val_bases": int(sum(iv.length for iv in val_iv))}
-    write_json_atomic(report, a.out / "report.json")
-    metrics_csv = a.out / "logs" / "metrics.csv"
-    if metrics_csv.exists():
-        plot_curves(metrics_csv, a.out / "loss_curve.png")
-    print(f"held-out bits per base: model {bpb:.4f} | best Markov (order {best_k}) "
-          f"{markov[best_k]:.4f} | order 0 {markov.get(0, float('nan')):.4f}")
-    print(f"wrote {a.out / 'final'}, {a.out / 'report.json'}, {a.out / 'loss_curve.png'}")
-    return 0
+
+    def job() -> Job:
+        samples = a.train_samples or a.max_steps * a.batch_size
+        train_ds = GenomeWindows(train_iv, a.seq_len, tok, samples, seed=a.seed,
+                                 rc_prob=a.rc_prob, max_n_frac=a.max_n_frac)
+        loader = DataLoader(train_ds, batch_size=a.batch_size, shuffle=False,
+                            num_workers=a.workers, collate_fn=_collate, drop_last=True,
+                            persistent_workers=a.workers > 0)
+        config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
+                      vocab_size=tok.vocab_size, pad_token_id=tok.pad_id,
+                      extra={"task": "dna-lm", "tokenizer": tok.to_dict(), "seq_len": a.seq_len,
+                             "fasta": [Path(f).name for f in files]})
+        return Job(LMTask, config, loader, val_loader,
+                   callbacks=[RankAudit(a.audit_dir)] if a.audit_dir else [])
+
+    def report(done):
+        bpb = heldout_bits(done.model, val_loader)
+        markov = markov_report(train_iv, val_ds, a.markov_orders, tok)
+        best_k = min(markov, key=markov.get)
+        fields = {"task": "dna-lm", "seq_len": a.seq_len, "val_windows": len(val_ds),
+                  "val_bits_per_base": bpb, "markov_bits_per_base": markov,
+                  "best_markov_order": best_k, "best_markov_bits_per_base": markov[best_k],
+                  "beats_best_markov": bool(bpb < markov[best_k]),
+                  "train_bases": int(sum(iv.length for iv in train_iv)),
+                  "val_bases": int(sum(iv.length for iv in val_iv))}
+        return fields, [f"held-out bits per base: model {bpb:.4f} | best Markov (order {best_k}) "
+                        f"{markov[best_k]:.4f} | order 0 {markov.get(0, float('nan')):.4f}"]
+
+    return run_training(a, job, report)

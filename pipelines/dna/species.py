@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from seqmamba.atomic import write_csv_atomic, write_json_atomic
+from seqmamba.atomic import write_csv_atomic
 
-from ..runs import add_trainer_args, export_final, parse_with_recipe, prepare_run_dir
+from ..runs import add_trainer_args, parse_with_recipe
 from .baselines import kmer_features
 from .manifest import split_by_label
 from .tokenizer import DNATokenizer
@@ -89,11 +89,7 @@ def fixed_windows(per_label, L, tok, per_class, seed):
 
 
 def run(argv=None) -> int:
-    import lightning as L
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    from ..training import ClassifierTask, fit_task
+    from ..training import ClassifierTask, Job, run_training
 
     a = parse_with_recipe(build_parser(), argv)
     tok = DNATokenizer()
@@ -101,46 +97,51 @@ def run(argv=None) -> int:
     train = {k: v[0] for k, v in by_label.items()}
     test = {k: v[1] for k, v in by_label.items()}
     names = list(by_label)
-    ckpt = prepare_run_dir(a.out, a.resume)
-    L.seed_everything(a.seed, workers=True, verbose=False)
-    ds = MixedLengthWindows(train, a.lengths, tok, a.batch_size, a.max_steps * a.batch_size, a.seed)
-    loader = DataLoader(ds, batch_size=a.batch_size, shuffle=False, collate_fn=_collate,
-                        num_workers=a.workers, drop_last=True)
-    mid = sorted(a.lengths)[len(a.lengths) // 2]
-    val = MixedLengthWindows(test, [mid], tok, 32, 160, a.seed + 99, fixed_length=mid)
-    val_loader = DataLoader(val, batch_size=32, collate_fn=_collate)
     rc = not a.no_rc
-    model_config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
-                        vocab_size=tok.vocab_size, pad_token_id=tok.pad_id, num_labels=len(names),
-                        pooling="mean", rc_equivariant=rc, bidirectional=a.bidirectional,
-                        complement_map=tok.complement_map if rc else None, dropout=a.dropout,
-                        extra={"task": "dna-classify", "labels": names, "tokenizer": tok.to_dict(),
-                               "pooling": "mean"})
-    task, trainer, train_seconds = fit_task(ClassifierTask, model_config, a, loader, val_loader,
-                                            ckpt)
-    train_seconds = round(train_seconds, 1)
-    if trainer.global_rank != 0:
-        return 0
-    export_final(task.model, a.out)
-    model = task.model.eval()
-    rows = []
-    for Lw in a.lengths:
-        x, y = fixed_windows(test, Lw, tok, a.test_per_class, a.seed + 5000)
-        with torch.no_grad():
-            pred = torch.cat([model(x[i:i + 32]).logits.argmax(-1) for i in range(0, len(x), 32)])
-        acc = float((pred == y).float().mean())
-        xtr, ytr = fixed_windows(train, Lw, tok, a.baseline_train_per_class, a.seed + 9000)
-        ftr, fte = kmer_features(list(xtr.numpy())), kmer_features(list(x.numpy()))
-        sc = StandardScaler().fit(ftr)
-        clf = LogisticRegression(max_iter=3000).fit(sc.transform(ftr), ytr.numpy())
-        base = float((clf.predict(sc.transform(fte)) == y.numpy()).mean())
-        rows.append({"length": Lw, "model_acc": acc, "kmer3_logreg_acc": base, "n_test": len(y)})
-        print(f"length {Lw:>6}: model {acc:.3f}   3-mer + logistic regression {base:.3f}   "
-              f"({len(y)} test windows)", flush=True)
-    write_csv_atomic(rows, a.out / "accuracy_by_length.csv")
-    write_json_atomic({"task": "species-of-origin", "labels": names, "steps": trainer.global_step,
-                       "train_seconds": train_seconds, "rc_equivariant": rc,
-                       "d_model": a.d_model, "n_layer": a.n_layer, "batch_size": a.batch_size,
-                       "lr": a.lr, "ema": a.ema, "test_per_class": a.test_per_class,
-                       "seed": a.seed, "accuracy_by_length": rows}, a.out / "report.json")
-    return 0
+
+    def job() -> Job:
+        ds = MixedLengthWindows(train, a.lengths, tok, a.batch_size, a.max_steps * a.batch_size,
+                                a.seed)
+        loader = DataLoader(ds, batch_size=a.batch_size, shuffle=False, collate_fn=_collate,
+                            num_workers=a.workers, drop_last=True)
+        mid = sorted(a.lengths)[len(a.lengths) // 2]
+        val = MixedLengthWindows(test, [mid], tok, 32, 160, a.seed + 99, fixed_length=mid)
+        config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
+                      vocab_size=tok.vocab_size, pad_token_id=tok.pad_id, num_labels=len(names),
+                      pooling="mean", rc_equivariant=rc, bidirectional=a.bidirectional,
+                      complement_map=tok.complement_map if rc else None, dropout=a.dropout,
+                      extra={"task": "dna-classify", "labels": names,
+                             "tokenizer": tok.to_dict(), "pooling": "mean"})
+        return Job(ClassifierTask, config, loader, DataLoader(val, batch_size=32,
+                                                              collate_fn=_collate))
+
+    def report(done):
+        rows = [accuracy_at_length(done.model, Lw, train, test, tok, a) for Lw in a.lengths]
+        write_csv_atomic(rows, a.out / "accuracy_by_length.csv")
+        fields = {"task": "species-of-origin", "labels": names, "rc_equivariant": rc,
+                  "d_model": a.d_model, "n_layer": a.n_layer, "batch_size": a.batch_size,
+                  "lr": a.lr, "ema": a.ema, "test_per_class": a.test_per_class, "seed": a.seed,
+                  "accuracy_by_length": rows}
+        return fields, [f"wrote {a.out / 'accuracy_by_length.csv'}"]
+
+    return run_training(a, job, report)
+
+
+def accuracy_at_length(model, Lw, train, test, tok, a) -> dict:
+    """The model and the 3-mer baseline (fitted on training windows of the same length) on
+    the same ``a.test_per_class`` test windows per species of length ``Lw``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = fixed_windows(test, Lw, tok, a.test_per_class, a.seed + 5000)
+    with torch.no_grad():
+        pred = torch.cat([model(x[i:i + 32]).logits.argmax(-1) for i in range(0, len(x), 32)])
+    acc = float((pred == y).float().mean())
+    xtr, ytr = fixed_windows(train, Lw, tok, a.baseline_train_per_class, a.seed + 9000)
+    ftr, fte = kmer_features(list(xtr.numpy())), kmer_features(list(x.numpy()))
+    sc = StandardScaler().fit(ftr)
+    clf = LogisticRegression(max_iter=3000).fit(sc.transform(ftr), ytr.numpy())
+    base = float((clf.predict(sc.transform(fte)) == y.numpy()).mean())
+    print(f"length {Lw:>6}: model {acc:.3f}   3-mer + logistic regression {base:.3f}   "
+          f"({len(y)} test windows)", flush=True)
+    return {"length": Lw, "model_acc": acc, "kmer3_logreg_acc": base, "n_test": len(y)}
