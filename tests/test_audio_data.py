@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,6 +69,28 @@ def test_bundled_digits_checksums_manifest_and_clips():
     assert batch["waveform"].shape == (200, 16000) and batch["waveform"].dtype == torch.float32
     assert batch["label"].tolist() == [sorted(WORDS).index(c.label) for c in clips]
     assert 0.05 < float(batch["waveform"].abs().amax(1).median()) <= 1.0
+
+
+def test_bundled_fsdd_checksums_manifest_and_speaker_split():
+    """The real-speaker set: every WAV as recorded (checksum digest), labels and speakers
+    from the file names, 8 kHz mono clips of 0.2-2.3 s, and the speaker hold-out split."""
+    entry = bundled_set("fsdd")  # verifies manifest.csv
+    rec = Path(entry["manifest"]).parent / "recordings"
+    lines = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
+                    for p in sorted(rec.glob("*.wav")))
+    assert hashlib.sha256(lines.encode()).hexdigest() == entry["wavs_sha256sum_digest"]
+    clips = read_clips(entry["manifest"])
+    assert len(clips) == entry["clips"] == 2000
+    for c in clips:
+        digit, speaker, _ = os.path.basename(c.path)[:-4].split("_")
+        assert c.label == WORDS[int(digit)] and c.group == speaker
+    assert {g: sum(c.group == g for c in clips) for g in entry["groups"]} == entry["groups"]
+    info = [sf.info(c.path) for c in clips[::50]]
+    assert {i.samplerate for i in info} == {8000} and {i.channels for i in info} == {1}
+    assert all(0.1 < i.duration < 2.5 for i in info)
+    args = {k: v for k, v in entry["splits"]["speaker-holdout"].items() if k != "description"}
+    s = split_clips(clips, **args)
+    assert {c.group for c in s["val"]} == {"nicolas"} and len(s["train"]) == 1500
 
 
 def test_bundled_splits_as_described():
