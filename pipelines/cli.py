@@ -26,6 +26,9 @@ from pathlib import Path
 
 from .bundled import bundled
 
+# the demo's training steps: the shortest measured ahead of each baseline (pipelines/demo.py)
+DEMO_STEPS = {"dna": 400, "splice": 1500, "audio": 1500}
+
 CONFORMANCE = bundled("conformance", "selective_scan_v1.pt")
 # a script of the source checkout, not package data: an installed wheel's demo skips it
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "scan.py"
@@ -99,77 +102,15 @@ def cmd_selfcheck(args) -> int:
     return 0 if ok else 1
 
 
-def demo_dna(workdir: Path, steps: int) -> int:
-    """The DNA part of the demo: pretrain on E. coli (first 90%), score the held-out 10%
-    beside Markov baselines, fine-tune a promoter classifier from it, predict on the
-    promoter table and along a whole genome (chunked, with a bedGraph track)."""
-    import shutil
-
-    from .dna.cli import main as dna
-
-    if workdir.exists():
-        shutil.rmtree(workdir)  # the demo's own scratch directory
-    data = bundled("data")
-    quiet = ["--no-progress"]
-    steps_ft = max(2, steps // 2)
-    print(f"\n== DNA: pretrain on E. coli ({steps} steps), held-out bits per base vs Markov ==",
-          flush=True)
-    rc = dna(["pretrain", "--manifest", str(bundled("data_manifests", "genomes.yaml")),
-              "--split", "ecoli-90-10", "--out", str(workdir / "pretrain"), "--seq-len", "512",
-              "--batch-size", "8", "--d-model", "64", "--n-layer", "2", "--max-steps", str(steps),
-              "--val-every", str(steps), "--val-windows", "32", "--warmup-steps",
-              str(max(1, steps // 10)), "--lr", "3e-3", "--markov-orders", "0", "2", "4", "6",
-              *quiet])
-    if rc:
-        return rc
-    print(f"\n== DNA: fine-tune a promoter classifier from it ({steps_ft} steps) ==", flush=True)
-    rc = dna(["finetune", "--train", str(data / "labelled" / "uci_ecoli_promoters.tsv"),
-              "--out", str(workdir / "promoters"), "--init", str(workdir / "pretrain"),
-              "--max-steps", str(steps_ft), "--val-every", str(steps_ft), "--batch-size", "16",
-              "--warmup-steps", str(max(1, steps_ft // 10)), *quiet])
-    if rc:
-        return rc
-    print("\n== DNA: batch prediction (promoter table; H. pylori genome in 64 kb chunks) ==",
-          flush=True)
-    return dna(["predict", "--model", str(workdir / "promoters"),
-                str(data / "labelled" / "uci_ecoli_promoters.tsv"),
-                str(data / "genomes" / "Hpylori_G27_NC_011333.1.fa.gz"),
-                "--out", str(workdir / "predictions.tsv"),
-                "--track", str(workdir / "hpylori_promoter.bedgraph"), "--track-bin", "1000",
-                *quiet])
-
-
-def demo_audio(workdir: Path, steps: int) -> int:
-    """The audio part of the demo: fine-tune a spoken-digit classifier on raw waveforms with
-    two espeak-ng accents held out (beside a log-mel baseline), then batch-predict the clips."""
-    from .audio.cli import main as audio
-
-    clips = bundled("data", "audio", "spoken_digits_espeak")
-    print(f"\n== audio: fine-tune a spoken-digit classifier on raw waveforms ({steps} steps) ==",
-          flush=True)
-    rc = audio(["finetune", "--train", str(clips), "--out", str(workdir / "digits"),
-                "--max-steps", str(steps), "--val-every", str(steps), "--batch-size", "16",
-                "--d-model", "48", "--n-layer", "2", "--warmup-steps", str(max(1, steps // 10)),
-                "--no-progress"])
-    if rc:
-        return rc
-    print("\n== audio: batch prediction on the bundled clips ==", flush=True)
-    return audio(["predict", "--model", str(workdir / "digits"), str(clips),
-                  "--out", str(workdir / "digit_predictions.csv"), "--no-progress"])
-
-
 def cmd_demo(args) -> int:
+    from .demo import run_demo
+
     rc = cmd_selfcheck(args)
     if rc != 0:
         return rc
-    if args.dna_steps > 0:
-        rc = demo_dna(Path(args.workdir), args.dna_steps)
-        if rc != 0:
-            return rc
-    if args.audio_steps > 0:
-        rc = demo_audio(Path(args.workdir), args.audio_steps)
-        if rc != 0:
-            return rc
+    rc = run_demo(Path(args.workdir), args.dna_steps, args.splice_steps, args.audio_steps)
+    if rc != 0:
+        return rc
     if args.no_bench:
         return 0
     if not BENCHMARK.exists():
@@ -193,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="versions and the scan backends usable here").set_defaults(
         func=cmd_info)
     for name, func, text in (("selfcheck", cmd_selfcheck, "scan backends vs the reference"),
-                             ("demo", cmd_demo, "self-check plus a small scan benchmark")):
+                             ("demo", cmd_demo, "the three jobs on the bundled data (~10 min on 2 cores)")):
         q = sub.add_parser(name, help=text)
         q.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
         q.add_argument("--backends", nargs="+", default=None, choices=["torch", "cpu", "triton"],
@@ -203,10 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="conformance vectors (default: the bundled selective_scan_v1.pt)")
         if name == "demo":
             q.add_argument("--no-bench", action="store_true", help="skip the benchmark")
-            q.add_argument("--dna-steps", type=int, default=300,
-                           help="training steps of the DNA demo (0 skips it)")
-            q.add_argument("--audio-steps", type=int, default=300,
-                           help="training steps of the audio demo (0 skips it)")
+            q.add_argument("--dna-steps", type=int, default=DEMO_STEPS["dna"],
+                           help="pretraining steps of the DNA demo (0 skips the DNA part)")
+            q.add_argument("--splice-steps", type=int, default=DEMO_STEPS["splice"],
+                           help="training steps of the splice classifier (0 skips the DNA part)")
+            q.add_argument("--audio-steps", type=int, default=DEMO_STEPS["audio"],
+                           help="training steps of the spoken-digit classifier (0 skips it)")
             q.add_argument("--workdir", type=Path, default=Path("runs") / "demo",
                            help="where the demo's runs go (replaced on every demo)")
             q.add_argument("--lengths", type=int, nargs="+", default=[2048, 8192])

@@ -40,3 +40,15 @@ def resolve_model_dir(path: Path, made_by: str, tasks=None, kinds=None) -> Path:
             need = " or ".join((kinds or {}).get(t, t) for t in tasks)
             raise InputError(f"model task is {task!r}; this needs {need}", path=d)
     return d
+
+
+def load_pretrained(cls, model_dir: Path, **config_overrides):
+    """``cls.from_pretrained(model_dir)`` with every problem of the directory (config of the
+    wrong form, truncated or foreign weights, a refused pickle, shapes that do not fit) as one
+    InputError naming it."""
+    try:
+        return cls.from_pretrained(model_dir, **config_overrides)
+    except ValueError as e:
+        raise InputError(f"cannot load the model: {e}", path=model_dir,
+                         fix="pass a RUN directory a seqmamba command wrote (or a mamba-ssm / "
+                             "transformers Mamba checkpoint)") from None

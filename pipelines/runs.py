@@ -1,4 +1,5 @@
-"""Plumbing every training command shares: recipes, run directories, final exports, reports."""
+"""Plumbing the commands share: recipes, run directories, final exports, output checks and
+locks, and resumable prediction tables."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import yaml
 
-from seqmamba.atomic import commit
+from seqmamba.atomic import commit, write_json_atomic
 
 from .bundled import shipped_recipe, shipped_recipe_names
 from .errors import InputError
@@ -84,12 +85,51 @@ def parse_with_recipe(parser: argparse.ArgumentParser, argv) -> argparse.Namespa
         args = parser.parse_args(argv)
     if str(args.devices).isdigit():
         args.devices = int(args.devices)
+    check_trainer_args(args)
     return args
 
 
-def prepare_run_dir(out: Path, resume: bool) -> Optional[str]:
-    """Create RUN; return the checkpoint to resume from (or None).  A finished or started run
-    is never silently overwritten."""
+def check_trainer_args(a) -> None:
+    """Options of :func:`add_trainer_args` that cannot make a run, refused before anything is
+    read or written (an untrained model is never exported: --max-steps is at least 1)."""
+    rules = [("max_steps", 1, "--max-steps must be at least 1"),
+             ("batch_size", 1, "--batch-size must be at least 1"),
+             ("val_every", 1, "--val-every must be at least 1"),
+             ("warmup_steps", 0, "--warmup-steps must be >= 0"),
+             ("workers", 0, "--workers must be >= 0"),
+             ("num_nodes", 1, "--num-nodes must be at least 1"),
+             ("d_model", 1, "--d-model must be at least 1"),
+             ("n_layer", 1, "--n-layer must be at least 1"),
+             ("d_state", 1, "--d-state must be at least 1")]
+    for name, low, message in rules:
+        if getattr(a, name) < low:
+            raise InputError(f"{message}, got {getattr(a, name)}")
+    if not a.lr > 0 or not a.weight_decay >= 0:
+        raise InputError(f"--lr must be > 0 and --weight-decay >= 0, got {a.lr} and "
+                         f"{a.weight_decay}")
+    if not 0 <= a.dropout < 1:
+        raise InputError(f"--dropout must be in [0, 1), got {a.dropout}")
+    if a.devices == 0 or (isinstance(a.devices, str) and a.devices != "auto"
+                          and not all(p.strip().lstrip("-").isdigit()
+                                      for p in a.devices.split(",") if p.strip())):
+        raise InputError(f"--devices must be 'auto', a count >= 1 or a list such as 0,1; got "
+                         f"{a.devices!r}")
+    if a.precision is not None and a.precision not in PRECISIONS:
+        raise InputError(f"--precision {a.precision!r} is not one of {', '.join(PRECISIONS)}")
+
+
+# what Lightning's Trainer(precision=...) accepts
+PRECISIONS = ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true",
+              "transformer-engine", "transformer-engine-float16", "64", "32", "16", "bf16")
+
+
+def run_dir_checkpoint(out: Path, resume: bool) -> Optional[str]:
+    """The checkpoint a run continues from (``--resume``), or None for a new run; checks only,
+    creates nothing.  A finished or started run is never silently overwritten, and ``--out``
+    must be a directory (or not exist yet)."""
+    if out.exists() and not out.is_dir():
+        raise InputError("--out names a file, not a run directory", path=out,
+                         fix="choose a new directory name for the run")
     last = out / "checkpoints" / "last.ckpt"
     if resume:
         if not last.exists():
@@ -99,7 +139,6 @@ def prepare_run_dir(out: Path, resume: bool) -> Optional[str]:
     if (out / "checkpoints").exists() or (out / "final").exists():
         raise InputError("run directory already holds a run", path=out,
                          fix="pass --resume to continue it, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
     return None
 
 
@@ -134,24 +173,108 @@ def best_or_last(trainer) -> Optional[str]:
         return path
 
 
+def check_outputs(outputs: Sequence[Optional[Path]], inputs: Sequence[Path]) -> None:
+    """Refuse, before any work, outputs that would destroy or clash: an output that is one of
+    the inputs (it would be overwritten), an output that is a directory, two outputs that
+    are one file."""
+    seen = {}
+    in_files = {}
+    for p in inputs:
+        p = Path(p)
+        if p.is_file():
+            in_files[os.path.realpath(p)] = p
+    for out in outputs:
+        if out is None:
+            continue
+        out = Path(out)
+        if out.is_dir():
+            raise InputError("is a directory, not an output file", path=out,
+                             fix="name the file to write, e.g. OUT/predictions.tsv")
+        real = os.path.realpath(out)
+        if real in in_files:
+            raise InputError(f"is also an input ({in_files[real]}); writing it would destroy it",
+                             path=out, fix="write the output to another file")
+        if real in seen:
+            raise InputError(f"is named by two outputs ({seen[real]} and {out})", path=out)
+        seen[real] = out
+
+
+class OutputLock:
+    """An exclusive lock on an output (``PATH.lock`` beside it, ``flock``): a second process
+    writing the same output is refused with a message instead of interleaving rows or
+    checkpoints.  The kernel releases the lock when a process dies, so a killed run never
+    leaves a stale lock behind; the lock file is removed on a clean exit."""
+
+    def __init__(self, path: Path, what: str = "output"):
+        import fcntl
+
+        self.path = Path(str(path) + ".lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(self.path, "a+")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.f.close()
+            raise InputError(f"another seqmamba process is writing this {what}", path=path,
+                             fix="wait for it to finish, or choose another output") from None
+
+    def release(self) -> None:
+        if not self.f.closed:
+            self.path.unlink(missing_ok=True)
+            self.f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def model_provenance(model_dir: Path, **options) -> dict:
+    """What a prediction table's rows depend on: the model directory, its weights' checksum
+    and the options that change the values (kept beside a partial table to refuse a resume
+    under anything else)."""
+    from .checksums import file_sha256
+
+    model_dir = Path(model_dir)
+    weights = model_dir / "model.safetensors"
+    return {"model": str(model_dir.resolve()),
+            "weights_sha256": file_sha256(weights) if weights.is_file() else None, **options}
+
+
 class PartialTable:
     """A prediction table written row by row to OUT.partial (flushed per row) and renamed to
     OUT by ``finish``: a reader never sees half a table, and a stopped run resumes where it
     stopped.  ``done`` holds the ``key`` column values (tuples) of the rows already there.
 
-    Delimiter: "," for .csv, tab for .tsv/.txt, else ``default_delim``.  A last row cut short
-    when the previous run was killed is dropped (it will be predicted again)."""
+    ``provenance`` (the model and the options that shape the rows) is kept beside the partial
+    (OUT.partial.json); a resume under another model or other options is refused, so rows of
+    two runs are never merged into one table.  Delimiter: "," for .csv, tab for .tsv/.txt,
+    else ``default_delim``.  A last row cut short when the previous run was killed is dropped
+    (it will be predicted again)."""
 
-    def __init__(self, out: Path, fields, restart: bool, key=("file",), default_delim=","):
+    def __init__(self, out: Path, fields, restart: bool, key=("file",), default_delim=",",
+                 provenance: Optional[dict] = None):
         import csv
+        import json
 
         self.out, self.fields = out, list(fields)
         self.partial = out.with_name(out.name + ".partial")
+        self.meta = out.with_name(out.name + ".partial.json")
+        provenance = json.loads(json.dumps(provenance or {}))  # as it reads back from JSON
         suffix = out.suffix.lower()
         self.delim = "," if suffix == ".csv" else "\t" if suffix in (".tsv", ".txt") else default_delim
         self.done: set = set()
         rows = []
         if self.partial.exists() and not restart:
+            before = json.loads(self.meta.read_text()) if self.meta.is_file() else None
+            if before != provenance:
+                changed = sorted(k for k in set(before or {}) | set(provenance)
+                                 if (before or {}).get(k) != provenance.get(k))
+                raise InputError("an earlier OUT.partial was written by another model or other "
+                                 f"options ({', '.join(changed) or 'unrecorded'}); its rows "
+                                 "cannot be merged", path=self.partial,
+                                 fix="rerun with the same model and options, or pass --restart")
             text = self.partial.read_text()
             if text and not text.endswith("\n"):
                 text = text[:text.rfind("\n") + 1]
@@ -166,6 +289,7 @@ class PartialTable:
             self.f = open(self.partial, "a", newline="")
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(provenance, self.meta)
             self.f = open(self.partial, "w", newline="")
         self.w = csv.DictWriter(self.f, fieldnames=self.fields, delimiter=self.delim)
         if not rows:
@@ -179,7 +303,9 @@ class PartialTable:
     def finish(self) -> None:
         self.f.close()
         commit(self.partial, self.out)
+        self.meta.unlink(missing_ok=True)
 
     def discard(self) -> None:
         self.f.close()
         self.partial.unlink(missing_ok=True)
+        self.meta.unlink(missing_ok=True)

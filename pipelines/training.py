@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import lightning as L
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 import numpy as np
 import torch
 
@@ -19,6 +20,8 @@ from seqmamba import (MambaConfig, MambaForSequenceClassification, MambaLMHeadMo
                       MambaPreTrainedModel)
 from seqmamba.atomic import atomic_output, write_json_atomic
 from seqmamba.schedule import warmup_cosine
+
+from .model_dirs import load_pretrained
 
 LN2 = math.log(2.0)
 
@@ -34,7 +37,7 @@ class _Task(L.LightningModule):
             overrides = {k: model_config[k] for k in ("num_labels", "pooling", "extra", "scan_backend",
                                                       "dropout")
                          if k in model_config}
-            self.model = self.model_cls.from_pretrained(init, **overrides)
+            self.model = load_pretrained(self.model_cls, Path(init), **overrides)
             # the checkpoint's config is authoritative from here on (it is what resume rebuilds)
             self.hparams.model_config = self.model.config.to_dict()
             self.hparams.init = None
@@ -190,24 +193,16 @@ def make_trainer(run_dir: Path, max_steps: int, val_every: int, devices="auto", 
                      num_sanity_val_steps=0)
 
 
-def fit_task(task_cls, model_config: dict, a, loader, val_loader, ckpt, init=None,
-             callbacks=()) -> tuple:
-    """Build ``task_cls`` from the command's arguments (optimiser settings, ``init`` weights),
-    keep the command's ``extra`` metadata on the model even when ``init`` brought its own, and
-    fit it with :func:`trainer_from_args` from ``ckpt`` (None or RUN's last checkpoint).
-    Returns (task, trainer, training seconds)."""
-    import time
-
-    task = task_cls(model_config, lr=a.lr, weight_decay=a.weight_decay,
-                    warmup_steps=a.warmup_steps, max_steps=a.max_steps,
-                    init=str(init) if init else None)
-    extra = model_config.get("extra")
+def build_task(job: "Job", a) -> "_Task":
+    """The job's Lightning task with the command's optimiser settings and ``init`` weights,
+    keeping the command's ``extra`` metadata on the model even when ``init`` brought its own."""
+    task = job.task_cls(job.model_config, lr=a.lr, weight_decay=a.weight_decay,
+                        warmup_steps=a.warmup_steps, max_steps=a.max_steps,
+                        init=str(job.init) if job.init else None)
+    extra = job.model_config.get("extra")
     if extra:
         task.model.config.extra = {**(task.model.config.extra or {}), **extra}
-    trainer = trainer_from_args(a, callbacks)
-    t0 = time.perf_counter()
-    trainer.fit(task, loader, val_loader, ckpt_path=ckpt)
-    return task, trainer, time.perf_counter() - t0
+    return task
 
 
 def ema_callback(decay: float, start_step: int = 0):
@@ -233,9 +228,17 @@ def trainer_from_args(a, callbacks=()) -> L.Trainer:
         raise InputError(f"--ema is a decay in [0, 1) (e.g. 0.995; 0 turns it off), got {a.ema}")
     if getattr(a, "ema", 0):
         callbacks = [*callbacks, ema_callback(a.ema, a.warmup_steps)]
-    return make_trainer(a.out, a.max_steps, min(a.val_every, a.max_steps), devices=a.devices,
-                        num_nodes=a.num_nodes, strategy=a.strategy, accelerator=a.accelerator,
-                        precision=a.precision, progress=not a.no_progress, callbacks=callbacks)
+    try:
+        return make_trainer(a.out, a.max_steps, min(a.val_every, a.max_steps),
+                            devices=a.devices, num_nodes=a.num_nodes, strategy=a.strategy,
+                            accelerator=a.accelerator, precision=a.precision,
+                            progress=not a.no_progress, callbacks=callbacks)
+    except (ValueError, RuntimeError, MisconfigurationException) as e:
+        from .errors import InputError
+
+        raise InputError(f"the hardware options --accelerator {a.accelerator} --devices "
+                         f"{a.devices} --strategy {a.strategy} --precision {a.precision} "
+                         f"cannot run here: {str(e).strip().splitlines()[0][:200]}") from None
 
 
 def plot_curves(metrics_csv: Path, out_png: Path, keys=("train_loss", "val_loss")) -> None:
@@ -401,13 +404,21 @@ def run_training(a, make_job: Callable[[], Job],
     fit it; then on rank 0 only: export RUN/final, call ``report(trained) -> (fields, lines)``,
     write RUN/report.json ({task, steps, train_seconds, checkpoint} + fields, atomically), draw
     RUN/loss_curve.png, and print the lines and what was written.  Returns the exit code."""
-    from .runs import best_or_last, export_final, prepare_run_dir
+    import time
 
-    ckpt = prepare_run_dir(a.out, a.resume)
+    from .runs import best_or_last, export_final, run_dir_checkpoint
+
+    ckpt = run_dir_checkpoint(a.out, a.resume)  # checks only: nothing is written yet
     L.seed_everything(a.seed, workers=True, verbose=False)
     job = make_job()
-    task, trainer, seconds = fit_task(job.task_cls, job.model_config, a, job.loader,
-                                      job.val_loader, ckpt, job.init, job.callbacks)
+    task = build_task(job, a)  # an --init that cannot be loaded fails here, before RUN exists
+    trainer = trainer_from_args(a, job.callbacks)
+    a.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    # weights_only=True explicitly: a crafted last.ckpt cannot run code even where
+    # TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 is set (it only changes the default)
+    trainer.fit(task, job.loader, job.val_loader, ckpt_path=ckpt, weights_only=True)
+    seconds = time.perf_counter() - t0
     if trainer.global_rank != 0:
         return 0
     export_final(task.model, a.out)

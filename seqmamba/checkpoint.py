@@ -105,32 +105,59 @@ def detect_format(cfg: dict) -> str:
 
 
 def _read_weights(d: Path) -> dict:
+    """The state dict of a directory, every failure a ValueError naming the file: a truncated
+    or foreign safetensors file, or a pytorch_model.bin that holds anything but tensors (a
+    pickle payload is refused by weights_only=True, never run)."""
     if (d / WEIGHTS_NAME).exists():
-        return load_file(str(d / WEIGHTS_NAME))
+        try:
+            return load_file(str(d / WEIGHTS_NAME))
+        except Exception as e:  # safetensors raises its own SafetensorError, or OSError
+            raise ValueError(f"{d / WEIGHTS_NAME}: not a readable safetensors file "
+                             f"({_first_line(e)})") from None
     if (d / BIN_NAME).exists():
-        return torch.load(d / BIN_NAME, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(d / BIN_NAME, map_location="cpu", weights_only=True)
+        except Exception as e:  # UnpicklingError for a payload, RuntimeError/EOFError for junk
+            raise ValueError(f"{d / BIN_NAME}: refused or unreadable as plain tensors "
+                             f"({_first_line(e)})") from None
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                                  for v in state.values()):
+            raise ValueError(f"{d / BIN_NAME}: not a state dict of tensors")
+        return state
     raise ValueError(f"{d}: no {WEIGHTS_NAME} or {BIN_NAME} with the weights")
 
 
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
 def load_directory(directory) -> Tuple[MambaConfig, dict, str]:
-    """(config, state_dict with seqmamba names, source format) from a checkpoint directory."""
+    """(config, state_dict with seqmamba names, source format) from a checkpoint directory.
+    Any problem with the directory's files is a ValueError naming the file."""
     d = Path(directory)
     if not (d / CONFIG_NAME).is_file():
         raise ValueError(f"{d}: no {CONFIG_NAME}; pass a directory written by save_pretrained "
                          "(or a mamba-ssm / transformers Mamba checkpoint)")
     try:
         raw = json.loads((d / CONFIG_NAME).read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{d / CONFIG_NAME}: not valid JSON ({e})") from None
-    fmt = detect_format(raw)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{d / CONFIG_NAME}: must hold a JSON object of settings, not "
+                         f"{type(raw).__name__}")
+    try:
+        fmt = detect_format(raw)
+        if fmt == "seqmamba":
+            cfg = MambaConfig.from_dict(raw)
+        elif fmt == "transformers":
+            cfg = _config_from_hf(raw)
+        else:
+            cfg = _config_from_mamba_ssm(raw)
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{d / CONFIG_NAME}: {_first_line(e)}") from None
     state = _read_weights(d)
-    if fmt == "seqmamba":
-        return MambaConfig.from_dict(raw), state, fmt
     if fmt == "transformers":
-        cfg = _config_from_hf(raw)
         state = {k.replace("backbone.embeddings.", "backbone.embedding."): v for k, v in state.items()}
-    else:
-        cfg = _config_from_mamba_ssm(raw)
     return cfg, state, fmt
 
 

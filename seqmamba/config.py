@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -78,6 +79,8 @@ class MambaConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        self._check_types()
+
         def positive(name):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -128,6 +131,26 @@ class MambaConfig:
                              f"vocabulary (0..{self.vocab_size - 1})")
 
     # ---- derived sizes ----
+    def _check_types(self) -> None:
+        """A config read from a file holds JSON values: a field of type int, float, bool or str
+        must hold one (an int is accepted for a float), so a wrong type is one clear error
+        here instead of a failure deep inside the model's construction."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            t, v = hints[f.name], getattr(self, f.name)
+            if t is bool:
+                ok = isinstance(v, bool)
+            elif t is int:
+                ok = isinstance(v, int) and not isinstance(v, bool)
+            elif t is float:
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+            elif t is str:
+                ok = isinstance(v, str)
+            else:
+                continue
+            if not ok:
+                raise ValueError(f"MambaConfig.{f.name} must be {t.__name__}, got {v!r}")
+
     @property
     def mixer_width(self) -> int:
         """Channels one mixer sees: d_model, or half of it under RC parameter sharing."""

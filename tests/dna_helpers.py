@@ -17,11 +17,11 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def seqmamba(*args, timeout=600):
+def seqmamba(*args, timeout=600, cwd=ROOT, env=None):
     """Run the seqmamba command line in a fresh process; (returncode, stdout, stderr)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     p = subprocess.run([sys.executable, "-m", "pipelines.cli", *map(str, args)],
-                       capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+                       capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
     return p.returncode, p.stdout, p.stderr
 
 

@@ -6,6 +6,7 @@ spoken digits and on files made here with soundfile.
 
 import csv
 import json
+import os
 import shutil
 
 import numpy as np
@@ -13,6 +14,9 @@ import pytest
 import soundfile as sf
 
 from dna_helpers import DATA, seqmamba
+from pipelines.audio.io import DEFAULT_MAX_SECONDS
+from pipelines.audio.models import resolve_model_dir
+from pipelines.runs import model_provenance
 
 DIGITS = DATA / "audio" / "spoken_digits_espeak"
 TINY = ["--d-model", 16, "--n-layer", 1, "--d-state", 4, "--batch-size", 8, "--warmup-steps", 1,
@@ -139,9 +143,13 @@ def test_predict_resumes_from_partial(tmp_path, classifier):
     text = full.read_text().splitlines()
     kept = text[1].replace(done[0]["label"], "KEPT", 1)
     (tmp_path / "p.csv.partial").write_text(f"{text[0]}\n{kept}\n{text[2][:9]}")
+    (tmp_path / "p.csv.partial.json").write_text(json.dumps(
+        model_provenance(resolve_model_dir(run), max_seconds=DEFAULT_MAX_SECONDS)))
     out = tmp_path / "p.csv"
-    rc, stdout, _ = seqmamba("audio", "predict", "--model", run, *files, "--out", out,
-                             "--no-progress")
+    # the same files typed another way (relative to another folder): the same rows, no doubles
+    rel = [os.path.relpath(f, tmp_path) for f in files]
+    rc, stdout, _ = seqmamba("audio", "predict", "--model", run, *rel, "--out", out,
+                             "--no-progress", cwd=tmp_path)
     assert rc == 0 and "1 kept" in stdout
     got = rows(out)
     assert [r["file"] for r in got] == [r["file"] for r in done] and got[0]["label"] == "KEPT"

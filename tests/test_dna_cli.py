@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from dna_helpers import DATA, seqmamba, tiny_classifier, tiny_lm, write
+from pipelines.dna.models import resolve_model_dir
+from pipelines.runs import model_provenance
 
 HPYLORI = DATA / "genomes" / "Hpylori_G27_NC_011333.1.fa.gz"
 PROMOTERS = DATA / "labelled" / "uci_ecoli_promoters.tsv"
@@ -113,12 +115,20 @@ def test_predict_resumes_from_partial_output(tmp_path, classifier):
     first = "\t".join(done[0].values())
     # a run that stopped after one record; mark its row so we can tell it was kept, not redone
     write(tmp_path / "p.tsv.partial", header + "\n" + first.replace(done[0]["label"], "KEPT") + "\n")
+    # what that run recorded about itself: another model's partial is refused, never merged
+    meta = tmp_path / "p.tsv.partial.json"
+    own = model_provenance(resolve_model_dir(classifier), max_length=None)
+    meta.write_text(json.dumps({**own, "weights_sha256": "0" * 64}))
+    rc, _, err = seqmamba("dna", "predict", "--model", classifier, fa, "--out", out, "--no-progress")
+    assert rc == 2 and "another model or other options (weights_sha256)" in err
+    assert "Traceback" not in err and not out.exists()
+    meta.write_text(json.dumps(own))
     rc, stdout, _ = seqmamba("dna", "predict", "--model", classifier, fa, "--out", out, "--no-progress")
     assert rc == 0
     got = rows(out)
     assert [r["record"] for r in got] == ["r1", "r2", "r3"] and got[0]["label"] == "KEPT"
     assert got[1:] == done[1:]
-    assert not (tmp_path / "p.tsv.partial").exists()
+    assert not (tmp_path / "p.tsv.partial").exists() and not meta.exists()
 
 
 def test_pretrain_resume_finetune_predict_generate(tmp_path):

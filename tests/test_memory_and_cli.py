@@ -80,16 +80,26 @@ def test_cli_missing_conformance_file_is_a_clear_error():
     assert "Traceback" not in p.stderr
 
 
-def test_cli_demo_runs_selfcheck_and_a_small_benchmark(tmp_path):
+def test_cli_demo_runs_the_three_jobs_and_ends_with_the_summary(tmp_path):
     out = tmp_path / "demo.csv"
+    demo = tmp_path / "demo"
     p = _cli("demo", "--device", "cpu", "--lengths", "256", "--dim", "32", "--out", str(out),
-             "--dna-steps", "4", "--audio-steps", "2", "--workdir", str(tmp_path / "demo"))
+             "--dna-steps", "4", "--splice-steps", "4", "--audio-steps", "2",
+             "--workdir", str(demo))
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "self-check passed" in p.stdout
     assert "held-out bits per base" in p.stdout
-    assert (tmp_path / "demo" / "predictions.tsv").read_text().count("\n") == 1 + 106 + 1
-    assert (tmp_path / "demo" / "hpylori_promoter.bedgraph").exists()
-    assert (tmp_path / "demo" / "digit_predictions.csv").read_text().count("\n") == 1 + 200
+    assert (demo / "splice_predictions.tsv").read_text().count("\n") == 1 + 3186
+    assert (demo / "hpylori_bits.tsv").read_text().count("\n") == 1 + 1
+    assert (demo / "hpylori_bits.bedgraph").read_text().count("\n") > 1600  # 1 kb bins
+    assert (demo / "digit_predictions.csv").read_text().count("\n") == 1 + 500  # one speaker
+    # the closing table: one row per task, each naming its plot, read from the reports
+    summary = (demo / "summary.txt").read_text()
+    assert summary in p.stdout
+    splice = json.loads((demo / "splice" / "report.json").read_text())
+    assert f"{splice['model']['acc']:.4f}" in summary and f"{splice['baseline']['acc']:.4f}" in summary
+    for plot in ("pretrain/loss_curve.png", "splice/confusion.png", "digits/confusion.png"):
+        assert plot in summary and (demo / plot).is_file()
     assert "torch vs mamba.py pscan, L=256 fwd" in p.stdout
     rows = out.read_text().splitlines()
     assert rows[0].startswith("device,impl,mode") and len(rows) == 1 + 2 * 4  # 2 modes x 4 impls

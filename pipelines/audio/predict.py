@@ -30,8 +30,9 @@ import torch
 from seqmamba import MambaForSequenceClassification, MambaLMHeadModel
 from seqmamba.atomic import write_csv_atomic
 
-from ..errors import InputError
-from ..runs import PartialTable
+from ..errors import InputError, regular_file
+from ..model_dirs import load_pretrained
+from ..runs import OutputLock, PartialTable, check_outputs, model_provenance
 from .crop import center_crop
 from .models import encode_input, model_extra, resolve_model_dir
 from .io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS, normalize_peak, read_audio
@@ -64,10 +65,11 @@ def expand_inputs(inputs: List[str]) -> Tuple[List[Path], List[Tuple[str, str]]]
     files, errors, seen = [], [], set()
 
     def add(p: Path):
+        # absolute: the table's key, so a resume finds a file however it was typed
         key = os.path.normpath(os.path.abspath(p))
         if key not in seen:
             seen.add(key)
-            files.append(p)
+            files.append(Path(key))
 
     def audio_under(d: Path):
         return sorted(f for f in d.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS
@@ -83,7 +85,10 @@ def expand_inputs(inputs: List[str]) -> Tuple[List[Path], List[Tuple[str, str]]]
             for f in found:
                 add(f)
         elif p.exists():
-            add(p)
+            try:
+                add(regular_file(p))
+            except InputError as e:
+                errors.append((arg, str(e)))
         elif _GLOB_CHARS & set(arg):
             matches = sorted(glob.glob(arg, recursive=True))
             found = []
@@ -105,14 +110,11 @@ def expand_inputs(inputs: List[str]) -> Tuple[List[Path], List[Tuple[str, str]]]
 
 class AudioPredictor:
     def __init__(self, model_dir: Path, device: str, chunk_seconds: float):
-        d = resolve_model_dir(model_dir)
+        d = self.model_dir = resolve_model_dir(model_dir)
         self.extra = model_extra(d)
         self.task = self.extra["task"]
         cls = MambaForSequenceClassification if self.task == "audio-classify" else MambaLMHeadModel
-        try:
-            self.model = cls.from_pretrained(d).to(device).eval()
-        except ValueError as e:
-            raise InputError(f"cannot load the model ({e})", path=d) from None
+        self.model = load_pretrained(cls, d).to(device).eval()
         self.device = device
         self.sample_rate = int(self.extra.get("sample_rate", 16000))
         self.encoding = self.extra.get("encoding", "waveform")
@@ -168,14 +170,26 @@ class AudioPredictor:
 # ---------------------------------------------------------------- command
 
 def run(argv=None) -> int:
-    from tqdm.auto import tqdm
-
     a = build_parser().parse_args(argv)
     if a.chunk_seconds <= 0 or (a.max_seconds is not None and a.max_seconds <= 0):
         raise InputError("--chunk-seconds and --max-seconds must be positive")
-    predictor = AudioPredictor(a.model, a.device, a.chunk_seconds)
     files, errors = expand_inputs(a.inputs)
-    table = PartialTable(a.out, predictor.fields(), a.restart, key=("file",))
+    err_file = a.out.with_name(a.out.name + ".errors.csv")
+    check_outputs([a.out, err_file], files)
+    predictor = AudioPredictor(a.model, a.device, a.chunk_seconds)
+    lock = OutputLock(a.out, "table")
+    try:
+        return _predict(a, predictor, files, errors, err_file)
+    finally:
+        lock.release()
+
+
+def _predict(a, predictor, files, errors, err_file) -> int:
+    from tqdm.auto import tqdm
+
+    provenance = model_provenance(predictor.model_dir, max_seconds=a.max_seconds)
+    table = PartialTable(a.out, predictor.fields(), a.restart, key=("file",),
+                         provenance=provenance)
     for _, msg in errors:
         print(f"seqmamba: {msg}", file=sys.stderr)
     todo = [f for f in files if (str(f),) not in table.done]
@@ -196,7 +210,6 @@ def run(argv=None) -> int:
         errors.append((str(path), msg))
         tqdm.write(f"seqmamba: {msg}", file=sys.stderr)
     bar.close()
-    err_file = a.out.with_name(a.out.name + ".errors.csv")
     if errors:
         write_csv_atomic([{"file": f, "error": m} for f, m in errors], err_file)
     elif err_file.exists():

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ..errors import InputError
+from seqmamba.atomic import write_text_atomic
+
+from ..errors import InputError, regular_file
 
 SNIFF_BYTES = 1 << 16
 
@@ -41,10 +44,7 @@ def _is_bgzf(head: bytes) -> bool:
 
 def sniff_fasta(path: Path) -> bool:
     """Check the start of ``path`` looks like FASTA; return True when it is bgzip-compressed."""
-    if not path.exists():
-        raise InputError("no such file", path=path)
-    if path.is_dir():
-        raise InputError("is a directory, not a FASTA file", path=path)
+    regular_file(path)  # a FIFO would block, a folder is not FASTA
     with open(path, "rb") as f:
         head = f.read(SNIFF_BYTES)
     if not head:
@@ -81,15 +81,48 @@ def _looks_binary(text: bytes) -> bool:
     return printable < 0.95 * len(sample)
 
 
-def _index_paths(path: Path, compressed: bool):
-    """(fai, gzi) paths: beside the FASTA if that is writable or already indexed, else cached."""
+STAMP_BYTES = 1 << 16  # how much of each end of the FASTA the index stamp hashes
+
+
+def _stamp(path: Path) -> dict:
+    """What the index was built from: size, mtime and a hash of the first and last 64 KiB.
+    An index whose stamp differs belongs to another version of the file."""
+    st = path.stat()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read(STAMP_BYTES))
+        f.seek(max(0, st.st_size - STAMP_BYTES))
+        h.update(f.read(STAMP_BYTES))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ends_sha256": h.hexdigest()}
+
+
+def _index_matches(fai: Path, gzi: Path, compressed: bool, stamp: dict) -> bool:
+    """True when ``fai`` (and ``gzi``) exist, are not empty and were built from the file as it
+    is now: an index made before the file changed (a copy with its old mtime kept, an edit),
+    by another tool, or cut short, is rebuilt rather than trusted."""
+    try:
+        if fai.stat().st_size == 0 or (compressed and gzi.stat().st_size == 0):
+            return False
+        return json.loads(Path(str(fai) + ".stamp").read_text()) == stamp
+    except (OSError, ValueError):
+        return False
+
+
+def _index_paths(path: Path, compressed: bool, stamp: dict):
+    """(fai, gzi) paths: beside the FASTA when an index there matches the file or the folder is
+    writable, else in the cache (keyed by the file's absolute path)."""
     fai, gzi = Path(str(path) + ".fai"), Path(str(path) + ".gzi")
-    beside_ok = fai.exists() and (not compressed or gzi.exists())
-    if beside_ok or os.access(path.parent, os.W_OK):
+    if _index_matches(fai, gzi, compressed, stamp) or os.access(path.parent, os.W_OK):
         return fai, gzi
     key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
     d = cache_dir() / "fai"
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot index: the folder is read-only and so is the cache {d} "
+                         f"({e.strerror})", path=path,
+                         fix="set SEQMAMBA_CACHE to a writable folder, or index the FASTA "
+                             "where it can be written") from None
     return d / f"{path.name}.{key}.fai", d / f"{path.name}.{key}.gzi"
 
 
@@ -111,7 +144,12 @@ class FastaFile:
             except ImportError:
                 raise InputError("bgzip-compressed FASTA needs biopython", path=self.path,
                                  fix="pip install biopython, or gunzip the file") from None
-        fai, gzi = _index_paths(self.path, compressed)
+        stamp = _stamp(self.path)
+        fai, gzi = _index_paths(self.path, compressed, stamp)
+        fresh = not _index_matches(fai, gzi, compressed, stamp)
+        if fresh:  # missing, stale or foreign: built again from the file as it is
+            for f in (fai, gzi):
+                f.unlink(missing_ok=True)
         kw = {"gzi_indexname": str(gzi)} if compressed else {}
         try:
             self._fa = pyfaidx.Fasta(str(self.path), indexname=str(fai), as_raw=True,
@@ -127,6 +165,11 @@ class FastaFile:
                 raise InputError(f"duplicate record name ({msg})", path=self.path,
                                  fix="give every record a unique first word on its '>' line") from None
             raise InputError(f"cannot read: {msg}", path=self.path) from None
+        if fresh:
+            try:
+                write_text_atomic(json.dumps(stamp), Path(str(fai) + ".stamp"))
+            except OSError:
+                pass  # the index still works; it is rebuilt next time
         self.records: List[Record] = [Record(k, len(self._fa.faidx.index[k]))
                                       for k in self._fa.keys()]
         self._length: Dict[str, int] = {r.name: r.length for r in self.records}

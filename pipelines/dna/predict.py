@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import os
 import sys
@@ -32,9 +31,10 @@ from seqmamba import (MambaForSequenceClassification, MambaLMHeadModel, MambaPre
 from seqmamba.atomic import atomic_output, commit, temp_beside, write_text_atomic
 from seqmamba.pooling import StreamingPool
 
-from ..errors import InputError
-from ..runs import PartialTable
+from ..errors import InputError, regular_file
+from ..runs import OutputLock, PartialTable, check_outputs, model_provenance
 from .fasta import FastaFile
+from ..model_dirs import load_pretrained, model_extra
 from .models import resolve_model_dir, tokenizer_of
 from .tokenizer import DNATokenizer
 
@@ -62,12 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_model(model_dir: Path, device: str) -> Tuple[MambaPreTrainedModel, str, DNATokenizer]:
     d = resolve_model_dir(model_dir)
-    cfg = json.loads((d / "config.json").read_text())
-    task = (cfg.get("extra") or {}).get("task", "dna-lm")
+    task = model_extra(d).get("task", "dna-lm")
     cls = MambaForSequenceClassification if task == "dna-classify" else MambaLMHeadModel
     if task not in ("dna-classify", "dna-lm"):
         raise InputError(f"model task {task!r} is not a DNA model", path=d)
-    model = cls.from_pretrained(d).to(device).eval()
+    model = load_pretrained(cls, d).to(device).eval()
     return model, task, tokenizer_of(d)
 
 
@@ -75,6 +74,7 @@ def load_model(model_dir: Path, device: str) -> Tuple[MambaPreTrainedModel, str,
 
 def iter_records(path: Path, max_length: Optional[int]) -> Iterator[Tuple[str, int, object]]:
     """(record name, length, reader(start, end) -> str) for each record of a FASTA or TSV."""
+    regular_file(path)
     if path.suffix.lower() in (".tsv", ".txt"):
         with open(path, newline="") as f:
             rows = list(csv.reader(f, delimiter="\t"))
@@ -202,12 +202,21 @@ class TrackWriter:
 
 
 def run(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    if a.chunk_size < 1 or a.track_bin < 1 or (a.max_length is not None and a.max_length < 1):
+        raise InputError("--chunk-size, --track-bin and --max-length must be positive")
+    check_outputs([a.out, a.track, a.embed], a.inputs)
+    model, task, tok = load_model(a.model, a.device)
+    lock = OutputLock(a.out, "table")
+    try:
+        return _predict(a, model, task, tok)
+    finally:
+        lock.release()
+
+
+def _predict(a, model, task, tok) -> int:
     from tqdm.auto import tqdm
 
-    a = build_parser().parse_args(argv)
-    if a.chunk_size < 1 or a.track_bin < 1:
-        raise InputError("--chunk-size and --track-bin must be positive")
-    model, task, tok = load_model(a.model, a.device)
     names = model.config.extra.get("labels", []) if task == "dna-classify" else []
     track_class = len(names) - 1 if names else 0
     if a.track_class is not None:
@@ -217,7 +226,9 @@ def run(argv=None) -> int:
         track_class = names.index(a.track_class)
     fields = ["file", "record", "length"] + (["label"] + [f"p_{n}" for n in names]
                                              if task == "dna-classify" else ["bits_per_base"])
-    table = PartialTable(a.out, fields, a.restart, key=("file", "record"), default_delim="\t")
+    provenance = model_provenance(resolve_model_dir(a.model), max_length=a.max_length)
+    table = PartialTable(a.out, fields, a.restart, key=("file", "record"), default_delim="\t",
+                         provenance=provenance)
     errors: List[Tuple[str, str, str]] = []
     track = TrackWriter(a.track, task) if a.track else None
     embeds, embed_ids = [], []
@@ -229,16 +240,17 @@ def run(argv=None) -> int:
         except InputError as e:
             errors.append((str(path), "", str(e)))
             continue
+        file_key = os.path.abspath(path)  # the same file however it was typed
         for name, length, read in records:
-            if (path.name, name) in table.done and not (a.track or a.embed):
+            if (file_key, name) in table.done and not (a.track or a.embed):
                 continue
             try:
                 res = predict_record(model, task, tok, name, length, read, a, path, track_class)
             except InputError as e:
                 errors.append((str(path), name, str(e)))
                 continue
-            if (path.name, name) not in table.done:
-                table.add({"file": path.name, **res.row})
+            if (file_key, name) not in table.done:
+                table.add({"file": file_key, **res.row})
             n_done += 1
             bar.update(1)
             if track is not None:
