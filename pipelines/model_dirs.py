@@ -15,6 +15,9 @@ def model_extra(model_dir: Path) -> dict:
         cfg = json.loads((Path(model_dir) / "config.json").read_text())
     except (OSError, ValueError) as e:
         raise InputError(f"cannot read config.json ({e})", path=model_dir) from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("extra") or {}, dict):
+        raise InputError("config.json must hold a JSON object of settings (with 'extra' an "
+                         "object)", path=model_dir)
     return cfg.get("extra") or {}
 
 

@@ -437,12 +437,15 @@ def test_dataset_reports_bad_audio_with_csv_line(tmp_path):
     p = tmp_path / "m.csv"
     p.write_text("path,label\na.wav,yes\nnotes.wav,no\n")
     clips = read_manifest_csv(p)
-    with pytest.raises(InputError) as e:  # found when the dataset is built (header probe)
+    with pytest.raises(InputError) as e:  # found when the dataset is built (every file read)
         AudioClips(clips)
     msg = str(e.value)
     assert msg.startswith(f"{p}: line 3: {tmp_path / 'notes.wav'}: not an audio file"), msg
     p.write_text("path,label\na.wav,yes\nnan.wav,no\n")
-    ds = AudioClips(read_manifest_csv(p))  # NaN needs the samples: found when read
+    # NaN samples too: found up front, not when (or whether) training draws the clip
+    with pytest.raises(InputError, match=r"m\.csv: line 3: .*nan\.wav: 1 NaN or infinite"):
+        AudioClips(read_manifest_csv(p))
+    ds = AudioClips(read_manifest_csv(p), probe=False)  # unprobed, reading it fails the same way
     with pytest.raises(InputError, match=r"m\.csv: line 3: .*nan\.wav: 1 NaN or infinite"):
         ds[1]
     with pytest.raises(InputError, match="line 2: label 'yes' of .* is not one of the labels"):

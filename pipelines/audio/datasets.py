@@ -31,7 +31,7 @@ from ..bundled import bundled
 from ..checksums import file_sha256
 from ..errors import InputError
 from .crop import center_crop, random_crop
-from .io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS, audio_info, normalize_peak, read_audio
+from .io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS, normalize_peak, read_audio
 
 AUDIO_MANIFEST = bundled("data_manifests", "audio.yaml")
 
@@ -272,8 +272,9 @@ class AudioClips(Dataset):
     Clips are read mono at ``sample_rate`` (resampled when a file's rate differs), scaled
     down to ``peak`` when given, and fitted to ``num_samples`` (None: as long as the file):
     a random crop/pad with ``train`` (item i of epoch e is a pure function of (seed, e, i)),
-    else the centre.  With ``probe`` every file's header is checked here, so a bad file is
-    reported before training starts, naming the CSV line that lists it.
+    else the centre.  With ``probe`` every file is decoded once here, so a bad file (damaged,
+    NaN samples, too long) is reported before training starts, naming the CSV line that lists
+    it.
     """
 
     def __init__(self, clips: Sequence[Clip], names: Optional[Sequence[str]] = None,
@@ -291,10 +292,10 @@ class AudioClips(Dataset):
             raise InputError(f"num_samples must be positive, got {num_samples}")
         self.num_samples, self.sample_rate, self.train = num_samples, sample_rate, train
         self.seed, self.peak, self.max_seconds, self.epoch = seed, peak, max_seconds, 0
-        if probe:
-            for c in self.clips:
+        if probe:  # every sample decoded once, at the file's own rate: a damaged file or one
+            for c in self.clips:  # holding NaN fails now, even if training would never draw it
                 try:
-                    audio_info(c.path, max_seconds)
+                    read_audio(c.path, None, mono=False, max_seconds=max_seconds)
                 except InputError as e:
                     raise c.error(e) from None
 

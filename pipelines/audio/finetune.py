@@ -217,7 +217,9 @@ def run(argv=None) -> int:
                       frontend_filters=a.filters, frontend_taps=a.filter_taps,
                       num_labels=len(names), pooling=a.pooling, bidirectional=bidirectional,
                       dropout=a.dropout, extra=extra)
-        return Job(ClassifierTask, config, loader, val_loader, init)
+        per_clip = num_samples if encoding != "waveform" else -(-num_samples // a.frame_size)
+        return Job(ClassifierTask, config, loader, val_loader, init,
+                   step_positions=a.batch_size * per_clip)
 
     def report(done):
         m, pred = score_classifier(done.model, val_loader, names, a.out)

@@ -193,7 +193,8 @@ def run(argv=None) -> int:
                  "seq_len": a.seq_len, "peak": a.peak}
         config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
                       vocab_size=CLASSES, dropout=a.dropout, extra=extra)
-        return Job(LMTask, config, loader, val_loader)
+        return Job(LMTask, config, loader, val_loader,
+                   step_positions=a.batch_size * a.seq_len)
 
     def report(done):
         bits = heldout_bits(done.model, val_loader)

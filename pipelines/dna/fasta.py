@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import json
 import os
+import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SEQMAMBA_CACHE", Path.home() / ".cache" / "seqmamba"))
 
 
+# The empty block that ends every BGZF file (SAM/BAM specification, section 4.1.2).
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+
 def _is_bgzf(head: bytes) -> bool:
     # BGZF = gzip member with FEXTRA and a "BC" subfield (SAM/BAM spec, section 4.1)
     return len(head) >= 18 and head[:2] == b"\x1f\x8b" and head[3] & 4 and head[12:14] == b"BC"
@@ -55,6 +60,13 @@ def sniff_fasta(path: Path) -> bool:
                          fix=f"recompress with bgzip: gunzip -c {path.name} | bgzip > "
                              f"{path.stem}.bgz.gz, or gunzip it")
     if compressed:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - len(BGZF_EOF)))
+            if f.read() != BGZF_EOF:
+                raise InputError("truncated bgzip: the end-of-file block is missing (the file "
+                                 "was cut short)", path=path,
+                                 fix="copy or download it again; bgzip and samtools always end "
+                                     "a file with that block")
         try:
             with gzip.open(path, "rb") as g:
                 text = g.read(SNIFF_BYTES)
@@ -159,6 +171,9 @@ class FastaFile:
             raise InputError(f"cannot index: {_first_line(e)}", path=self.path,
                              fix="check that every record has a '>name' line and lines of equal "
                                  "length") from None
+        except (struct.error, EOFError, zlib.error, OSError) as e:
+            raise InputError(f"damaged or truncated data ({_first_line(e)})", path=self.path,
+                             fix="re-download or re-compress the file (bgzip)") from None
         except ValueError as e:
             msg = _first_line(e)
             if "uplicate" in msg:
@@ -201,7 +216,12 @@ class FastaFile:
         if not 0 <= start <= end <= n:
             raise InputError(f"interval {start}-{end} is outside the record (length {n})",
                              path=self.path, record=name)
-        return self._fa[name][start:end]
+        try:
+            return self._fa[name][start:end]
+        except (struct.error, EOFError, zlib.error, OSError, ValueError) as e:
+            raise InputError(f"damaged or truncated data reading {start}-{end} "
+                             f"({_first_line(e)})", path=self.path, record=name,
+                             fix="re-download or re-compress the file (bgzip)") from None
 
     def close(self) -> None:
         self._fa.close()

@@ -106,7 +106,9 @@ def run(argv=None) -> int:
                       rc_equivariant=a.rc_equivariant,
                       complement_map=tok.complement_map if a.rc_equivariant else None,
                       extra=extra)
-        return Job(ClassifierTask, config, loader, val_loader, init)
+        longest = max(len(e.ids) for e in train_ex + val_ex)
+        return Job(ClassifierTask, config, loader, val_loader, init,
+                   step_positions=a.batch_size * longest)
 
     def report(done):
         m, _ = score_classifier(done.model, val_loader, names, a.out)

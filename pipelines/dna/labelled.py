@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import InputError
+from ..errors import InputError, regular_file
 from .fasta import FastaFile
 from .tokenizer import DNATokenizer
 
@@ -76,8 +76,9 @@ def read_bed_fasta(bed, fasta, tokenizer: DNATokenizer) -> List[Example]:
     """BED rows ``chrom start end label [score strand]`` cut from ``fasta``; strand '-' is
     reverse-complemented.  The id is ``chrom:start-end(strand)``."""
     fa = FastaFile(fasta)
+    names = {r.name for r in fa.records}
     out = []
-    with open(bed) as f:
+    with open(regular_file(bed)) as f:
         for n, line in enumerate(f, 1):
             if not line.strip() or line.startswith(("#", "track", "browser")):
                 continue
@@ -89,6 +90,15 @@ def read_bed_fasta(bed, fasta, tokenizer: DNATokenizer) -> List[Example]:
             except ValueError:
                 raise InputError(f"line {n}: start and end must be integers", path=bed) from None
             strand = c[5] if len(c) > 5 else "+"
+            if strand not in ("+", "-", "."):
+                raise InputError(f"line {n}: strand must be +, - or ., got {strand!r}", path=bed)
+            if c[0] not in names:
+                raise InputError(f"line {n}: chromosome {c[0]!r} is not in {fasta}", path=bed,
+                                 fix=f"records there: {', '.join(sorted(names)[:5])}...")
+            length = fa.length(c[0])
+            if not 0 <= start < end <= length:
+                raise InputError(f"line {n}: interval {start}-{end} is outside {c[0]} (length "
+                                 f"{length:,}; BED is 0-based, start < end)", path=bed)
             seq = fa.fetch(c[0], start, end)
             ids = tokenizer.encode(seq, record=c[0], offset=start, path=fasta)
             if strand == "-":

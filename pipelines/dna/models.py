@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import InputError
 from ..model_dirs import model_extra
 from ..model_dirs import resolve_model_dir as _resolve
 from .tokenizer import DNATokenizer
 
 
+DNA_TASKS = ("dna-lm", "dna-classify")
+
+
 def resolve_model_dir(path: Path) -> Path:
-    return _resolve(path, "seqmamba dna pretrain or finetune")
+    """RUN or RUN/final of a DNA command -> the directory holding config.json.  A directory
+    without a task (an imported mamba-ssm or transformers checkpoint) is taken as a language
+    model; another domain's model is refused."""
+    d = _resolve(path, "seqmamba dna pretrain or finetune")
+    task = model_extra(d).get("task")
+    if task is not None and task not in DNA_TASKS:
+        raise InputError(f"model task {task!r} is not a DNA model (dna-lm, dna-classify)", path=d,
+                         fix="pass the RUN directory of seqmamba dna pretrain or finetune")
+    return d
 
 
 def tokenizer_of(model_dir: Path) -> DNATokenizer:

@@ -22,8 +22,8 @@ from ..runs import add_trainer_args, parse_with_recipe
 from .manifest import load_split
 from .markov import MarkovModel
 from .tokenizer import DNATokenizer
-from .windows import (POOL, GenomeWindows, fraction_intervals, read_bed, record_intervals,
-                      subtract)
+from .windows import (POOL, GenomeWindows, check_intervals, fraction_intervals, read_bed,
+                      record_intervals, subtract)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _splits(a):
+    chosen = [opt for opt, v in (("--manifest", a.manifest), ("--holdout-bed", a.holdout_bed),
+                                 ("--val-records", a.val_records)) if v]
+    if len(chosen) > 1:
+        raise InputError(f"{' and '.join(chosen)} each choose the held-out data; pass one of them")
+    if a.manifest and a.fasta:
+        raise InputError("--manifest names its own FASTA files; drop --fasta (or --manifest)")
+    if a.split and not a.manifest:
+        raise InputError("--split names a split of a --manifest; pass --manifest too")
+    if not 0 < a.val_fraction < 1:
+        raise InputError(f"--val-fraction must be in (0, 1), got {a.val_fraction}")
+    if a.seq_len < 2 or a.val_windows < 1:
+        raise InputError("--seq-len must be at least 2 and --val-windows at least 1")
     if a.manifest:
         if not a.split:
             raise InputError("--manifest needs --split NAME")
@@ -100,6 +112,7 @@ def run(argv=None) -> int:
     a = parse_with_recipe(build_parser(), argv)
     tok = DNATokenizer(keep_case=a.keep_case)
     train_iv, val_iv, files = _splits(a)
+    check_intervals(train_iv + val_iv, tok)  # a bad character fails now, not after training
     val_ds = GenomeWindows(val_iv, a.seq_len, tok, a.val_windows, seed=a.seed + 10_000,
                            max_n_frac=a.max_n_frac, fixed=True)
     val_loader = DataLoader(val_ds, batch_size=a.batch_size, num_workers=0, collate_fn=_collate)
@@ -116,7 +129,8 @@ def run(argv=None) -> int:
                       extra={"task": "dna-lm", "tokenizer": tok.to_dict(), "seq_len": a.seq_len,
                              "fasta": [Path(f).name for f in files]})
         return Job(LMTask, config, loader, val_loader,
-                   callbacks=[RankAudit(a.audit_dir)] if a.audit_dir else [])
+                   callbacks=[RankAudit(a.audit_dir)] if a.audit_dir else [],
+                   step_positions=a.batch_size * a.seq_len)
 
     def report(done):
         bpb = heldout_bits(done.model, val_loader)

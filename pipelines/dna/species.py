@@ -112,8 +112,9 @@ def run(argv=None) -> int:
                       complement_map=tok.complement_map if rc else None, dropout=a.dropout,
                       extra={"task": "dna-classify", "labels": names,
                              "tokenizer": tok.to_dict(), "pooling": "mean"})
-        return Job(ClassifierTask, config, loader, DataLoader(val, batch_size=32,
-                                                              collate_fn=_collate))
+        return Job(ClassifierTask, config, loader,
+                   DataLoader(val, batch_size=32, collate_fn=_collate),
+                   step_positions=a.batch_size * max(a.lengths))
 
     def report(done):
         rows = [accuracy_at_length(done.model, Lw, train, test, tok, a) for Lw in a.lengths]
