@@ -2,9 +2,9 @@
 
 Lightning announces the accelerators it did not find, advertises its cloud products, and warns
 that a small training set has fewer batches than its logging interval; it also trips a
-deprecation inside its own ``_pytree`` module.  None of it is actionable for a seqmamba user,
-so the command line turns Lightning's informational logging down to warnings and ignores those
-two warnings by their text.  Every other warning still shows.  ``seqmamba --verbose ...`` (or
+deprecation inside its own ``_pytree`` module, and on a resume warns about the folders it
+resumes into.  None of it is actionable for a seqmamba user, so the command line turns
+Lightning's informational logging down to warnings and ignores those warnings by their text.  Every other warning still shows.  ``seqmamba --verbose ...`` (or
 ``SEQMAMBA_VERBOSE=1``) leaves everything on.
 """
 
@@ -18,6 +18,10 @@ import warnings
 _IGNORED = (
     r".*isinstance\(treespec, LeafSpec\)` is deprecated",
     r"The number of training batches \(\d+\) is smaller than the logging interval",
+    # on --resume: seqmamba keeps the earlier sessions' metrics (logs/metrics.history.csv) and
+    # resumes into the run's own checkpoint folder, which these two warnings are about
+    r"Experiment logs directory .* exists and is not empty",
+    r"Checkpoint directory .* exists and is not empty",
 )
 
 

@@ -6,6 +6,7 @@ devices and DDP; these modules only say what a step computes and which metrics t
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -53,12 +54,137 @@ class _Task(L.LightningModule):
             opt, lambda s: warmup_cosine(s, h.warmup_steps, h.max_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def on_train_start(self):
+        # A resumed run continues its data where the checkpoint stopped: the batches of the
+        # current epoch already trained on are skipped, so the run sees the same batches in
+        # the same order as one that was never interrupted (one process; under DDP the epoch
+        # restarts, as Lightning does).
+        self.session_start = self.trainer.global_step
+        if self.trainer.is_global_zero:
+            _write_session_start(Path(self.trainer.default_root_dir), self.session_start)
+        sampler = _resumable_sampler(self.trainer.train_dataloader)
+        if sampler is None or self.trainer.global_step == 0 or self.trainer.world_size > 1:
+            return
+        per_epoch = self.trainer.num_training_batches
+        done = self.trainer.global_step - self.current_epoch * per_epoch
+        if 0 < done < per_epoch:
+            sampler.skip = done * self.trainer.train_dataloader.batch_size
+
     def on_train_epoch_start(self):
-        # windows are a function of (seed, epoch, index): tell the data set the epoch
+        # windows and shuffles are functions of (seed, epoch, index): tell them the epoch
         loader = self.trainer.train_dataloader
         ds = getattr(loader, "dataset", None)
         if hasattr(ds, "set_epoch"):
             ds.set_epoch(self.current_epoch)
+        sampler = _resumable_sampler(loader)
+        if sampler is not None:
+            sampler.set_epoch(self.current_epoch)
+
+
+# ---- one loss curve across resumes: Lightning's CSV logger starts logs/metrics.csv afresh in
+# every process, so the rows of earlier sessions are kept in logs/metrics.history.csv, each
+# session's rows replacing those an interrupted session logged past the point it resumed from.
+
+def _metrics_rows(path: Path) -> Tuple[list, List[dict]]:
+    import csv
+
+    if not path.is_file():
+        return [], []
+    with open(path, newline="") as f:
+        r = csv.DictReader(f)
+        return list(r.fieldnames or []), list(r)
+
+
+def _step(row: dict) -> int:
+    try:
+        return int(float(row.get("step") or 0))
+    except ValueError:
+        return 0
+
+
+def _write_metrics(path: Path, fields: list, rows: List[dict]) -> None:
+    from seqmamba.atomic import write_csv_atomic
+
+    write_csv_atomic(sorted(rows, key=_step), path, fields)
+
+
+def _union(*field_lists) -> list:
+    out = []
+    for fl in field_lists:
+        out += [f for f in fl if f not in out]
+    return out
+
+
+def _write_session_start(run: Path, step: int) -> None:
+    (run / "logs").mkdir(parents=True, exist_ok=True)
+    write_json_atomic({"step": step}, run / "logs" / "session_start.json")
+
+
+def fold_metrics_before_resume(run: Path) -> None:
+    """Move the rows of the last session's metrics.csv into metrics.history.csv (dropping
+    history rows that session redid), before a resumed session starts a new metrics.csv."""
+    logs = run / "logs"
+    hf, hist = _metrics_rows(logs / "metrics.history.csv")
+    cf, cur = _metrics_rows(logs / "metrics.csv")
+    if not cur:
+        return
+    start_file = logs / "session_start.json"
+    start = json.loads(start_file.read_text())["step"] if start_file.is_file() else 0
+    rows = [r for r in hist if _step(r) < start] + cur
+    _write_metrics(logs / "metrics.history.csv", _union(hf, cf), rows)
+    (logs / "metrics.csv").unlink()
+
+
+def merge_metrics_after_fit(run: Path, session_start: int) -> None:
+    """metrics.csv = the history before this session's first step + this session's rows."""
+    logs = run / "logs"
+    hf, hist = _metrics_rows(logs / "metrics.history.csv")
+    cf, cur = _metrics_rows(logs / "metrics.csv")
+    if hist:
+        rows = [r for r in hist if _step(r) < session_start] + cur
+        _write_metrics(logs / "metrics.csv", _union(hf, cf), rows)
+        (logs / "metrics.history.csv").unlink()
+    (logs / "session_start.json").unlink(missing_ok=True)
+
+
+class ResumableSampler(torch.utils.data.Sampler):
+    """The order of a training epoch as a pure function of (seed, epoch): a seeded permutation
+    with ``shuffle``, else 0..n-1.  ``skip`` drops the first items of the next epoch iterated
+    (set when a run resumes mid-epoch), so a resumed run reads what an uninterrupted one
+    would have read next."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool):
+        self.n, self.seed, self.shuffle, self.epoch, self.skip = n, seed, shuffle, 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n - self.skip
+
+    def __iter__(self):
+        order = np.random.default_rng([self.seed, self.epoch, 7]).permutation(self.n) \
+            if self.shuffle else np.arange(self.n)
+        start, self.skip = self.skip, 0
+        return iter(order[start:].tolist())
+
+
+def training_loader(dataset, batch_size: int, seed: int, shuffle: bool, **kw):
+    """The DataLoader every training command reads its batches from (resumable order)."""
+    from torch.utils.data import DataLoader
+
+    return DataLoader(dataset, batch_size=batch_size,
+                      sampler=ResumableSampler(len(dataset), seed, shuffle), **kw)
+
+
+def _resumable_sampler(loader) -> Optional[ResumableSampler]:
+    """Our sampler, also when Lightning has wrapped it for DDP."""
+    s = getattr(loader, "sampler", None)
+    inner = getattr(getattr(s, "dataset", None), "_sampler", None)
+    for cand in (s, inner):
+        if isinstance(cand, ResumableSampler):
+            return cand
+    return None
 
 
 class LMTask(_Task):
@@ -157,10 +283,14 @@ class RankAudit(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if "window" in batch:
             self.seen.extend(batch["window"])
+            # also one line per step as it happens, so a killed run leaves its record
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with open(self.dir / f"rank{trainer.global_rank}.jsonl", "a") as f:
+                f.write(json.dumps({"step": trainer.global_step,
+                                    "windows": list(batch["window"])}) + "\n")
 
     def on_train_end(self, trainer, pl_module):
         import hashlib
-        import json
 
         h = hashlib.sha256()
         for k, v in sorted(pl_module.model.state_dict().items()):
@@ -265,7 +395,8 @@ def plot_curves(metrics_csv: Path, out_png: Path, keys=("train_loss", "val_loss"
             ax.plot(x, y, marker="o" if k.startswith("val") else None, ms=3, label=k)
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats)")
-    ax.legend()
+    if any(x for x, _ in series.values()):
+        ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
     save_figure(fig, out_png)
@@ -477,6 +608,8 @@ def _fit(trainer, task, job, ckpt) -> None:
 
     if ckpt is not None:
         _check_checkpoint_file(Path(ckpt))
+        if trainer.is_global_zero:
+            fold_metrics_before_resume(Path(trainer.default_root_dir))
     try:
         trainer.fit(task, job.loader, job.val_loader, ckpt_path=ckpt, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -508,6 +641,7 @@ def _finish(a, trainer, task, seconds, report) -> int:
 
     if trainer.global_rank != 0:
         return 0
+    merge_metrics_after_fit(a.out, getattr(task, "session_start", 0))
     export_final(task.model, a.out)
     fields, lines = report(Trained(task.model.eval(), trainer, seconds))
     body = {"task": fields.pop("task"), "steps": trainer.global_step,

@@ -141,7 +141,9 @@ def test_predict_resumes_from_partial(tmp_path, classifier):
     done = rows(full)
     # a run that stopped after one file, in the middle of writing the second row
     text = full.read_text().splitlines()
-    kept = text[1].replace(done[0]["label"], "KEPT", 1)
+    cols = text[1].split(",")
+    cols[list(done[0]).index("label")] = "KEPT"  # the label cell, not a path that holds the word
+    kept = ",".join(cols)
     (tmp_path / "p.csv.partial").write_text(f"{text[0]}\n{kept}\n{text[2][:9]}")
     (tmp_path / "p.csv.partial.json").write_text(json.dumps(
         model_provenance(resolve_model_dir(run), max_seconds=DEFAULT_MAX_SECONDS)))

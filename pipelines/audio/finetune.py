@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv=None) -> int:
-    from ..training import ClassifierTask, Job, accuracy_by_group, run_training, score_classifier
+    from ..training import (ClassifierTask, Job, accuracy_by_group, run_training,
+                            score_classifier, training_loader)
 
     a = parse_with_recipe(build_parser(), argv)
     if a.train is None:
@@ -207,9 +208,9 @@ def run(argv=None) -> int:
         shift = int(round(a.shift_seconds * sample_rate))
         train_ds = Augmented(train_base, shift, a.gain_db, a.seed, a.speed, a.eq_db) \
             if shift or a.gain_db or a.speed or a.eq_db else train_base
-        loader = DataLoader(train_ds, batch_size=a.batch_size, shuffle=True, collate_fn=batches,
-                            num_workers=a.workers, drop_last=len(train_ds) > a.batch_size,
-                            persistent_workers=a.workers > 0)
+        loader = training_loader(train_ds, a.batch_size, a.seed, shuffle=True, collate_fn=batches,
+                                 num_workers=a.workers, drop_last=len(train_ds) > a.batch_size,
+                                 persistent_workers=a.workers > 0)
         extra = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
                  "seconds": a.seconds, "encoding": encoding, "peak": a.peak}
         config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, vocab_size=1,

@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv=None) -> int:
-    from ..training import Job, LMTask, heldout_bits, run_training
+    from ..training import Job, LMTask, heldout_bits, run_training, training_loader
     from .baselines import markov_bits
 
     a = parse_with_recipe(build_parser(), argv)
@@ -186,9 +186,9 @@ def run(argv=None) -> int:
     def job() -> Job:
         samples = a.train_samples or a.max_steps * a.batch_size
         train_ds = MulawCrops(train_arrays, a.seq_len, samples, a.seed)
-        loader = DataLoader(train_ds, batch_size=a.batch_size, shuffle=False,
-                            num_workers=a.workers, collate_fn=collate, drop_last=True,
-                            persistent_workers=a.workers > 0)
+        loader = training_loader(train_ds, a.batch_size, a.seed, shuffle=False,
+                                 num_workers=a.workers, collate_fn=collate, drop_last=True,
+                                 persistent_workers=a.workers > 0)
         extra = {"task": "audio-lm", "sample_rate": a.sample_rate, "encoding": "mulaw8",
                  "seq_len": a.seq_len, "peak": a.peak}
         config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,

@@ -74,7 +74,7 @@ class _RCAugmented(torch.utils.data.Dataset):
 
 
 def run(argv=None) -> int:
-    from ..training import ClassifierTask, Job, run_training, score_classifier
+    from ..training import ClassifierTask, Job, run_training, score_classifier, training_loader
 
     a = parse_with_recipe(build_parser(), argv)
     if a.train is None:
@@ -96,8 +96,8 @@ def run(argv=None) -> int:
 
     def job() -> Job:
         train_set = _RCAugmented(train_ds, tok, a.seed) if a.rc_augment else train_ds
-        loader = DataLoader(train_set, batch_size=a.batch_size, shuffle=True, collate_fn=collate,
-                            num_workers=a.workers, drop_last=len(train_ds) > a.batch_size)
+        loader = training_loader(train_set, a.batch_size, a.seed, shuffle=True, collate_fn=collate,
+                                 num_workers=a.workers, drop_last=len(train_ds) > a.batch_size)
         extra = {"task": "dna-classify", "labels": names, "tokenizer": tok.to_dict(),
                  "pooling": a.pooling}
         config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,

@@ -107,7 +107,7 @@ def markov_report(train_iv, val_ds, orders, tokenizer) -> dict:
 
 
 def run(argv=None) -> int:
-    from ..training import Job, LMTask, RankAudit, heldout_bits, run_training
+    from ..training import Job, LMTask, RankAudit, heldout_bits, run_training, training_loader
 
     a = parse_with_recipe(build_parser(), argv)
     tok = DNATokenizer(keep_case=a.keep_case)
@@ -121,9 +121,9 @@ def run(argv=None) -> int:
         samples = a.train_samples or a.max_steps * a.batch_size
         train_ds = GenomeWindows(train_iv, a.seq_len, tok, samples, seed=a.seed,
                                  rc_prob=a.rc_prob, max_n_frac=a.max_n_frac)
-        loader = DataLoader(train_ds, batch_size=a.batch_size, shuffle=False,
-                            num_workers=a.workers, collate_fn=_collate, drop_last=True,
-                            persistent_workers=a.workers > 0)
+        loader = training_loader(train_ds, a.batch_size, a.seed, shuffle=False,
+                                 num_workers=a.workers, collate_fn=_collate, drop_last=True,
+                                 persistent_workers=a.workers > 0)
         config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
                       vocab_size=tok.vocab_size, pad_token_id=tok.pad_id,
                       extra={"task": "dna-lm", "tokenizer": tok.to_dict(), "seq_len": a.seq_len,

@@ -89,7 +89,7 @@ def fixed_windows(per_label, L, tok, per_class, seed):
 
 
 def run(argv=None) -> int:
-    from ..training import ClassifierTask, Job, run_training
+    from ..training import ClassifierTask, Job, run_training, training_loader
 
     a = parse_with_recipe(build_parser(), argv)
     tok = DNATokenizer()
@@ -102,8 +102,8 @@ def run(argv=None) -> int:
     def job() -> Job:
         ds = MixedLengthWindows(train, a.lengths, tok, a.batch_size, a.max_steps * a.batch_size,
                                 a.seed)
-        loader = DataLoader(ds, batch_size=a.batch_size, shuffle=False, collate_fn=_collate,
-                            num_workers=a.workers, drop_last=True)
+        loader = training_loader(ds, a.batch_size, a.seed, shuffle=False, collate_fn=_collate,
+                                 num_workers=a.workers, drop_last=True)
         mid = sorted(a.lengths)[len(a.lengths) // 2]
         val = MixedLengthWindows(test, [mid], tok, 32, 160, a.seed + 99, fixed_length=mid)
         config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
