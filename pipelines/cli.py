@@ -18,6 +18,7 @@ Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import platform
 import subprocess
@@ -182,6 +183,18 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("seqmamba: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        if e.errno not in FULL_DISK:
+            raise
+        # every output is written to a temporary file and renamed when whole, and prediction
+        # tables keep their rows in OUT.partial: what was done is kept, nothing half-written
+        print(f"seqmamba: {e.filename or 'an output'}: {e.strerror} (free some space, or write "
+              "elsewhere, and rerun: earlier outputs are intact and a prediction resumes from "
+              "its .partial)", file=sys.stderr)
+        return 2
+
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 DOMAINS = {"dna": "pipelines.dna.cli", "audio": "pipelines.audio.cli"}

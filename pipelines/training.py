@@ -62,6 +62,8 @@ class _Task(L.LightningModule):
         self.session_start = self.trainer.global_step
         if self.trainer.is_global_zero:
             _write_session_start(Path(self.trainer.default_root_dir), self.session_start)
+        # Lightning does not call on_train_epoch_start for an epoch it resumes in the middle
+        self._set_epoch(self.trainer.train_dataloader)
         sampler = _resumable_sampler(self.trainer.train_dataloader)
         if sampler is None or self.trainer.global_step == 0 or self.trainer.world_size > 1:
             return
@@ -71,8 +73,10 @@ class _Task(L.LightningModule):
             sampler.skip = done * self.trainer.train_dataloader.batch_size
 
     def on_train_epoch_start(self):
-        # windows and shuffles are functions of (seed, epoch, index): tell them the epoch
-        loader = self.trainer.train_dataloader
+        self._set_epoch(self.trainer.train_dataloader)
+
+    def _set_epoch(self, loader) -> None:
+        # windows, crops and shuffles are functions of (seed, epoch, index): tell them the epoch
         ds = getattr(loader, "dataset", None)
         if hasattr(ds, "set_epoch"):
             ds.set_epoch(self.current_epoch)

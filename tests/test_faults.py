@@ -118,3 +118,111 @@ def test_second_training_in_one_run_directory_is_refused(tmp_path):
     rc, _, err = seqmamba("dna", "pretrain", *TINY, "--out", run, "--resume")
     assert rc == 0, err
     assert (run / "final" / "model.safetensors").exists() and not (run / "run.lock").exists()
+
+
+def _limited_file_size(limit: int):
+    """preexec_fn: files may grow to ``limit`` bytes, then writes fail with EFBIG (a full disk
+    as the process sees it), instead of the default SIGXFSZ that kills it."""
+    import resource
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_full_disk_in_prediction_is_one_line_and_loses_nothing(tmp_path):
+    clf = tiny_classifier(tmp_path / "clf")
+    fa = tmp_path / "g.fa"
+    fa.write_text("".join(f">rec{i}\n{'ACGT' * 50}\n" for i in range(400)))
+    fa_index = tmp_path / "g.fa.fai"
+    whole = tmp_path / "whole.tsv"
+    assert seqmamba("dna", "predict", "--model", clf, fa, "--out", whole, "--no-progress")[0] == 0
+    assert fa_index.exists()  # (indexed now, so the limited run below writes only its table)
+    out = tmp_path / "p.tsv"
+    p = subprocess.run([sys.executable, "-m", "pipelines.cli", "dna", "predict", "--model", clf,
+                        fa, "--out", out, "--no-progress", "--track", tmp_path / "t.bedgraph"],
+                       cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                       text=True, preexec_fn=_limited_file_size(16_000), timeout=300)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and "File too large" in p.stderr
+    assert not out.exists() and not (tmp_path / "t.bedgraph").exists()
+    assert not list(tmp_path.glob("*.tmp"))  # no orphan temporary file
+    partial = Path(str(out) + ".partial")
+    kept = len(partial.read_text().splitlines()) - 1
+    assert kept > 0  # the rows predicted before the disk filled are kept ...
+    rc, stdout, err = seqmamba("dna", "predict", "--model", clf, fa, "--out", out, "--no-progress")
+    assert rc == 0, err
+    # ... and the rerun, with space again, completes the very table an unbroken run writes
+    assert out.read_text() == whole.read_text()
+
+
+def _kill_when(p, path: Path, rows: int):
+    """SIGKILL ``p`` once ``path`` holds at least ``rows`` lines (or fail if it ends first)."""
+    deadline = time.time() + 300
+    while p.poll() is None:
+        if path.exists() and len(path.read_text().splitlines()) > rows:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            return
+        assert time.time() < deadline
+        time.sleep(0.005)
+    pytest.fail("the run ended before it could be killed: " + p.stderr.read()[-2000:])
+
+
+@pytest.mark.parametrize("domain", ["dna", "audio"])
+def test_prediction_killed_and_rerun_writes_the_unbroken_table(tmp_path, domain):
+    if domain == "dna":
+        model = tiny_classifier(tmp_path / "clf")
+        inputs = [tmp_path / "g.fa"]
+        inputs[0].write_text("".join(f">rec{i}\n{'ACGT' * 2000}\n" for i in range(300)))
+        out, whole = tmp_path / "p.tsv", tmp_path / "whole.tsv"
+    else:
+        rc, _, err = seqmamba("audio", "finetune", "--train", DATA / "audio" / "spoken_digits_espeak",
+                              "--out", tmp_path / "am", "--seconds", 0.25, "--max-steps", 2,
+                              "--val-every", 2, "--d-model", 8, "--n-layer", 1, "--d-state", 4,
+                              "--batch-size", 8, "--warmup-steps", 1, "--no-progress")
+        assert rc == 0, err
+        model, inputs = tmp_path / "am", [DATA / "audio" / "spoken_digits_espeak"]
+        out, whole = tmp_path / "p.csv", tmp_path / "whole.csv"
+    assert seqmamba(domain, "predict", "--model", model, *inputs, "--out", whole,
+                    "--no-progress")[0] == 0
+    p = _popen(domain, "predict", "--model", model, *inputs, "--out", out, "--no-progress")
+    _kill_when(p, Path(str(out) + ".partial"), 20)
+    assert not out.exists()
+    rc, _, err = seqmamba(domain, "predict", "--model", model, *inputs, "--out", out,
+                          "--no-progress")
+    assert rc == 0, err
+    assert out.read_text() == whole.read_text()  # byte for byte: nothing lost, nothing doubled
+    assert not list(tmp_path.glob("*.partial*")) and not list(tmp_path.glob("*.lock"))
+
+
+@pytest.mark.parametrize("domain", ["dna", "audio"])
+def test_finetuning_killed_and_resumed_ends_with_the_same_model(tmp_path, domain):
+    """Shuffled epochs (a function of seed and epoch) resume mid-epoch where they stopped: the
+    resumed run exports the same weights, byte for byte, and the same held-out scores."""
+    if domain == "dna":
+        args = ["dna", "finetune", "--train", DATA / "labelled" / "uci_ecoli_promoters.tsv",
+                "--batch-size", 8]
+    else:
+        args = ["audio", "finetune", "--train", DATA / "audio" / "spoken_digits_espeak",
+                "--seconds", 0.25, "--batch-size", 8, "--d-state", 4]
+    args += ["--max-steps", 120, "--val-every", 25, "--d-model", 8, "--n-layer", 1,
+             "--warmup-steps", 5, "--no-progress"]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    rc, _, err = seqmamba(*args, "--out", whole)
+    assert rc == 0, err
+    p = _popen(*args, "--out", cut)
+    deadline = time.time() + 300
+    while not (cut / "checkpoints" / "last.ckpt").exists() and p.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.005)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not (cut / "final").exists(), "the run finished before it could be killed"
+    rc, _, err = seqmamba(*args, "--out", cut, "--resume")
+    assert rc == 0, err
+    assert (cut / "final" / "model.safetensors").read_bytes() == \
+        (whole / "final" / "model.safetensors").read_bytes()
+    ra, rb = (json.loads((r / "report.json").read_text()) for r in (whole, cut))
+    assert ra["model"] == rb["model"] and ra["steps"] == rb["steps"] == 120

@@ -197,8 +197,11 @@ class TrackWriter:
         commit(self.tmp, self.path)
 
     def abort(self):
-        self.f.close()
-        os.unlink(self.tmp)
+        try:
+            self.f.close()
+        except OSError:  # its last flush may be what failed (a full disk)
+            pass
+        self.tmp.unlink(missing_ok=True)
 
 
 def run(argv=None) -> int:
@@ -231,56 +234,61 @@ def _predict(a, model, task, tok) -> int:
                          provenance=provenance)
     errors: List[Tuple[str, str, str]] = []
     track = TrackWriter(a.track, task) if a.track else None
-    embeds, embed_ids = [], []
-    n_done = 0
-    bar = tqdm(total=None, unit="record", disable=a.no_progress, file=sys.stderr)
-    for path in a.inputs:
-        try:
-            records = list(iter_records(path, a.max_length))
-        except InputError as e:
-            errors.append((str(path), "", str(e)))
-            continue
-        file_key = os.path.abspath(path)  # the same file however it was typed
-        for name, length, read in records:
-            if (file_key, name) in table.done and not (a.track or a.embed):
-                continue
+    try:
+        embeds, embed_ids = [], []
+        n_done = 0
+        bar = tqdm(total=None, unit="record", disable=a.no_progress, file=sys.stderr)
+        for path in a.inputs:
             try:
-                res = predict_record(model, task, tok, name, length, read, a, path, track_class)
+                records = list(iter_records(path, a.max_length))
             except InputError as e:
-                errors.append((str(path), name, str(e)))
+                errors.append((str(path), "", str(e)))
                 continue
-            if (file_key, name) not in table.done:
-                table.add({"file": file_key, **res.row})
-            n_done += 1
-            bar.update(1)
+            file_key = os.path.abspath(path)  # the same file however it was typed
+            for name, length, read in records:
+                if (file_key, name) in table.done and not (a.track or a.embed):
+                    continue
+                try:
+                    res = predict_record(model, task, tok, name, length, read, a, path, track_class)
+                except InputError as e:
+                    errors.append((str(path), name, str(e)))
+                    continue
+                if (file_key, name) not in table.done:
+                    table.add({"file": file_key, **res.row})
+                n_done += 1
+                bar.update(1)
+                if track is not None:
+                    track.write(name, length, a.track_bin, *res.track)
+                if res.embedding is not None:
+                    embeds.append(res.embedding)
+                    embed_ids.append(f"{path.name}:{name}")
+        bar.close()
+        if n_done == 0 and not table.done:
+            table.discard()
             if track is not None:
-                track.write(name, length, a.track_bin, *res.track)
-            if res.embedding is not None:
-                embeds.append(res.embedding)
-                embed_ids.append(f"{path.name}:{name}")
-    bar.close()
-    if n_done == 0 and not table.done:
-        table.discard()
+                track.abort()
+            for f, r, msg in errors:
+                print(f"seqmamba: {msg}", file=sys.stderr)
+            return 2
+        table.finish()
         if track is not None:
+            track.finish()
+        if a.embed:
+            with atomic_output(a.embed, suffix=".npz") as tmp:
+                np.savez(tmp, ids=np.array(embed_ids), embeddings=np.stack(embeds) if embeds else
+                         np.zeros((0, model.backbone.feature_dim), np.float32))
+        print(f"wrote {a.out} ({n_done} records)" + (f", {a.track}" if a.track else "")
+              + (f", {a.embed}" if a.embed else ""))
+        if errors:
+            rows = "".join(f"{f}\t{r}\t{m}\n" for f, r, m in errors)
+            write_text_atomic("file\trecord\terror\n" + rows,
+                              a.out.with_name(a.out.name + ".errors.tsv"))
+            for f, r, msg in errors:
+                print(f"seqmamba: {msg}", file=sys.stderr)
+            print(f"seqmamba: {len(errors)} input(s) failed; the others are in {a.out}", file=sys.stderr)
+            return 2
+        return 0
+    except BaseException:  # no orphan temporary track on an error (a full disk, say)
+        if track is not None and track.tmp.exists():
             track.abort()
-        for f, r, msg in errors:
-            print(f"seqmamba: {msg}", file=sys.stderr)
-        return 2
-    table.finish()
-    if track is not None:
-        track.finish()
-    if a.embed:
-        with atomic_output(a.embed, suffix=".npz") as tmp:
-            np.savez(tmp, ids=np.array(embed_ids), embeddings=np.stack(embeds) if embeds else
-                     np.zeros((0, model.backbone.feature_dim), np.float32))
-    print(f"wrote {a.out} ({n_done} records)" + (f", {a.track}" if a.track else "")
-          + (f", {a.embed}" if a.embed else ""))
-    if errors:
-        rows = "".join(f"{f}\t{r}\t{m}\n" for f, r, m in errors)
-        write_text_atomic("file\trecord\terror\n" + rows,
-                          a.out.with_name(a.out.name + ".errors.tsv"))
-        for f, r, msg in errors:
-            print(f"seqmamba: {msg}", file=sys.stderr)
-        print(f"seqmamba: {len(errors)} input(s) failed; the others are in {a.out}", file=sys.stderr)
-        return 2
-    return 0
+        raise
