@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import yaml
 
-from seqmamba.atomic import commit, write_json_atomic
+from seqmamba.atomic import commit, remove_orphans, write_json_atomic
 
 from .bundled import shipped_recipe, shipped_recipe_names
 from .errors import InputError
@@ -217,6 +217,8 @@ class OutputLock:
             self.f.close()
             raise InputError(f"another seqmamba process is writing this {what}", path=path,
                              fix="wait for it to finish, or choose another output") from None
+        # ours now: temporary files a killed writer left beside it can go
+        remove_orphans(self.path.parent)
 
     def release(self) -> None:
         if not self.f.closed:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,40 @@ def temp_beside(path: PathLike, suffix: str = ".tmp") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}"
+
+
+# what temp_beside names look like: .NAME.PID.RANDOM8SUFFIX
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}(\.[A-Za-z0-9]+)?$")
+
+
+def remove_orphans(folder: PathLike) -> int:
+    """Delete the temporary files (``temp_beside`` names) in ``folder`` whose writing process
+    is gone, as a SIGKILL or a power cut leaves them; files of live processes are kept.
+    Returns how many were removed."""
+    removed = 0
+    for f in Path(folder).glob(".*"):
+        m = _TEMP_NAME.match(f.name)
+        if m is None or not f.is_file():
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            f.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def commit(tmp: PathLike, path: PathLike) -> None:

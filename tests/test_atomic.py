@@ -47,3 +47,23 @@ def test_csv_columns_strict_unless_given(tmp_path):
         write_csv_atomic([{"a": 1}, {"a": 2, "c": 3}], tmp_path / "u.csv")
     assert not (tmp_path / "u.csv").exists()
     assert list(tmp_path.iterdir()) == [tmp_path / "t.csv"]
+
+
+def test_orphaned_temporary_files_of_dead_writers_are_removed(tmp_path):
+    """A SIGKILLed writer leaves its temporary file; the next writer of that folder removes
+    it, but never a live process's file or a file that is not one of ours."""
+    import subprocess
+
+    from seqmamba.atomic import remove_orphans, temp_beside
+
+    live = temp_beside(tmp_path / "t.csv")
+    live.write_text("being written")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = [tmp_path / f".t.csv.{gone.pid}.0123abcd.tmp",
+            tmp_path / f".plot.png.{gone.pid}.89abcdef.png"]
+    keep = [tmp_path / ".bashrc", tmp_path / f".notes.{gone.pid}.txt", tmp_path / "t.csv"]
+    for f in dead + keep:
+        f.write_text("x")
+    assert remove_orphans(tmp_path) == 2
+    assert live.exists() and all(f.exists() for f in keep) and not any(f.exists() for f in dead)
