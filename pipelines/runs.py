@@ -287,6 +287,7 @@ class PartialTable:
                                  fix="pass --restart to start over")
             idx = [self.fields.index(k) for k in key]
             self.done = {tuple(r[i] for i in idx) for r in rows[1:] if len(r) == len(self.fields)}
+        self.resumed = bool(rows)  # an earlier partial (its header at least) is continued
         if rows:
             self.f = open(self.partial, "a", newline="")
         else:

@@ -226,3 +226,43 @@ def test_finetuning_killed_and_resumed_ends_with_the_same_model(tmp_path, domain
         (whole / "final" / "model.safetensors").read_bytes()
     ra, rb = (json.loads((r / "report.json").read_text()) for r in (whole, cut))
     assert ra["model"] == rb["model"] and ra["steps"] == rb["steps"] == 120
+
+
+def test_one_long_record_killed_mid_record_resumes_inside_it(tmp_path):
+    """A single-record genome: the carried state is saved as it goes (--save-every 0: after
+    every chunk), so a rerun continues inside the record, and the table and the track equal
+    an unbroken run's byte for byte."""
+    lm = tmp_path / "lm"
+    from dna_helpers import tiny_lm
+
+    tiny_lm(lm)
+    fa = tmp_path / "chr.fa"
+    rng = __import__("numpy").random.default_rng(1)
+    fa.write_text(">chr1\n" + "".join(rng.choice(list("ACGT"), 400_000)) + "\n")
+    common = ["--chunk-size", "2048", "--track-bin", "100", "--no-progress"]
+    whole, wt = tmp_path / "whole.tsv", tmp_path / "whole.bedgraph"
+    assert seqmamba("dna", "predict", "--model", lm, fa, "--out", whole, "--track", wt,
+                    *common)[0] == 0
+    out, track = tmp_path / "p.tsv", tmp_path / "p.bedgraph"
+    state = tmp_path / "p.tsv.partial.record.safetensors"
+    p = _popen("dna", "predict", "--model", lm, fa, "--out", out, "--track", track,
+               "--save-every", "0", *common)
+    deadline = time.time() + 300
+    while not state.exists() and p.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.005)
+    time.sleep(0.3)  # a few more chunks: killed mid-record, between two saves or in one
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not out.exists() and state.exists()
+    from safetensors import safe_open
+
+    with safe_open(str(state), "pt") as f:
+        resumed_from = int(f.metadata()["start"])
+    assert 0 < resumed_from < 400_000
+    rc, _, err = seqmamba("dna", "predict", "--model", lm, fa, "--out", out, "--track", track,
+                          *common)
+    assert rc == 0, err
+    assert f"continuing chr1 from base {resumed_from:,}" in err  # not from the start
+    assert out.read_text() == whole.read_text() and track.read_text() == wt.read_text()
+    assert not state.exists() and not list(tmp_path.glob(".*.tmp*"))

@@ -20,6 +20,7 @@ import argparse
 import csv
 import math
 import os
+import time
 import sys
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=None,
                    help="use only the first N bases of each record")
     p.add_argument("--restart", action="store_true", help="ignore an earlier OUT.partial")
+    p.add_argument("--save-every", type=float, default=60.0,
+                   help="seconds between saves of a long record's progress (its carried state), "
+                        "so a stopped run resumes inside the record (0: after every chunk)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--device", default="cpu")
     return p
@@ -104,8 +108,11 @@ class RecordResult:
 
 @torch.no_grad()
 def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read, a,
-                   path: Path, track_class: int) -> RecordResult:
-    """Run one record in pieces with carried state; pooled outputs, track and embedding."""
+                   path: Path, track_class: int,
+                   progress: Optional["RecordProgress"] = None) -> RecordResult:
+    """Run one record in pieces with carried state; pooled outputs, track and embedding.
+    With ``progress``, the state after a chunk is saved every ``a.save_every`` seconds and a
+    saved state of this record is continued from (a long chromosome resumes where it was)."""
     res = RecordResult()
     if length == 0:
         raise InputError("empty record", path=path, record=name)
@@ -118,10 +125,30 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
     whole = torch.tensor([length])  # the record's length, for pooling modes that need it (center)
     bits_total, bits_n = 0.0, 0
     prev_logits = None  # LM: the prediction for the first base of the next piece
+    bin_sum = bin_cnt = None
     if a.track:
         n_bins = (length + a.track_bin - 1) // a.track_bin
         bin_sum, bin_cnt = np.zeros(n_bins, np.float64), np.zeros(n_bins, np.int64)
-    for start in range(0, length, piece):
+    first_start = 0
+    saved = progress.load(name, length) if progress is not None and causal else None
+    if saved is not None:
+        first_start, st = saved
+        print(f"seqmamba: continuing {name} from base {first_start:,} (saved progress)",
+              file=sys.stderr)
+        for i, lc in enumerate(cache.layers):
+            lc.conv, lc.ssm = st.pop(f"conv.{i}"), st.pop(f"ssm.{i}")
+        cache.seqlen_offset = first_start
+        for key, p in (("pool", pool), ("embed", embed_pool)):
+            if p is not None and f"{key}.acc" in st:
+                p.acc, p.offset = st.pop(f"{key}.acc"), first_start
+                p.count = st.pop(f"{key}.count", None)
+        bits = st.pop("bits")
+        bits_total, bits_n = float(bits[0]), int(bits[1])
+        prev_logits = st.pop("prev_logits", None)
+        if a.track:
+            bin_sum, bin_cnt = st.pop("bin_sum").numpy(), st.pop("bin_cnt").numpy()
+    last_save = time.monotonic()
+    for start in range(first_start, length, piece):
         end = min(length, start + piece)
         ids = tok.encode(read(start, end), record=name, offset=start, path=path).to(device)[None]
         h = model.backbone(ids, None, cache)
@@ -157,6 +184,11 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
             k = int(idx[-1]) + 1
             bin_sum[first:first + k] += np.bincount(idx[ok], weights=vals[ok], minlength=k)
             bin_cnt[first:first + k] += np.bincount(idx[ok], minlength=k)
+        if progress is not None and end < length and \
+                time.monotonic() - last_save >= a.save_every:
+            progress.save(name, length, end, cache, pool, embed_pool, bits_total, bits_n,
+                          prev_logits, bin_sum, bin_cnt)
+            last_save = time.monotonic()
     res.row = {"record": name, "length": length}
     if task == "dna-classify":
         pooled = pool.result()
@@ -172,6 +204,57 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
     if a.track:
         res.track = (bin_sum, bin_cnt)
     return res
+
+
+class RecordProgress:
+    """The progress of the record being predicted, kept beside the table
+    (OUT.partial.record.safetensors, written atomically): where it stopped, the model's carried
+    state, the pooled sums, the bits and the track bins so far.  A rerun continues that record
+    from there; the file goes when the record's row is written."""
+
+    def __init__(self, out: Path, file_key: str):
+        self.path = out.with_name(out.name + ".partial.record.safetensors")
+        self.file_key = file_key
+
+    def save(self, name, length, start, cache, pool, embed_pool, bits_total, bits_n,
+             prev_logits, bin_sum, bin_cnt) -> None:
+        from safetensors.torch import save_file
+
+        t = {}
+        for i, lc in enumerate(cache.layers):
+            t[f"conv.{i}"], t[f"ssm.{i}"] = lc.conv, lc.ssm
+        for key, p in (("pool", pool), ("embed", embed_pool)):
+            if p is not None and p.acc is not None:
+                t[f"{key}.acc"] = p.acc
+                if p.count is not None:
+                    t[f"{key}.count"] = p.count
+        t["bits"] = torch.tensor([bits_total, float(bits_n)], dtype=torch.float64)
+        if prev_logits is not None:
+            t["prev_logits"] = prev_logits
+        if bin_sum is not None:
+            t["bin_sum"], t["bin_cnt"] = torch.from_numpy(bin_sum), torch.from_numpy(bin_cnt)
+        meta = {"file": self.file_key, "record": name, "length": str(length), "start": str(start)}
+        with atomic_output(self.path, suffix=".safetensors") as tmp:
+            save_file({k: v.detach().contiguous().cpu() for k, v in t.items()}, str(tmp), meta)
+
+    def load(self, name, length):
+        """(start, tensors) of a saved state of this record, else None."""
+        from safetensors import safe_open
+
+        if not self.path.is_file():
+            return None
+        try:
+            with safe_open(str(self.path), "pt") as f:
+                meta = f.metadata() or {}
+                if (meta.get("file"), meta.get("record"), meta.get("length")) != \
+                        (self.file_key, name, str(length)):
+                    return None
+                return int(meta["start"]), {k: f.get_tensor(k) for k in f.keys()}
+        except Exception:  # a damaged state is not an error: the record starts over
+            return None
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- output files
@@ -232,6 +315,8 @@ def _predict(a, model, task, tok) -> int:
     provenance = model_provenance(resolve_model_dir(a.model), max_length=a.max_length)
     table = PartialTable(a.out, fields, a.restart, key=("file", "record"), default_delim="\t",
                          provenance=provenance)
+    if not table.resumed:  # a record's saved progress belongs to the partial table it extends
+        RecordProgress(a.out, "").clear()
     errors: List[Tuple[str, str, str]] = []
     track = TrackWriter(a.track, task) if a.track else None
     try:
@@ -248,13 +333,16 @@ def _predict(a, model, task, tok) -> int:
             for name, length, read in records:
                 if (file_key, name) in table.done and not (a.track or a.embed):
                     continue
+                progress = RecordProgress(a.out, file_key)
                 try:
-                    res = predict_record(model, task, tok, name, length, read, a, path, track_class)
+                    res = predict_record(model, task, tok, name, length, read, a, path,
+                                         track_class, progress)
                 except InputError as e:
                     errors.append((str(path), name, str(e)))
                     continue
                 if (file_key, name) not in table.done:
                     table.add({"file": file_key, **res.row})
+                progress.clear()  # the row is in the table: its progress is no longer needed
                 n_done += 1
                 bar.update(1)
                 if track is not None:
@@ -271,6 +359,7 @@ def _predict(a, model, task, tok) -> int:
                 print(f"seqmamba: {msg}", file=sys.stderr)
             return 2
         table.finish()
+        RecordProgress(a.out, "").clear()
         if track is not None:
             track.finish()
         if a.embed:
