@@ -14,7 +14,7 @@ import yaml
 from seqmamba.atomic import commit, remove_orphans, write_json_atomic
 
 from .bundled import shipped_recipe, shipped_recipe_names
-from .errors import InputError
+from .errors import InputError, regular_file
 
 
 def add_trainer_args(p: argparse.ArgumentParser) -> None:
@@ -57,7 +57,9 @@ def parse_with_recipe(parser: argparse.ArgumentParser, argv) -> argparse.Namespa
     args = parser.parse_args(argv)
     if getattr(args, "config", None):
         path = Path(args.config)
-        if not path.is_file():
+        if path.exists():
+            regular_file(path)  # a folder, or a FIFO that would block
+        else:
             path = shipped_recipe(str(args.config))
         if path is None:
             raise InputError("no such recipe file", path=args.config,

@@ -219,6 +219,10 @@ CASES = [
      "unexpected character 'Q'"),
     ("fasta lowercase junk", lambda t: dna_predict(t, [_fa(t, "a.fa", ">r\nACGT!!\n")]),
      "unexpected character '!'"),
+    ("tsv fifo", lambda t: dna_finetune(t, "--train", fifo(t, "x.tsv")), "not a regular file"),
+    ("audio manifest fifo", lambda t: audio_finetune(t, "--train", fifo(t, "m.csv")),
+     "not a regular file"),
+    ("recipe fifo", lambda t: dna_pretrain(t, "--config", fifo(t, "r.yaml")), "not a regular file"),
     # ---- TSV / BED
     ("tsv without header", lambda t: dna_finetune(t, "--train", write(t / "x.tsv", "a\tb\tACGT\n")),
      "x.tsv"),

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from ..bundled import bundled
 from ..checksums import file_sha256
-from ..errors import InputError
+from ..errors import InputError, regular_file
 from .crop import center_crop, random_crop
 from .io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS, normalize_peak, read_audio
 
@@ -62,8 +62,9 @@ def read_manifest_csv(path, labels: Optional[Sequence[str]] = None,
     """Rows of a CSV manifest (see the module docstring).  With ``labels`` (e.g. a trained
     model's classes) any other label is an error; ``check_files`` checks every file exists."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("no such manifest" if not path.exists() else "not a file", path=path)
+    if not path.exists():
+        raise InputError("no such manifest", path=path)
+    regular_file(path)  # a folder, or a FIFO that would block
     base = Path(os.path.abspath(path)).parent  # abspath, not resolve: a symlinked CSV's
     known = set(labels) if labels is not None else None  # paths are relative to the link
     out: List[Clip] = []

@@ -110,7 +110,7 @@ def read_bed_fasta(bed, fasta, tokenizer: DNATokenizer) -> List[Example]:
 
 
 def read_labelled(path, tokenizer: DNATokenizer, fasta=None) -> List[Example]:
-    path = Path(path)
+    path = regular_file(path)  # a FIFO would block
     if path.suffix.lower() == ".bed":
         if fasta is None:
             raise InputError("BED input needs --fasta to cut the sequences from", path=path)
