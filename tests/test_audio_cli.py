@@ -229,3 +229,29 @@ def test_finetune_learns_a_task_it_must_learn(tmp_path):
     assert rc == 0, err
     rep = json.loads((run / "report.json").read_text())
     assert rep["model"]["acc"] >= 0.9, rep["model"]
+
+
+def test_predict_scores_a_labelled_manifest(tmp_path, classifier):
+    """A CSV manifest as input: its clips are predicted, and because it carries labels (and
+    groups) the table is scored: accuracy, macro-F1, accuracy per group, a confusion matrix
+    and its plot, all consistent with the written predictions."""
+    run, _ = classifier
+    out = tmp_path / "scored.csv"
+    rc, stdout, err = seqmamba("audio", "predict", "--model", run, DIGITS / "manifest.csv",
+                               "--out", out, "--no-progress")
+    assert rc == 0, err
+    got = rows(out)
+    truth = {str((DIGITS / r["path"]).resolve()): (r["label"], r["group"])
+             for r in rows(DIGITS / "manifest.csv")}
+    assert len(got) == 200 and {r["file"] for r in got} == set(truth)
+    m = json.loads((tmp_path / "scored.metrics.json").read_text())
+    right = [r["label"] == truth[r["file"]][0] for r in got]
+    assert m["clips"] == 200 and abs(m["accuracy"] - sum(right) / 200) < 1e-9
+    for g, acc in m["accuracy_by_group"].items():
+        mine = [ok for r, ok in zip(got, right) if truth[r["file"]][1] == g]
+        assert abs(acc - sum(mine) / len(mine)) < 1e-4, g
+    assert set(m["accuracy_by_group"]) == {g for _, g in truth.values()}
+    conf = np.array(m["confusion"])
+    assert conf.sum() == 200 and np.trace(conf) == sum(right)
+    assert (tmp_path / "scored.confusion.png").stat().st_size > 1000
+    assert f"scored 200 labelled clips: accuracy {m['accuracy']:.4f}" in stdout

@@ -40,6 +40,67 @@ def logmel_features(waves: Sequence[torch.Tensor], sample_rate: int, n_mels: int
     return np.stack(out).astype(np.float64)
 
 
+def mfcc_features(waves: Sequence[torch.Tensor], sample_rate: int, n_mfcc: int = 20) -> np.ndarray:
+    """(samples,) waveforms -> (n, 4 * n_mfcc): mean and standard deviation over time of the
+    MFCCs and of their deltas (25 ms windows, 10 ms hop)."""
+    import torchaudio.functional as AF
+    import torchaudio.transforms as T
+
+    win = max(16, int(round(0.025 * sample_rate)))
+    hop = max(1, int(round(0.010 * sample_rate)))
+    mfcc = T.MFCC(sample_rate=sample_rate, n_mfcc=n_mfcc,
+                  melkwargs={"n_fft": win, "win_length": win, "hop_length": hop,
+                             "n_mels": N_MELS, "f_min": 20.0, "f_max": sample_rate / 2})
+    out = []
+    with torch.no_grad():
+        for w in waves:
+            m = mfcc(w.float())  # (n_mfcc, frames)
+            d = AF.compute_deltas(m[None])[0]
+            out.append(torch.cat([m.mean(-1), m.std(-1, unbiased=False),
+                                  d.mean(-1), d.std(-1, unbiased=False)]).numpy())
+    return np.stack(out).astype(np.float64)
+
+
+class _Classic:
+    """features -> StandardScaler -> classifier, fitted on waveforms."""
+
+    def __init__(self, featurize, clf):
+        from sklearn.preprocessing import StandardScaler
+
+        self.featurize, self.clf, self.scaler = featurize, clf, StandardScaler()
+
+    def fit(self, waves, labels) -> "_Classic":
+        x = self.featurize(waves)
+        self.clf.fit(self.scaler.fit_transform(x), np.asarray(labels))
+        return self
+
+    def predict(self, waves) -> np.ndarray:
+        return self.clf.predict(self.scaler.transform(self.featurize(waves)))
+
+
+BASELINES = {
+    "logmel_lr": "log-mel statistics + logistic regression",
+    "svm": "log-mel + MFCC statistics + RBF support-vector machine",
+}
+
+
+def fit_baseline(kind: str, waves, labels, sample_rate: int, seed: int = 0):
+    """A classic clip classifier fitted on waveforms; ``.predict(waves)`` -> class ids.
+    ``logmel_lr``: the fine-tuning report's baseline; ``svm``: a stronger one (RBF SVM on
+    log-mel and MFCC statistics, C 10)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC
+
+    if kind == "logmel_lr":
+        return _Classic(lambda w: logmel_features(w, sample_rate),
+                        LogisticRegression(max_iter=3000, random_state=seed)).fit(waves, labels)
+    if kind == "svm":
+        return _Classic(lambda w: np.concatenate([logmel_features(w, sample_rate),
+                                                  mfcc_features(w, sample_rate)], axis=1),
+                        SVC(C=10.0, gamma="scale", random_state=seed)).fit(waves, labels)
+    raise ValueError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
+
+
 def logmel_baseline(train_waves, train_labels, val_waves, val_labels, num_classes: int,
                     sample_rate: int, seed: int = 0, c: float = 1.0, grid: int = TIME_GRID) -> dict:
     """Fit on the training clips, score on the held-out clips: acc, mcc, macro_f1, auroc, and

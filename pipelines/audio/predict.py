@@ -28,12 +28,13 @@ from typing import List, Optional, Tuple
 import torch
 
 from seqmamba import MambaForSequenceClassification, MambaLMHeadModel
-from seqmamba.atomic import write_csv_atomic
+from seqmamba.atomic import write_csv_atomic, write_json_atomic
 
 from ..errors import InputError, regular_file
 from ..model_dirs import load_pretrained
 from ..runs import OutputLock, PartialTable, check_outputs, model_provenance
 from .crop import center_crop
+from .datasets import read_clips
 from .models import encode_input, model_extra, resolve_model_dir
 from .io import AUDIO_EXTENSIONS, DEFAULT_MAX_SECONDS, normalize_peak, read_audio
 from .mulaw import mulaw_encode
@@ -44,7 +45,9 @@ _GLOB_CHARS = set("*?[")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqmamba audio predict", description=__doc__.split("\n")[0])
-    p.add_argument("inputs", nargs="+", help="audio files, folders or glob patterns")
+    p.add_argument("inputs", nargs="+",
+                   help="audio files, folders, glob patterns, or CSV manifests "
+                        "(path,label[,split][,group]: labelled clips are also scored)")
     p.add_argument("--model", type=Path, required=True,
                    help="RUN directory (or RUN/final) of seqmamba audio finetune or pretrain")
     p.add_argument("--out", type=Path, required=True, help="predictions (.csv, or .tsv)")
@@ -60,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------- inputs
 
-def expand_inputs(inputs: List[str]) -> Tuple[List[Path], List[Tuple[str, str]]]:
-    """(files in order, first occurrence kept; (input, error) for inputs naming nothing)."""
+def expand_inputs(inputs: List[str], truth: Optional[dict] = None
+                  ) -> Tuple[List[Path], List[Tuple[str, str]]]:
+    """(files in order, first occurrence kept; (input, error) for inputs naming nothing).
+
+    A CSV manifest (``path,label[,split][,group]``) stands for its clips; their labels and
+    groups go into ``truth`` ({absolute path: (label, group)}) for the evaluation mode."""
     files, errors, seen = [], [], set()
 
     def add(p: Path):
@@ -70,6 +77,7 @@ def expand_inputs(inputs: List[str]) -> Tuple[List[Path], List[Tuple[str, str]]]
         if key not in seen:
             seen.add(key)
             files.append(Path(key))
+        return key
 
     def audio_under(d: Path):
         return sorted(f for f in d.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS
@@ -84,6 +92,16 @@ def expand_inputs(inputs: List[str]) -> Tuple[List[Path], List[Tuple[str, str]]]
                 errors.append((arg, f"{arg}: folder holds no .wav or .flac files"))
             for f in found:
                 add(f)
+        elif p.exists() and p.suffix.lower() == ".csv":
+            try:
+                clips = read_clips(regular_file(p))
+            except InputError as e:
+                errors.append((arg, str(e)))
+                continue
+            for c in clips:
+                key = add(Path(c.path))
+                if truth is not None:
+                    truth[key] = (c.label, c.group or "")
         elif p.exists():
             try:
                 add(regular_file(p))
@@ -173,15 +191,72 @@ def run(argv=None) -> int:
     a = build_parser().parse_args(argv)
     if a.chunk_seconds <= 0 or (a.max_seconds is not None and a.max_seconds <= 0):
         raise InputError("--chunk-seconds and --max-seconds must be positive")
-    files, errors = expand_inputs(a.inputs)
+    truth: dict = {}
+    files, errors = expand_inputs(a.inputs, truth)
     err_file = a.out.with_name(a.out.name + ".errors.csv")
-    check_outputs([a.out, err_file], files)
+    check_outputs([a.out, err_file, eval_path(a.out, ".metrics.json"),
+                   eval_path(a.out, ".confusion.png")], files)
     predictor = AudioPredictor(a.model, a.device, a.chunk_seconds)
+    if truth and predictor.task != "audio-classify":
+        raise InputError("labelled manifests are scored against a classifier; this model is a "
+                         "language model", path=a.model)
     lock = OutputLock(a.out, "table")
     try:
-        return _predict(a, predictor, files, errors, err_file)
+        rc = _predict(a, predictor, files, errors, err_file)
+        if truth and a.out.exists():
+            evaluate_table(a.out, truth, predictor.labels)
+        return rc
     finally:
         lock.release()
+
+
+def eval_path(out: Path, suffix: str) -> Path:
+    return out.with_name(out.stem + suffix)
+
+
+def evaluate_table(out: Path, truth: dict, labels: List[str]) -> dict:
+    """The evaluation mode: the finished table against the manifests' labels -> accuracy,
+    macro-F1, accuracy per group, the confusion matrix (OUT.metrics.json, written atomically)
+    and its plot (OUT.confusion.png); a one-line summary per group on stdout."""
+    import csv
+
+    import numpy as np
+
+    from ..training import accuracy_by_group, natural_order, plot_confusion
+
+    delim = "\t" if out.suffix.lower() in (".tsv", ".txt") else ","
+    with open(out, newline="") as f:
+        rows = [r for r in csv.DictReader(f, delimiter=delim) if r["file"] in truth]
+    unknown = sorted({truth[r["file"]][0] for r in rows} - set(labels))
+    index = {n: i for i, n in enumerate(labels)}
+    y = np.array([index.get(truth[r["file"]][0], -1) for r in rows])
+    pred = np.array([index[r["label"]] for r in rows])
+    groups = [truth[r["file"]][1] or "-" for r in rows]
+    k = len(labels)
+    known = y >= 0
+    confusion = np.zeros((k, k), np.int64)
+    np.add.at(confusion, (y[known], pred[known]), 1)
+    from sklearn.metrics import f1_score
+
+    metrics = {"clips": len(rows), "accuracy": float((pred == y).mean()) if len(rows) else 0.0,
+               "macro_f1": float(f1_score(y[known], pred[known], average="macro",
+                                          labels=list(range(k)), zero_division=0))
+               if known.any() else 0.0,
+               "accuracy_by_group": accuracy_by_group(pred, y, groups),
+               "labels": labels, "confusion": confusion.tolist(),
+               "labels_the_model_lacks": unknown}
+    write_json_atomic(metrics, eval_path(out, ".metrics.json"))
+    order = natural_order(labels)
+    plot_confusion(confusion[np.ix_(order, order)], [labels[i] for i in order],
+                   eval_path(out, ".confusion.png"))
+    print(f"scored {len(rows)} labelled clips: accuracy {metrics['accuracy']:.4f}, macro-F1 "
+          f"{metrics['macro_f1']:.4f}; {eval_path(out, '.metrics.json')}")
+    for g, acc in metrics["accuracy_by_group"].items():
+        print(f"  {g}: accuracy {acc:.4f}")
+    if unknown:
+        print(f"seqmamba: labels {unknown} are not among the model's ({', '.join(labels)}): "
+              "those clips count as wrong", file=sys.stderr)
+    return metrics
 
 
 def _predict(a, predictor, files, errors, err_file) -> int:
