@@ -255,3 +255,23 @@ def test_predict_scores_a_labelled_manifest(tmp_path, classifier):
     assert conf.sum() == 200 and np.trace(conf) == sum(right)
     assert (tmp_path / "scored.confusion.png").stat().st_size > 1000
     assert f"scored 200 labelled clips: accuracy {m['accuracy']:.4f}" in stdout
+
+
+def test_predict_resamples_to_the_rate_the_model_stores(tmp_path, classifier):
+    """The model's sample rate is stored with it and every input is brought to it: the same
+    clip as a 16 kHz and a 48 kHz file gets (nearly) the same probabilities."""
+    import torchaudio.functional as AF
+
+    run, _ = classifier
+    assert json.loads((run / "final" / "config.json").read_text())["extra"]["sample_rate"] == 16000
+    x, sr = sf.read(str(DIGITS / "seven_0003.wav"), dtype="float32")
+    hi = AF.resample(__import__("torch").from_numpy(x)[None], sr, 48000)[0].numpy()
+    sf.write(str(tmp_path / "hi.wav"), hi, 48000, subtype="PCM_16")
+    shutil.copy(DIGITS / "seven_0003.wav", tmp_path / "lo.wav")
+    rc, _, err = seqmamba("audio", "predict", "--model", run, tmp_path / "lo.wav",
+                          tmp_path / "hi.wav", "--out", tmp_path / "p.csv", "--no-progress")
+    assert rc == 0, err
+    lo, hi_row = rows(tmp_path / "p.csv")
+    probs = [k for k in lo if k.startswith("p_")]
+    assert max(abs(float(lo[k]) - float(hi_row[k])) for k in probs) < 0.05
+    assert abs(float(lo["seconds"]) - float(hi_row["seconds"])) < 1e-3

@@ -552,3 +552,24 @@ def test_generated_set_manifest_entry_is_consistent():
     defaults = _make_digits_module().build_parser().parse_args([])
     assert 10 * (defaults.espeak + defaults.flite) == gen["clips"] and defaults.seed == 1
     assert defaults.out.name == gen["path"]
+
+
+@pytest.mark.parametrize("rate, fmt", [(22050, "WAV"), (44100, "FLAC"), (48000, "WAV")])
+def test_real_recording_at_other_rates_reads_back_as_the_original(tmp_path, rate, fmt):
+    """A real 8 kHz recording (FSDD) written at 22.05, 44.1 and 48 kHz, as WAV or FLAC, reads
+    back at the model's 8 kHz as the original samples (up to the resampling filters), so a
+    model stored at 8 kHz sees the same clip whatever rate the file has."""
+    import torchaudio.functional as AF
+
+    src = DATA / "audio" / "fsdd" / "recordings" / "7_nicolas_12.wav"
+    x, sr = read_audio(src, None)
+    assert sr == 8000
+    up = AF.resample(x, 8000, rate)[0].numpy()
+    f = tmp_path / f"clip.{fmt.lower()}"
+    sf.write(str(f), up, rate, format=fmt, subtype="PCM_16")
+    back, file_rate = read_audio(f, 8000)
+    assert file_rate == rate and abs(back.shape[-1] - x.shape[-1]) <= 1
+    n = min(back.shape[-1], x.shape[-1])
+    a, b = x[0, :n].double(), back[0, :n].double()
+    assert float(torch.corrcoef(torch.stack([a, b]))[0, 1]) > 0.99
+    assert float((a - b).pow(2).mean() / a.pow(2).mean()) < 0.02
