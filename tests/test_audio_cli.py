@@ -209,26 +209,66 @@ def test_bad_model_paths_give_one_line_errors(tmp_path, classifier):
     assert not (tmp_path / "ft").exists()
 
 
-def test_finetune_learns_a_task_it_must_learn(tmp_path):
-    """Low against high tones, with random phase, level and a little noise: a broken model,
-    front end or label mapping stays near chance (0.5); a working one separates them."""
+def tone(f, seconds, rng, sr=16000):
+    t = np.arange(int(seconds * sr)) / sr
+    x = rng.uniform(0.2, 0.8) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+    return (x + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tones_model(tmp_path_factory):
+    """A classifier of low (200-400 Hz) against high (1.5-3 kHz) tones, with random phase,
+    level and a little noise: a task any working model learns in a few seconds."""
+    tmp = tmp_path_factory.mktemp("tones")
     rng = np.random.default_rng(0)
-    t = np.arange(8000) / 16000
     for label, lo, hi in (("low", 200, 400), ("high", 1500, 3000)):
-        (tmp_path / "tones" / label).mkdir(parents=True)
+        (tmp / "tones" / label).mkdir(parents=True)
         for i in range(40):
-            f = rng.uniform(lo, hi)
-            x = rng.uniform(0.2, 0.8) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
-            x = x + 0.02 * rng.standard_normal(t.size)
-            sf.write(str(tmp_path / "tones" / label / f"{i}.wav"), x.astype(np.float32), 16000)
-    run = tmp_path / "run"
-    rc, _, err = seqmamba("audio", "finetune", "--train", tmp_path / "tones", "--out", run,
+            sf.write(str(tmp / "tones" / label / f"{i}.wav"), tone(rng.uniform(lo, hi), 0.5, rng),
+                     16000)
+    run = tmp / "run"
+    rc, _, err = seqmamba("audio", "finetune", "--train", tmp / "tones", "--out", run,
                           "--seconds", 0.5, "--max-steps", 80, "--val-every", 80,
                           "--d-model", 16, "--n-layer", 1, "--d-state", 4, "--batch-size", 8,
                           "--warmup-steps", 4, "--lr", 5e-3, "--no-progress")
     assert rc == 0, err
-    rep = json.loads((run / "report.json").read_text())
+    return run
+
+
+def test_finetune_learns_a_task_it_must_learn(tones_model):
+    """A broken model, front end or label mapping stays near chance (0.5) on the tones; a
+    working one separates them."""
+    rep = json.loads((tones_model / "report.json").read_text())
     assert rep["model"]["acc"] >= 0.9, rep["model"]
+
+
+def test_track_finds_each_sound_at_its_time_in_a_long_recording(tmp_path, tones_model):
+    """--track on a 44.1 kHz recording of tones separated by silence: windows (0.5 s every
+    0.125 s) that lie inside a tone carry that tone's label, at the right times."""
+    rng = np.random.default_rng(5)
+    sr = 44100
+    parts, truth, t = [], [], 0.0
+    for label in ["low", "high", "high", "low", "high", "low"]:
+        gap = np.zeros(int(0.8 * sr), np.float32)
+        f = rng.uniform(250, 350) if label == "low" else rng.uniform(1800, 2600)
+        seg = tone(f, 0.9, rng, sr)
+        parts += [gap, seg]
+        truth.append((t + 0.8, t + 1.7, label))
+        t += 1.7
+    parts.append(np.zeros(sr // 2, np.float32))
+    rec = tmp_path / "long.wav"
+    sf.write(str(rec), np.concatenate(parts), sr)
+    track = tmp_path / "track.csv"
+    rc, stdout, err = seqmamba("audio", "predict", "--model", tones_model, rec, "--track",
+                               track, "--window", 0.5, "--hop", 0.125, "--no-progress")
+    assert rc == 0, err
+    got = rows(track)
+    assert abs(float(got[-1]["end"]) - (t + 0.5)) <= 0.13 and float(got[0]["start"]) == 0
+    for lo, hi, label in truth:
+        inside = [r for r in got if float(r["start"]) >= lo and float(r["end"]) <= hi]
+        assert len(inside) >= 2
+        for r in inside:
+            assert r["label"] == label and float(r[f"p_{label}"]) > 0.8, (lo, hi, r)
 
 
 def test_predict_scores_a_labelled_manifest(tmp_path, classifier):

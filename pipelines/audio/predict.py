@@ -50,7 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "(path,label[,split][,group]: labelled clips are also scored)")
     p.add_argument("--model", type=Path, required=True,
                    help="RUN directory (or RUN/final) of seqmamba audio finetune or pretrain")
-    p.add_argument("--out", type=Path, required=True, help="predictions (.csv, or .tsv)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="predictions, one row per file (.csv, or .tsv)")
+    p.add_argument("--track", type=Path, default=None,
+                   help="classifiers: class probabilities over time along each recording, any "
+                        "length, in bounded memory (.csv: file, start, end, label, p_...)")
+    p.add_argument("--window", type=float, default=None,
+                   help="--track: seconds per window (default: the model's training clips)")
+    p.add_argument("--hop", type=float, default=None,
+                   help="--track: seconds between window starts (default: a quarter window)")
     p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
                    help="longer files are reported and skipped")
     p.add_argument("--chunk-seconds", type=float, default=10.0,
@@ -191,8 +199,13 @@ def run(argv=None) -> int:
     a = build_parser().parse_args(argv)
     if a.chunk_seconds <= 0 or (a.max_seconds is not None and a.max_seconds <= 0):
         raise InputError("--chunk-seconds and --max-seconds must be positive")
+    if a.out is None and a.track is None:
+        raise InputError("nothing to write: pass --out (a row per file) and/or --track "
+                         "(probabilities over time)")
     truth: dict = {}
     files, errors = expand_inputs(a.inputs, truth)
+    if a.track is not None:
+        return run_track(a, files, errors)
     err_file = a.out.with_name(a.out.name + ".errors.csv")
     check_outputs([a.out, err_file, eval_path(a.out, ".metrics.json"),
                    eval_path(a.out, ".confusion.png")], files)
@@ -208,6 +221,33 @@ def run(argv=None) -> int:
         return rc
     finally:
         lock.release()
+
+
+def run_track(a, files, errors) -> int:
+    """--track: probabilities over time (pipelines.audio.track), then --out if given."""
+    from .track import write_track
+
+    check_outputs([a.track, a.out], files)
+    predictor = AudioPredictor(a.model, a.device, a.chunk_seconds)
+    if predictor.task != "audio-classify":
+        raise InputError("--track needs a classifier; this model is a language model",
+                         path=a.model)
+    window = a.window or float(predictor.extra.get("seconds") or 1.0)
+    hop = a.hop or window / 4
+    if window <= 0 or hop <= 0:
+        raise InputError(f"--window and --hop must be positive, got {window} and {hop}")
+    for _, msg in errors:
+        print(f"seqmamba: {msg}", file=sys.stderr)
+    if not files:
+        return 2
+    with OutputLock(a.track, "track"):
+        n = write_track(predictor, files, a.track, window, hop)
+    print(f"wrote {a.track} ({n} windows of {window:g} s every {hop:g} s, {len(files)} file(s))")
+    if a.out is not None:
+        a.track = None
+        return run([*map(str, files), "--model", str(a.model), "--out", str(a.out),
+                    "--device", a.device, "--no-progress"] + (["--restart"] if a.restart else []))
+    return 2 if errors else 0
 
 
 def eval_path(out: Path, suffix: str) -> Path:
