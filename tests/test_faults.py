@@ -28,6 +28,14 @@ def _popen(*args, env=None):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _wait_for(path: Path, p, timeout: float = 300) -> None:
+    """Wait until ``path`` exists (or the process ``p`` ended)."""
+    deadline = time.time() + timeout
+    while not path.exists() and p.poll() is None:
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.005)
+
+
 def _audit(directory: Path) -> dict:
     """step -> windows trained on, the last record of each step winning (a step a killed
     session took and the resumed session took again counts once, as the resumed one)."""
@@ -51,10 +59,7 @@ def test_pretraining_killed_and_resumed_is_the_uninterrupted_run(tmp_path):
     # the same run, killed once its first checkpoint is on disk, then resumed
     cut = tmp_path / "cut"
     p = _popen("dna", "pretrain", *TINY, "--out", cut, "--audit-dir", tmp_path / "audit_cut")
-    deadline = time.time() + 300
-    while not (cut / "checkpoints" / "last.ckpt").exists() and p.poll() is None:
-        assert time.time() < deadline
-        time.sleep(0.01)
+    _wait_for(cut / "checkpoints" / "last.ckpt", p)
     p.send_signal(signal.SIGKILL)
     p.wait()
     assert not (cut / "final").exists(), "the run finished before it could be killed"
@@ -83,10 +88,7 @@ def test_second_writer_of_one_table_is_refused_while_the_first_runs(tmp_path):
     first = _popen("dna", "predict", "--model", clf, fa, "--out", out, "--chunk-size", "4096",
                    "--no-progress")
     lock = Path(str(out) + ".lock")
-    deadline = time.time() + 120
-    while not lock.exists() and first.poll() is None:
-        assert time.time() < deadline
-        time.sleep(0.01)
+    _wait_for(lock, first)
     if first.poll() is not None:
         pytest.fail("the first run ended before the second started: " + first.stderr.read())
     rc, _, err = seqmamba("dna", "predict", "--model", clf, fa, "--out", out, "--no-progress")
@@ -101,10 +103,7 @@ def test_second_training_in_one_run_directory_is_refused(tmp_path):
     run = tmp_path / "run"
     long = [x if x != "160" else "100000" for x in TINY]  # runs until it is stopped
     first = _popen("dna", "pretrain", *long, "--out", run, "--val-every", "20")
-    deadline = time.time() + 120
-    while not (run / "checkpoints" / "last.ckpt").exists() and first.poll() is None:
-        assert time.time() < deadline
-        time.sleep(0.01)
+    _wait_for(run / "checkpoints" / "last.ckpt", first)
     try:
         assert first.poll() is None, first.stderr.read()
         assert (run / "run.lock").exists()
@@ -213,10 +212,7 @@ def test_finetuning_killed_and_resumed_ends_with_the_same_model(tmp_path, domain
     rc, _, err = seqmamba(*args, "--out", whole)
     assert rc == 0, err
     p = _popen(*args, "--out", cut)
-    deadline = time.time() + 300
-    while not (cut / "checkpoints" / "last.ckpt").exists() and p.poll() is None:
-        assert time.time() < deadline
-        time.sleep(0.005)
+    _wait_for(cut / "checkpoints" / "last.ckpt", p)
     p.send_signal(signal.SIGKILL)
     p.wait()
     assert not (cut / "final").exists(), "the run finished before it could be killed"
@@ -247,10 +243,7 @@ def test_one_long_record_killed_mid_record_resumes_inside_it(tmp_path):
     state = tmp_path / "p.tsv.partial.record.safetensors"
     p = _popen("dna", "predict", "--model", lm, fa, "--out", out, "--track", track,
                "--save-every", "0", *common)
-    deadline = time.time() + 300
-    while not state.exists() and p.poll() is None:
-        assert time.time() < deadline
-        time.sleep(0.005)
+    _wait_for(state, p)
     time.sleep(0.3)  # a few more chunks: killed mid-record, between two saves or in one
     p.send_signal(signal.SIGKILL)
     p.wait()
