@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
@@ -142,6 +144,31 @@ def audio_holdout() -> str:
                       "|---|---|---|---|"] +
                      [f"| {r['held_out']} | {r['val_clips']} | {float(r['acc']):.3f} "
                       f"| {f1(r['macro_f1'])} |" for r in rows])
+
+
+def fsdd_loso() -> str:
+    rows = _csv("audio_fsdd_loso.csv")
+    out = ["| held-out speaker | clips | seqmamba | log-mel + LR | log-mel + MFCC + RBF SVM "
+           "| training (s) | prediction (clips/s) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        name = f"**{r['held_out']}**" if r["held_out"] == "mean" else r["held_out"]
+        out.append(f"| {name} | {r['clips']} | {float(r['model_acc']):.3f} "
+                   f"| {float(r['logmel_lr_acc']):.3f} | {float(r['svm_acc']):.3f} "
+                   f"| {float(r['train_seconds']):.0f} | {float(r['predict_clips_per_s']):.0f} |")
+    return "\n".join(out)
+
+
+def fsdd_noise() -> str:
+    rows = _csv("audio_fsdd_noise.csv")
+    keys = sorted({(r["noise"], int(r["snr_db"])) for r in rows}, key=lambda k: (k[0], -k[1]))
+    out = ["| noise | SNR (dB) | seqmamba | log-mel + LR | RBF SVM |", "|---|---|---|---|---|"]
+    for noise, snr in keys:
+        sel = [r for r in rows if r["noise"] == noise and int(r["snr_db"]) == snr]
+        m = {k: np.mean([float(r[k]) for r in sel]) for k in ("model_acc", "logmel_lr_acc",
+                                                             "svm_acc")}
+        out.append(f"| {noise} | {snr} | {m['model_acc']:.3f} | {m['logmel_lr_acc']:.3f} "
+                   f"| {m['svm_acc']:.3f} |")
+    return "\n".join(out)
 
 
 def generation() -> str:

@@ -100,6 +100,22 @@ def _recipe_line(name: str, describe) -> Optional[str]:
     return describe(json.loads(path.read_text()))
 
 
+def _loso_line() -> Optional[str]:
+    """The audio_fsdd recipe left one speaker out at a time (benchmarks/audio_fsdd.py)."""
+    import csv
+
+    path = RESULTS / "audio_fsdd_loso.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        mean = next((r for r in csv.DictReader(f) if r["held_out"] == "mean"), None)
+    if mean is None:
+        return None
+    return (f"audio_fsdd recipe, each real speaker held out in turn: {float(mean['model_acc']):.3f} "
+            f"vs log-mel LR {float(mean['logmel_lr_acc']):.3f}, RBF SVM "
+            f"{float(mean['svm_acc']):.3f}")
+
+
 def summary(workdir: Path) -> str:
     """The closing table (task, model, baseline, plots) from the runs' report.json files, and
     one line per task on what the longer recipe reached."""
@@ -131,6 +147,7 @@ def summary(workdir: Path) -> str:
                      f"{r['model']['acc']:.4f}",
                      f"log-mel + logistic regression: {r['baseline']['acc']:.4f}",
                      digits / "confusion.png"))
+        notes.append(_loso_line())
     if not rows:
         return ""
     head = ("task", "seqmamba", "classic baseline, same split", "plots")

@@ -1,4 +1,4 @@
-"""``seqmamba dna <command>``: pretrain, finetune, predict, generate."""
+"""``seqmamba dna <command>``: pretrain, finetune, predict, generate, species, score-variants."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ COMMANDS = {
     "predict": ("pipelines.dna.predict", "batch prediction on FASTA/TSV files"),
     "generate": ("pipelines.dna.generate", "sample DNA from a pretrained model"),
     "species": ("pipelines.dna.species", "species-of-origin recipe: accuracy by window length"),
+    "score-variants": ("pipelines.dna.variants", "variant effects (LLR / class deltas) into a VCF"),
 }
 
 

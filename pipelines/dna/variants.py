@@ -1,0 +1,228 @@
+"""``seqmamba dna score-variants``: variant effects from a DNA model, written into the VCF.
+
+For every ALT allele of every record (multi-allelic records are scored allele by allele), the
+reference window of ``--window`` bases centred on the variant is compared with the same
+window carrying the allele:
+
+* a language model gives the log-likelihood ratio, ``log P(alt window) - log P(ref window)``
+  in nats over every position of the windows (INFO ``SM_LLR``, one value per ALT); an
+  RC-equivariant model scores both strands and averages them;
+* a classifier gives the change of each class probability, alt minus ref (INFO
+  ``SM_D_<label>``).
+
+SNVs and indels are scored (an indel's alt window keeps the same left flank and is cut or
+extended on the right to the window's length); symbolic or breakend alleles are left
+unscored.  The REF allele is checked against the FASTA: a record whose REF differs is kept,
+unscored, with FILTER ``SM_REF_MISMATCH``, counted and listed on stderr.  Windows go through
+the model in batches (``--batch-size`` windows at a time).  The output (VCF, .vcf.gz or BCF,
+by its name) is written to a temporary file and renamed when complete.  VCF reading and
+writing is pysam's (htslib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import torch
+
+from seqmamba.atomic import atomic_output
+
+from ..errors import InputError, regular_file
+from ..model_dirs import load_pretrained, model_extra
+from ..runs import OutputLock, check_outputs
+from .fasta import FastaFile
+from .models import resolve_model_dir, tokenizer_of
+
+LLR_FIELD = "SM_LLR"
+MISMATCH = "SM_REF_MISMATCH"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seqmamba dna score-variants",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("--model", type=Path, required=True, help="RUN directory or RUN/final")
+    p.add_argument("--fasta", type=Path, required=True, help="the reference (plain or bgzip)")
+    p.add_argument("--vcf", type=Path, required=True, help="VCF or BCF (plain, gzip or bgzip)")
+    p.add_argument("--out", type=Path, required=True, help=".vcf, .vcf.gz or .bcf")
+    p.add_argument("--window", type=int, default=None,
+                   help="bases per window (default: the model's training windows, else 1024)")
+    p.add_argument("--batch-size", type=int, default=64, help="windows per model call")
+    p.add_argument("--device", default="cpu")
+    return p
+
+
+def open_vcf(path: Path):
+    import pysam
+
+    regular_file(path)
+    try:
+        return pysam.VariantFile(str(path))
+    except NotImplementedError:  # htslib reads gzip only as BGZF here
+        raise InputError("plain gzip: a compressed VCF must be bgzip-compressed", path=path,
+                         fix=f"gunzip -c {path.name} | bgzip > {path.stem}.bgz.gz "
+                             "(bgzip is in htslib/tabix), or gunzip it") from None
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read as VCF/BCF ({e})", path=path,
+                         fix="give a VCF (plain, gzip or bgzip) or a BCF") from None
+
+
+def alt_window(fa: FastaFile, chrom: str, pos0: int, ref: str, alt: str, window: int
+               ) -> Optional[Tuple[str, str]]:
+    """(ref window, alt window) of ``window`` bases with the variant starting at the middle, or
+    None where the record is too close to the chromosome's end for a full window."""
+    n = fa.length(chrom)
+    left = window // 2
+    start = pos0 - left
+    if start < 0 or pos0 + len(ref) > n:
+        return None
+    ref_win_end = start + window
+    if ref_win_end > n:
+        return None
+    ref_w = fa.fetch(chrom, start, ref_win_end)
+    right_len = window - left - len(alt)
+    if right_len < 0:
+        return None
+    right_start = pos0 + len(ref)
+    right = fa.fetch(chrom, right_start, min(n, right_start + right_len))
+    if len(right) < right_len:
+        return None
+    alt_w = ref_w[:left] + alt + right
+    return ref_w, alt_w
+
+
+@torch.no_grad()
+def lm_loglik(model, ids: torch.Tensor) -> torch.Tensor:
+    """ids (batch, L) -> log-likelihood of positions 1..L-1 given the ones before (batch,)."""
+    logits = model(ids).logits.float()
+    lp = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0]
+    return lp.sum(1)
+
+
+@torch.no_grad()
+def score_batch(model, task, tok, pairs: List[Tuple[str, str]], device, rc: bool):
+    """pairs of (ref window, alt window) -> LLR (n,) for an LM, or delta probabilities
+    (n, classes) for a classifier; both strands averaged for an RC-equivariant model."""
+    ref = torch.stack([tok.encode(r) for r, _ in pairs]).to(device)
+    alt = torch.stack([tok.encode(a) for _, a in pairs]).to(device)
+    strands = [(ref, alt)] + ([(tok.reverse_complement(ref), tok.reverse_complement(alt))]
+                              if rc else [])
+    out = 0
+    for r, a in strands:
+        if task == "dna-lm":
+            out = out + (lm_loglik(model, a) - lm_loglik(model, r))
+        else:
+            out = out + (model(a).logits.float().softmax(-1) - model(r).logits.float().softmax(-1))
+    return (out / len(strands)).cpu()
+
+
+def run(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    if a.batch_size < 1 or (a.window is not None and a.window < 8):
+        raise InputError("--batch-size must be >= 1 and --window >= 8")
+    check_outputs([a.out], [a.vcf, a.fasta])
+    d = resolve_model_dir(a.model)
+    extra = model_extra(d)
+    task = extra.get("task", "dna-lm")
+    from seqmamba import MambaForSequenceClassification, MambaLMHeadModel
+
+    cls = MambaForSequenceClassification if task == "dna-classify" else MambaLMHeadModel
+    model = load_pretrained(cls, d).to(a.device).eval()
+    tok = tokenizer_of(d)
+    window = a.window or int(extra.get("seq_len", 1024))
+    fa = FastaFile(a.fasta)
+    vin = open_vcf(a.vcf)
+    contigs = {r.name for r in fa.records}
+    missing = [c for c in vin.header.contigs if c not in contigs]
+    if missing:
+        raise InputError(f"contig(s) {missing[:5]} of the VCF header are not in {a.fasta}",
+                         path=a.vcf, fix="score against the reference the VCF was called on")
+    labels = extra.get("labels", [])
+    header = vin.header.copy()
+    if task == "dna-lm":
+        header.info.add(LLR_FIELD, "A", "Float",
+                        f"seqmamba: log P(alt window) - log P(ref window), nats, {window}-base "
+                        f"windows centred on the variant ({d})")
+    else:
+        for lab in labels:
+            header.info.add(f"SM_D_{lab}", "A", "Float",
+                            f"seqmamba: P({lab} | alt window) - P({lab} | ref window) ({d})")
+    header.filters.add(MISMATCH, None, None, "REF differs from the reference FASTA (not scored)")
+    import pysam
+
+    mode = "wb" if a.out.suffix == ".bcf" else "wz" if a.out.name.endswith(".gz") else "w"
+    n_scored = n_mismatch = n_skipped = 0
+    mismatches = []
+    rc = bool(model.config.rc_equivariant)
+    with OutputLock(a.out, "VCF"), atomic_output(a.out, suffix=a.out.suffix) as tmp:
+        vout = pysam.VariantFile(str(tmp), mode, header=header)
+        pending: list = []  # (record, allele index, (ref window, alt window))
+
+        def flush():
+            nonlocal n_scored
+            by_rec: dict = {}
+            for i in range(0, len(pending), a.batch_size):
+                part = pending[i:i + a.batch_size]
+                s = score_batch(model, task, tok, [p[2] for p in part], a.device, rc)
+                for (rec, k, _), v in zip(part, s):
+                    by_rec.setdefault(id(rec), (rec, {}))[1][k] = v
+            for rec, scores in by_rec.values():
+                write_scores(rec, scores, task, labels)
+                n_scored += 1
+            pending.clear()
+
+        buffered: list = []
+        for rec in vin:
+            if rec.chrom not in contigs:
+                raise InputError(f"record {rec.chrom}:{rec.pos}: contig {rec.chrom!r} is not in "
+                                 f"{a.fasta}", path=a.vcf)
+            pos0 = rec.pos - 1
+            ref_fa = fa.fetch(rec.chrom, pos0, min(fa.length(rec.chrom), pos0 + len(rec.ref)))
+            rec.translate(vout.header)  # the same record, under the header with our fields
+            out_rec = rec
+            buffered.append(out_rec)
+            if ref_fa.upper() != rec.ref.upper():
+                out_rec.filter.add(MISMATCH)
+                n_mismatch += 1
+                mismatches.append(f"{rec.chrom}:{rec.pos} REF {rec.ref} but the FASTA has "
+                                  f"{ref_fa or '(past the end)'}")
+                continue
+            any_scored = False
+            for k, alt in enumerate(rec.alts or ()):
+                if not alt or not set(alt.upper()) <= set("ACGTN"):
+                    continue  # symbolic (<DEL>), breakend or missing: left unscored
+                pair = alt_window(fa, rec.chrom, pos0, rec.ref, alt, window)
+                if pair is not None:
+                    pending.append((out_rec, k, pair))
+                    any_scored = True
+            if not any_scored:
+                n_skipped += 1
+            if len(pending) >= 8 * a.batch_size:
+                flush()
+                for r in buffered:
+                    vout.write(r)
+                buffered.clear()
+        flush()
+        for r in buffered:
+            vout.write(r)
+        vout.close()
+    for m in mismatches[:20]:
+        print(f"seqmamba: {a.vcf}: {m}", file=sys.stderr)
+    print(f"wrote {a.out}: {n_scored} records scored, {n_mismatch} REF mismatches (FILTER "
+          f"{MISMATCH}), {n_skipped} not scorable (symbolic alleles, or too near an end)")
+    return 0
+
+
+def write_scores(rec, scores: dict, task: str, labels) -> None:
+    """scores {alt index: value}: one value per ALT (missing where not scored)."""
+    n = len(rec.alts)
+    if task == "dna-lm":
+        rec.info[LLR_FIELD] = tuple(round(float(scores[k]), 5) if k in scores else None
+                                    for k in range(n))
+    else:
+        for j, lab in enumerate(labels):
+            rec.info[f"SM_D_{lab}"] = tuple(round(float(scores[k][j]), 6) if k in scores
+                                            else None for k in range(n))
+
