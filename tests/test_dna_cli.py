@@ -250,3 +250,31 @@ def test_finetune_learns_a_task_it_must_learn(tmp_path):
     assert len(got) == 240
     agree = np.mean([r["label"] == truth[r["record"]] for r in got])
     assert agree >= 0.9, agree
+
+
+def test_bigwig_track_reads_back_the_bedgraph_values_and_fasta_sizes(tmp_path, classifier):
+    """--track x.bw: the same bins as the bedGraph, as bigWig (what IGV and JBrowse open),
+    with every record's size from the FASTA index in its header."""
+    import pyBigWig
+
+    fa = write(tmp_path / "g.fa", ">chrA\n" + "ACGTTGCA" * 300 + "\n>chrB\n" + "GATTACA" * 200 + "\n")
+    common = ["--model", classifier, fa, "--track-bin", 50, "--no-progress"]
+    assert seqmamba("dna", "predict", *common, "--out", tmp_path / "a.tsv", "--track",
+                    tmp_path / "t.bedgraph")[0] == 0
+    rc, _, err = seqmamba("dna", "predict", *common, "--out", tmp_path / "b.tsv", "--track",
+                          tmp_path / "t.bw")
+    assert rc == 0, err
+    bw = pyBigWig.open(str(tmp_path / "t.bw"))
+    assert bw.chroms() == {"chrA": 2400, "chrB": 1400}
+    lines = (tmp_path / "t.bedgraph").read_text().splitlines()[1:]
+    got = [(c, s, e, v) for c in ("chrA", "chrB") for s, e, v in bw.intervals(c)]
+    assert len(got) == len(lines)
+    for (c, s, e, v), line in zip(got, lines):
+        c2, s2, e2, v2 = line.split("\t")
+        assert (c, s, e) == (c2, int(s2), int(e2)) and abs(v - float(v2)) < 1e-4 * max(1, abs(v))
+    bw.close()
+    # a TSV has no coordinates: one line, and nothing left behind
+    rc, _, err = seqmamba("dna", "predict", "--model", classifier, PROMOTERS, "--out",
+                          tmp_path / "c.tsv", "--track", tmp_path / "u.bw", "--no-progress")
+    assert rc == 2 and "no coordinates" in err and not (tmp_path / "u.bw").exists()
+    assert not list(tmp_path.glob(".*.bw"))

@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", type=Path, help="FASTA (plain/bgzip) or TSV files")
     p.add_argument("--model", type=Path, required=True, help="RUN directory or RUN/final")
     p.add_argument("--out", type=Path, required=True, help="predictions (.tsv or .csv)")
-    p.add_argument("--track", type=Path, default=None, help="per-position scores (.bedgraph)")
+    p.add_argument("--track", type=Path, default=None,
+                   help="per-position scores: .bedgraph, or .bw (bigWig, for IGV/JBrowse)")
     p.add_argument("--track-class", default=None, help="class whose probability the track shows "
                                                        "(default: the last label)")
     p.add_argument("--track-bin", type=int, default=1, help="bases per bedGraph interval")
@@ -300,6 +301,58 @@ def run(argv=None) -> int:
         lock.release()
 
 
+class BigWigWriter:
+    """The same bins as bigWig (pyBigWig), which IGV and JBrowse read: the header holds every
+    record's size from the FASTA index, bins are added in record order, and the file is
+    written to a temporary name and renamed when complete."""
+
+    def __init__(self, path: Path, sizes: List[Tuple[str, int]]):
+        import pyBigWig
+
+        self.tmp, self.path = temp_beside(path, ".bw"), path
+        self.bw = pyBigWig.open(str(self.tmp), "w")
+        self.bw.addHeader(list(sizes))
+
+    def write(self, chrom: str, length: int, width: int, sums: np.ndarray, counts: np.ndarray):
+        keep = np.flatnonzero(counts)
+        if keep.size:
+            starts = keep * width
+            ends = np.minimum(starts + width, length)
+            self.bw.addEntries([chrom] * keep.size, starts.tolist(), ends=ends.tolist(),
+                               values=(sums[keep] / counts[keep]).tolist())
+
+    def finish(self):
+        self.bw.close()
+        commit(self.tmp, self.path)
+
+    def abort(self):
+        try:
+            self.bw.close()
+        except Exception:  # a failed write may leave it unclosable
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+
+def track_writer(a, task):
+    """bedGraph, or bigWig for a --track ending in .bw/.bigwig (FASTA inputs: the header needs
+    every record's size up front)."""
+    if a.track is None:
+        return None
+    if a.track.suffix.lower() not in (".bw", ".bigwig"):
+        return TrackWriter(a.track, task)
+    sizes = []
+    for path in a.inputs:
+        if path.suffix.lower() in (".tsv", ".txt"):
+            raise InputError("a bigWig track is along FASTA records; TSV rows have no "
+                             "coordinates", path=path, fix="write the track as .bedgraph")
+        sizes += [(r.name, r.length) for r in FastaFile(path, strict=False).records]
+    names = [n for n, _ in sizes]
+    if len(set(names)) != len(names):
+        raise InputError("two inputs share a record name; one bigWig cannot hold both",
+                         path=a.track, fix="write one track per FASTA")
+    return BigWigWriter(a.track, sizes)
+
+
 def _predict(a, model, task, tok) -> int:
     from tqdm.auto import tqdm
 
@@ -312,13 +365,18 @@ def _predict(a, model, task, tok) -> int:
         track_class = names.index(a.track_class)
     fields = ["file", "record", "length"] + (["label"] + [f"p_{n}" for n in names]
                                              if task == "dna-classify" else ["bits_per_base"])
+    track = track_writer(a, task)  # a bigWig reads every FASTA's index first
     provenance = model_provenance(resolve_model_dir(a.model), max_length=a.max_length)
-    table = PartialTable(a.out, fields, a.restart, key=("file", "record"), default_delim="\t",
-                         provenance=provenance)
+    try:
+        table = PartialTable(a.out, fields, a.restart, key=("file", "record"),
+                             default_delim="\t", provenance=provenance)
+    except BaseException:
+        if track is not None:
+            track.abort()
+        raise
     if not table.resumed:  # a record's saved progress belongs to the partial table it extends
         RecordProgress(a.out, "").clear()
     errors: List[Tuple[str, str, str]] = []
-    track = TrackWriter(a.track, task) if a.track else None
     try:
         embeds, embed_ids = [], []
         n_done = 0
@@ -378,6 +436,6 @@ def _predict(a, model, task, tok) -> int:
             return 2
         return 0
     except BaseException:  # no orphan temporary track on an error (a full disk, say)
-        if track is not None and track.tmp.exists():
+        if track is not None and Path(track.tmp).exists():
             track.abort()
         raise
