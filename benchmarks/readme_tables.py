@@ -171,6 +171,20 @@ def fsdd_noise() -> str:
     return "\n".join(out)
 
 
+def variant_zero_shot() -> str:
+    r = _json("variant_zero_shot.json")
+    k = r["best_markov_order"]
+    m = r["markov"][str(k)] if str(k) in r["markov"] else r["markov"][k]
+    return (f"Zero-shot variant effects (`benchmarks/variant_zero_shot.py`, "
+            f"`variant_zero_shot.json`): {r['n_nonsense']} nonsense against {r['n_synonymous']} "
+            f"synonymous SNVs in M. tuberculosis genes (`data/variants/`), scored with "
+            f"{r['window']}-base windows by a model pretrained on E. coli only "
+            f"(`dna_pretrain_ecoli.yaml`): AUROC {r['model_auroc']:.3f} (95% "
+            f"{r['model_ci95'][0]:.3f}-{r['model_ci95'][1]:.3f}); the best Markov LLR "
+            f"(order {k}, fitted on {r['markov_fitted_on']}) {m['auroc']:.3f} "
+            f"({m['ci95'][0]:.3f}-{m['ci95'][1]:.3f}). Level with the baseline so far.")
+
+
 def generation() -> str:
     rows = _csv("generation.csv")
     tps = [float(r["tokens_per_s"]) for r in rows]
@@ -201,6 +215,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "cpu_scan tables": cpu_scan, "scan_cpu": scan_cpu, "synthetic": synthetic,
     "dna results": dna_results, "audio results": audio_results,
     "audio holdout": audio_holdout, "generation": generation,
+    "variant zero shot": variant_zero_shot,
 }
 
 

@@ -14,6 +14,7 @@ each over the same windows.  Writes ``benchmarks/results/variant_zero_shot.json`
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import subprocess
 import sys
@@ -108,7 +109,9 @@ def main(argv=None) -> int:
         markov[k] = {"auroc": auc, "ci95": bootstrap_ci(-llr["nonsense"], -llr["synonymous"])}
     best = max(markov, key=lambda k: markov[k]["auroc"])
     n_variants = len(syn) + len(non)
-    report = {"model": str(d), "window": window, "n_synonymous": len(syn),
+    cfg = json.loads((d / "config.json").read_text())
+    report = {"model": {k: cfg.get(k) for k in ("d_model", "n_layer", "d_state")} |
+              {"fasta": cfg.get("extra", {}).get("fasta")}, "window": window, "n_synonymous": len(syn),
               "n_nonsense": len(non), "model_auroc": model_auc,
               "model_ci95": bootstrap_ci(-non, -syn),
               "mean_llr": {"synonymous": float(syn.mean()), "nonsense": float(non.mean())},

@@ -596,3 +596,22 @@ def test_streamed_resampling_equals_resampling_the_whole_file(tmp_path):
     w = list(windows(iter([torch.arange(10.0), torch.arange(10.0, 25.0)]), 8, 4))
     assert [s for s, _ in w] == [0, 4, 8, 12, 16]
     assert all(torch.equal(v, torch.arange(s, s + 8.0)) for s, v in w)
+
+
+@pytest.mark.parametrize("kind", ["white", "babble"])
+def test_noise_is_added_at_the_asked_signal_to_noise_ratio(kind):
+    """benchmarks/audio_fsdd.py's noisy copies: white noise or babble (three other clips) at
+    SNR 20, 10 and 5 dB over the clip's power."""
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from audio_fsdd import add_noise
+
+    rng = np.random.default_rng(0)
+    w = torch.from_numpy(np.sin(np.arange(8000) / 7).astype(np.float32) * 0.3)
+    pool = [torch.from_numpy(rng.standard_normal(12000).astype(np.float32)) for _ in range(5)]
+    for snr in (20, 10, 5):
+        noisy = add_noise(w, kind, snr, np.random.default_rng(1), pool)
+        n = noisy - w
+        got = 10 * math.log10(float(w.pow(2).mean()) / float(n.pow(2).mean()))
+        assert abs(got - snr) < 1e-3
