@@ -278,3 +278,21 @@ def test_bigwig_track_reads_back_the_bedgraph_values_and_fasta_sizes(tmp_path, c
                           tmp_path / "c.tsv", "--track", tmp_path / "u.bw", "--no-progress")
     assert rc == 2 and "no coordinates" in err and not (tmp_path / "u.bw").exists()
     assert not list(tmp_path.glob(".*.bw"))
+
+
+def test_per_window_embeddings_with_coordinates(tmp_path, classifier):
+    """--embed-window N: mean embeddings of every N-base window with record, start and end;
+    weighted by window size they average to the record's pooled embedding."""
+    fa = write(tmp_path / "g.fa", ">chrA\n" + "ACGTTGCA" * 130 + "\n>chrB\n" + "GATTACA" * 50 + "\n")
+    rc, _, err = seqmamba("dna", "predict", "--model", classifier, fa, "--out", tmp_path / "p.tsv",
+                          "--embed", tmp_path / "e.npz", "--embed-window", 100,
+                          "--chunk-size", 256, "--no-progress")
+    assert rc == 0, err
+    e = np.load(tmp_path / "e.npz")
+    rec, st, en, we = e["window_record"], e["window_start"], e["window_end"], e["window_embeddings"]
+    assert list(rec) == ["chrA"] * 11 + ["chrB"] * 4
+    assert st[:3].tolist() == [0, 100, 200] and en[10] == 1040 and en[-1] == 350
+    for i, name in enumerate(["chrA", "chrB"]):
+        sel = rec == name
+        pooled = (we[sel] * (en[sel] - st[sel])[:, None]).sum(0) / (en[sel] - st[sel]).sum()
+        assert np.allclose(pooled, e["embeddings"][i], atol=1e-5)

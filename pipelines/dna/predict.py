@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(default: the last label)")
     p.add_argument("--track-bin", type=int, default=1, help="bases per bedGraph interval")
     p.add_argument("--embed", type=Path, default=None, help="pooled embeddings (.npz)")
+    p.add_argument("--embed-window", type=int, default=None,
+                   help="--embed: also mean embeddings of every N-base window, with their "
+                        "record, start and end (for clustering regions)")
     p.add_argument("--chunk-size", type=int, default=1 << 16, help="bases per piece")
     p.add_argument("--max-length", type=int, default=None,
                    help="use only the first N bases of each record")
@@ -105,6 +108,7 @@ class RecordResult:
         self.row: dict = {}
         self.embedding: Optional[np.ndarray] = None
         self.track = None  # (sums, counts) per bin of --track-bin bases
+        self.windows: Optional[np.ndarray] = None  # (n windows, k) mean features per window
 
 
 @torch.no_grad()
@@ -131,7 +135,10 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
         n_bins = (length + a.track_bin - 1) // a.track_bin
         bin_sum, bin_cnt = np.zeros(n_bins, np.float64), np.zeros(n_bins, np.int64)
     first_start = 0
-    saved = progress.load(name, length) if progress is not None and causal else None
+    win_sum = None
+    # a record's saved progress does not hold window sums: with --embed-window it starts over
+    saved = progress.load(name, length) if progress is not None and causal \
+        and not a.embed_window else None
     if saved is not None:
         first_start, st = saved
         print(f"seqmamba: continuing {name} from base {first_start:,} (saved progress)",
@@ -156,6 +163,12 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
         feats = model.backbone.features(h)
         if embed_pool is not None:
             embed_pool.update(feats, whole)
+        if a.embed_window:  # window sums: window w holds positions [w N, (w + 1) N)
+            f = feats[0].float().cpu()
+            idx = torch.arange(start, end) // a.embed_window
+            if win_sum is None:
+                win_sum = torch.zeros(-(-length // a.embed_window), f.shape[-1])
+            win_sum.index_add_(0, idx, f)
         if task == "dna-classify":
             pool.update(feats, whole)
             scores = model.classifier(feats.to(model.classifier.weight.dtype)).float() \
@@ -202,6 +215,10 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
         res.row["bits_per_base"] = bits_total / bits_n if bits_n else float("nan")
     if embed_pool is not None:
         res.embedding = embed_pool.result()[0].float().cpu().numpy()
+    if win_sum is not None:
+        counts = torch.full((win_sum.shape[0], 1), float(a.embed_window))
+        counts[-1] = length - (win_sum.shape[0] - 1) * a.embed_window
+        res.windows = (win_sum / counts).numpy()
     if a.track:
         res.track = (bin_sum, bin_cnt)
     return res
@@ -292,6 +309,8 @@ def run(argv=None) -> int:
     a = build_parser().parse_args(argv)
     if a.chunk_size < 1 or a.track_bin < 1 or (a.max_length is not None and a.max_length < 1):
         raise InputError("--chunk-size, --track-bin and --max-length must be positive")
+    if a.embed_window is not None and (a.embed_window < 1 or a.embed is None):
+        raise InputError("--embed-window takes a positive number of bases, with --embed FILE")
     check_outputs([a.out, a.track, a.embed], a.inputs)
     model, task, tok = load_model(a.model, a.device)
     lock = OutputLock(a.out, "table")
@@ -378,7 +397,7 @@ def _predict(a, model, task, tok) -> int:
         RecordProgress(a.out, "").clear()
     errors: List[Tuple[str, str, str]] = []
     try:
-        embeds, embed_ids = [], []
+        embeds, embed_ids, windows = [], [], []
         n_done = 0
         bar = tqdm(total=None, unit="record", disable=a.no_progress, file=sys.stderr)
         for path in a.inputs:
@@ -408,6 +427,10 @@ def _predict(a, model, task, tok) -> int:
                 if res.embedding is not None:
                     embeds.append(res.embedding)
                     embed_ids.append(f"{path.name}:{name}")
+                if res.windows is not None:
+                    starts = np.arange(len(res.windows)) * a.embed_window
+                    windows.append((name, starts, np.minimum(starts + a.embed_window, length),
+                                    res.windows))
         bar.close()
         if n_done == 0 and not table.done:
             table.discard()
@@ -421,9 +444,20 @@ def _predict(a, model, task, tok) -> int:
         if track is not None:
             track.finish()
         if a.embed:
+            k = model.backbone.feature_dim
+            extra = {}
+            if a.embed_window:
+                extra = dict(
+                    window_record=np.array([w[0] for w in windows for _ in w[1]]),
+                    window_start=np.concatenate([w[1] for w in windows]) if windows else
+                    np.zeros(0, np.int64),
+                    window_end=np.concatenate([w[2] for w in windows]) if windows else
+                    np.zeros(0, np.int64),
+                    window_embeddings=np.concatenate([w[3] for w in windows]).astype(np.float32)
+                    if windows else np.zeros((0, k), np.float32))
             with atomic_output(a.embed, suffix=".npz") as tmp:
                 np.savez(tmp, ids=np.array(embed_ids), embeddings=np.stack(embeds) if embeds else
-                         np.zeros((0, model.backbone.feature_dim), np.float32))
+                         np.zeros((0, k), np.float32), **extra)
         print(f"wrote {a.out} ({n_done} records)" + (f", {a.track}" if a.track else "")
               + (f", {a.embed}" if a.embed else ""))
         if errors:
