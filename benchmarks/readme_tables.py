@@ -215,7 +215,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "cpu_scan tables": cpu_scan, "scan_cpu": scan_cpu, "synthetic": synthetic,
     "dna results": dna_results, "audio results": audio_results,
     "audio holdout": audio_holdout, "generation": generation,
-    "variant zero shot": variant_zero_shot,
+    "variant zero shot": variant_zero_shot, "fsdd loso": fsdd_loso, "fsdd noise": fsdd_noise,
 }
 
 
