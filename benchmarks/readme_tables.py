@@ -185,6 +185,16 @@ def variant_zero_shot() -> str:
             f"({m['ci95'][0]:.3f}-{m['ci95'][1]:.3f}). Level with the baseline so far.")
 
 
+def variant_speed() -> str:
+    rows = _csv("variant_speed.csv")
+    r0 = rows[0]
+    parts = ", ".join(f"{int(r['variants_per_s']):,} variants/s with {r['window']}-base windows"
+                      for r in rows)
+    return (f"Scoring speed (`benchmarks/variant_speed.py`, `variant_speed.csv`; {r0['variants']} "
+            f"SNVs, a d_model {r0['d_model']}, {r0['n_layer']}-layer language model, "
+            f"{r0['threads']} CPU threads): {parts}.")
+
+
 def generation() -> str:
     rows = _csv("generation.csv")
     tps = [float(r["tokens_per_s"]) for r in rows]
@@ -215,7 +225,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "cpu_scan tables": cpu_scan, "scan_cpu": scan_cpu, "synthetic": synthetic,
     "dna results": dna_results, "audio results": audio_results,
     "audio holdout": audio_holdout, "generation": generation,
-    "variant zero shot": variant_zero_shot, "fsdd loso": fsdd_loso, "fsdd noise": fsdd_noise,
+    "variant zero shot": variant_zero_shot, "variant speed": variant_speed, "fsdd loso": fsdd_loso, "fsdd noise": fsdd_noise,
 }
 
 
