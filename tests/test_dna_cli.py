@@ -262,7 +262,7 @@ def test_bigwig_track_reads_back_the_bedgraph_values_and_fasta_sizes(tmp_path, c
     assert seqmamba("dna", "predict", *common, "--out", tmp_path / "a.tsv", "--track",
                     tmp_path / "t.bedgraph")[0] == 0
     rc, _, err = seqmamba("dna", "predict", *common, "--out", tmp_path / "b.tsv", "--track",
-                          tmp_path / "t.bw")
+                          tmp_path / "t.bw", "--track-class", "pos")
     assert rc == 0, err
     bw = pyBigWig.open(str(tmp_path / "t.bw"))
     assert bw.chroms() == {"chrA": 2400, "chrB": 1400}
@@ -272,6 +272,17 @@ def test_bigwig_track_reads_back_the_bedgraph_values_and_fasta_sizes(tmp_path, c
     for (c, s, e, v), line in zip(got, lines):
         c2, s2, e2, v2 = line.split("\t")
         assert (c, s, e) == (c2, int(s2), int(e2)) and abs(v - float(v2)) < 1e-4 * max(1, abs(v))
+    # without --track-class: one bigWig per class, whose values sum to one in every bin
+    rc, stdout, err = seqmamba("dna", "predict", *common, "--out", tmp_path / "c2.tsv",
+                               "--track", tmp_path / "all.bw")
+    assert rc == 0, err
+    neg, pos = (pyBigWig.open(str(tmp_path / f"all.{c}.bw")) for c in ("neg", "pos"))
+    assert "all.neg.bw" in stdout and not (tmp_path / "all.bw").exists()
+    for c in ("chrA", "chrB"):
+        for (s1, e1, v1), (s2, e2, v2), (s3, e3, v3) in zip(neg.intervals(c), pos.intervals(c),
+                                                             bw.intervals(c)):
+            assert (s1, e1) == (s2, e2) == (s3, e3) and abs(v1 + v2 - 1) < 1e-4
+            assert abs(v2 - v3) < 1e-5
     bw.close()
     # a TSV has no coordinates: one line, and nothing left behind
     rc, _, err = seqmamba("dna", "predict", "--model", classifier, PROMOTERS, "--out",

@@ -133,7 +133,9 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
     bin_sum = bin_cnt = None
     if a.track:
         n_bins = (length + a.track_bin - 1) // a.track_bin
-        bin_sum, bin_cnt = np.zeros(n_bins, np.float64), np.zeros(n_bins, np.int64)
+        shape = (n_bins,) if track_class >= 0 or task != "dna-classify" else \
+            (n_bins, len(model.config.extra["labels"]))
+        bin_sum, bin_cnt = np.zeros(shape, np.float64), np.zeros(n_bins, np.int64)
     first_start = 0
     win_sum = None
     # a record's saved progress does not hold window sums: with --embed-window it starts over
@@ -171,8 +173,10 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
             win_sum.index_add_(0, idx, f)
         if task == "dna-classify":
             pool.update(feats, whole)
-            scores = model.classifier(feats.to(model.classifier.weight.dtype)).float() \
-                .softmax(-1)[0, :, track_class] if a.track else None
+            probs = model.classifier(feats.to(model.classifier.weight.dtype)).float() \
+                .softmax(-1)[0] if a.track else None
+            # every class (L, C) for a bigWig per class, else the one --track-class (L,)
+            scores = None if probs is None else probs if track_class < 0 else probs[:, track_class]
         else:
             logits = model.lm_head(h)[..., : model.config.vocab_size].float()
             logp = logits.log_softmax(-1)[0]
@@ -193,10 +197,15 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
         if scores is not None:  # accumulate the per-position scores into bins
             vals = scores.double().cpu().numpy()
             idx = np.arange(start, end) // a.track_bin - start // a.track_bin
-            ok = ~np.isnan(vals)
+            ok = ~np.isnan(vals) if vals.ndim == 1 else np.ones(len(vals), bool)
             first = start // a.track_bin
             k = int(idx[-1]) + 1
-            bin_sum[first:first + k] += np.bincount(idx[ok], weights=vals[ok], minlength=k)
+            if vals.ndim == 1:
+                bin_sum[first:first + k] += np.bincount(idx[ok], weights=vals[ok], minlength=k)
+            else:
+                for c in range(vals.shape[1]):
+                    bin_sum[first:first + k, c] += np.bincount(idx, weights=vals[:, c],
+                                                               minlength=k)
             bin_cnt[first:first + k] += np.bincount(idx[ok], minlength=k)
         if progress is not None and end < length and \
                 time.monotonic() - last_save >= a.save_every:
@@ -352,7 +361,28 @@ class BigWigWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-def track_writer(a, task):
+class PerClassBigWig:
+    """One bigWig per class (``x.bw`` -> ``x.<label>.bw``), from bins holding every class."""
+
+    def __init__(self, path: Path, sizes, labels):
+        self.paths = [path.with_name(f"{path.stem}.{lab}{path.suffix}") for lab in labels]
+        self.writers = [BigWigWriter(p, sizes) for p in self.paths]
+        self.tmp = self.writers[0].tmp  # (exists while being written)
+
+    def write(self, chrom, length, width, sums, counts):
+        for c, w in enumerate(self.writers):
+            w.write(chrom, length, width, sums[:, c], counts)
+
+    def finish(self):
+        for w in self.writers:
+            w.finish()
+
+    def abort(self):
+        for w in self.writers:
+            w.abort()
+
+
+def track_writer(a, task, labels=()):
     """bedGraph, or bigWig for a --track ending in .bw/.bigwig (FASTA inputs: the header needs
     every record's size up front)."""
     if a.track is None:
@@ -369,6 +399,8 @@ def track_writer(a, task):
     if len(set(names)) != len(names):
         raise InputError("two inputs share a record name; one bigWig cannot hold both",
                          path=a.track, fix="write one track per FASTA")
+    if labels and a.track_class is None:
+        return PerClassBigWig(a.track, sizes, labels)
     return BigWigWriter(a.track, sizes)
 
 
@@ -384,7 +416,10 @@ def _predict(a, model, task, tok) -> int:
         track_class = names.index(a.track_class)
     fields = ["file", "record", "length"] + (["label"] + [f"p_{n}" for n in names]
                                              if task == "dna-classify" else ["bits_per_base"])
-    track = track_writer(a, task)  # a bigWig reads every FASTA's index first
+    if a.track is not None and a.track.suffix.lower() in (".bw", ".bigwig") and names \
+            and a.track_class is None:
+        track_class = -1  # every class, one bigWig each
+    track = track_writer(a, task, names)  # a bigWig reads every FASTA's index first
     provenance = model_provenance(resolve_model_dir(a.model), max_length=a.max_length)
     try:
         table = PartialTable(a.out, fields, a.restart, key=("file", "record"),
@@ -458,7 +493,8 @@ def _predict(a, model, task, tok) -> int:
             with atomic_output(a.embed, suffix=".npz") as tmp:
                 np.savez(tmp, ids=np.array(embed_ids), embeddings=np.stack(embeds) if embeds else
                          np.zeros((0, k), np.float32), **extra)
-        print(f"wrote {a.out} ({n_done} records)" + (f", {a.track}" if a.track else "")
+        tracks = ", ".join(map(str, getattr(track, "paths", [a.track]))) if a.track else ""
+        print(f"wrote {a.out} ({n_done} records)" + (f", {tracks}" if a.track else "")
               + (f", {a.embed}" if a.embed else ""))
         if errors:
             rows = "".join(f"{f}\t{r}\t{m}\n" for f, r, m in errors)
