@@ -204,49 +204,40 @@ def run(argv=None) -> int:
                          "(probabilities over time)")
     truth: dict = {}
     files, errors = expand_inputs(a.inputs, truth)
-    if a.track is not None:
-        return run_track(a, files, errors)
-    err_file = a.out.with_name(a.out.name + ".errors.csv")
-    check_outputs([a.out, err_file, eval_path(a.out, ".metrics.json"),
-                   eval_path(a.out, ".confusion.png")], files)
+    table_outs = [] if a.out is None else [
+        a.out, a.out.with_name(a.out.name + ".errors.csv"), eval_path(a.out, ".metrics.json"),
+        eval_path(a.out, ".confusion.png")]
+    check_outputs([a.track, *table_outs], files)
     predictor = AudioPredictor(a.model, a.device, a.chunk_seconds)
-    if truth and predictor.task != "audio-classify":
-        raise InputError("labelled manifests are scored against a classifier; this model is a "
+    if (truth or a.track) and predictor.task != "audio-classify":
+        raise InputError("labelled manifests and --track need a classifier; this model is a "
                          "language model", path=a.model)
-    lock = OutputLock(a.out, "table")
-    try:
-        rc = _predict(a, predictor, files, errors, err_file)
-        if truth and a.out.exists():
-            evaluate_table(a.out, truth, predictor.labels)
-        return rc
-    finally:
-        lock.release()
+    for _, msg in errors:
+        print(f"seqmamba: {msg}", file=sys.stderr)
+    rc = 0
+    if a.track is not None:
+        rc = run_track(a, predictor, files, errors)
+    if a.out is not None:
+        with OutputLock(a.out, "table"):
+            rc = max(rc, _predict(a, predictor, files, errors, table_outs[1]))
+            if truth and a.out.exists():
+                evaluate_table(a.out, truth, predictor.labels)
+    return rc
 
 
-def run_track(a, files, errors) -> int:
-    """--track: probabilities over time (pipelines.audio.track), then --out if given."""
+def run_track(a, predictor, files, errors) -> int:
+    """--track: class probabilities over time along each file (pipelines.audio.track)."""
     from .track import write_track
 
-    check_outputs([a.track, a.out], files)
-    predictor = AudioPredictor(a.model, a.device, a.chunk_seconds)
-    if predictor.task != "audio-classify":
-        raise InputError("--track needs a classifier; this model is a language model",
-                         path=a.model)
     window = a.window or float(predictor.extra.get("seconds") or 1.0)
     hop = a.hop or window / 4
     if window <= 0 or hop <= 0:
         raise InputError(f"--window and --hop must be positive, got {window} and {hop}")
-    for _, msg in errors:
-        print(f"seqmamba: {msg}", file=sys.stderr)
     if not files:
         return 2
     with OutputLock(a.track, "track"):
         n = write_track(predictor, files, a.track, window, hop)
     print(f"wrote {a.track} ({n} windows of {window:g} s every {hop:g} s, {len(files)} file(s))")
-    if a.out is not None:
-        a.track = None
-        return run([*map(str, files), "--model", str(a.model), "--out", str(a.out),
-                    "--device", a.device, "--no-progress"] + (["--restart"] if a.restart else []))
     return 2 if errors else 0
 
 
@@ -305,8 +296,6 @@ def _predict(a, predictor, files, errors, err_file) -> int:
     provenance = model_provenance(predictor.model_dir, max_seconds=a.max_seconds)
     table = PartialTable(a.out, predictor.fields(), a.restart, key=("file",),
                          provenance=provenance)
-    for _, msg in errors:
-        print(f"seqmamba: {msg}", file=sys.stderr)
     todo = [f for f in files if (str(f),) not in table.done]
     n_done = 0
     bar = tqdm(todo, unit="file", disable=a.no_progress, file=sys.stderr, dynamic_ncols=True)
