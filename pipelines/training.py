@@ -112,13 +112,6 @@ def _write_metrics(path: Path, fields: list, rows: List[dict]) -> None:
     write_csv_atomic(sorted(rows, key=_step), path, fields)
 
 
-def _union(*field_lists) -> list:
-    out = []
-    for fl in field_lists:
-        out += [f for f in fl if f not in out]
-    return out
-
-
 def _write_session_start(run: Path, step: int) -> None:
     (run / "logs").mkdir(parents=True, exist_ok=True)
     write_json_atomic({"step": step}, run / "logs" / "session_start.json")
@@ -135,7 +128,7 @@ def fold_metrics_before_resume(run: Path) -> None:
     start_file = logs / "session_start.json"
     start = json.loads(start_file.read_text())["step"] if start_file.is_file() else 0
     rows = [r for r in hist if _step(r) < start] + cur
-    _write_metrics(logs / "metrics.history.csv", _union(hf, cf), rows)
+    _write_metrics(logs / "metrics.history.csv", list(dict.fromkeys(hf + cf)), rows)
     (logs / "metrics.csv").unlink()
 
 
@@ -146,7 +139,7 @@ def merge_metrics_after_fit(run: Path, session_start: int) -> None:
     cf, cur = _metrics_rows(logs / "metrics.csv")
     if hist:
         rows = [r for r in hist if _step(r) < session_start] + cur
-        _write_metrics(logs / "metrics.csv", _union(hf, cf), rows)
+        _write_metrics(logs / "metrics.csv", list(dict.fromkeys(hf + cf)), rows)
         (logs / "metrics.history.csv").unlink()
     (logs / "session_start.json").unlink(missing_ok=True)
 
@@ -520,19 +513,6 @@ class Job:
     step_positions: int = 0  # model positions in one training batch (batch x length)
 
 
-@dataclass
-class Trained:
-    """A finished fit, as the command's report function sees it (rank 0 only)."""
-
-    model: MambaPreTrainedModel  # in eval mode, RUN/final already written
-    trainer: L.Trainer
-    seconds: float
-
-    @property
-    def steps(self) -> int:
-        return self.trainer.global_step
-
-
 # Peak bytes of one float32 training step (forward + backward) per position and per
 # (d_model x layer): measured 78-89 with the fused CPU scan over d_model 64-256, 2-4 layers,
 # 2^16-2^18 positions (peak resident set growth per position); rounded up.
@@ -572,12 +552,12 @@ def check_step_memory(cfg: MambaConfig, positions: int, accelerator: str = "auto
 
 
 def run_training(a, make_job: Callable[[], Job],
-                 report: Callable[[Trained], Tuple[dict, List[str]]]) -> int:
+                 report: Callable[[MambaPreTrainedModel], Tuple[dict, List[str]]]) -> int:
     """The skeleton of every training command, after it has read and checked its inputs
     (so that bad input leaves no run directory behind):
 
     make RUN (or find RUN's last checkpoint with --resume), seed everything, build the job,
-    fit it; then on rank 0 only: export RUN/final, call ``report(trained) -> (fields, lines)``,
+    fit it; then on rank 0 only: export RUN/final, call ``report(model) -> (fields, lines)``,
     write RUN/report.json ({task, steps, train_seconds, checkpoint} + fields, atomically), draw
     RUN/loss_curve.png, and print the lines and what was written.  Returns the exit code."""
     import time
@@ -647,7 +627,7 @@ def _finish(a, trainer, task, seconds, report) -> int:
         return 0
     merge_metrics_after_fit(a.out, getattr(task, "session_start", 0))
     export_final(task.model, a.out)
-    fields, lines = report(Trained(task.model.eval(), trainer, seconds))
+    fields, lines = report(task.model.eval())  # RUN/final is written
     body = {"task": fields.pop("task"), "steps": trainer.global_step,
             "train_seconds": round(seconds, 1), "checkpoint": best_or_last(trainer), **fields}
     write_json_atomic(body, a.out / "report.json")

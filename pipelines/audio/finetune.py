@@ -222,9 +222,9 @@ def run(argv=None) -> int:
         return Job(ClassifierTask, config, loader, val_loader, init,
                    step_positions=a.batch_size * per_clip)
 
-    def report(done):
-        m, pred = score_classifier(done.model, val_loader, names, a.out)
-        cfg = done.model.config
+    def report(model):
+        m, pred = score_classifier(model, val_loader, names, a.out)
+        cfg = model.config
         fields = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
                   "seconds": a.seconds, "encoding": encoding,
                   "split": {"how": how, "train_clips": len(train_clips),
@@ -233,7 +233,7 @@ def run(argv=None) -> int:
                                    "d_state": cfg.d_state, "bidirectional": cfg.bidirectional,
                                    "input_type": cfg.input_type, "frame_size": cfg.frame_size,
                                    "frontend": cfg.frontend,
-                                   "parameters": done.model.num_parameters()},
+                                   "parameters": model.num_parameters()},
                   "model": m, "init": str(init) if init else None}
         val_labels = [train_base.index[c.label] for c in val_clips]
         groups = [c.group for c in val_clips]

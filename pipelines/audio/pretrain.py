@@ -196,8 +196,8 @@ def run(argv=None) -> int:
         return Job(LMTask, config, loader, val_loader,
                    step_positions=a.batch_size * a.seq_len)
 
-    def report(done):
-        bits = heldout_bits(done.model, val_loader)
+    def report(model):
+        bits = heldout_bits(model, val_loader)
         markov = markov_bits(train_arrays, windows, CLASSES)
         fields = {"task": "audio-lm", "encoding": "mulaw8", "sample_rate": a.sample_rate,
                   "seq_len": a.seq_len,

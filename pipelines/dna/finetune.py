@@ -110,8 +110,8 @@ def run(argv=None) -> int:
         return Job(ClassifierTask, config, loader, val_loader, init,
                    step_positions=a.batch_size * longest)
 
-    def report(done):
-        m, _ = score_classifier(done.model, val_loader, names, a.out)
+    def report(model):
+        m, _ = score_classifier(model, val_loader, names, a.out)
         fields = {"task": "dna-classify", "labels": names, "train_examples": len(train_ds),
                   "val_examples": len(val_ds), "model": m, "init": str(init) if init else None}
         lines = [f"held-out ({len(val_ds)} sequences): model "

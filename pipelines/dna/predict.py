@@ -133,8 +133,7 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
     bin_sum = bin_cnt = None
     if a.track:
         n_bins = (length + a.track_bin - 1) // a.track_bin
-        shape = (n_bins,) if track_class >= 0 or task != "dna-classify" else \
-            (n_bins, len(model.config.extra["labels"]))
+        shape = (n_bins,) if track_class >= 0 else (n_bins, len(model.config.extra["labels"]))
         bin_sum, bin_cnt = np.zeros(shape, np.float64), np.zeros(n_bins, np.int64)
     first_start = 0
     win_sum = None
@@ -367,7 +366,6 @@ class PerClassBigWig:
     def __init__(self, path: Path, sizes, labels):
         self.paths = [path.with_name(f"{path.stem}.{lab}{path.suffix}") for lab in labels]
         self.writers = [BigWigWriter(p, sizes) for p in self.paths]
-        self.tmp = self.writers[0].tmp  # (exists while being written)
 
     def write(self, chrom, length, width, sums, counts):
         for c, w in enumerate(self.writers):
@@ -416,10 +414,9 @@ def _predict(a, model, task, tok) -> int:
         track_class = names.index(a.track_class)
     fields = ["file", "record", "length"] + (["label"] + [f"p_{n}" for n in names]
                                              if task == "dna-classify" else ["bits_per_base"])
-    if a.track is not None and a.track.suffix.lower() in (".bw", ".bigwig") and names \
-            and a.track_class is None:
-        track_class = -1  # every class, one bigWig each
     track = track_writer(a, task, names)  # a bigWig reads every FASTA's index first
+    if isinstance(track, PerClassBigWig):
+        track_class = -1  # every class, one bigWig each
     provenance = model_provenance(resolve_model_dir(a.model), max_length=a.max_length)
     try:
         table = PartialTable(a.out, fields, a.restart, key=("file", "record"),
@@ -506,6 +503,6 @@ def _predict(a, model, task, tok) -> int:
             return 2
         return 0
     except BaseException:  # no orphan temporary track on an error (a full disk, say)
-        if track is not None and Path(track.tmp).exists():
-            track.abort()
+        if track is not None:
+            track.abort()  # (a no-op for a track already finished: its file was renamed)
         raise

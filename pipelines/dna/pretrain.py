@@ -132,8 +132,8 @@ def run(argv=None) -> int:
                    callbacks=[RankAudit(a.audit_dir)] if a.audit_dir else [],
                    step_positions=a.batch_size * a.seq_len)
 
-    def report(done):
-        bpb = heldout_bits(done.model, val_loader)
+    def report(model):
+        bpb = heldout_bits(model, val_loader)
         markov = markov_report(train_iv, val_ds, a.markov_orders, tok)
         best_k = min(markov, key=markov.get)
         fields = {"task": "dna-lm", "seq_len": a.seq_len, "val_windows": len(val_ds),

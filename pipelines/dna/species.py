@@ -116,8 +116,8 @@ def run(argv=None) -> int:
                    DataLoader(val, batch_size=32, collate_fn=_collate),
                    step_positions=a.batch_size * max(a.lengths))
 
-    def report(done):
-        rows = [accuracy_at_length(done.model, Lw, train, test, tok, a) for Lw in a.lengths]
+    def report(model):
+        rows = [accuracy_at_length(model, Lw, train, test, tok, a) for Lw in a.lengths]
         write_csv_atomic(rows, a.out / "accuracy_by_length.csv")
         fields = {"task": "species-of-origin", "labels": names, "rc_equivariant": rc,
                   "d_model": a.d_model, "n_layer": a.n_layer, "batch_size": a.batch_size,
