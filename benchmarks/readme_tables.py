@@ -174,7 +174,7 @@ def fsdd_noise() -> str:
 def variant_zero_shot() -> str:
     r = _json("variant_zero_shot.json")
     k = r["best_markov_order"]
-    m = r["markov"][str(k)] if str(k) in r["markov"] else r["markov"][k]
+    m = r["markov"][str(k)]  # (JSON object keys are strings)
     return (f"Zero-shot variant effects (`benchmarks/variant_zero_shot.py`, "
             f"`variant_zero_shot.json`): {r['n_nonsense']} nonsense against {r['n_synonymous']} "
             f"synonymous SNVs in M. tuberculosis genes (`data/variants/`), scored with "
