@@ -69,8 +69,19 @@ class MambaConfig:
     frontend: str = "linear"
     frontend_filters: int = 64
     frontend_taps: int = 0  # 0: frame_size // 2
+    # SpecAugment-style masks on the filterbank's log band energies, in training only: two
+    # bands of up to ``mask_bands`` adjacent filters and two runs of up to ``mask_frames``
+    # frames are set to the clip's mean log energy (0 disables).  Why: a model that cannot lean
+    # on one formant band or one instant has to use the whole pattern, which is what carries
+    # over to a voice it never heard.
+    mask_bands: int = 0
+    mask_frames: int = 0
     # Heads: number of classes and pooling for sequence classification.
     num_labels: int = 2
+    # Token classification under rc_equivariant: label id -> the label it becomes on the other
+    # strand (e.g. a + strand CDS class <-> the - strand one; strandless classes map to
+    # themselves).  None: every class is strandless.
+    label_complement: Optional[list] = None
     pooling: str = "mean"
     pad_token_id: Optional[int] = None
     # Scan backend for this model (None: the dispatcher's choice, see kernels.dispatch).
@@ -103,6 +114,13 @@ class MambaConfig:
             if self.frontend not in FRONTENDS:
                 raise ValueError(f"MambaConfig.frontend must be one of {FRONTENDS}, got {self.frontend!r}")
             positive("frontend_filters")
+            for name in ("mask_bands", "mask_frames"):
+                v = getattr(self, name)
+                if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                    raise ValueError(f"MambaConfig.{name} must be an integer >= 0, got {v!r}")
+            if (self.mask_bands or self.mask_frames) and self.frontend != "filterbank":
+                raise ValueError("MambaConfig.mask_bands/mask_frames mask filterbank energies: "
+                                 "they need frontend='filterbank'")
             if not (isinstance(self.frontend_taps, int) and 0 <= self.frontend_taps <= self.frame_size):
                 raise ValueError(f"MambaConfig.frontend_taps must be 0 (auto) or 1..frame_size "
                                  f"({self.frame_size}), got {self.frontend_taps!r}")
@@ -113,6 +131,14 @@ class MambaConfig:
         if self.bidirectional not in BIDIRECTIONAL_MODES:
             raise ValueError(f"MambaConfig.bidirectional must be one of {BIDIRECTIONAL_MODES}, "
                              f"got {self.bidirectional!r}")
+        lc = self.label_complement
+        if lc is not None and (not isinstance(lc, list) or len(lc) != self.num_labels
+                               or sorted(set(lc)) != sorted(lc)
+                               or not all(isinstance(j, int) and 0 <= j < len(lc) and lc[j] == i
+                                          for i, j in enumerate(lc))):
+            raise ValueError("MambaConfig.label_complement must map each of the num_labels="
+                             f"{self.num_labels} classes to its other-strand class, and back "
+                             f"(an involution), got {lc!r}")
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"MambaConfig.pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
         if self.rc_equivariant:

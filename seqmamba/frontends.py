@@ -53,9 +53,13 @@ class FilterbankEmbedding(nn.Module):
 
     EPS = 1e-6  # energy floor: about -60 dB below a full-scale sine's energy (0.5)
 
-    def __init__(self, frame: int, d_model: int, filters: int, taps: int):
+    MASKS = 2  # of each kind, as in SpecAugment's LibriSpeech policies
+
+    def __init__(self, frame: int, d_model: int, filters: int, taps: int,
+                 mask_bands: int = 0, mask_frames: int = 0):
         super().__init__()
         self.frame, self.taps = frame, taps
+        self.mask_bands, self.mask_frames = mask_bands, mask_frames
         self.stride = max(1, taps // 8)
         self.conv = nn.Conv1d(1, filters, taps, stride=self.stride, bias=False)
         self.proj = nn.Linear(filters, d_model)
@@ -67,12 +71,35 @@ class FilterbankEmbedding(nn.Module):
         bsz, t, _ = frames.shape
         # energies and their log in fp32: squares of small bf16 values underflow the floor
         energy = self.conv(frames.reshape(bsz * t, 1, self.frame)).float().pow(2).mean(-1)
-        feats = torch.log(energy + self.EPS).to(self.proj.weight.dtype)  # (batch*T, filters)
-        return self.proj(feats.view(bsz, t, -1))
+        feats = torch.log(energy + self.EPS).view(bsz, t, -1)  # (batch, T, filters)
+        if self.training and (self.mask_bands or self.mask_frames):
+            feats = self.spec_mask(feats)
+        return self.proj(feats.to(self.proj.weight.dtype))
+
+    def spec_mask(self, feats: torch.Tensor) -> torch.Tensor:
+        """(batch, T, filters) -> the same with, per clip, ``MASKS`` random bands of up to
+        ``mask_bands`` filters and ``MASKS`` random runs of up to ``mask_frames`` frames set to
+        that clip's mean log energy (a neutral value: zero would be a loud band here).
+        Uses torch's global generator, which the trainer seeds."""
+        bsz, t, f = feats.shape
+        dev = feats.device
+        keep = torch.ones(bsz, t, f, dtype=torch.bool, device=dev)
+        for width, size, axis in ((self.mask_bands, f, 2), (self.mask_frames, t, 1)):
+            if not width:
+                continue
+            for _ in range(self.MASKS):
+                w = torch.randint(0, min(width, size) + 1, (bsz, 1), device=dev)
+                start = (torch.rand(bsz, 1, device=dev) * (size - w + 1)).long()
+                pos = torch.arange(size, device=dev)[None]
+                hit = (pos >= start) & (pos < start + w)  # (batch, size)
+                keep &= ~(hit[:, None, :] if axis == 2 else hit[:, :, None])
+        fill = feats.mean(dim=(1, 2), keepdim=True)
+        return torch.where(keep, feats, fill)
 
 
 def waveform_embedding(cfg) -> nn.Module:
     if cfg.frontend == "filterbank":
         taps = cfg.frontend_taps or max(1, cfg.frame_size // 2)
-        return FilterbankEmbedding(cfg.frame_size, cfg.d_model, cfg.frontend_filters, taps)
+        return FilterbankEmbedding(cfg.frame_size, cfg.d_model, cfg.frontend_filters, taps,
+                                   cfg.mask_bands, cfg.mask_frames)
     return WaveformEmbedding(cfg.frame_size, cfg.d_model)

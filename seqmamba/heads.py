@@ -20,6 +20,7 @@ from .inputs import check_input_ids, check_waveform
 from .model import (MambaBackbone, init_weights, lengths_from_mask, no_weight_decay_split,
                     run_chunked)
 from .pooling import StreamingPool
+from .rc import RCTokenHead
 
 
 @dataclass
@@ -209,17 +210,27 @@ class MambaForSequenceClassification(MambaPreTrainedModel):
 
 
 class MambaForTokenClassification(MambaPreTrainedModel):
-    """One label per position: logits (batch, length, num_labels)."""
-
+    """One label per position: logits (batch, length, num_labels).  Under rc_equivariant the
+    head is :class:`RCTokenHead`, so strand classes swap (``config.label_complement``) when
+    the sequence is reverse-complemented."""
 
     def __init__(self, config: MambaConfig):
         super().__init__(config)
-        self.classifier = nn.Linear(self.backbone.feature_dim, config.num_labels)
+        if config.rc_equivariant:
+            self.classifier = RCTokenHead(self.backbone.feature_dim, config.num_labels,
+                                          config.label_complement)
+        else:
+            self.classifier = nn.Linear(self.backbone.feature_dim, config.num_labels)
         init_weights(self, config)
 
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Backbone hidden states (batch, length, d_model) -> logits (batch, length, C)."""
+        if self.config.rc_equivariant:
+            return self.classifier(hidden)
+        return self.classifier(hidden.to(self.classifier.weight.dtype))
+
     def _logits(self, ids, lengths, cache):
-        feats = self.backbone.features(self.backbone(ids, lengths, cache))
-        return self.classifier(feats)
+        return self.head(self.backbone(ids, lengths, cache))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
                 labels: Optional[torch.Tensor] = None, chunk_size: Optional[int] = None,

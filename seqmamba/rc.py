@@ -11,7 +11,9 @@ the channels in each).  Every layer here satisfies f(RC(h)) = RC(f(h)):
 
 so the backbone maps the reverse complement of a sequence to RC of its hidden states.  Heads
 then read ``h1 + flip_c(h2)`` per position (k channels), which becomes position-reversed under
-RC: token outputs are reversed and pooled outputs are invariant.  (An RC-equivariant model reads
+RC: token outputs are reversed and pooled outputs are invariant.  A token head whose classes
+have a strand (a + strand gene becomes a - strand gene on the other strand) reads the two
+halves apart instead (:class:`RCTokenHead`).  (An RC-equivariant model reads
 the sequence from both ends, so it is not a causal next-token model.)
 """
 
@@ -69,3 +71,32 @@ def rc_features(h: torch.Tensor) -> torch.Tensor:
     heads read; reversed over length under RC of the input."""
     k = h.shape[-1] // 2
     return h[..., :k] + h[..., k:].flip(-1)
+
+
+class RCTokenHead(nn.Module):
+    """Per-position logits (batch, length, C) from RCPS hidden states (batch, length, 2k) that
+    are RC-equivariant with a permutation of the classes: ``label_complement[c]`` is the class
+    c becomes on the other strand.  Logits of the reverse complement at the mirrored position
+    are those of the sequence with classes permuted:  out(RC x)[L-1-i, P(c)] = out(x)[i, c].
+
+    Why it holds: with u = h1 and v = flip_c(h2) at a position, RC of the input swaps u and v at
+    the mirrored position.  logit_c = A_c . u + A_P(c) . v + b_c with b_P(c) = b_c, so
+    logit'_P(c) = A_P(c) . v + A_c . u + b_c = logit_c.  For a strandless class (P(c) = c) this
+    is A_c . (u + v): the usual head on ``rc_features``, with the same parameter shapes
+    (weight (C, k), bias (C,)), so a checkpoint of either loads into the other."""
+
+    def __init__(self, k: int, num_labels: int, label_complement=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_labels, k))
+        self.bias = nn.Parameter(torch.zeros(num_labels))
+        perm = torch.tensor(list(label_complement) if label_complement is not None
+                            else range(num_labels))
+        self.register_buffer("perm", perm, persistent=False)
+        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)  # nn.Linear's default
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        k = h.shape[-1] // 2
+        u, v = h[..., :k], h[..., k:].flip(-1)
+        w = self.weight.to(h.dtype)
+        bias = 0.5 * (self.bias + self.bias[self.perm])
+        return u @ w.t() + v @ w[self.perm].t() + bias.to(h.dtype)

@@ -156,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--filters", type=int, default=64, help="filterbank: number of filters")
     g.add_argument("--filter-taps", type=int, default=0,
                    help="filterbank: taps per filter (0: half the frame)")
+    g.add_argument("--mask-bands", type=int, default=0,
+                   help="filterbank augmentation (SpecAugment): mask 2 bands of up to this many "
+                        "filters per clip in training")
+    g.add_argument("--mask-frames", type=int, default=0,
+                   help="filterbank augmentation (SpecAugment): mask 2 runs of up to this many "
+                        "frames per clip in training")
     g.add_argument("--pooling", default="mean", choices=["mean", "last", "max", "center"],
                    help="how per-position features become one vector (center: the middle position, for windows centred on a site)")
     g.add_argument("--causal", action="store_true",
@@ -176,9 +182,12 @@ def run(argv=None) -> int:
     if a.rc_equivariant:
         raise InputError("--rc-equivariant is for DNA, not audio")
     if a.seconds <= 0 or a.shift_seconds < 0 or a.gain_db < 0 or a.eq_db < 0 \
-            or not 0 <= a.speed < 0.5:
-        raise InputError("--seconds must be positive, --shift-seconds, --gain-db and --eq-db "
-                         ">= 0, --speed in [0, 0.5)")
+            or not 0 <= a.speed < 0.5 or a.mask_bands < 0 or a.mask_frames < 0:
+        raise InputError("--seconds must be positive, --shift-seconds, --gain-db, --eq-db, "
+                         "--mask-bands and --mask-frames >= 0, --speed in [0, 0.5)")
+    if (a.mask_bands or a.mask_frames) and a.frontend != "filterbank":
+        raise InputError("--mask-bands/--mask-frames mask filterbank energies",
+                         fix="add --frontend filterbank, or drop the masks")
     init: Optional[Path] = resolve_model_dir(a.init) if a.init else None
     init_extra = model_extra(init) if init else {}
     sample_rate = a.sample_rate or int(init_extra.get("sample_rate", 16000))
@@ -216,6 +225,7 @@ def run(argv=None) -> int:
         config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, vocab_size=1,
                       input_type="waveform", frame_size=a.frame_size, frontend=a.frontend,
                       frontend_filters=a.filters, frontend_taps=a.filter_taps,
+                      mask_bands=a.mask_bands, mask_frames=a.mask_frames,
                       num_labels=len(names), pooling=a.pooling, bidirectional=bidirectional,
                       dropout=a.dropout, extra=extra)
         per_clip = num_samples if encoding != "waveform" else -(-num_samples // a.frame_size)
