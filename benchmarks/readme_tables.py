@@ -112,6 +112,26 @@ def dna_results() -> str:
     ])
 
 
+def gene_annotation() -> str:
+    r = _json("dna_genes_umaydis_report.json")
+    m, b = r["model"], r["baseline"]
+    out = [f"Held out: {', '.join(r['split']['val_records'])} ({m['bases']:,} bases, scored "
+           f"base by base); {len(r['split']['train_records'])} records (chromosomes and contigs) trained on for "
+           f"{r['steps']} steps ({_minutes(r['train_seconds'])} on 2 cores); "
+           f"`dna_genes_umaydis_report.json`.", "",
+           f"| | seqmamba | {b['name']} |", "|---|---|---|"]
+    for c in r["labels"]:
+        out.append(f"| F1 {c} | {m['f1'][c]:.3f} | {b['f1'][c]:.3f} |")
+    out.append(f"| **macro-F1** | **{m['macro_f1']:.3f}** | **{b['macro_f1']:.3f}** |")
+    out.append(f"| per-base accuracy | {m['acc']:.3f} | {b['acc']:.3f} |")
+    mb, bb = m["cds_boundary_recall"], b["cds_boundary_recall"]
+    out.append(f"| CDS runs with both ends within 3 bases (of {mb['runs']:,}) "
+               f"| {mb['exact']:.3f} | {bb['exact']:.3f} |")
+    out.append(f"| CDS starts / ends within 3 bases | {mb['start']:.3f} / {mb['end']:.3f} "
+               f"| {bb['start']:.3f} / {bb['end']:.3f} |")
+    return "\n".join(out)
+
+
 def audio_results() -> str:
     rep = _json("audio_digits_mixed_report.json")
     groups = rep["split"]["val_groups"]
@@ -155,6 +175,21 @@ def fsdd_loso() -> str:
         out.append(f"| {name} | {r['clips']} | {float(r['model_acc']):.3f} "
                    f"| {float(r['logmel_lr_acc']):.3f} | {float(r['svm_acc']):.3f} "
                    f"| {float(r['train_seconds']):.0f} | {float(r['predict_clips_per_s']):.0f} |")
+    return "\n".join(out)
+
+
+def fsdd_ablation() -> str:
+    """Every tagged run of benchmarks/audio_fsdd.py beside the recipe on the same speakers."""
+    base = {r["held_out"]: float(r["model_acc"]) for r in _csv("audio_fsdd_loso.csv")}
+    out = ["| change to the recipe (`--set`, `--mix`) | held out | seqmamba | recipe as shipped "
+           "| file |", "|---|---|---|---|---|"]
+    for path in sorted(RESULTS.glob("audio_fsdd_loso_*.csv")):
+        rows = [r for r in _csv(path.name) if r["held_out"] != "mean"]
+        who = ", ".join(r["held_out"] for r in rows)
+        acc = np.mean([float(r["model_acc"]) for r in rows])
+        ref = np.mean([base[r["held_out"]] for r in rows])
+        out.append(f"| {rows[0].get('settings') or '?'} | {who} | {acc:.3f} | {ref:.3f} "
+                   f"| `{path.name}` |")
     return "\n".join(out)
 
 
@@ -223,9 +258,11 @@ def cpu_scan() -> str:
 
 BLOCKS: Dict[str, Callable[[], str]] = {
     "cpu_scan tables": cpu_scan, "scan_cpu": scan_cpu, "synthetic": synthetic,
-    "dna results": dna_results, "audio results": audio_results,
+    "dna results": dna_results, "gene annotation": gene_annotation,
+    "audio results": audio_results,
     "audio holdout": audio_holdout, "generation": generation,
     "variant zero shot": variant_zero_shot, "variant speed": variant_speed, "fsdd loso": fsdd_loso, "fsdd noise": fsdd_noise,
+    "fsdd ablation": fsdd_ablation,
 }
 
 

@@ -7,7 +7,7 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import yaml
 
@@ -304,6 +304,15 @@ class PartialTable:
     def add(self, row: dict) -> None:
         self.w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
         self.f.flush()
+
+    def rows(self) -> List[dict]:
+        """Every complete row written so far (this run's and a resumed run's)."""
+        import csv
+
+        self.f.flush()
+        with open(self.partial, newline="") as f:
+            return [r for r in csv.DictReader(f, delimiter=self.delim)
+                    if None not in r.values()]
 
     def finish(self) -> None:
         self.f.close()

@@ -17,8 +17,10 @@ import lightning as L
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from seqmamba import (MambaConfig, MambaForSequenceClassification, MambaLMHeadModel,
+from seqmamba import (MambaConfig, MambaForSequenceClassification, MambaForTokenClassification,
+                      MambaLMHeadModel,
                       MambaPreTrainedModel)
 from seqmamba.atomic import atomic_output, write_json_atomic
 from seqmamba.schedule import warmup_cosine
@@ -38,7 +40,7 @@ class _Task(L.LightningModule):
         self.save_hyperparameters()
         if init:
             overrides = {k: model_config[k] for k in ("num_labels", "pooling", "extra", "scan_backend",
-                                                      "dropout")
+                                                      "dropout", "label_complement")
                          if k in model_config}
             self.model = load_pretrained(self.model_cls, Path(init), **overrides)
             # the checkpoint's config is authoritative from here on (it is what resume rebuilds)
@@ -243,6 +245,71 @@ class ClassifierTask(_Task):
         for k, v in m.items():
             if k != "confusion":
                 self.log(f"val_{k}", v, prog_bar=k == "acc", rank_zero_only=True)
+
+
+class TokenTask(_Task):
+    """Per-position classification (gene annotation): cross-entropy over labelled positions
+    (label -100 is ignored), weighted per class by ``extra["class_weights"]`` when given; logs
+    per-base accuracy and macro-F1 from a confusion matrix accumulated over the held-out set."""
+
+    model_cls = MambaForTokenClassification
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        w = (self.model.config.extra or {}).get("class_weights")
+        self.register_buffer("class_weights", torch.tensor(w, dtype=torch.float32)
+                             if w else None, persistent=False)
+        self._confusion = None
+
+    def _loss(self, batch):
+        mask = batch.get("attention_mask")
+        logits = self.model(batch["input_ids"], attention_mask=mask).logits
+        labels = batch["labels"]
+        if mask is not None:
+            labels = labels.masked_fill(mask == 0, -100)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(),
+                               weight=self.class_weights, ignore_index=-100)
+        return loss, logits, labels
+
+    def training_step(self, batch, _):
+        loss, logits, labels = self._loss(batch)
+        ok = labels != -100
+        acc = (logits.argmax(-1)[ok] == labels[ok]).float().mean()
+        n = batch["input_ids"].shape[0]
+        self.log("train_loss", loss, prog_bar=True, batch_size=n)
+        self.log("train_acc", acc, prog_bar=True, batch_size=n)
+        return loss
+
+    def validation_step(self, batch, _):
+        loss, logits, labels = self._loss(batch)
+        self.log("val_loss", loss, prog_bar=True, sync_dist=True,
+                 batch_size=batch["input_ids"].shape[0])
+        k = logits.shape[-1]
+        ok = labels != -100
+        cm = torch.bincount(labels[ok] * k + logits.argmax(-1)[ok], minlength=k * k).view(k, k)
+        self._confusion = cm if self._confusion is None else self._confusion + cm
+
+    def on_validation_epoch_end(self):
+        if self._confusion is None:
+            return
+        cm = self._confusion
+        self._confusion = None
+        if self.trainer.world_size > 1:
+            cm = self.all_gather(cm).sum(0)
+        m = confusion_scores(cm.cpu().numpy())
+        self.log("val_acc", m["acc"], prog_bar=True, rank_zero_only=True)
+        self.log("val_macro_f1", m["macro_f1"], prog_bar=True, rank_zero_only=True)
+
+
+def confusion_scores(cm: np.ndarray) -> dict:
+    """Confusion matrix (classes, classes), rows = truth -> acc, per-class F1 (list; 0 for a
+    class neither present nor predicted), macro-F1."""
+    cm = cm.astype(np.float64)
+    tp = np.diag(cm)
+    denom = cm.sum(0) + cm.sum(1)
+    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+    return {"acc": float(tp.sum() / max(cm.sum(), 1)), "f1": f1.tolist(),
+            "macro_f1": float(f1.mean())}
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:

@@ -12,9 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from dna_helpers import DATA, ROOT, seqmamba, tiny_classifier
+from dna_helpers import DATA, ROOT, seqmamba, tiny_classifier, tiny_lm
 
 HPYLORI = DATA / "genomes" / "Hpylori_G27_NC_011333.1.fa.gz"
 TINY = ["--fasta", HPYLORI, "--seq-len", "64", "--batch-size", "2", "--d-model", "8",
@@ -259,3 +260,31 @@ def test_one_long_record_killed_mid_record_resumes_inside_it(tmp_path):
     assert f"continuing chr1 from base {resumed_from:,}" in err  # not from the start
     assert out.read_text() == whole.read_text() and track.read_text() == wt.read_text()
     assert not state.exists() and not list(tmp_path.glob(".*.tmp*"))
+
+
+def test_variant_scoring_killed_and_rerun_writes_the_unbroken_vcf(tmp_path):
+    """score-variants appends its scores to OUT.scores.partial: killed mid-way and rerun, it
+    scores only the rest, and the VCF is byte for byte the one an unbroken run writes."""
+    rng = np.random.default_rng(5)
+    chrom = "".join(rng.choice(list("ACGT"), 3000))
+    fa = tmp_path / "ref.fa"
+    fa.write_text(f">chr1\n{chrom}\n")
+    other = {"A": "C", "C": "G", "G": "T", "T": "A"}
+    rows = [f"chr1\t{p}\tv{p}\t{chrom[p - 1]}\t{other[chrom[p - 1]]}\t.\tPASS\t."
+            for p in range(100, 2900, 2)]
+    vcf = tmp_path / "in.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n##contig=<ID=chr1,length=3000>\n"
+                   "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n" + "\n".join(rows) + "\n")
+    lm = tiny_lm(tmp_path / "lm")
+    args = ["dna", "score-variants", "--model", lm, "--fasta", fa, "--vcf", vcf,
+            "--window", 64, "--batch-size", 4]
+    whole, out = tmp_path / "whole.vcf", tmp_path / "out.vcf"
+    assert seqmamba(*args, "--out", whole)[0] == 0
+    p = _popen(*args, "--out", out)
+    _kill_when(p, tmp_path / "out.vcf.scores.partial", 200)
+    assert not out.exists()
+    rc, _, err = seqmamba(*args, "--out", out)
+    assert rc == 0, err
+    assert "continuing" in err
+    assert out.read_text() == whole.read_text()
+    assert not list(tmp_path.glob("*.partial*")) and not list(tmp_path.glob("*.lock"))

@@ -1,4 +1,5 @@
-"""``seqmamba dna finetune``: sequence classification from labelled DNA.
+"""``seqmamba dna finetune``: sequence classification from labelled DNA (``--task token``:
+a label for every base, from a genome's GFF3; see ``pipelines/dna/genes.py``).
 
 Input: TSV files (``id, label, sequence``) or BED (``chrom start end label [. strand]``) with
 ``--fasta``.  Without ``--val`` a stratified ``--val-fraction`` of the training file is held
@@ -26,6 +27,9 @@ from .tokenizer import DNATokenizer
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqmamba dna finetune", description=__doc__.split("\n")[0])
+    p.add_argument("--task", default="sequence", choices=["sequence", "token"],
+                   help="sequence: one label per sequence (--train); token: one label per base "
+                        "from --annotation (gene annotation)")
     g = p.add_argument_group("data")
     g.add_argument("--train", type=Path, default=None, help="labelled TSV or BED")
     g.add_argument("--val", type=Path, default=None, help="held-out TSV or BED")
@@ -39,6 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--rc-augment", action="store_true",
                    help="train on reverse complements too (for strand-symmetric labels)")
     g.add_argument("--baseline", default="auto", choices=["auto", "onehot", "kmer", "none"])
+    g = p.add_argument_group("--task token (base-level annotation)")
+    g.add_argument("--annotation", type=Path, default=None,
+                   help="GFF3 (optionally gzipped) with CDS rows for the --fasta genome")
+    g.add_argument("--val-records", default=None,
+                   help="comma-separated records (chromosomes) held out whole for scoring")
+    g.add_argument("--seq-len", type=int, default=8192, help="training window (bases)")
+    g.add_argument("--eval-seq-len", type=int, default=None,
+                   help="window for scoring the held-out records (default --seq-len)")
+    g.add_argument("--overlaps", default="error", choices=["error", "mask"],
+                   help="bases that overlapping features give two classes: an error, or "
+                        "masked out of training and scoring")
+    g.add_argument("--class-weights", default="none", choices=["none", "balanced"],
+                   help="balanced: weigh the loss by inverse square-root class frequency")
+    g.add_argument("--val-windows", type=int, default=32,
+                   help="held-out windows scored at each validation during training")
+    g.add_argument("--plot-length", type=int, default=30000,
+                   help="bases of the held-out stretch drawn in RUN/gene_track.png")
     add_trainer_args(p)
     return p
 
@@ -77,6 +98,16 @@ def run(argv=None) -> int:
     from ..training import ClassifierTask, Job, run_training, score_classifier, training_loader
 
     a = parse_with_recipe(build_parser(), argv)
+    if a.task == "token":
+        from .genes import run_token
+
+        if a.seq_len < 1 or (a.eval_seq_len is not None and a.eval_seq_len < 1) \
+                or a.val_windows < 1 or a.plot_length < 1:
+            raise InputError("--seq-len, --eval-seq-len, --val-windows and --plot-length must "
+                             "be positive")
+        return run_token(a)
+    if a.annotation is not None:
+        raise InputError("--annotation labels bases: add --task token")
     if a.train is None:
         raise InputError("no input: pass --train FILE (TSV id/label/sequence, or BED with --fasta)")
     init = resolve_model_dir(a.init) if a.init else None

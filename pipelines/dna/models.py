@@ -10,7 +10,7 @@ from ..model_dirs import resolve_model_dir as _resolve
 from .tokenizer import DNATokenizer
 
 
-DNA_TASKS = ("dna-lm", "dna-classify")
+DNA_TASKS = ("dna-lm", "dna-classify", "dna-token")
 
 
 def resolve_model_dir(path: Path) -> Path:
@@ -20,7 +20,7 @@ def resolve_model_dir(path: Path) -> Path:
     d = _resolve(path, "seqmamba dna pretrain or finetune")
     task = model_extra(d).get("task")
     if task is not None and task not in DNA_TASKS:
-        raise InputError(f"model task {task!r} is not a DNA model (dna-lm, dna-classify)", path=d,
+        raise InputError(f"model task {task!r} is not a DNA model ({', '.join(DNA_TASKS)})", path=d,
                          fix="pass the RUN directory of seqmamba dna pretrain or finetune")
     return d
 

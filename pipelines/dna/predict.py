@@ -7,6 +7,11 @@ chromosome goes through in bounded memory (causal models; a bidirectional model 
 whole record at once).  ``--track`` writes per-position scores as bedGraph (classifier: the
 probability of ``--track-class`` read at each position; language model: the bits spent on
 each base), averaged over ``--track-bin`` bases; ``--embed`` writes mean-pooled embeddings.
+A base-level annotation model (``dna finetune --task token``) gives one row per record with
+the fraction of bases in each class, a bigWig per class with ``--track x.bw``, and the
+predicted segments (CDS per strand, introns, UTRs) as GFF3 or BED with ``--segments``; a
+bidirectional one runs in overlapping windows (``--window``), block by block, so memory stays
+bounded on any record.
 
 Robustness: a record that fails (e.g. an unexpected character) is reported on stderr and in
 ``OUT.errors.tsv`` and the others are still predicted; exit code 2 then.  Rows are appended to
@@ -28,7 +33,8 @@ from typing import Iterator, List, Optional, Tuple
 import numpy as np
 import torch
 
-from seqmamba import (MambaForSequenceClassification, MambaLMHeadModel, MambaPreTrainedModel)
+from seqmamba import (MambaForSequenceClassification, MambaForTokenClassification,
+                      MambaLMHeadModel, MambaPreTrainedModel)
 from seqmamba.atomic import atomic_output, commit, temp_beside, write_text_atomic
 from seqmamba.pooling import StreamingPool
 
@@ -56,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embed-window", type=int, default=None,
                    help="--embed: also mean embeddings of every N-base window, with their "
                         "record, start and end (for clustering regions)")
+    p.add_argument("--segments", type=Path, default=None,
+                   help="annotation models: predicted segments as .gff3 or .bed")
+    p.add_argument("--window", type=int, default=None,
+                   help="annotation models: window for bidirectional ones (default: twice the "
+                        "training window)")
     p.add_argument("--chunk-size", type=int, default=1 << 16, help="bases per piece")
     p.add_argument("--max-length", type=int, default=None,
                    help="use only the first N bases of each record")
@@ -71,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
 def load_model(model_dir: Path, device: str) -> Tuple[MambaPreTrainedModel, str, DNATokenizer]:
     d = resolve_model_dir(model_dir)
     task = model_extra(d).get("task", "dna-lm")
-    cls = MambaForSequenceClassification if task == "dna-classify" else MambaLMHeadModel
-    if task not in ("dna-classify", "dna-lm"):
+    cls = {"dna-classify": MambaForSequenceClassification,
+           "dna-token": MambaForTokenClassification}.get(task, MambaLMHeadModel)
+    if task not in ("dna-classify", "dna-lm", "dna-token"):
         raise InputError(f"model task {task!r} is not a DNA model", path=d)
     model = load_pretrained(cls, d).to(device).eval()
     return model, task, tokenizer_of(d)
@@ -109,6 +121,7 @@ class RecordResult:
         self.embedding: Optional[np.ndarray] = None
         self.track = None  # (sums, counts) per bin of --track-bin bases
         self.windows: Optional[np.ndarray] = None  # (n windows, k) mean features per window
+        self.segments: list = []  # annotation models: (start, end, class, mean probability)
 
 
 @torch.no_grad()
@@ -118,9 +131,11 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
     """Run one record in pieces with carried state; pooled outputs, track and embedding.
     With ``progress``, the state after a chunk is saved every ``a.save_every`` seconds and a
     saved state of this record is continued from (a long chromosome resumes where it was)."""
-    res = RecordResult()
     if length == 0:
         raise InputError("empty record", path=path, record=name)
+    if task == "dna-token":
+        return predict_token_record(model, tok, name, length, read, a, path)
+    res = RecordResult()
     causal = model.config.causal
     piece = a.chunk_size if causal else length
     device = a.device
@@ -232,6 +247,105 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
     return res
 
 
+@torch.no_grad()
+def predict_token_record(model, tok, name, length, read, a, path) -> RecordResult:
+    """A base-level annotation model on one record: class fractions (row), per-class track
+    bins, predicted segments (``res.segments``: (start, end, class, mean probability)).
+    Causal models run in --chunk-size pieces with carried state; bidirectional ones in
+    overlapping windows (``genes.iter_tile_probs``)."""
+    from .genes import iter_tile_probs
+
+    res = RecordResult()
+    labels = model.config.extra["labels"]
+    k = len(labels)
+    device = a.device
+
+    def ids_of(s, e):
+        return tok.encode(read(s, e), record=name, offset=s, path=path)
+
+    if model.config.causal:
+        cache = model.allocate_inference_cache(1)
+
+        def blocks():
+            for s in range(0, length, a.chunk_size):
+                e = min(length, s + a.chunk_size)
+                h = model.backbone(ids_of(s, e).to(device)[None], None, cache)
+                yield s, model.head(h)[0].float().softmax(-1).cpu().numpy()
+    else:
+        window = a.window or 2 * int(model.config.extra.get("seq_len", 4096))
+
+        def blocks():
+            return iter_tile_probs(model, ids_of, length, window)
+
+    counts = np.zeros(k, np.int64)
+    bin_sum = bin_cnt = None
+    if a.track:
+        n_bins = (length + a.track_bin - 1) // a.track_bin
+        bin_sum, bin_cnt = np.zeros((n_bins, k)), np.zeros(n_bins, np.int64)
+    segs: List[list] = []  # [start, end, class, probability sum]
+    for s, probs in blocks():
+        cls = probs.argmax(-1)
+        counts += np.bincount(cls, minlength=k)
+        if a.track:
+            idx = np.arange(s, s + len(cls)) // a.track_bin
+            first = int(idx[0])
+            for c in range(k):
+                bin_sum[first:int(idx[-1]) + 1, c] += np.bincount(
+                    idx - first, weights=probs[:, c])
+            bin_cnt[first:int(idx[-1]) + 1] += np.bincount(idx - first)
+        if a.segments:
+            change = np.flatnonzero(np.diff(cls)) + 1
+            for lo, hi in zip(np.concatenate([[0], change]), np.concatenate([change, [len(cls)]])):
+                c, p = int(cls[lo]), float(probs[lo:hi, cls[lo]].sum())
+                if segs and segs[-1][2] == c and segs[-1][1] == s + lo:  # across blocks
+                    segs[-1][1], segs[-1][3] = s + hi, segs[-1][3] + p
+                else:
+                    segs.append([s + int(lo), s + int(hi), c, p])
+    res.row = {"record": name, "length": length,
+               **{f"frac_{n}": round(float(counts[i]) / length, 6) for i, n in enumerate(labels)},
+               "cds_segments": sum(1 for g in segs if labels[g[2]].startswith("cds_"))
+               if a.segments else ""}
+    res.segments = [(s, e, c, p / (e - s)) for s, e, c, p in segs]
+    if a.track:
+        res.track = (bin_sum, bin_cnt)
+    return res
+
+
+class SegmentWriter:
+    """Predicted segments of an annotation model as GFF3 (CDS rows with their strand, intron,
+    UTR; column 6 the mean probability) or BED6 (name = class, score = 1000 x probability),
+    every class but intergenic, written to a temporary file and renamed when complete."""
+
+    SO_TYPES = {"cds_plus": ("CDS", "+"), "cds_minus": ("CDS", "-"), "intron": ("intron", "."),
+                "utr": ("UTR", ".")}
+
+    def __init__(self, path: Path, labels):
+        if path.suffix.lower() not in (".gff3", ".gff", ".bed"):
+            raise InputError("--segments is written as GFF3 or BED", path=path,
+                             fix="name it x.gff3 or x.bed")
+        self.path, self.labels, self.rows = path, labels, []
+        self.bed = path.suffix.lower() == ".bed"
+
+    def add(self, chrom: str, segs) -> None:
+        for s, e, c, p in segs:
+            label = self.labels[c]
+            if label == "intergenic":
+                continue
+            so, strand = self.SO_TYPES.get(label, (label, "."))
+            if self.bed:
+                self.rows.append(f"{chrom}\t{s}\t{e}\t{label}\t{int(round(1000 * p))}\t{strand}\n")
+            else:
+                self.rows.append(f"{chrom}\tseqmamba\t{so}\t{s + 1}\t{e}\t{p:.3f}\t{strand}\t.\t"
+                                 f"ID={label}_{chrom}_{s + 1};class={label}\n")
+
+    def finish(self) -> None:
+        head = "" if self.bed else "##gff-version 3\n"
+        write_text_atomic(head + "".join(self.rows), self.path)
+
+    def abort(self) -> None:
+        pass  # nothing is on disk before finish
+
+
 class RecordProgress:
     """The progress of the record being predicted, kept beside the table
     (OUT.partial.record.safetensors, written atomically): where it stopped, the model's carried
@@ -319,8 +433,13 @@ def run(argv=None) -> int:
         raise InputError("--chunk-size, --track-bin and --max-length must be positive")
     if a.embed_window is not None and (a.embed_window < 1 or a.embed is None):
         raise InputError("--embed-window takes a positive number of bases, with --embed FILE")
-    check_outputs([a.out, a.track, a.embed], a.inputs)
+    if a.window is not None and a.window < 1:
+        raise InputError("--window must be positive")
+    check_outputs([a.out, a.track, a.embed, a.segments], a.inputs)
     model, task, tok = load_model(a.model, a.device)
+    if a.segments is not None and task != "dna-token":
+        raise InputError("--segments is for base-level annotation models (dna finetune --task "
+                         "token)", path=a.model)
     lock = OutputLock(a.out, "table")
     try:
         return _predict(a, model, task, tok)
@@ -405,15 +524,18 @@ def track_writer(a, task, labels=()):
 def _predict(a, model, task, tok) -> int:
     from tqdm.auto import tqdm
 
-    names = model.config.extra.get("labels", []) if task == "dna-classify" else []
+    names = model.config.extra.get("labels", []) if task in ("dna-classify", "dna-token") else []
     track_class = len(names) - 1 if names else 0
     if a.track_class is not None:
         if a.track_class not in names:
             raise InputError(f"--track-class {a.track_class!r} is not a label of the model "
                              f"({', '.join(names)})")
         track_class = names.index(a.track_class)
-    fields = ["file", "record", "length"] + (["label"] + [f"p_{n}" for n in names]
-                                             if task == "dna-classify" else ["bits_per_base"])
+    fields = ["file", "record", "length"] + (
+        ["label"] + [f"p_{n}" for n in names] if task == "dna-classify" else
+        [f"frac_{n}" for n in names] + ["cds_segments"] if task == "dna-token" else
+        ["bits_per_base"])
+    segments = SegmentWriter(a.segments, names) if a.segments else None
     track = track_writer(a, task, names)  # a bigWig reads every FASTA's index first
     if isinstance(track, PerClassBigWig):
         track_class = -1  # every class, one bigWig each
@@ -440,7 +562,7 @@ def _predict(a, model, task, tok) -> int:
                 continue
             file_key = os.path.abspath(path)  # the same file however it was typed
             for name, length, read in records:
-                if (file_key, name) in table.done and not (a.track or a.embed):
+                if (file_key, name) in table.done and not (a.track or a.embed or a.segments):
                     continue
                 progress = RecordProgress(a.out, file_key)
                 try:
@@ -455,7 +577,12 @@ def _predict(a, model, task, tok) -> int:
                 n_done += 1
                 bar.update(1)
                 if track is not None:
-                    track.write(name, length, a.track_bin, *res.track)
+                    sums, counts = res.track
+                    if sums.ndim == 2 and track_class >= 0:  # one class of an annotation model
+                        sums = sums[:, track_class]
+                    track.write(name, length, a.track_bin, sums, counts)
+                if segments is not None:
+                    segments.add(name, res.segments)
                 if res.embedding is not None:
                     embeds.append(res.embedding)
                     embed_ids.append(f"{path.name}:{name}")
@@ -475,6 +602,8 @@ def _predict(a, model, task, tok) -> int:
         RecordProgress(a.out, "").clear()
         if track is not None:
             track.finish()
+        if segments is not None:
+            segments.finish()
         if a.embed:
             k = model.backbone.feature_dim
             extra = {}
@@ -492,6 +621,7 @@ def _predict(a, model, task, tok) -> int:
                          np.zeros((0, k), np.float32), **extra)
         tracks = ", ".join(map(str, getattr(track, "paths", [a.track]))) if a.track else ""
         print(f"wrote {a.out} ({n_done} records)" + (f", {tracks}" if a.track else "")
+              + (f", {a.segments}" if a.segments else "")
               + (f", {a.embed}" if a.embed else ""))
         if errors:
             rows = "".join(f"{f}\t{r}\t{m}\n" for f, r, m in errors)

@@ -14,9 +14,11 @@ SNVs and indels are scored (an indel's alt window keeps the same left flank and 
 extended on the right to the window's length); symbolic or breakend alleles are left
 unscored.  The REF allele is checked against the FASTA: a record whose REF differs is kept,
 unscored, with FILTER ``SM_REF_MISMATCH``, counted and listed on stderr.  Windows go through
-the model in batches (``--batch-size`` windows at a time).  The output (VCF, .vcf.gz or BCF,
-by its name) is written to a temporary file and renamed when complete.  VCF reading and
-writing is pysam's (htslib).
+the model in batches (``--batch-size`` windows at a time).  Scores are appended, batch by
+batch, to ``OUT.scores.partial`` (with the model and options beside it): a stopped run,
+rerun, scores only what is not there yet.  The output (VCF, .vcf.gz or BCF, by its name) is
+then written in a second pass over the input to a temporary file and renamed when complete,
+and the partial scores are removed.  VCF reading and writing is pysam's (htslib).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from seqmamba.atomic import atomic_output
 
 from ..errors import InputError, regular_file
 from ..model_dirs import load_pretrained, model_extra
-from ..runs import OutputLock, check_outputs
+from ..checksums import file_sha256
+from ..runs import OutputLock, PartialTable, check_outputs, model_provenance
 from .fasta import FastaFile
 from .models import resolve_model_dir, tokenizer_of
 
@@ -50,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=None,
                    help="bases per window (default: the model's training windows, else 1024)")
     p.add_argument("--batch-size", type=int, default=64, help="windows per model call")
+    p.add_argument("--restart", action="store_true", help="ignore an earlier OUT.scores.partial")
     p.add_argument("--device", default="cpu")
     return p
 
@@ -126,6 +130,9 @@ def run(argv=None) -> int:
     d = resolve_model_dir(a.model)
     extra = model_extra(d)
     task = extra.get("task", "dna-lm")
+    if task not in ("dna-lm", "dna-classify"):
+        raise InputError(f"a {task} model does not score variants", path=d,
+                         fix="pass a language model (dna pretrain) or a sequence classifier")
     from seqmamba import MambaForSequenceClassification, MambaLMHeadModel
 
     cls = MambaForSequenceClassification if task == "dna-classify" else MambaLMHeadModel
@@ -153,66 +160,91 @@ def run(argv=None) -> int:
     import pysam
 
     mode = "wb" if a.out.suffix == ".bcf" else "wz" if a.out.name.endswith(".gz") else "w"
-    n_scored = n_mismatch = n_skipped = 0
-    mismatches = []
     rc = bool(model.config.rc_equivariant)
-    with OutputLock(a.out, "VCF"), atomic_output(a.out, suffix=a.out.suffix) as tmp:
-        vout = pysam.VariantFile(str(tmp), mode, header=header)
-        pending: list = []  # (record, allele index, (ref window, alt window))
-
-        def flush():
-            nonlocal n_scored
-            by_rec: dict = {}
-            for i in range(0, len(pending), a.batch_size):
-                part = pending[i:i + a.batch_size]
-                s = score_batch(model, task, tok, [p[2] for p in part], a.device, rc)
-                for (rec, k, _), v in zip(part, s):
-                    by_rec.setdefault(id(rec), (rec, {}))[1][k] = v
-            for rec, scores in by_rec.values():
-                write_scores(rec, scores, task, labels)
-                n_scored += 1
-            pending.clear()
-
-        buffered: list = []
-        for rec in vin:
-            if rec.chrom not in contigs:
-                raise InputError(f"record {rec.chrom}:{rec.pos}: contig {rec.chrom!r} is not in "
-                                 f"{a.fasta}", path=a.vcf)
-            pos0 = rec.pos - 1
-            ref_fa = fa.fetch(rec.chrom, pos0, min(fa.length(rec.chrom), pos0 + len(rec.ref)))
-            rec.translate(vout.header)  # the same record, under the header with our fields
-            out_rec = rec
-            buffered.append(out_rec)
-            if ref_fa.upper() != rec.ref.upper():
-                out_rec.filter.add(MISMATCH)
-                n_mismatch += 1
-                mismatches.append(f"{rec.chrom}:{rec.pos} REF {rec.ref} but the FASTA has "
-                                  f"{ref_fa or '(past the end)'}")
-                continue
-            any_scored = False
-            for k, alt in enumerate(rec.alts or ()):
-                if not alt or not set(alt.upper()) <= set("ACGTN"):
-                    continue  # symbolic (<DEL>), breakend or missing: left unscored
-                pair = alt_window(fa, rec.chrom, pos0, rec.ref, alt, window)
-                if pair is not None:
-                    pending.append((out_rec, k, pair))
-                    any_scored = True
-            if not any_scored:
-                n_skipped += 1
-            if len(pending) >= 8 * a.batch_size:
-                flush()
-                for r in buffered:
-                    vout.write(r)
-                buffered.clear()
-        flush()
-        for r in buffered:
-            vout.write(r)
-        vout.close()
-    for m in mismatches[:20]:
+    value_cols = ["llr"] if task == "dna-lm" else [f"d_{lab}" for lab in labels]
+    provenance = model_provenance(d, window=window, vcf=str(a.vcf.resolve()),
+                                  vcf_sha256=file_sha256(a.vcf), fasta=str(a.fasta.resolve()))
+    with OutputLock(a.out, "VCF"):
+        table = PartialTable(a.out.with_name(a.out.name + ".scores"), ["record", "alt"] + value_cols,
+                             a.restart, key=("record", "alt"), default_delim="\t",
+                             provenance=provenance)
+        if table.done:
+            print(f"seqmamba: continuing: {len(table.done):,} alleles already scored "
+                  f"({table.partial})", file=sys.stderr)
+        try:
+            counts, mismatches = _score_pass(vin, fa, contigs, model, task, tok, window, a, rc,
+                                             table)
+            vin.close()
+            scores = {(int(r["record"]), int(r["alt"])): [float(r[c]) for c in value_cols]
+                      for r in table.rows()}
+            with atomic_output(a.out, suffix=a.out.suffix) as tmp:
+                vout = pysam.VariantFile(str(tmp), mode, header=header)
+                for i, rec in enumerate(open_vcf(a.vcf)):
+                    rec.translate(vout.header)  # the same record, under the header with ours
+                    if i in mismatches:
+                        rec.filter.add(MISMATCH)
+                    mine = {k: v[0] if task == "dna-lm" else v
+                            for k in range(len(rec.alts or ()))
+                            if (v := scores.get((i, k))) is not None}
+                    if mine:
+                        write_scores(rec, mine, task, labels)
+                    vout.write(rec)
+                vout.close()
+        except BaseException:
+            table.f.close()  # kept: the rerun continues from it
+            raise
+        table.discard()
+    for m in list(mismatches.values())[:20]:
         print(f"seqmamba: {a.vcf}: {m}", file=sys.stderr)
-    print(f"wrote {a.out}: {n_scored} records scored, {n_mismatch} REF mismatches (FILTER "
-          f"{MISMATCH}), {n_skipped} not scorable (symbolic alleles, or too near an end)")
+    print(f"wrote {a.out}: {counts['scored']} records scored, {len(mismatches)} REF mismatches "
+          f"(FILTER {MISMATCH}), {counts['skipped']} not scorable (symbolic alleles, or too near "
+          "an end)")
     return 0
+
+
+def _score_pass(vin, fa, contigs, model, task, tok, window, a, rc, table):
+    """Score every scorable allele not in ``table`` yet, appending rows (record index, alt
+    index, values) batch by batch.  Returns ({"scored", "skipped"} record counts, {record
+    index: REF mismatch message})."""
+    counts = {"scored": 0, "skipped": 0}
+    mismatches = {}
+    pending: list = []  # (record index, allele index, (ref window, alt window))
+
+    def flush():
+        for j in range(0, len(pending), a.batch_size):
+            part = pending[j:j + a.batch_size]
+            s = score_batch(model, task, tok, [p[2] for p in part], a.device, rc)
+            for (i, k, _), v in zip(part, s):
+                vals = [float(v)] if task == "dna-lm" else [float(x) for x in v]
+                # 9 significant digits hold a float32 exactly: a resumed run writes the same
+                table.add({"record": i, "alt": k, **dict(zip(table.fields[2:],
+                                                             (f"{x:.9g}" for x in vals)))})
+        pending.clear()
+
+    for i, rec in enumerate(vin):
+        if rec.chrom not in contigs:
+            raise InputError(f"record {rec.chrom}:{rec.pos}: contig {rec.chrom!r} is not in "
+                             f"{a.fasta}", path=a.vcf)
+        pos0 = rec.pos - 1
+        ref_fa = fa.fetch(rec.chrom, pos0, min(fa.length(rec.chrom), pos0 + len(rec.ref)))
+        if ref_fa.upper() != rec.ref.upper():
+            mismatches[i] = (f"{rec.chrom}:{rec.pos} REF {rec.ref} but the FASTA has "
+                             f"{ref_fa or '(past the end)'}")
+            continue
+        any_scored = False
+        for k, alt in enumerate(rec.alts or ()):
+            if not alt or not set(alt.upper()) <= set("ACGTN"):
+                continue  # symbolic (<DEL>), breakend or missing: left unscored
+            pair = alt_window(fa, rec.chrom, pos0, rec.ref, alt, window)
+            if pair is not None:
+                any_scored = True
+                if (str(i), str(k)) not in table.done:
+                    pending.append((i, k, pair))
+        counts["scored" if any_scored else "skipped"] += 1
+        if len(pending) >= 8 * a.batch_size:
+            flush()
+    flush()
+    return counts, mismatches
 
 
 def write_scores(rec, scores: dict, task: str, labels) -> None:
