@@ -105,14 +105,29 @@ def add_noise(w: torch.Tensor, kind: str, snr_db: float, rng: np.random.Generato
     return w + n
 
 
+def respeed(w: torch.Tensor, factor: float) -> torch.Tensor:
+    """w (samples,) played ``factor`` times faster (tempo and pitch, by linear interpolation,
+    as the training augmentation does)."""
+    if factor == 1.0:
+        return w
+    m = max(2, int(round(w.shape[-1] / factor)))
+    return torch.nn.functional.interpolate(w[None, None], size=m, mode="linear",
+                                           align_corners=True)[0, 0]
+
+
 @torch.no_grad()
-def model_predict(model, extra, waves, batch=64):
+def model_predict(model, extra, waves, batch=64, speeds=(1.0,)):
+    """Predicted class per clip; with several ``speeds`` (test-time augmentation) the class
+    probabilities of the clip played at each speed are averaged."""
     seconds_n = int(round(extra["seconds"] * extra["sample_rate"]))
     out = []
     for s in range(0, len(waves), batch):
-        x = torch.stack([center_crop(w, seconds_n) for w in waves[s:s + batch]])
-        x = encode_input(x, extra.get("encoding", "waveform"))
-        out.append(model(x).logits.argmax(-1))
+        probs = 0
+        for f in speeds:
+            x = torch.stack([center_crop(respeed(w, f), seconds_n) for w in waves[s:s + batch]])
+            x = encode_input(x, extra.get("encoding", "waveform"))
+            probs = probs + model(x).logits.float().softmax(-1)
+        out.append(probs.argmax(-1))
     return torch.cat(out).numpy()
 
 
@@ -133,7 +148,7 @@ def evaluate_fold(speaker: str, run: Path, clips, a) -> tuple:
     va_y = np.array([index[c.label] for c in held])
     baselines = {k: fit_baseline(k, tr_w, tr_y, sr, seed=0) for k in ("logmel_lr", "svm")}
     t0 = time.perf_counter()
-    clean = model_predict(model, extra, va_w)
+    clean = model_predict(model, extra, va_w, speeds=a.tta)
     clips_per_s = len(va_w) / (time.perf_counter() - t0)
     row = {"held_out": speaker, "clips": len(held),
            "model_acc": float((clean == va_y).mean()),
@@ -146,7 +161,8 @@ def evaluate_fold(speaker: str, run: Path, clips, a) -> tuple:
         for snr in SNRS:
             noisy = [add_noise(w, kind, snr, rng, tr_w) for w in va_w]
             noisy_rows.append({"held_out": speaker, "noise": kind, "snr_db": snr,
-                               "model_acc": float((model_predict(model, extra, noisy) == va_y).mean()),
+                               "model_acc": float((model_predict(model, extra, noisy, speeds=a.tta)
+                                                   == va_y).mean()),
                                **{f"{k}_acc": float((b.predict(noisy) == va_y).mean())
                                   for k, b in baselines.items()}})
     return row, noisy_rows
@@ -163,6 +179,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--mix", type=Path, default=None,
                    help="manifest of extra training clips (path,label,group), e.g. synthetic voices")
+    p.add_argument("--tta", type=float, nargs="+", default=[1.0],
+                   help="test-time augmentation: average over the clip played at these speeds, "
+                        "e.g. 0.9 1 1.1")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -171,7 +190,8 @@ def main(argv=None) -> int:
     runs = {s: (a.workdir / s if a.evaluate_only else train_fold(s, a)) for s in a.speakers}
     clips = read_clips(bundled_set("fsdd")["manifest"])
     rows, noise = [], []
-    settings = " ".join(a.set + ([f"mix={a.mix.name if a.mix.name != 'manifest.csv' else a.mix.parent.name}"]
+    settings = " ".join(a.set + ([f"tta={'/'.join(f'{x:g}' for x in a.tta)}"]
+                                 if a.tta != [1.0] else []) + ([f"mix={a.mix.name if a.mix.name != 'manifest.csv' else a.mix.parent.name}"]
                                  if a.mix else [])) or "recipe"
     for s, run in runs.items():
         r, n = evaluate_fold(s, run, clips, a)

@@ -230,6 +230,17 @@ def variant_speed() -> str:
             f"{r0['threads']} CPU threads): {parts}.")
 
 
+def busy_cores() -> str:
+    rows = _csv("busy_cores.csv")
+    out = ["| other jobs | torch threads | training steps/s | vs idle machine, all threads |",
+           "|---|---|---|---|"]
+    for r in rows:
+        busy = "one core busy" if int(r["busy_cores"]) else "none"
+        out.append(f"| {busy} | {r['threads']} of {r['cores']} | {float(r['steps_per_s']):.2f} "
+                   f"| {float(r['vs_idle_all_threads']):.2f}x |")
+    return "\n".join(out)
+
+
 def generation() -> str:
     rows = _csv("generation.csv")
     tps = [float(r["tokens_per_s"]) for r in rows]
@@ -262,7 +273,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "audio results": audio_results,
     "audio holdout": audio_holdout, "generation": generation,
     "variant zero shot": variant_zero_shot, "variant speed": variant_speed, "fsdd loso": fsdd_loso, "fsdd noise": fsdd_noise,
-    "fsdd ablation": fsdd_ablation,
+    "fsdd ablation": fsdd_ablation, "busy cores": busy_cores,
 }
 
 

@@ -11,6 +11,8 @@
     seqmamba audio <command>      finetune | pretrain | predict | generate (audio)
 
     seqmamba --verbose ...        also show the libraries' own messages (Lightning's)
+    seqmamba --threads N ...      torch threads (default: one per core; SEQMAMBA_THREADS);
+                                  fewer than the cores when other jobs keep some busy
 
 Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
 """
@@ -167,9 +169,18 @@ def main(argv=None) -> int:
     from .quiet import quiet_libraries, verbose_requested
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        threads, argv = threads_requested(argv)
+    except InputError as e:
+        print(f"seqmamba: {e}", file=sys.stderr)
+        return 2
     verbose, argv = verbose_requested(argv)
     if not verbose:
         quiet_libraries()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     try:
         if argv and argv[0] in DOMAINS:
             import importlib
@@ -195,6 +206,36 @@ def main(argv=None) -> int:
 
 
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def threads_requested(argv: list) -> tuple:
+    """(torch threads or None, argv without a leading ``--threads N``): the option, else
+    SEQMAMBA_THREADS.  Why: torch's threads wait for each other at the end of every op, so on
+    a machine where other jobs keep cores busy, fewer threads than cores can be much faster
+    (benchmarks/busy_cores.py)."""
+    from .errors import InputError
+
+    value, rest = os.environ.get("SEQMAMBA_THREADS") or None, list(argv)
+    where = "SEQMAMBA_THREADS"
+    i = 0
+    while i < len(rest) and rest[i].startswith("-"):
+        if rest[i] == "--threads" and i + 1 < len(rest):
+            value, where = rest[i + 1], "--threads"
+            del rest[i:i + 2]
+        elif rest[i].startswith("--threads="):
+            value, where = rest[i].split("=", 1)[1], "--threads"
+            del rest[i]
+        else:
+            i += 1
+    if value is None:
+        return None, rest
+    try:
+        n = int(value)
+        if n < 1:
+            raise ValueError
+    except ValueError:
+        raise InputError(f"{where} takes a positive number of threads, got {value!r}") from None
+    return n, rest
 
 
 DOMAINS = {"dna": "pipelines.dna.cli", "audio": "pipelines.audio.cli"}

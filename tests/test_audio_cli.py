@@ -315,3 +315,36 @@ def test_predict_resamples_to_the_rate_the_model_stores(tmp_path, classifier):
     probs = [k for k in lo if k.startswith("p_")]
     assert max(abs(float(lo[k]) - float(hi_row[k])) for k in probs) < 0.05
     assert abs(float(lo["seconds"]) - float(hi_row["seconds"])) < 1e-3
+
+
+def test_finetune_joins_several_training_sets_and_refuses_a_clip_listed_twice(tmp_path):
+    """--train A B is one set (e.g. real speakers plus synthetic voices); SpecAugment masks run
+    with the filterbank front end."""
+    clips = rows(DIGITS / "manifest.csv")
+    groups = sorted({r["group"] for r in clips})
+    parts = []
+    for i, sel in enumerate((groups[:4], groups[4:])):
+        p = tmp_path / f"part{i}.csv"
+        with open(p, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["path", "label", "group"])
+            w.writerows([[str(DIGITS / r["path"]), r["label"], r["group"]]
+                         for r in clips if r["group"] in sel])
+        parts.append(p)
+    run = tmp_path / "run"
+    rc, _, err = seqmamba("audio", "finetune", "--train", *parts, "--out", run, "--seconds", 0.5,
+                          "--max-steps", 2, "--val-every", 2, "--frontend", "filterbank",
+                          "--frame-size", 160, "--mask-bands", 8, "--mask-frames", 5, *TINY)
+    assert rc == 0, err
+    rep = json.loads((run / "report.json").read_text())
+    assert rep["split"]["train_clips"] + rep["split"]["val_clips"] == len(clips)
+    assert rep["split"]["how"] == "group"
+    cfg = json.loads((run / "final" / "config.json").read_text())
+    assert (cfg["mask_bands"], cfg["mask_frames"]) == (8, 5)
+    rc, _, err = seqmamba("audio", "finetune", "--train", parts[0], parts[0], "--out",
+                          tmp_path / "r2", *TINY)
+    assert rc == 2 and "is listed by both" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r2").exists()
+    rc, _, err = seqmamba("audio", "finetune", "--train", parts[0], "--out", tmp_path / "r3",
+                          "--mask-bands", 4, *TINY)
+    assert rc == 2 and "--frontend filterbank" in err

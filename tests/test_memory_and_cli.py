@@ -65,6 +65,23 @@ def test_cli_info_lists_backends_and_versions():
     assert "cpu   reference  yes" in p.stdout
 
 
+def test_cli_threads_option_and_environment():
+    """--threads N (or SEQMAMBA_THREADS) sets torch's threads for any command; a bad value is
+    one line and exit code 2."""
+    p = _cli("--threads", "1", "info")
+    assert p.returncode == 0 and "threads  1 (torch intra-op)" in p.stdout, p.stderr
+    os.environ["SEQMAMBA_THREADS"] = "1"
+    try:
+        p = _cli("--verbose", "info")
+    finally:
+        del os.environ["SEQMAMBA_THREADS"]
+    assert p.returncode == 0 and "threads  1 (torch intra-op)" in p.stdout, p.stderr
+    for bad in ("0", "two"):
+        p = _cli(f"--threads={bad}", "info")
+        assert p.returncode == 2 and p.stderr.strip() == \
+            f"seqmamba: --threads takes a positive number of threads, got '{bad}'"
+
+
 def test_cli_selfcheck_passes_on_conformance_vectors():
     p = _cli("selfcheck", "--device", "cpu")
     assert p.returncode == 0, p.stdout + p.stderr

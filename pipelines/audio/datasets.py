@@ -173,6 +173,22 @@ def read_clips(source, labels: Optional[Sequence[str]] = None) -> List[Clip]:
     return clips
 
 
+def joined_clip_sets(sources: Sequence, read=None) -> List[Clip]:
+    """The clips of several sources (``read``: read_clips by default) as one set; a file listed
+    by two of them is an error (it would be counted twice, or land in both splits)."""
+    read = read or read_clips
+    out: List[Clip] = []
+    seen: Dict[str, str] = {}
+    for src in sources:
+        for c in read(src):
+            if c.path in seen:
+                raise InputError(f"{c.path} is listed by both {seen[c.path]} and {src}",
+                                 path=src, fix="list every clip once")
+            seen[c.path] = str(src)
+            out.append(c)
+    return out
+
+
 def label_names(clips: Sequence[Clip]) -> List[str]:
     """The sorted distinct labels: class i is ``label_names(clips)[i]``."""
     return sorted({c.label for c in clips})

@@ -30,9 +30,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import InputError
 from ..runs import add_trainer_args, parse_with_recipe
-from .args import add_clip_reading_args, add_clip_set_args
+from .args import add_clip_reading_args, add_clip_set_args, train_sources
 from .crop import center_crop, random_crop
-from .datasets import AudioClips, collate, label_names, read_clips, split_clips, split_method
+from .datasets import (AudioClips, collate, joined_clip_sets, label_names, read_clips,
+                       split_clips, split_method)
 from .models import encode_input, model_extra, resolve_model_dir
 
 # ---------------------------------------------------------------- data
@@ -109,7 +110,7 @@ class Batches:
 
 def split_sets(a) -> tuple:
     """(train clips, val clips, how the split was made)."""
-    clips = read_clips(a.train)
+    clips = joined_clip_sets(a.train)
     if a.val is not None:
         val = read_clips(a.val)
         shared = {c.path for c in clips} & {c.path for c in val}
@@ -121,7 +122,7 @@ def split_sets(a) -> tuple:
     how = split_method(clips, a.split, a.val_groups)
     s = split_clips(clips, how, a.val_fraction, a.seed, a.val_groups)
     if not s["val"]:
-        raise InputError("the split leaves no held-out clips", path=a.train,
+        raise InputError("the split leaves no held-out clips", path=a.train[0],
                          fix="pass --val, or raise --val-fraction")
     return s["train"], s["val"], how
 
@@ -177,6 +178,7 @@ def run(argv=None) -> int:
                             score_classifier, training_loader)
 
     a = parse_with_recipe(build_parser(), argv)
+    train_sources(a)
     if a.train is None:
         raise InputError("no input: pass --train CSV (path,label[,group]) or a folder per label")
     if a.rc_equivariant:
@@ -201,7 +203,8 @@ def run(argv=None) -> int:
     train_clips, val_clips, how = split_sets(a)
     names = label_names(train_clips)
     if len(names) < 2:
-        raise InputError(f"the training clips have a single label ({names[0]})", path=a.train)
+        raise InputError(f"the training clips have a single label ({names[0]})",
+                         path=", ".join(map(str, a.train)))
     num_samples = max(1, int(round(a.seconds * sample_rate)))
     train_base = AudioClips(train_clips, names, num_samples, sample_rate, train=True, seed=a.seed,
                             peak=a.peak, max_seconds=a.max_seconds)

@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import InputError
 from ..runs import add_trainer_args, parse_with_recipe
-from .args import add_clip_reading_args, add_clip_set_args
-from .datasets import Clip, read_clips, split_clips, split_method
+from .args import add_clip_reading_args, add_clip_set_args, train_sources
+from .datasets import Clip, joined_clip_sets, read_clips, split_clips, split_method
 from .io import AUDIO_EXTENSIONS, normalize_peak, read_audio
 from .mulaw import CLASSES, SILENCE, mulaw_encode
 
@@ -156,6 +156,7 @@ def run(argv=None) -> int:
     from .baselines import markov_bits
 
     a = parse_with_recipe(build_parser(), argv)
+    train_sources(a)
     if a.train is None:
         raise InputError("no input: pass --train FOLDER (of .wav/.flac) or a CSV manifest")
     if a.bidirectional or a.rc_equivariant:
@@ -163,7 +164,7 @@ def run(argv=None) -> int:
                          "and --rc-equivariant")
     if a.seq_len < 2 or a.sample_rate < 1:
         raise InputError("--seq-len must be at least 2 and --sample-rate positive")
-    clips = pretrain_clips(a.train)
+    clips = joined_clip_sets(a.train, pretrain_clips)
     if a.val is not None:
         train_clips, val_clips = clips, pretrain_clips(a.val)
         how = "--val"
@@ -173,13 +174,14 @@ def run(argv=None) -> int:
         train_clips, val_clips = s["train"], s["val"]
     if not val_clips or not train_clips:
         raise InputError(f"the split leaves {len(train_clips)} training and {len(val_clips)} "
-                         f"held-out clips", path=a.train,
+                         f"held-out clips", path=a.train[0],
                          fix="pass --val, or change --val-fraction")
     train_arrays = load_mulaw(train_clips, a.sample_rate, a.peak, a.max_seconds)
     val_arrays = load_mulaw(val_clips, a.sample_rate, a.peak, a.max_seconds)
     windows = heldout_windows(val_arrays, a.seq_len, a.val_windows)
     if not windows:
-        raise InputError("the held-out clips hold no window of 2 samples or more", path=a.train)
+        raise InputError("the held-out clips hold no window of 2 samples or more",
+                         path=a.train[0])
     val_loader = DataLoader(Windows(windows, a.seq_len), batch_size=a.batch_size,
                             collate_fn=collate)
 

@@ -308,7 +308,8 @@ def run_token(a) -> int:
         m = score_annotation(truth, pred, ann.labels)
         b = score_annotation(truth, base, ann.labels)
         r0 = val[0]
-        lo = _plot_start(truth[r0], a.plot_length)
+        lo = _plot_start(truth[r0], [ann.labels.index(c) for c in ("cds_plus", "cds_minus")],
+                         a.plot_length)
         sl = slice(lo, lo + a.plot_length)
         plot_gene_track({"annotation": truth[r0][sl], "seqmamba": pred[r0][sl],
                          "Markov-5 gene finder": base[r0][sl]}, ann.labels, r0, lo,
@@ -333,9 +334,9 @@ def run_token(a) -> int:
     return run_training(a, job, report)
 
 
-def _plot_start(truth: np.ndarray, length: int) -> int:
+def _plot_start(truth: np.ndarray, coding_ids: Sequence[int], length: int) -> int:
     """Start of a plotted stretch that shows genes: the first CDS run's start, less 1 kb."""
-    coding = np.flatnonzero((truth == 1) | (truth == 2))
+    coding = np.flatnonzero(np.isin(truth, coding_ids))
     s = max(0, int(coding[0]) - 1000) if coding.size else 0
     return max(0, min(s, len(truth) - length))
 
