@@ -76,6 +76,11 @@ class MambaConfig:
     # over to a voice it never heard.
     mask_bands: int = 0
     mask_frames: int = 0
+    # "cmn": subtract from each filter's log energy its mean over the clip's voiced frames
+    # (cepstral mean normalisation, as speech recognisers do): removes a microphone's or a
+    # room's fixed colouring, which a model would otherwise learn as part of a speaker.  The
+    # front end then depends on the whole clip, so chunked streaming is no longer exact.
+    frontend_norm: Optional[str] = None
     # Heads: number of classes and pooling for sequence classification.
     num_labels: int = 2
     # Token classification under rc_equivariant: label id -> the label it becomes on the other
@@ -118,6 +123,10 @@ class MambaConfig:
                 v = getattr(self, name)
                 if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                     raise ValueError(f"MambaConfig.{name} must be an integer >= 0, got {v!r}")
+            if self.frontend_norm not in (None, "cmn") or \
+                    (self.frontend_norm and self.frontend != "filterbank"):
+                raise ValueError("MambaConfig.frontend_norm must be None or 'cmn' (with "
+                                 f"frontend='filterbank'), got {self.frontend_norm!r}")
             if (self.mask_bands or self.mask_frames) and self.frontend != "filterbank":
                 raise ValueError("MambaConfig.mask_bands/mask_frames mask filterbank energies: "
                                  "they need frontend='filterbank'")

@@ -8,6 +8,8 @@ embeds exactly as the same samples do inside the whole signal (chunked processin
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -55,9 +57,12 @@ class FilterbankEmbedding(nn.Module):
 
     MASKS = 2  # of each kind, as in SpecAugment's LibriSpeech policies
 
+    VOICED_DB = 40.0  # cmn: frames within this of the clip's loudest frame set the mean
+
     def __init__(self, frame: int, d_model: int, filters: int, taps: int,
-                 mask_bands: int = 0, mask_frames: int = 0):
+                 mask_bands: int = 0, mask_frames: int = 0, norm=None):
         super().__init__()
+        self.norm = norm
         self.frame, self.taps = frame, taps
         self.mask_bands, self.mask_frames = mask_bands, mask_frames
         self.stride = max(1, taps // 8)
@@ -67,14 +72,32 @@ class FilterbankEmbedding(nn.Module):
     weight = WaveformEmbedding.weight
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.band_energies(wave).to(self.proj.weight.dtype))
+
+    def band_energies(self, wave: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) -> (batch, ceil(samples / frame), filters) float32 log band
+        energies, mean-normalised with norm='cmn' and masked in training with masks set."""
         frames = frames_of(wave, self.frame).to(self.conv.weight.dtype)  # (batch, T, frame)
         bsz, t, _ = frames.shape
         # energies and their log in fp32: squares of small bf16 values underflow the floor
         energy = self.conv(frames.reshape(bsz * t, 1, self.frame)).float().pow(2).mean(-1)
         feats = torch.log(energy + self.EPS).view(bsz, t, -1)  # (batch, T, filters)
+        if self.norm == "cmn":
+            feats = self.mean_normalise(feats)
         if self.training and (self.mask_bands or self.mask_frames):
             feats = self.spec_mask(feats)
-        return self.proj(feats.to(self.proj.weight.dtype))
+        return feats
+
+    def mean_normalise(self, feats: torch.Tensor) -> torch.Tensor:
+        """(batch, T, filters) log energies -> the same less, per clip and filter, the mean over
+        the clip's voiced frames (frame energy within ``VOICED_DB`` of its loudest frame's):
+        silence and zero padding do not move the mean, so a clip's length does not either.
+        A frame's energy is the log of its mean band energy (the loud bands count, not the
+        many quiet ones a mean of logs would let the floor decide)."""
+        level = torch.logsumexp(feats, -1)  # (batch, T): log total band energy
+        floor = level.amax(1, keepdim=True) - self.VOICED_DB * math.log(10) / 10
+        w = (level >= floor).to(feats.dtype).unsqueeze(-1)  # (batch, T, 1)
+        return feats - (feats * w).sum(1, keepdim=True) / w.sum(1, keepdim=True)
 
     def spec_mask(self, feats: torch.Tensor) -> torch.Tensor:
         """(batch, T, filters) -> the same with, per clip, ``MASKS`` random bands of up to
@@ -101,5 +124,5 @@ def waveform_embedding(cfg) -> nn.Module:
     if cfg.frontend == "filterbank":
         taps = cfg.frontend_taps or max(1, cfg.frame_size // 2)
         return FilterbankEmbedding(cfg.frame_size, cfg.d_model, cfg.frontend_filters, taps,
-                                   cfg.mask_bands, cfg.mask_frames)
+                                   cfg.mask_bands, cfg.mask_frames, cfg.frontend_norm)
     return WaveformEmbedding(cfg.frame_size, cfg.d_model)

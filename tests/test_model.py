@@ -291,3 +291,37 @@ def test_filterbank_frontend_ignores_where_a_cycle_starts():
     # holds 160 samples, not a whole number of periods, so its energy still moves a little)
     assert rel["filterbank"] < 0.3, rel
     assert rel["linear"] > 5 * rel["filterbank"], rel
+
+
+def test_filterbank_mean_normalisation_removes_gain_and_ignores_silence():
+    """frontend_norm='cmn': a clip recorded 10 dB louder, or with silence appended, gives the
+    same normalised band energies on its voiced frames; without it the energies move with the
+    gain.  In training, masked bands and frames hold the clip's mean."""
+    from seqmamba.frontends import FilterbankEmbedding
+
+    torch.manual_seed(0)
+    t = torch.arange(8000) / 8000.0
+    speech = (0.3 * torch.sin(2 * math.pi * 300 * t) * torch.sin(2 * math.pi * 3 * t) ** 2
+              + 0.01 * torch.randn(8000))[None]
+    emb = FilterbankEmbedding(80, 16, 24, 40, norm="cmn").eval()
+    plain = FilterbankEmbedding(80, 16, 24, 40).eval()
+    plain.load_state_dict(emb.state_dict())
+    louder = speech * 10 ** 0.5
+    padded = torch.cat([speech, torch.zeros(1, 4000)], 1)
+    with torch.no_grad():
+        ref = emb.band_energies(speech)
+        # 10 dB is 2.30 in natural-log energy; what is left comes from the energy floor (EPS)
+        # in the quietest frames
+        raw = (plain.band_energies(louder) - plain.band_energies(speech)).mean()
+        assert raw > 2.2
+        assert (emb.band_energies(louder) - ref).abs().mean() < 0.02 * raw
+        assert (emb.band_energies(padded)[:, :100] - ref).abs().max() < 1e-4
+    masking = FilterbankEmbedding(80, 16, 24, 40, mask_bands=6, mask_frames=10).train()
+    feats = torch.randn(4, 50, 24)
+    out = masking.spec_mask(feats)
+    changed = out != feats
+    assert changed.any(dim=(1, 2)).all()  # every clip got masks
+    assert torch.allclose(out[changed], feats.mean(dim=(1, 2), keepdim=True).expand_as(feats)[changed])
+    with pytest.raises(ValueError, match="frontend_norm"):
+        MambaConfig(d_model=16, n_layer=1, vocab_size=1, input_type="waveform",
+                    frontend="linear", frontend_norm="cmn")

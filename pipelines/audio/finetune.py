@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--filters", type=int, default=64, help="filterbank: number of filters")
     g.add_argument("--filter-taps", type=int, default=0,
                    help="filterbank: taps per filter (0: half the frame)")
+    g.add_argument("--frontend-norm", default=None, choices=["cmn"],
+                   help="filterbank: subtract each band's mean over the clip's voiced frames "
+                        "(removes a microphone's or room's colouring)")
     g.add_argument("--mask-bands", type=int, default=0,
                    help="filterbank augmentation (SpecAugment): mask 2 bands of up to this many "
                         "filters per clip in training")
@@ -187,8 +190,8 @@ def run(argv=None) -> int:
             or not 0 <= a.speed < 0.5 or a.mask_bands < 0 or a.mask_frames < 0:
         raise InputError("--seconds must be positive, --shift-seconds, --gain-db, --eq-db, "
                          "--mask-bands and --mask-frames >= 0, --speed in [0, 0.5)")
-    if (a.mask_bands or a.mask_frames) and a.frontend != "filterbank":
-        raise InputError("--mask-bands/--mask-frames mask filterbank energies",
+    if (a.mask_bands or a.mask_frames or a.frontend_norm) and a.frontend != "filterbank":
+        raise InputError("--mask-bands/--mask-frames/--frontend-norm act on filterbank energies",
                          fix="add --frontend filterbank, or drop the masks")
     init: Optional[Path] = resolve_model_dir(a.init) if a.init else None
     init_extra = model_extra(init) if init else {}
@@ -229,6 +232,7 @@ def run(argv=None) -> int:
                       input_type="waveform", frame_size=a.frame_size, frontend=a.frontend,
                       frontend_filters=a.filters, frontend_taps=a.filter_taps,
                       mask_bands=a.mask_bands, mask_frames=a.mask_frames,
+                      frontend_norm=a.frontend_norm,
                       num_labels=len(names), pooling=a.pooling, bidirectional=bidirectional,
                       dropout=a.dropout, extra=extra)
         per_clip = num_samples if encoding != "waveform" else -(-num_samples // a.frame_size)
