@@ -42,6 +42,7 @@ if str(ROOT) not in sys.path:
 
 from pipelines.audio.baselines import fit_baseline  # noqa: E402
 from pipelines.audio.crop import center_crop  # noqa: E402
+from pipelines.audio.finetune import change_speed  # noqa: E402
 from pipelines.audio.datasets import bundled_set, read_clips  # noqa: E402
 from pipelines.audio.io import read_audio  # noqa: E402
 from pipelines.audio.models import encode_input, model_extra, resolve_model_dir  # noqa: E402
@@ -105,16 +106,6 @@ def add_noise(w: torch.Tensor, kind: str, snr_db: float, rng: np.random.Generato
     return w + n
 
 
-def respeed(w: torch.Tensor, factor: float) -> torch.Tensor:
-    """w (samples,) played ``factor`` times faster (tempo and pitch, by linear interpolation,
-    as the training augmentation does)."""
-    if factor == 1.0:
-        return w
-    m = max(2, int(round(w.shape[-1] / factor)))
-    return torch.nn.functional.interpolate(w[None, None], size=m, mode="linear",
-                                           align_corners=True)[0, 0]
-
-
 @torch.no_grad()
 def model_predict(model, extra, waves, batch=64, speeds=(1.0,)):
     """Predicted class per clip; with several ``speeds`` (test-time augmentation) the class
@@ -124,7 +115,8 @@ def model_predict(model, extra, waves, batch=64, speeds=(1.0,)):
     for s in range(0, len(waves), batch):
         probs = 0
         for f in speeds:
-            x = torch.stack([center_crop(respeed(w, f), seconds_n) for w in waves[s:s + batch]])
+            x = torch.stack([center_crop(change_speed(w, f), seconds_n)
+                             for w in waves[s:s + batch]])
             x = encode_input(x, extra.get("encoding", "waveform"))
             probs = probs + model(x).logits.float().softmax(-1)
         out.append(probs.argmax(-1))

@@ -55,6 +55,16 @@ def random_eq(w: torch.Tensor, sr: int, max_db: float, bands: int,
     return torch.fft.irfft(spec * 10 ** (gain_db / 20), n=n).to(w.dtype)
 
 
+def change_speed(w: torch.Tensor, factor: float) -> torch.Tensor:
+    """w (samples,) -> (round(samples / factor),): played ``factor`` times faster, tempo and
+    pitch together, by linear interpolation."""
+    if factor == 1.0:
+        return w
+    m = max(2, int(round(w.shape[-1] / factor)))
+    return torch.nn.functional.interpolate(w[None, None], size=m, mode="linear",
+                                           align_corners=True)[0, 0]
+
+
 class Augmented(Dataset):
     """Training-time augmentation on top of AudioClips: a random speed change of up to
     +-``speed`` (tempo and pitch together, by linear interpolation; the clip keeps its
@@ -81,10 +91,7 @@ class Augmented(Dataset):
         w = item["waveform"]
         if self.speed:
             n = w.shape[-1]
-            m = max(2, int(round(n / (1 + rng.uniform(-self.speed, self.speed)))))
-            w = torch.nn.functional.interpolate(w[None, None], size=m, mode="linear",
-                                                align_corners=True)[0, 0]
-            w = center_crop(w, n)
+            w = center_crop(change_speed(w, 1 + rng.uniform(-self.speed, self.speed)), n)
         if self.eq_db:
             w = random_eq(w, self.base.sample_rate, self.eq_db, self.EQ_BANDS, rng)
         if self.shift:

@@ -263,6 +263,7 @@ def run_token(a) -> int:
     """The ``--task token`` training command (arguments from ``dna finetune``)."""
     from ..training import Job, TokenTask, run_training, training_loader
     from .genefinder import CodingMarkov
+    from .labelled import pad_collate
     from .models import resolve_model_dir, tokenizer_of
 
     init = resolve_model_dir(a.init) if a.init else None
@@ -271,7 +272,7 @@ def run_token(a) -> int:
     seq_len = a.seq_len
     eval_len = a.eval_seq_len or seq_len
     samples = max(a.batch_size * a.max_steps, a.batch_size)
-    collate = _collate(tok.pad_id)
+    collate = pad_collate(tok.pad_id)
     val_ds = GeneWindows(fasta, ann, val, min(seq_len, min(len(ann.classes[r]) for r in val)),
                          tok, a.val_windows, seed=a.seed + 1, fixed=True)
     val_loader = DataLoader(val_ds, batch_size=a.batch_size, collate_fn=collate)
@@ -339,17 +340,3 @@ def _plot_start(truth: np.ndarray, coding_ids: Sequence[int], length: int) -> in
     coding = np.flatnonzero(np.isin(truth, coding_ids))
     s = max(0, int(coding[0]) - 1000) if coding.size else 0
     return max(0, min(s, len(truth) - length))
-
-
-def _collate(pad_id: int):
-    def collate(items):
-        n = max(len(it["input_ids"]) for it in items)
-        ids = torch.full((len(items), n), pad_id, dtype=torch.long)
-        labels = torch.full((len(items), n), -100, dtype=torch.long)
-        mask = torch.zeros(len(items), n, dtype=torch.long)
-        for i, it in enumerate(items):
-            k = len(it["input_ids"])
-            ids[i, :k], labels[i, :k], mask[i, :k] = it["input_ids"], it["labels"], 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-    return collate

@@ -138,7 +138,8 @@ class LabelledSet(Dataset):
 
 
 def pad_collate(pad_id: int):
-    """Right-pad a batch of variable-length items -> input_ids, attention_mask (batch, max)."""
+    """Right-pad a batch of variable-length items -> input_ids, attention_mask (batch, max),
+    and per-position ``labels`` (batch, max) padded with -100 when items carry them."""
 
     def collate(items):
         L = max(len(it["input_ids"]) for it in items)
@@ -149,6 +150,10 @@ def pad_collate(pad_id: int):
             ids[i, :n] = it["input_ids"]
             mask[i, :n] = 1
         batch = {"input_ids": ids, "attention_mask": mask, "id": [it.get("id") for it in items]}
+        if "labels" in items[0]:  # one label per position: padding is not scored (-100)
+            batch["labels"] = torch.full((len(items), L), -100, dtype=torch.long)
+            for i, it in enumerate(items):
+                batch["labels"][i, :len(it["labels"])] = it["labels"]
         if "label" in items[0]:
             batch["label"] = torch.tensor([it["label"] for it in items])
         return batch

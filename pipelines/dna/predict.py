@@ -42,7 +42,8 @@ from ..errors import InputError, regular_file
 from ..runs import OutputLock, PartialTable, check_outputs, model_provenance
 from .fasta import FastaFile
 from ..model_dirs import load_pretrained, model_extra
-from .models import resolve_model_dir, tokenizer_of
+from .annotation import segments as class_runs
+from .models import DNA_TASKS, resolve_model_dir, tokenizer_of
 from .tokenizer import DNATokenizer
 
 LN2 = math.log(2.0)
@@ -84,7 +85,7 @@ def load_model(model_dir: Path, device: str) -> Tuple[MambaPreTrainedModel, str,
     task = model_extra(d).get("task", "dna-lm")
     cls = {"dna-classify": MambaForSequenceClassification,
            "dna-token": MambaForTokenClassification}.get(task, MambaLMHeadModel)
-    if task not in ("dna-classify", "dna-lm", "dna-token"):
+    if task not in DNA_TASKS:
         raise InputError(f"model task {task!r} is not a DNA model", path=d)
     model = load_pretrained(cls, d).to(device).eval()
     return model, task, tokenizer_of(d)
@@ -208,19 +209,8 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
                 bits_n += end - start - 1
             prev_logits = logp[-1]
             scores = -lp / LN2 if a.track else None
-        if scores is not None:  # accumulate the per-position scores into bins
-            vals = scores.double().cpu().numpy()
-            idx = np.arange(start, end) // a.track_bin - start // a.track_bin
-            ok = ~np.isnan(vals) if vals.ndim == 1 else np.ones(len(vals), bool)
-            first = start // a.track_bin
-            k = int(idx[-1]) + 1
-            if vals.ndim == 1:
-                bin_sum[first:first + k] += np.bincount(idx[ok], weights=vals[ok], minlength=k)
-            else:
-                for c in range(vals.shape[1]):
-                    bin_sum[first:first + k, c] += np.bincount(idx, weights=vals[:, c],
-                                                               minlength=k)
-            bin_cnt[first:first + k] += np.bincount(idx[ok], minlength=k)
+        if scores is not None:
+            add_to_bins(bin_sum, bin_cnt, start, scores.double().cpu().numpy(), a.track_bin)
         if progress is not None and end < length and \
                 time.monotonic() - last_save >= a.save_every:
             progress.save(name, length, end, cache, pool, embed_pool, bits_total, bits_n,
@@ -287,20 +277,14 @@ def predict_token_record(model, tok, name, length, read, a, path) -> RecordResul
         cls = probs.argmax(-1)
         counts += np.bincount(cls, minlength=k)
         if a.track:
-            idx = np.arange(s, s + len(cls)) // a.track_bin
-            first = int(idx[0])
-            for c in range(k):
-                bin_sum[first:int(idx[-1]) + 1, c] += np.bincount(
-                    idx - first, weights=probs[:, c])
-            bin_cnt[first:int(idx[-1]) + 1] += np.bincount(idx - first)
+            add_to_bins(bin_sum, bin_cnt, s, probs, a.track_bin)
         if a.segments:
-            change = np.flatnonzero(np.diff(cls)) + 1
-            for lo, hi in zip(np.concatenate([[0], change]), np.concatenate([change, [len(cls)]])):
-                c, p = int(cls[lo]), float(probs[lo:hi, cls[lo]].sum())
+            for lo, hi, c in class_runs(cls):
+                p = float(probs[lo:hi, c].sum())
                 if segs and segs[-1][2] == c and segs[-1][1] == s + lo:  # across blocks
                     segs[-1][1], segs[-1][3] = s + hi, segs[-1][3] + p
                 else:
-                    segs.append([s + int(lo), s + int(hi), c, p])
+                    segs.append([s + lo, s + hi, c, p])
     res.row = {"record": name, "length": length,
                **{f"frac_{n}": round(float(counts[i]) / length, 6) for i, n in enumerate(labels)},
                "cds_segments": sum(1 for g in segs if labels[g[2]].startswith("cds_"))
@@ -309,6 +293,22 @@ def predict_token_record(model, tok, name, length, read, a, path) -> RecordResul
     if a.track:
         res.track = (bin_sum, bin_cnt)
     return res
+
+
+def add_to_bins(bin_sum: np.ndarray, bin_cnt: np.ndarray, start: int, vals: np.ndarray,
+                width: int) -> None:
+    """Add per-position scores of positions start.. (n,) or (n, classes) into bins of ``width``
+    positions: bin_sum (bins,) or (bins, classes), bin_cnt (bins,) counts the positions added.
+    NaN scores (1-D: a language model's first base) are not counted."""
+    idx = np.arange(start, start + len(vals)) // width - start // width
+    first, k = start // width, int(idx[-1]) + 1
+    ok = ~np.isnan(vals) if vals.ndim == 1 else np.ones(len(vals), bool)
+    if vals.ndim == 1:
+        bin_sum[first:first + k] += np.bincount(idx[ok], weights=vals[ok], minlength=k)
+    else:
+        for c in range(vals.shape[1]):
+            bin_sum[first:first + k, c] += np.bincount(idx, weights=vals[:, c], minlength=k)
+    bin_cnt[first:first + k] += np.bincount(idx[ok], minlength=k)
 
 
 class SegmentWriter:
