@@ -71,18 +71,74 @@ def synthetic() -> str:
             # accuracy over n_eval rows x n_tokens answers (the interval treats them as
             # independent, which they are not quite within a row)
             trials = n * int(r["n_tokens"])
+            extra = f", {r['training']}" if r.get("training") else ""
             what = (f"selective copying, {r['model']}, {r['n_tokens']} tokens, "
-                    f"{r['train_steps']} steps")
+                    f"{r['train_steps']} steps of {r['batch']}{extra}")
             paper = PAPER_COPYING.get(r["model"], "-")
         else:
             trials = n
-            what = f"induction heads, trained at {r['train_len']} ({r['train_steps']} steps)"
+            extra = f", {r['training']}" if r.get("training") else ""
+            what = f"induction heads, trained at {r['train_len']} ({r['train_steps']} steps{extra})"
             paper = PAPER_INDUCTION
         lo, hi = wilson_interval(round(acc * trials), trials)
         k = int(r["eval_len"]).bit_length() - 1
         length = f"2^{k}" if 1 << k == int(r["eval_len"]) else r["eval_len"]
         out.append(f"| {what} | {length} | {n} | {_pct(acc, 2)} | {_pct(lo)} - {_pct(hi)} "
                    f"| {paper} |")
+    return "\n".join(out)
+
+
+def copying_curve() -> str:
+    """Selective copying accuracy against training steps, per length/tokens and model, from
+    synthetic_copying_curve.csv (at most 8 points per model shown, evenly spaced)."""
+    rows = _csv("synthetic_copying_curve.csv")
+    out = []
+    for setting in dict.fromkeys((r["length"], r["n_tokens"]) for r in rows):
+        sel = [r for r in rows if (r["length"], r["n_tokens"]) == setting]
+        models = list(dict.fromkeys(r["model"] for r in sel))
+        steps = sorted({int(r["step"]) for r in sel})
+        if len(steps) > 8:
+            steps = [steps[round(i * (len(steps) - 1) / 7)] for i in range(8)]
+        by = {(r["model"], int(r["step"])): r for r in sel}
+        out += [f"Length {setting[0]}, {setting[1]} tokens, batch {sel[0]['batch']}; "
+                f"accuracy on {sel[0]['n_eval']} fresh rows (minutes of training):", "",
+                "| steps | " + " | ".join(models) + " |", "|---" * (1 + len(models)) + "|"]
+        for st in steps:
+            cells = []
+            for m in models:
+                r = by.get((m, st))
+                cells.append("-" if r is None else
+                             f"{_pct(float(r['accuracy']))} ({float(r['train_seconds']) / 60:.0f})")
+            out.append(f"| {st} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+def induction_probe() -> str:
+    """One row per benchmarks/induction_probe.py variant: accuracy at the longest screened
+    lengths, near and far keys there, and the longest memory half-life of the second layer."""
+    rows = _csv("induction_probe.csv")
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    longest = max(int(r["eval_len"]) for r in rows if r["measure"] == "accuracy")
+    shown = [longest >> 2, longest >> 1, longest]
+    k = longest.bit_length() - 1
+    out = ["| variant | steps | training (s) | "
+           + " | ".join(f"2^{n.bit_length() - 1}" for n in shown)
+           + f" | key 2-128 back, 2^{k} | key over half back, 2^{k} | layer-2 half-life "
+             "(tokens) |", "|---" * (6 + len(shown)) + "|"]
+    for v in variants:
+        mine = [r for r in rows if r["variant"] == v]
+        get = {(r["measure"], r["eval_len"]): r for r in mine}
+
+        def acc(measure, n):
+            r = get.get((measure, str(n)))
+            return "-" if r is None else f"{int(r['correct'])}/{r['n_eval']}"
+        hl = get.get(("half_life_layer1", ""))
+        half_life = f"{float(hl['value']):,.0f}" if hl else "-"
+        out.append(f"| {v} | {mine[0]['train_steps']} | {float(mine[0]['train_seconds']):.0f} | "
+                   + " | ".join(acc("accuracy", n) for n in shown)
+                   + f" | {acc('near_key_2_128', longest)} | {acc('far_key_ge_half', longest)} "
+                     f"| {half_life} |")
     return "\n".join(out)
 
 
@@ -269,6 +325,7 @@ def cpu_scan() -> str:
 
 BLOCKS: Dict[str, Callable[[], str]] = {
     "cpu_scan tables": cpu_scan, "scan_cpu": scan_cpu, "synthetic": synthetic,
+    "induction probe": induction_probe, "copying curve": copying_curve,
     "dna results": dna_results, "gene annotation": gene_annotation,
     "audio results": audio_results,
     "audio holdout": audio_holdout, "generation": generation,

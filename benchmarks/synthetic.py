@@ -1,8 +1,12 @@
-"""The Mamba paper's two synthetic tasks (section 4.1, appendix E.1), small enough for a CPU.
+"""The Mamba paper's two synthetic tasks (section 4.1, appendix E.1) on a CPU.
 
-    python benchmarks/synthetic.py                    # the default table (about 15-25 min, 2 cores)
+    python benchmarks/synthetic.py                    # the default table (CPU-sized copying)
     python benchmarks/synthetic.py --quick            # smoke run, about a minute
-    python benchmarks/synthetic.py --tasks induction --max-eval-log2 16
+    python benchmarks/synthetic.py --tasks induction --induction-variant steps_x10_state_passing \
+        --min-eval-seqs 32                            # the README's induction rows
+    python benchmarks/synthetic.py --tasks copying --copy-length 4096 --copy-tokens 16 \
+        --copy-batch 8 --copy-curriculum 256,1024 --steps 4000 --curve-every 250
+                                                      # the paper's copying setting, with a curve
     python benchmarks/synthetic.py --threads 1        # on a CPU shared with other jobs
 
 Both tasks use the paper's model: a 2-layer Mamba LM, d_model 64, d_state 16, vocabulary 16,
@@ -16,36 +20,39 @@ Selective copying (paper: length 4096, 16 data tokens, S6 99.8%, S4 18.3%)
     noise holding K data tokens at random distinct positions, then K markers; at the j-th
     marker the model must output the j-th data token.  Loss and accuracy cover only the K
     answer positions (chance 1/14).  Default: length 128, K = 4, 2000 steps of batch 32,
-    lr 3e-3, weight decay 0.1.  Why these sizes: the torch scan's cost is a Python-level loop
-    over time steps, so a training step costs about (batch x length); one step at length 128,
-    batch 32 takes about 0.11 s on 2 idle cores, so 2000 steps are about 4 minutes per model.
-    Measured while tuning (seed 0): length 64 / K 4 reaches 99.9% in 1500 steps, length 128 /
-    K 4 96% in 1500 steps (hence 2000), length 64 / K 8 only 76% in 1500 steps and length
-    128 / K 8 26% in 1000: K above 4 needs far more steps than a few minutes allow.  The same
+    lr 3e-3, weight decay 0.1 (a few minutes per model).  Measured while tuning (seed 0):
+    length 64 / K 4 reaches 99.9% in 1500 steps, length 128 / K 4 96% in 1500 steps (hence
+    2000), length 64 / K 8 only 76% in 1500 steps and length 128 / K 8 26% in 1000: more
+    tokens need far more steps.  ``--copy-length/--copy-tokens`` set the paper's 4096 / 16;
+    ``--copy-curriculum`` trains 10% of the steps at each shorter length first, and
+    ``--curve-every`` records accuracy against steps (``<out>_copying_curve.csv``).  The same
     model with ``selective=False`` (time-invariant dt, B, C; S4-like) is trained identically.
 
 Induction heads (paper: train at 256, Mamba perfect up to 2^20)
     Tokens 0..14 are content, 15 the trigger.  A row is random content with the trigger at a
     uniformly random position p in [0, length-3] and again at the last position; the model
     must output token p+1 at the last position (chance 1/15); only that position is in the
-    loss.  Trained at length 256 for 1500 steps of batch 32, lr 3e-3, no weight decay, with a
-    short length curriculum: 10% of the steps each at lengths 32, 64 and 128, then 256 for the
+    loss.  Trained at length 256 in batches of 32, lr 3e-3, no weight decay, with a short
+    length curriculum: 10% of the steps each at lengths 32, 64 and 128, then 256 for the
     remaining 70%.  Why: trained at 256 from the start, the single-position loss stayed at
     chance (ln 15) for all of 1500 steps, while at length 32 the task is found within 300
     steps and then carries over to 256.  Weight decay 0: decay pulls dt_proj toward an
-    input-independent step, against the selection the task needs (in one comparison on 16
-    sequences, 15/16 at length 4096 with decay 0.1 against 16/16 without; a small sample).  The paper trained for about 200k
-    steps; a few thousand steps on a CPU give a model that is perfect at the training length
-    and some multiple of it, and then degrades (see benchmarks/results/synthetic.csv).
-    Evaluation at 2^8 .. 2^``--max-eval-log2`` (default 20): about 2^21 tokens per length
-    (at most 512, at least 4 sequences), run under ``torch.no_grad()`` in batches of at most
-    2^18 tokens and, beyond 2^16 tokens, in chunks of 2^16 with the recurrent state carried
-    (``model(ids, chunk_size=...)``), so memory stays bounded at every length.
+    input-independent step, against the selection the task needs.  1500 steps give a model
+    that is perfect at the training length and some multiple of it, then degrades;
+    ``benchmarks/induction_probe.py`` finds why (far keys fade, the evaluation is exact) and
+    that state passing (``--state-passing``: each batch starts from the previous batch's
+    final state) with 15000 steps extrapolates; ``--induction-variant`` evaluates one of its
+    saved models.  Evaluation at 2^8 .. 2^``--max-eval-log2`` (default 20): about 2^21
+    tokens per length, at least 32 sequences (8 from 2^19; ``--min-eval-seqs``), at most 512,
+    run under ``torch.no_grad()`` in batches of at most 2^18 tokens and, beyond 2^16 tokens,
+    in chunks of 2^16 with the recurrent state carried (``model(ids, chunk_size=...)``), so
+    memory stays bounded at every length.
 
 Output: an accuracy table on stdout and ``benchmarks/results/synthetic.csv`` (``--out``;
-``synthetic_quick.csv`` with ``--quick``), rewritten atomically after every measured row.
-On a CPU busy with other jobs, ``--threads 1`` is much faster than torch's default of all
-cores (OpenMP threads waiting on each other: measured up to 10x slower at 2 threads).
+``synthetic_quick.csv`` with ``--quick``), rewritten atomically after every measured row; the
+rows of tasks and models not run this time are kept.  On a CPU busy with other jobs,
+``--threads 1`` is much faster than torch's default of all cores (OpenMP threads waiting on
+each other: measured up to 10x slower at 2 threads).
 """
 
 from __future__ import annotations
@@ -67,6 +74,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: seqmamba lives i
 
 from seqmamba import MambaConfig, MambaLMHeadModel  # noqa: E402
 from seqmamba.atomic import write_csv_atomic  # noqa: E402
+from seqmamba.cache import InferenceCache, LayerCache  # noqa: E402
 from seqmamba.schedule import warmup_cosine  # noqa: E402
 
 # ---- vocabulary (16 tokens, as in the paper) ----
@@ -86,7 +94,19 @@ CURRICULUM = (32, 64, 128)  # shorter lengths that precede the induction trainin
 
 FIELDS = ["task", "model", "train_len", "eval_len", "accuracy", "n_eval", "train_steps",
           "train_seconds", "eval_seconds", "final_loss", "n_tokens", "batch", "lr", "d_model",
-          "n_layer", "d_state", "seed"]
+          "n_layer", "d_state", "seed", "training"]
+CURVE_FIELDS = ["model", "length", "n_tokens", "step", "train_seconds", "accuracy", "n_eval",
+                "batch", "lr", "seed"]
+CURVE_ROWS = 128  # fresh rows per point of the accuracy-against-steps curve
+
+
+def read_rows(path: Path) -> list:
+    """The rows of an earlier run's CSV (none if there is no such file)."""
+    if not path.is_file():
+        return []
+    import csv
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,13 +142,16 @@ def selective_copying_batch(batch: int, length: int, n_tokens: int, generator: t
 
 
 def induction_heads_batch(batch: int, length: int, generator: torch.Generator,
-                          vocab_size: int = VOCAB) -> Tuple[torch.Tensor, torch.Tensor]:
+                          vocab_size: int = VOCAB,
+                          distance: Optional[Tuple[int, int]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """A batch of the induction-heads task.
 
     Each row is ``length`` tokens drawn uniformly from 0..vocab_size-2, except that the
     TRIGGER (vocab_size-1) sits at one random position p in [0, length-3] and again at the
     last position.  At the last position the model must output the token at p+1, the one that
-    followed the first trigger.
+    followed the first trigger.  ``distance=(lo, hi)`` draws the gap between the two triggers,
+    length-1-p, uniformly from [lo, hi] instead (an evaluation probe: is a near key recalled
+    in a long input?).
 
     Returns ``inputs: (batch, length)`` int64 and ``targets: (batch,)`` int64 (the answer,
     read from the logits of the last position).
@@ -137,7 +160,13 @@ def induction_heads_batch(batch: int, length: int, generator: torch.Generator,
         raise ValueError(f"induction heads needs length >= 3, got {length}")
     trigger = vocab_size - 1
     inputs = torch.randint(0, trigger, (batch, length), generator=generator)
-    p = torch.randint(0, length - 2, (batch,), generator=generator)
+    if distance is None:
+        p = torch.randint(0, length - 2, (batch,), generator=generator)
+    else:
+        lo, hi = distance
+        if not 2 <= lo <= hi <= length - 1:
+            raise ValueError(f"distance must satisfy 2 <= lo <= hi <= length-1, got {distance}")
+        p = length - 1 - torch.randint(lo, hi + 1, (batch,), generator=generator)
     rows = torch.arange(batch)
     inputs[rows, p] = trigger
     inputs[:, -1] = trigger
@@ -157,6 +186,7 @@ class TrainSpec:
     warmup: int
     weight_decay: float = 0.1
     clip: float = 1.0
+    schedule: str = "cosine"  # "cosine" (warmup, then cosine to lr/10) or "constant" (after warmup)
 
 
 def make_model(selective: bool, seed: int, d_model: int = D_MODEL, n_layer: int = N_LAYER,
@@ -171,30 +201,49 @@ def make_model(selective: bool, seed: int, d_model: int = D_MODEL, n_layer: int 
 
 def lr_at(step: int, spec: TrainSpec) -> float:
     """Linear warmup to spec.lr over spec.warmup steps, then cosine decay to spec.lr / 10
-    (the schedule of the training commands)."""
+    (the schedule of the training commands), or held at spec.lr with schedule "constant"."""
+    if spec.schedule == "constant":
+        return spec.lr * min(1.0, (step + 1) / max(1, spec.warmup))
     return spec.lr * warmup_cosine(step, spec.warmup, spec.steps)
 
 
 def train(model: MambaLMHeadModel, spec: TrainSpec,
           batch_fn: Callable[[int, int, torch.Generator], Tuple[torch.Tensor, torch.Tensor]],
           loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], seed: int,
-          log_every: int = 0, name: str = "") -> Tuple[float, float]:
+          log_every: int = 0, name: str = "", state_passing: bool = False,
+          on_step: Optional[Callable[[int, float], None]] = None,
+          on_step_every: int = 0) -> Tuple[float, float]:
     """Train ``model`` on freshly generated batches (``batch_fn(step, batch, generator)``).
 
     ``loss_fn(logits (batch, length, vocab), targets)`` gives the scalar loss.  Returns
     (wall seconds, mean loss over the last 10% of steps).
+
+    ``state_passing``: every batch starts from the final recurrent state (conv and SSM, no
+    gradient through it) of the previous batch instead of from zero, so the model meets, in
+    training, states like those a much longer input leaves behind (Buitrago Ruiz & Gu 2025,
+    "Understanding and improving length generalization in recurrent models").
+
+    ``on_step(steps_done, seconds_of_training)`` runs every ``on_step_every`` steps (and after
+    the last) with the model in eval mode, e.g. to record accuracy against steps; its own
+    time is not counted as training.
     """
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.param_groups(spec.weight_decay), lr=spec.lr,
                             betas=(0.9, 0.95))
     model.train()
-    tail, t0 = [], time.perf_counter()
+    tail, t0, paused = [], time.perf_counter(), 0.0
     tail_from = int(spec.steps * 0.9)
     for step in range(spec.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, spec)
         inputs, targets = batch_fn(step, spec.batch, gen)
-        loss = loss_fn(model(inputs).logits, targets)
+        cache = None
+        if state_passing:
+            cache = carried if step else model.allocate_inference_cache(spec.batch)
+        loss = loss_fn(model(inputs, inference_cache=cache).logits, targets)
+        if state_passing:  # this batch's final state starts the next one
+            carried = InferenceCache(layers=[LayerCache(conv=c.conv.detach(), ssm=c.ssm.detach())
+                                             for c in cache.layers], batch_size=spec.batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), spec.clip)
@@ -203,9 +252,15 @@ def train(model: MambaLMHeadModel, spec: TrainSpec,
             tail.append(loss.item())
         if log_every and (step + 1) % log_every == 0:
             print(f"  [{name}] step {step + 1}/{spec.steps} loss {loss.item():.4f} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+                  f"({time.perf_counter() - t0 - paused:.0f} s)", flush=True)
+        if on_step and on_step_every and ((step + 1) % on_step_every == 0 or step + 1 == spec.steps):
+            t_pause = time.perf_counter()
+            model.eval()
+            on_step(step + 1, t_pause - t0 - paused)
+            model.train()
+            paused += time.perf_counter() - t_pause
     model.eval()
-    return time.perf_counter() - t0, sum(tail) / max(1, len(tail))
+    return time.perf_counter() - t0 - paused, sum(tail) / max(1, len(tail))
 
 
 def curriculum_stages(final: int, stages: Tuple[int, ...] = CURRICULUM) -> list:
@@ -249,8 +304,10 @@ def copying_accuracy(model: MambaLMHeadModel, length: int, n_tokens: int, n_seqs
 
 @torch.no_grad()
 def induction_accuracy(model: MambaLMHeadModel, length: int, n_seqs: int, seed: int,
-                       max_batch_tokens: int = 1 << 18, chunk_size: int = 1 << 16) -> float:
-    """Accuracy of the last-position prediction on ``n_seqs`` fresh sequences of ``length``.
+                       max_batch_tokens: int = 1 << 18, chunk_size: int = 1 << 16,
+                       distance: Optional[Tuple[int, int]] = None) -> float:
+    """Accuracy of the last-position prediction on ``n_seqs`` fresh sequences of ``length``
+    (``distance``: see :func:`induction_heads_batch`).
 
     Sequences longer than ``chunk_size`` run in pieces with carried state, and batches hold
     at most ``max_batch_tokens`` tokens, so memory stays bounded whatever the length.
@@ -259,8 +316,10 @@ def induction_accuracy(model: MambaLMHeadModel, length: int, n_seqs: int, seed: 
     per_batch = max(1, max_batch_tokens // length)
     correct = 0
     for start in range(0, n_seqs, per_batch):
-        inputs, targets = induction_heads_batch(min(per_batch, n_seqs - start), length, gen)
-        logits = model(inputs, chunk_size=chunk_size if length > chunk_size else None).logits
+        inputs, targets = induction_heads_batch(min(per_batch, n_seqs - start), length, gen,
+                                                distance=distance)
+        logits = model(inputs, chunk_size=chunk_size if length > chunk_size else None,
+                       num_last_tokens=1).logits
         correct += int((logits[:, -1].argmax(-1) == targets).sum())
     return correct / n_seqs
 
@@ -288,6 +347,12 @@ class InductionSetup:
     eval_tokens: int  # per eval length: about this many tokens, within [min_seqs, max_seqs]
     min_seqs: int
     max_seqs: int
+    min_seqs_longest: int = 8  # at 2^19 and beyond, where a sequence costs the most
+
+    def n_eval(self, log2_length: int) -> int:
+        """Sequences evaluated at length 2^log2_length."""
+        floor = self.min_seqs if log2_length <= 18 else min(self.min_seqs, self.min_seqs_longest)
+        return min(self.max_seqs, max(floor, self.eval_tokens >> log2_length))
 
 
 def setups(quick: bool, steps: Optional[int], max_eval_log2: Optional[int]):
@@ -302,7 +367,7 @@ def setups(quick: bool, steps: Optional[int], max_eval_log2: Optional[int]):
                                                              warmup=COPY_STEPS // 10), 2048)
         ind = InductionSetup(256, TrainSpec(steps=IND_STEPS, batch=32, lr=3e-3,
                                             warmup=IND_STEPS // 10, weight_decay=0.0),
-                             8, 20, 1 << 21, 4, 512)
+                             8, 20, 1 << 21, 32, 512)
     if steps is not None:
         for spec in (copy.train, ind.train):
             spec.steps, spec.warmup = steps, max(1, steps // 10)
@@ -315,7 +380,8 @@ def format_table(rows: list) -> str:
     """The rows as an aligned text table (the columns the README reports)."""
     cols = ["task", "model", "train_len", "eval_len", "accuracy", "n_eval", "train_steps",
             "train_seconds"]
-    cells = [cols] + [[f"{r[c]:.4f}" if c == "accuracy" else str(r[c]) for c in cols] for r in rows]
+    cells = [cols] + [[f"{float(r[c]):.4f}" if c == "accuracy" else str(r[c]) for c in cols]
+                      for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     lines = ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -336,9 +402,33 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of model init and training data")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch intra-op threads (default: torch's choice)")
+    ap.add_argument("--copy-length", type=int, default=None,
+                    help=f"selective copying row length (default {COPY_LENGTH}; paper 4096)")
+    ap.add_argument("--copy-tokens", type=int, default=None,
+                    help=f"selective copying data tokens (default {COPY_TOKENS}; paper 16)")
+    ap.add_argument("--copy-batch", type=int, default=None,
+                    help="selective copying batch size (default 32)")
+    ap.add_argument("--copy-curriculum", default="",
+                    help="selective copying: comma-separated shorter lengths trained on first, "
+                         "10%% of the steps each (e.g. 256,1024 before 4096)")
+    ap.add_argument("--copy-models", default="s6,s4",
+                    help="which copying models to train: s6 (Mamba), s4 (selection off)")
+    ap.add_argument("--curve-every", type=int, default=0,
+                    help="selective copying: accuracy on 128 fresh rows every N steps, written "
+                         "to <out>_copying_curve.csv")
+    ap.add_argument("--induction-variant", default=None,
+                    help="induction heads: evaluate the model of this benchmarks/"
+                         "induction_probe.py variant (trained there and saved under "
+                         "runs/induction_probe, or trained now) instead of training one here")
+    ap.add_argument("--min-eval-seqs", type=int, default=None,
+                    help="induction heads: at least N sequences at every length (default 32, "
+                         "and 8 from 2^19)")
+    ap.add_argument("--state-passing", action="store_true",
+                    help="induction heads: start every training batch from the previous "
+                         "batch's final state (see train())")
     ap.add_argument("--out", type=Path, default=None,
                     help="CSV path (default benchmarks/results/synthetic.csv, "
-                         "or synthetic_quick.csv with --quick)")
+                         "or synthetic_quick.csv with --quick); rows of tasks not run are kept")
     a = ap.parse_args(argv)
     tasks = [t.strip() for t in a.tasks.split(",") if t.strip()]
     unknown = sorted(set(tasks) - {"copying", "induction"})
@@ -348,9 +438,35 @@ def main(argv=None) -> int:
         torch.set_num_threads(a.threads)
     out = a.out or HERE / "results" / ("synthetic_quick.csv" if a.quick else "synthetic.csv")
     copy, ind = setups(a.quick, a.steps, a.max_eval_log2)
+    if a.min_eval_seqs:
+        ind.min_seqs = ind.min_seqs_longest = a.min_eval_seqs
+    copy.length = a.copy_length or copy.length
+    copy.n_tokens = a.copy_tokens or copy.n_tokens
+    copy.train.batch = a.copy_batch or copy.train.batch
+    try:
+        copy_stages = tuple(int(x) for x in a.copy_curriculum.split(",") if x.strip())
+    except ValueError:
+        ap.error(f"--copy-curriculum: comma-separated lengths, got {a.copy_curriculum!r}")
+    if any(not 2 * copy.n_tokens <= n < copy.length for n in copy_stages):
+        ap.error(f"--copy-curriculum: each length must be in [{2 * copy.n_tokens}, "
+                 f"{copy.length})")
+    copy_models = [m.strip() for m in a.copy_models.split(",") if m.strip()]
+    if not copy_models or set(copy_models) - {"s6", "s4"}:
+        ap.error(f"--copy-models: choose from s6, s4, got {a.copy_models!r}")
     # Evaluation data come from seeds disjoint from the training stream's.
     eval_seed = 10_000 + a.seed
-    rows = []
+    copy_names = {"s6": "mamba (S6)", "s4": "no selection (S4-like)"}
+    # Rows this run replaces: induction heads, and copying of the models run at this length
+    # (copying at other lengths, e.g. 128 beside the paper's 4096, is kept).
+    redone = {("induction_heads", "mamba (S6)", "*")} if "induction" in tasks else set()
+    if "copying" in tasks:
+        redone |= {("selective_copying", copy_names[m], str(copy.length)) for m in copy_models}
+    rows = [r for r in read_rows(out)
+            if (r["task"], r["model"], "*") not in redone
+            and (r["task"], r["model"], r["train_len"]) not in redone]
+    curve_out = out.with_name(out.stem + "_copying_curve.csv")
+    curve = [r for r in read_rows(curve_out)
+             if not (r["length"] == str(copy.length) and r["n_tokens"] == str(copy.n_tokens))]
 
     def emit(**row):
         row.update(d_model=D_MODEL, n_layer=N_LAYER, d_state=D_STATE, seed=a.seed)
@@ -366,37 +482,61 @@ def main(argv=None) -> int:
         L, K, spec = copy.length, copy.n_tokens, copy.train
         print(f"selective copying: length {L} ({L - K} noise + {K} markers), {K} data tokens, "
               f"{spec.steps} steps x batch {spec.batch}", flush=True)
-        for selective in (True, False):
-            name = "mamba (S6)" if selective else "no selection (S4-like)"
+        for key in copy_models:
+            selective, name = key == "s6", copy_names[key]
             model = make_model(selective, a.seed)
+
+            def record(step, secs, model=model, name=name):
+                acc = copying_accuracy(model, L, K, CURVE_ROWS, eval_seed + 1)
+                curve.append(dict(model=name, length=L, n_tokens=K, step=step,
+                                  train_seconds=round(secs, 1), accuracy=acc, n_eval=CURVE_ROWS,
+                                  batch=spec.batch, lr=spec.lr, seed=a.seed))
+                write_csv_atomic(curve, curve_out, CURVE_FIELDS)
+                print(f"  [{name}] step {step}: accuracy {acc:.4f} ({secs:.0f} s)", flush=True)
+
             secs, loss = train(model, spec,
-                               lambda step, b, g: selective_copying_batch(b, L, K, g),
-                               copying_loss, a.seed, log_every=max(1, spec.steps // 5), name=name)
+                               lambda step, b, g: selective_copying_batch(
+                                   b, curriculum_length(step, spec.steps, L, copy_stages), K, g),
+                               copying_loss, a.seed, log_every=max(1, spec.steps // 5), name=name,
+                               on_step=record if a.curve_every else None,
+                               on_step_every=a.curve_every)
             t0 = time.perf_counter()
             acc = copying_accuracy(model, L, K, copy.n_eval, eval_seed)
             emit(task="selective_copying", model=name, train_len=L, eval_len=L, accuracy=acc,
                  n_eval=copy.n_eval, train_steps=spec.steps, train_seconds=round(secs, 1),
                  eval_seconds=round(time.perf_counter() - t0, 1), final_loss=round(loss, 4),
-                 n_tokens=K, batch=spec.batch, lr=spec.lr)
+                 n_tokens=K, batch=spec.batch, lr=spec.lr,
+                 training=f"curriculum {'-'.join(map(str, copy_stages))}" if copy_stages else "")
     if "induction" in tasks:
         L, spec = ind.length, ind.train
         print(f"induction heads: train length {L} (curriculum {curriculum_stages(L)}), "
               f"{spec.steps} steps x batch {spec.batch}; eval 2^{ind.min_eval_log2}.."
               f"2^{ind.max_eval_log2}", flush=True)
-        name = "mamba (S6)"
-        model = make_model(True, a.seed)
-        secs, loss = train(model, spec,
-                           lambda step, b, g: induction_heads_batch(
-                               b, curriculum_length(step, spec.steps, L), g),
-                           induction_loss, a.seed, log_every=max(1, spec.steps // 10), name=name)
+        name, training = "mamba (S6)", "state passing" if a.state_passing else ""
+        if a.induction_variant:
+            import induction_probe
+
+            v = induction_probe.VARIANTS[a.induction_variant]
+            spec.steps = induction_probe.variant_steps(a.induction_variant)
+            training = ", ".join(k.replace("_", " ") for k in v if k != "steps")
+            model, secs, loss = induction_probe.train_variant(
+                a.induction_variant, ROOT / "runs" / "induction_probe", a.seed)
+        else:
+            model = make_model(True, a.seed)
+            secs, loss = train(model, spec,
+                               lambda step, b, g: induction_heads_batch(
+                                   b, curriculum_length(step, spec.steps, L), g),
+                               induction_loss, a.seed, log_every=max(1, spec.steps // 10),
+                               name=name, state_passing=a.state_passing)
         for k in range(ind.min_eval_log2, ind.max_eval_log2 + 1):
-            n = min(ind.max_seqs, max(ind.min_seqs, ind.eval_tokens >> k))
+            n = ind.n_eval(k)
             t0 = time.perf_counter()
             acc = induction_accuracy(model, 1 << k, n, eval_seed + k)
             emit(task="induction_heads", model=name, train_len=L, eval_len=1 << k, accuracy=acc,
                  n_eval=n, train_steps=spec.steps, train_seconds=round(secs, 1),
                  eval_seconds=round(time.perf_counter() - t0, 1), final_loss=round(loss, 4),
-                 n_tokens=1, batch=spec.batch, lr=spec.lr)
+                 n_tokens=1, batch=spec.batch, lr=spec.lr,
+                 training=training)
     print()
     print(format_table(rows))
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s; written to {out}")

@@ -129,3 +129,79 @@ def test_command_line_smoke(tmp_path):
         assert int(r["train_steps"]) == 3
         assert int(r["n_eval"]) > 0 and r["seed"] == "0"
     assert not list(tmp_path.glob("*.tmp"))  # the temporary file was renamed, not left behind
+
+
+def test_induction_distance_places_the_key_at_the_asked_gap():
+    g = torch.Generator().manual_seed(4)
+    inputs, targets = S.induction_heads_batch(256, 1000, g, distance=(2, 10))
+    where = (inputs == S.TRIGGER).nonzero()
+    firsts = where[where[:, 1] < 999][:, 1]
+    assert len(firsts) == 256  # still exactly one earlier trigger per row
+    gaps = 999 - firsts
+    assert int(gaps.min()) >= 2 and int(gaps.max()) <= 10 and len(set(gaps.tolist())) == 9
+    assert torch.equal(targets, inputs[torch.arange(256), firsts + 1])
+    with pytest.raises(ValueError):
+        S.induction_heads_batch(2, 100, g, distance=(1, 10))  # the key would be the query
+    with pytest.raises(ValueError):
+        S.induction_heads_batch(2, 100, g, distance=(50, 100))  # further than the row
+
+
+def test_induction_evaluation_sizes_meet_the_issue():
+    """At least 32 sequences per length up to 2^18 and at least 8 at 2^19-2^20."""
+    _, ind = S.setups(False, None, None)
+    assert (ind.min_eval_log2, ind.max_eval_log2) == (8, 20)
+    for k in range(8, 21):
+        assert ind.n_eval(k) >= (32 if k <= 18 else 8), k
+    assert ind.n_eval(20) < ind.n_eval(10)  # shorter lengths get more (they are cheaper)
+
+
+def test_state_passing_starts_each_batch_from_the_previous_final_state():
+    """Batch 2 of a state-passing run must see exactly the state batch 1 ended in (the same
+    model run from zero on batch 1 gives it), and batch 1 must start from zero."""
+    model = S.make_model(True, seed=0, d_model=32, n_layer=2)
+    spec = S.TrainSpec(steps=2, batch=4, lr=0.0, warmup=1, weight_decay=0.0)  # lr 0: fixed weights
+    batches = [S.induction_heads_batch(4, 16, torch.Generator().manual_seed(i)) for i in (1, 2)]
+    seen = []
+    forward = model.forward
+
+    def spy(ids, inference_cache=None, **kw):
+        seen.append(None if inference_cache is None else
+                    [(c.conv.clone(), c.ssm.clone()) for c in inference_cache.layers])
+        return forward(ids, inference_cache=inference_cache, **kw)
+
+    model.forward = spy
+    S.train(model, spec, lambda step, b, g: batches[step], S.induction_loss, seed=0,
+            state_passing=True)
+    model.forward = forward
+    assert len(seen) == 2 and all(s is not None for s in seen)
+    assert all(float(c.abs().max()) == 0 and float(h.abs().max()) == 0 for c, h in seen[0])
+    cache = model.allocate_inference_cache(4)
+    with torch.no_grad():
+        model(batches[0][0], inference_cache=cache)
+    for (conv, ssm), ref in zip(seen[1], cache.layers):
+        assert float(ssm.abs().max()) > 0
+        torch.testing.assert_close(conv, ref.conv)
+        torch.testing.assert_close(ssm, ref.ssm)
+
+
+def test_command_line_keeps_rows_of_models_not_rerun_and_writes_the_curve(tmp_path):
+    out = tmp_path / "synthetic.csv"
+    assert S.main(["--quick", "--steps", "4", "--tasks", "copying", "--out", str(out)]) == 0
+    first = {r["model"]: r for r in csv.DictReader(out.open())}
+    assert S.main(["--quick", "--steps", "4", "--tasks", "copying", "--copy-models", "s6",
+                   "--curve-every", "2", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert sorted(r["model"] for r in rows) == sorted(first)  # s4 kept, s6 replaced
+    s4 = [r for r in rows if r["model"] == "no selection (S4-like)"][0]
+    assert s4 == first["no selection (S4-like)"]
+    curve = list(csv.DictReader((tmp_path / "synthetic_copying_curve.csv").open()))
+    assert [int(r["step"]) for r in curve] == [2, 4]
+    assert all(0.0 <= float(r["accuracy"]) <= 1.0 and r["n_eval"] == str(S.CURVE_ROWS)
+               for r in curve)
+    assert float(curve[0]["train_seconds"]) <= float(curve[1]["train_seconds"])
+    # Another length adds rows beside those of the first instead of replacing them.
+    assert S.main(["--quick", "--steps", "2", "--tasks", "copying", "--copy-models", "s4",
+                   "--copy-length", "40", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert sorted((r["model"], r["train_len"]) for r in rows) == sorted(
+        [("mamba (S6)", "32"), ("no selection (S4-like)", "32"), ("no selection (S4-like)", "40")])

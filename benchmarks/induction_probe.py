@@ -1,0 +1,219 @@
+"""Why induction heads trained at 256 stop extrapolating, and what changes it (issue 16).
+
+    python benchmarks/induction_probe.py                         # every variant, screening eval
+    python benchmarks/induction_probe.py --variants base state_passing --max-eval-log2 16
+    python benchmarks/induction_probe.py --variants base --checks  # + float64 / chunking checks
+
+Each variant is the induction-heads run of ``benchmarks/synthetic.py`` (2 layers, d_model 64,
+vocabulary 16, trained at length 256 after a 32-64-128 curriculum) with one thing changed.
+A trained variant is saved under ``runs/induction_probe/<variant>`` and reloaded on a rerun.
+For each it measures:
+
+* accuracy at 2^8 .. 2^``--max-eval-log2`` on ``--n-eval`` fresh sequences per length, with
+  the Wilson 95% interval;
+* at the longest length, accuracy when the key (first trigger) is near the query (gap
+  2..128) and when it is far (gap >= half the length): a model whose *memory fades* fails
+  only far keys; a model whose *state is pushed somewhere it never was in training* by the
+  long input fails near keys too;
+* the memory of each layer on ordinary tokens: from dt (after softplus) and A, the number of
+  steps after which a state entry keeps half its content, h_{t+k} = exp(sum dt A) h_t.  The
+  longest such half-life in the layer bounds how far back it can carry a key.
+
+``--checks`` adds two evaluation checks on the first variant at 2^14: chunked forward with
+carried state (2^10 chunks) against one pass (largest logit difference and agreement), and
+float64 against float32 (accuracy of each on the same sequences): is the evaluation itself,
+or float32 drift, part of the gap?
+
+Writes ``benchmarks/results/induction_probe.csv`` (one row per variant and measurement,
+rewritten after every row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for p in (str(ROOT), str(HERE)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import synthetic as S  # noqa: E402
+from readme_tables import wilson_interval  # noqa: E402
+from seqmamba import MambaLMHeadModel  # noqa: E402
+from seqmamba.atomic import write_csv_atomic  # noqa: E402
+
+# One change each against "base" (the synthetic.py default: 1500 steps, lr 3e-3, cosine to
+# lr/10, weight decay 0, dt initialised log-uniformly in [1e-3, 1e-1]).
+VARIANTS = {
+    "base": {},
+    "steps_x2": {"steps": 3000},
+    "constant_lr": {"schedule": "constant"},
+    "lr_1e-3": {"lr": 1e-3},
+    "dt_small": {"config": {"dt_min": 1e-5, "dt_max": 1e-2}},
+    "state_passing": {"state_passing": True},
+    "steps_x10": {"steps": 15000},
+    "steps_x10_state_passing": {"steps": 15000, "state_passing": True},
+}
+
+FIELDS = ["variant", "measure", "eval_len", "accuracy", "correct", "n_eval", "ci_low", "ci_high",
+          "value", "train_steps", "train_seconds", "final_loss", "seed"]
+
+
+def variant_steps(name: str) -> int:
+    return VARIANTS[name].get("steps", S.IND_STEPS)
+
+
+def train_variant(name: str, workdir: Path, seed: int = 0) -> tuple:
+    """(model, train_seconds, final_loss) of variant ``name``: loaded from
+    ``workdir/name`` if it was trained before, else trained and saved there."""
+    v = VARIANTS[name]
+    out = workdir / name
+    if (out / "config.json").is_file() and (out / "train.txt").is_file():
+        secs, loss = (float(x) for x in (out / "train.txt").read_text().split())
+        return MambaLMHeadModel.from_pretrained(out).eval(), secs, loss
+    steps = variant_steps(name)
+    spec = S.TrainSpec(steps=steps, batch=32, lr=v.get("lr", 3e-3), warmup=steps // 10,
+                       weight_decay=0.0, schedule=v.get("schedule", "cosine"))
+    model = S.make_model(True, seed, **v.get("config", {}))
+    print(f"== {name}: {steps} steps, lr {spec.lr} ({spec.schedule}), "
+          f"config {v.get('config', {})}, state passing {v.get('state_passing', False)}",
+          flush=True)
+    secs, loss = S.train(model, spec, lambda step, b, g: S.induction_heads_batch(
+        b, S.curriculum_length(step, steps, 256), g), S.induction_loss, seed,
+        log_every=max(1, steps // 5), name=name, state_passing=v.get("state_passing", False))
+    model.save_pretrained(out)
+    (out / "train.txt").write_text(f"{secs:.1f} {loss:.6f}\n")
+    return model.eval(), secs, loss
+
+
+@torch.no_grad()
+def memory_half_lives(model: MambaLMHeadModel, length: int = 4096, n: int = 4,
+                      seed: int = 7) -> list:
+    """Per layer, the largest half-life (in tokens) of any state entry on ordinary tokens.
+
+    dt: (batch, d_inner, length) after bias and softplus, recorded from the mixer; A:
+    (d_inner, d_state).  An entry (d, n) decays by exp(-dt_t |A_dn|) at step t, so its mean
+    log-decay per ordinary step (not the two triggers, not the key after the first) is
+    r = mean_t dt_t |A_dn|, and its half-life ln 2 / r tokens."""
+    inputs, _ = S.induction_heads_batch(n, length, torch.Generator().manual_seed(seed))
+    trig = inputs == S.TRIGGER
+    ordinary = ~(trig | F.pad(trig[:, :-1], (1, 0)))  # (batch, length)
+    seen = []
+    mixers = [layer.mixer for layer in model.backbone.layers]
+
+    def wrap(m):
+        inner = m._ssm_inputs
+
+        def recorded(x):
+            dt, B, C, bias = inner(x)
+            seen.append(F.softplus(dt.float() + bias.float()[None, :, None]))
+            return dt, B, C, bias
+        return inner, recorded
+
+    saved = []
+    for m in mixers:
+        inner, recorded = wrap(m)
+        saved.append(inner)
+        m._ssm_inputs = recorded
+    try:
+        model(inputs)
+    finally:
+        for m, inner in zip(mixers, saved):
+            m._ssm_inputs = inner
+    out = []
+    w = ordinary[:, None, :].float()
+    for m, dt in zip(mixers, seen):
+        mean_dt = (dt * w).sum((0, 2)) / w.sum((0, 2))  # (d_inner,)
+        rate = mean_dt[:, None] * torch.exp(m.A_log.float())  # (d_inner, d_state)
+        out.append(float(math.log(2) / rate.min()))
+    return out
+
+
+@torch.no_grad()
+def chunk_check(model: MambaLMHeadModel, length: int, seed: int) -> tuple:
+    """(largest |logit difference|, fraction of equal argmax) between one pass and 2^10-token
+    chunks with carried state, over every position of 4 sequences of ``length``."""
+    inputs, _ = S.induction_heads_batch(4, length, torch.Generator().manual_seed(seed))
+    whole = model(inputs).logits
+    chunked = model(inputs, chunk_size=1 << 10).logits
+    agree = (whole.argmax(-1) == chunked.argmax(-1)).float().mean()
+    return float((whole - chunked).abs().max()), float(agree)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--max-eval-log2", type=int, default=16)
+    ap.add_argument("--n-eval", type=int, default=32)
+    ap.add_argument("--checks", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "induction_probe")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "induction_probe.csv")
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    rows = []
+    if a.out.is_file():  # keep the rows of variants this run does not redo
+        import csv
+        with open(a.out, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["variant"] not in a.variants]
+
+    eval_seed = 10_000 + a.seed
+    for name in a.variants:
+        model, secs, loss = train_variant(name, a.workdir, a.seed)
+        base = dict(variant=name, train_steps=variant_steps(name),
+                    train_seconds=round(secs, 1), final_loss=round(loss, 4), seed=a.seed)
+
+        def emit(**row):
+            rows.append({**base, **row})
+            write_csv_atomic(rows, a.out, FIELDS)
+            acc = row.get("accuracy")
+            print(f"  {name:14s} {row['measure']:18s} {row.get('eval_len', ''):>8} "
+                  + (f"{acc:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+                     if acc is not None and row.get("ci_low") is not None else
+                     f"{row.get('value', acc)}"), flush=True)
+
+        def accuracy(measure, length, n, distance=None):
+            t0 = time.perf_counter()
+            acc = S.induction_accuracy(model, length, n, eval_seed + int(math.log2(length)),
+                                       distance=distance)
+            k = round(acc * n)
+            lo, hi = wilson_interval(k, n)
+            emit(measure=measure, eval_len=length, accuracy=acc, correct=k, n_eval=n,
+                 ci_low=round(lo, 4), ci_high=round(hi, 4),
+                 value=round(time.perf_counter() - t0, 1))
+
+        for i, hl in enumerate(memory_half_lives(model)):
+            emit(measure=f"half_life_layer{i}", value=round(hl, 1))
+        for k in range(8, a.max_eval_log2 + 1):
+            accuracy("accuracy", 1 << k, a.n_eval)
+        L = 1 << a.max_eval_log2
+        accuracy("near_key_2_128", L, a.n_eval, distance=(2, 128))
+        accuracy("far_key_ge_half", L, a.n_eval, distance=(L // 2, L - 1))
+        if a.checks and name == a.variants[0]:
+            diff, agree = chunk_check(model, 1 << 14, eval_seed)
+            emit(measure="chunked_max_abs_diff", eval_len=1 << 14, value=f"{diff:.2e}")
+            emit(measure="chunked_argmax_agree", eval_len=1 << 14, value=round(agree, 6))
+            n = a.n_eval
+            acc32 = S.induction_accuracy(model, 1 << 14, n, eval_seed + 100)
+            acc64 = S.induction_accuracy(model.double(), 1 << 14, n, eval_seed + 100)
+            model.float()
+            for measure, acc in (("float32_at_2^14", acc32), ("float64_at_2^14", acc64)):
+                lo, hi = wilson_interval(round(acc * n), n)
+                emit(measure=measure, eval_len=1 << 14, accuracy=acc, correct=round(acc * n),
+                     n_eval=n, ci_low=round(lo, 4), ci_high=round(hi, 4))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
