@@ -61,6 +61,7 @@ VARIANTS = {
     "state_passing": {"state_passing": True},
     "steps_x10": {"steps": 15000},
     "steps_x10_state_passing": {"steps": 15000, "state_passing": True},
+    "steps_x20_state_passing": {"steps": 30000, "state_passing": True},
 }
 
 FIELDS = ["variant", "measure", "eval_len", "accuracy", "correct", "n_eval", "ci_low", "ci_high",

@@ -58,34 +58,56 @@ def _minutes(seconds: float) -> str:
 # Table 2 / Figure (induction heads trained at 256, evaluated 2^6 .. 2^20).
 PAPER_COPYING = {"mamba (S6)": "99.8% (S6, length 4096, 16 tokens)",
                  "no selection (S4-like)": "18.3% (S4, same setting)"}
-PAPER_INDUCTION = "100% (every length 2^6 ... 2^20)"
+PAPER_INDUCTION = "100%"
 
 
 def synthetic() -> str:
+    """Selective copying, one row per model and length; induction heads, one row per
+    evaluation length and one column per training run (steps, state passing)."""
     rows = _csv("synthetic.csv")
     out = ["| task | eval length | sequences | ours | 95% interval | paper |",
            "|---|---|---|---|---|---|"]
-    for r in rows:
+    for r in (r for r in rows if r["task"] == "selective_copying"):
         n, acc = int(r["n_eval"]), float(r["accuracy"])
-        if r["task"] == "selective_copying":
-            # accuracy over n_eval rows x n_tokens answers (the interval treats them as
-            # independent, which they are not quite within a row)
-            trials = n * int(r["n_tokens"])
-            extra = f", {r['training']}" if r.get("training") else ""
-            what = (f"selective copying, {r['model']}, {r['n_tokens']} tokens, "
-                    f"{r['train_steps']} steps of {r['batch']}{extra}")
-            paper = PAPER_COPYING.get(r["model"], "-")
-        else:
-            trials = n
-            extra = f", {r['training']}" if r.get("training") else ""
-            what = f"induction heads, trained at {r['train_len']} ({r['train_steps']} steps{extra})"
-            paper = PAPER_INDUCTION
+        # accuracy over n_eval rows x n_tokens answers (the interval treats them as
+        # independent, which they are not quite within a row)
+        trials = n * int(r["n_tokens"])
+        extra = f", {r['training']}" if r.get("training") else ""
+        what = (f"selective copying, {r['model']}, {r['n_tokens']} tokens, "
+                f"{r['train_steps']} steps of {r['batch']}{extra}")
         lo, hi = wilson_interval(round(acc * trials), trials)
-        k = int(r["eval_len"]).bit_length() - 1
-        length = f"2^{k}" if 1 << k == int(r["eval_len"]) else r["eval_len"]
-        out.append(f"| {what} | {length} | {n} | {_pct(acc, 2)} | {_pct(lo)} - {_pct(hi)} "
-                   f"| {paper} |")
+        out.append(f"| {what} | {_pow2(r['eval_len'])} | {n} | {_pct(acc, 2)} "
+                   f"| {_pct(lo)} - {_pct(hi)} | {PAPER_COPYING.get(r['model'], '-')} |")
+    ind = [r for r in rows if r["task"] == "induction_heads"]
+    runs = sorted(dict.fromkeys((r["train_steps"], r.get("training") or "") for r in ind),
+                  key=lambda run: (int(run[0]), run[1]))
+    if ind:
+        names = [f"{steps} steps" + (f", {how}" if how else "") for steps, how in runs]
+        out += ["", f"Induction heads, trained at {ind[0]['train_len']}: accuracy (95% "
+                "interval) on the sequences given", "",
+                "| eval length | sequences | " + " | ".join(names) + " | paper |",
+                "|---" * (3 + len(runs)) + "|"]
+        by = {(r["eval_len"], r["train_steps"], r.get("training") or ""): r for r in ind}
+        for length in sorted({int(r["eval_len"]) for r in ind}):
+            cells, ns = [], set()
+            for steps, how in runs:
+                r = by.get((str(length), steps, how))
+                if r is None:
+                    cells.append("-")
+                    continue
+                n, acc = int(r["n_eval"]), float(r["accuracy"])
+                ns.add(n)
+                lo, hi = wilson_interval(round(acc * n), n)
+                cells.append(f"{_pct(acc, 1)} ({_pct(lo, 0)}-{_pct(hi, 0)})")
+            out.append(f"| {_pow2(length)} | {'/'.join(map(str, sorted(ns)))} | "
+                       + " | ".join(cells) + f" | {PAPER_INDUCTION} |")
     return "\n".join(out)
+
+
+def _pow2(n) -> str:
+    n = int(n)
+    k = n.bit_length() - 1
+    return f"2^{k}" if 1 << k == n else str(n)
 
 
 def copying_curve() -> str:

@@ -5,8 +5,8 @@
     python benchmarks/synthetic.py --tasks induction --induction-variant steps_x10_state_passing \
         --min-eval-seqs 32                            # the README's induction rows
     python benchmarks/synthetic.py --tasks copying --copy-length 4096 --copy-tokens 16 \
-        --copy-batch 8 --copy-curriculum 256,1024 --steps 4000 --curve-every 250
-                                                      # the paper's copying setting, with a curve
+        --copy-batch 8 --copy-curriculum 256,1024 --copy-stage-frac 0.35 --steps 8000 \
+        --curve-every 250                             # the paper's copying setting, with a curve
     python benchmarks/synthetic.py --threads 1        # on a CPU shared with other jobs
 
 Both tasks use the paper's model: a 2-layer Mamba LM, d_model 64, d_state 16, vocabulary 16,
@@ -24,7 +24,8 @@ Selective copying (paper: length 4096, 16 data tokens, S6 99.8%, S4 18.3%)
     length 64 / K 4 reaches 99.9% in 1500 steps, length 128 / K 4 96% in 1500 steps (hence
     2000), length 64 / K 8 only 76% in 1500 steps and length 128 / K 8 26% in 1000: more
     tokens need far more steps.  ``--copy-length/--copy-tokens`` set the paper's 4096 / 16;
-    ``--copy-curriculum`` trains 10% of the steps at each shorter length first, and
+    ``--copy-curriculum`` trains ``--copy-stage-frac`` (default 10%) of the steps at each
+    shorter length first, where a step costs a fraction as much, and
     ``--curve-every`` records accuracy against steps (``<out>_copying_curve.csv``).  The same
     model with ``selective=False`` (time-invariant dt, B, C; S4-like) is trained identically.
 
@@ -411,6 +412,8 @@ def main(argv=None) -> int:
     ap.add_argument("--copy-curriculum", default="",
                     help="selective copying: comma-separated shorter lengths trained on first, "
                          "10%% of the steps each (e.g. 256,1024 before 4096)")
+    ap.add_argument("--copy-stage-frac", type=float, default=0.1,
+                    help="selective copying: fraction of the steps at each curriculum length")
     ap.add_argument("--copy-models", default="s6,s4",
                     help="which copying models to train: s6 (Mamba), s4 (selection off)")
     ap.add_argument("--curve-every", type=int, default=0,
@@ -447,6 +450,8 @@ def main(argv=None) -> int:
         copy_stages = tuple(int(x) for x in a.copy_curriculum.split(",") if x.strip())
     except ValueError:
         ap.error(f"--copy-curriculum: comma-separated lengths, got {a.copy_curriculum!r}")
+    if copy_stages and not 0 < a.copy_stage_frac * len(copy_stages) < 1:
+        ap.error("--copy-stage-frac times the number of curriculum lengths must be in (0, 1)")
     if any(not 2 * copy.n_tokens <= n < copy.length for n in copy_stages):
         ap.error(f"--copy-curriculum: each length must be in [{2 * copy.n_tokens}, "
                  f"{copy.length})")
@@ -456,17 +461,36 @@ def main(argv=None) -> int:
     # Evaluation data come from seeds disjoint from the training stream's.
     eval_seed = 10_000 + a.seed
     copy_names = {"s6": "mamba (S6)", "s4": "no selection (S4-like)"}
-    # Rows this run replaces: induction heads, and copying of the models run at this length
-    # (copying at other lengths, e.g. 128 beside the paper's 4096, is kept).
-    redone = {("induction_heads", "mamba (S6)", "*")} if "induction" in tasks else set()
+    ind_training = "state passing" if a.state_passing else ""
+    if a.induction_variant:
+        import induction_probe
+
+        if a.induction_variant not in induction_probe.VARIANTS:
+            ap.error(f"--induction-variant: choose from {', '.join(induction_probe.VARIANTS)}")
+        v = induction_probe.VARIANTS[a.induction_variant]
+        ind.train.steps = induction_probe.variant_steps(a.induction_variant)
+        ind.train.lr = v.get("lr", ind.train.lr)
+        ind_training = ", ".join(k.replace("_", " ") for k in v if k not in ("steps", "lr"))
+    # Rows this run replaces: copying of the models run at this length (other lengths, e.g.
+    # 128 beside the paper's 4096, are kept) and induction heads trained the same way (other
+    # training runs are kept, each a column of the README table).
+    redone = set()
+    if "induction" in tasks:
+        redone.add(("induction_heads", "mamba (S6)", f"{ind.train.steps}|{ind_training}"))
     if "copying" in tasks:
         redone |= {("selective_copying", copy_names[m], str(copy.length)) for m in copy_models}
-    rows = [r for r in read_rows(out)
-            if (r["task"], r["model"], "*") not in redone
-            and (r["task"], r["model"], r["train_len"]) not in redone]
+
+    def run_key(r):
+        if r["task"] == "selective_copying":
+            return r["task"], r["model"], str(r["train_len"])
+        return r["task"], r["model"], f"{r['train_steps']}|{r.get('training') or ''}"
+
+    rows = [r for r in read_rows(out) if run_key(r) not in redone]
     curve_out = out.with_name(out.stem + "_copying_curve.csv")
     curve = [r for r in read_rows(curve_out)
-             if not (r["length"] == str(copy.length) and r["n_tokens"] == str(copy.n_tokens))]
+             if not ("copying" in tasks and r["length"] == str(copy.length)
+                     and r["n_tokens"] == str(copy.n_tokens)
+                     and r["model"] in {copy_names[m] for m in copy_models})]
 
     def emit(**row):
         row.update(d_model=D_MODEL, n_layer=N_LAYER, d_state=D_STATE, seed=a.seed)
@@ -496,7 +520,8 @@ def main(argv=None) -> int:
 
             secs, loss = train(model, spec,
                                lambda step, b, g: selective_copying_batch(
-                                   b, curriculum_length(step, spec.steps, L, copy_stages), K, g),
+                                   b, curriculum_length(step, spec.steps, L, copy_stages,
+                                                        a.copy_stage_frac), K, g),
                                copying_loss, a.seed, log_every=max(1, spec.steps // 5), name=name,
                                on_step=record if a.curve_every else None,
                                on_step_every=a.curve_every)
@@ -506,19 +531,15 @@ def main(argv=None) -> int:
                  n_eval=copy.n_eval, train_steps=spec.steps, train_seconds=round(secs, 1),
                  eval_seconds=round(time.perf_counter() - t0, 1), final_loss=round(loss, 4),
                  n_tokens=K, batch=spec.batch, lr=spec.lr,
-                 training=f"curriculum {'-'.join(map(str, copy_stages))}" if copy_stages else "")
+                 training=(f"{a.copy_stage_frac:.0%} of steps at each of "
+                           f"{', '.join(map(str, copy_stages))} first") if copy_stages else "")
     if "induction" in tasks:
         L, spec = ind.length, ind.train
+        name, training = "mamba (S6)", ind_training
         print(f"induction heads: train length {L} (curriculum {curriculum_stages(L)}), "
               f"{spec.steps} steps x batch {spec.batch}; eval 2^{ind.min_eval_log2}.."
               f"2^{ind.max_eval_log2}", flush=True)
-        name, training = "mamba (S6)", "state passing" if a.state_passing else ""
         if a.induction_variant:
-            import induction_probe
-
-            v = induction_probe.VARIANTS[a.induction_variant]
-            spec.steps = induction_probe.variant_steps(a.induction_variant)
-            training = ", ".join(k.replace("_", " ") for k in v if k != "steps")
             model, secs, loss = induction_probe.train_variant(
                 a.induction_variant, ROOT / "runs" / "induction_probe", a.seed)
         else:

@@ -199,6 +199,12 @@ def test_command_line_keeps_rows_of_models_not_rerun_and_writes_the_curve(tmp_pa
     assert all(0.0 <= float(r["accuracy"]) <= 1.0 and r["n_eval"] == str(S.CURVE_ROWS)
                for r in curve)
     assert float(curve[0]["train_seconds"]) <= float(curve[1]["train_seconds"])
+    # The other model's curve, run later at the same budget, is added beside it.
+    assert S.main(["--quick", "--steps", "4", "--tasks", "copying", "--copy-models", "s4",
+                   "--curve-every", "4", "--out", str(out)]) == 0
+    curve = list(csv.DictReader((tmp_path / "synthetic_copying_curve.csv").open()))
+    assert [(r["model"], r["step"]) for r in curve] == [
+        ("mamba (S6)", "2"), ("mamba (S6)", "4"), ("no selection (S4-like)", "4")]
     # Another length adds rows beside those of the first instead of replacing them.
     assert S.main(["--quick", "--steps", "2", "--tasks", "copying", "--copy-models", "s4",
                    "--copy-length", "40", "--out", str(out)]) == 0
