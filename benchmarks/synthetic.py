@@ -411,7 +411,7 @@ def main(argv=None) -> int:
                     help="selective copying batch size (default 32)")
     ap.add_argument("--copy-curriculum", default="",
                     help="selective copying: comma-separated shorter lengths trained on first, "
-                         "10%% of the steps each (e.g. 256,1024 before 4096)")
+                         "--copy-stage-frac of the steps each (e.g. 256,1024 before 4096)")
     ap.add_argument("--copy-stage-frac", type=float, default=0.1,
                     help="selective copying: fraction of the steps at each curriculum length")
     ap.add_argument("--copy-models", default="s6,s4",
