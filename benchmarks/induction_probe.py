@@ -68,8 +68,12 @@ FIELDS = ["variant", "measure", "eval_len", "accuracy", "correct", "n_eval", "ci
           "value", "train_steps", "train_seconds", "final_loss", "seed"]
 
 
-def variant_steps(name: str) -> int:
-    return VARIANTS[name].get("steps", S.IND_STEPS)
+def variant_spec(name: str) -> "S.TrainSpec":
+    """The training settings of variant ``name``: the base run's with its changes."""
+    v = VARIANTS[name]
+    steps = v.get("steps", S.IND_STEPS)
+    return S.TrainSpec(steps=steps, batch=32, lr=v.get("lr", 3e-3), warmup=steps // 10,
+                       weight_decay=0.0, schedule=v.get("schedule", "cosine"))
 
 
 def train_variant(name: str, workdir: Path, seed: int = 0) -> tuple:
@@ -80,16 +84,13 @@ def train_variant(name: str, workdir: Path, seed: int = 0) -> tuple:
     if (out / "config.json").is_file() and (out / "train.txt").is_file():
         secs, loss = (float(x) for x in (out / "train.txt").read_text().split())
         return MambaLMHeadModel.from_pretrained(out).eval(), secs, loss
-    steps = variant_steps(name)
-    spec = S.TrainSpec(steps=steps, batch=32, lr=v.get("lr", 3e-3), warmup=steps // 10,
-                       weight_decay=0.0, schedule=v.get("schedule", "cosine"))
-    model = S.make_model(True, seed, **v.get("config", {}))
-    print(f"== {name}: {steps} steps, lr {spec.lr} ({spec.schedule}), "
+    spec = variant_spec(name)
+    print(f"== {name}: {spec.steps} steps, lr {spec.lr} ({spec.schedule}), "
           f"config {v.get('config', {})}, state passing {v.get('state_passing', False)}",
           flush=True)
-    secs, loss = S.train(model, spec, lambda step, b, g: S.induction_heads_batch(
-        b, S.curriculum_length(step, steps, 256), g), S.induction_loss, seed,
-        log_every=max(1, steps // 5), name=name, state_passing=v.get("state_passing", False))
+    model, secs, loss = S.train_induction(spec, seed, 256, v.get("state_passing", False),
+                                          log_every=max(1, spec.steps // 5), name=name,
+                                          **v.get("config", {}))
     model.save_pretrained(out)
     (out / "train.txt").write_text(f"{secs:.1f} {loss:.6f}\n")
     return model.eval(), secs, loss
@@ -163,16 +164,13 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    rows = []
-    if a.out.is_file():  # keep the rows of variants this run does not redo
-        import csv
-        with open(a.out, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r["variant"] not in a.variants]
+    # keep the rows of variants this run does not redo
+    rows = [r for r in S.read_rows(a.out) if r["variant"] not in a.variants]
 
     eval_seed = 10_000 + a.seed
     for name in a.variants:
         model, secs, loss = train_variant(name, a.workdir, a.seed)
-        base = dict(variant=name, train_steps=variant_steps(name),
+        base = dict(variant=name, train_steps=variant_spec(name).steps,
                     train_seconds=round(secs, 1), final_loss=round(loss, 4), seed=a.seed)
 
         def emit(**row):

@@ -143,10 +143,10 @@ def induction_probe() -> str:
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     longest = max(int(r["eval_len"]) for r in rows if r["measure"] == "accuracy")
     shown = [longest >> 2, longest >> 1, longest]
-    k = longest.bit_length() - 1
+    k = _pow2(longest)
     out = ["| variant | steps | training (s) | "
-           + " | ".join(f"2^{n.bit_length() - 1}" for n in shown)
-           + f" | key 2-128 back, 2^{k} | key over half back, 2^{k} | layer-2 half-life "
+           + " | ".join(_pow2(n) for n in shown)
+           + f" | key 2-128 back, {k} | key over half back, {k} | layer-2 half-life "
              "(tokens) |", "|---" * (6 + len(shown)) + "|"]
     for v in variants:
         mine = [r for r in rows if r["variant"] == v]
@@ -170,7 +170,7 @@ def dna_results() -> str:
     species = _json("dna_species_report.json")
     by_len = {int(r["length"]): r for r in _csv("dna_species_accuracy_by_length.csv")}
     shown = [n for n in (64, 256, 1024, 2048, 4096) if n in by_len]
-    lens = " / ".join(f"2^{n.bit_length() - 1}" for n in shown)
+    lens = " / ".join(_pow2(n) for n in shown)
     n_test = by_len[shown[0]]["n_test"]
     model = " / ".join(f"{float(by_len[n]['model_acc']):.3f}" for n in shown)
     base = " / ".join(f"{float(by_len[n]['kmer3_logreg_acc']):.3f}" for n in shown)

@@ -234,17 +234,15 @@ def train(model: MambaLMHeadModel, spec: TrainSpec,
     model.train()
     tail, t0, paused = [], time.perf_counter(), 0.0
     tail_from = int(spec.steps * 0.9)
+    cache = model.allocate_inference_cache(spec.batch) if state_passing else None  # zero state
     for step in range(spec.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, spec)
         inputs, targets = batch_fn(step, spec.batch, gen)
-        cache = None
-        if state_passing:
-            cache = carried if step else model.allocate_inference_cache(spec.batch)
         loss = loss_fn(model(inputs, inference_cache=cache).logits, targets)
-        if state_passing:  # this batch's final state starts the next one
-            carried = InferenceCache(layers=[LayerCache(conv=c.conv.detach(), ssm=c.ssm.detach())
-                                             for c in cache.layers], batch_size=spec.batch)
+        if state_passing:  # this batch's final state, cut from its graph, starts the next one
+            cache = InferenceCache(layers=[LayerCache(conv=c.conv.detach(), ssm=c.ssm.detach())
+                                           for c in cache.layers], batch_size=spec.batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), spec.clip)
@@ -262,6 +260,21 @@ def train(model: MambaLMHeadModel, spec: TrainSpec,
             paused += time.perf_counter() - t_pause
     model.eval()
     return time.perf_counter() - t0 - paused, sum(tail) / max(1, len(tail))
+
+
+def train_induction(spec: TrainSpec, seed: int, length: int, state_passing: bool = False,
+                    log_every: int = 0, name: str = "", **config) -> Tuple[MambaLMHeadModel,
+                                                                          float, float]:
+    """A fresh induction-heads model (``config``: MambaConfig overrides) trained with ``spec``
+    at ``length`` after the curriculum of shorter lengths: (model, wall seconds, mean loss
+    over the last 10% of steps)."""
+    model = make_model(True, seed, **config)
+    secs, loss = train(model, spec,
+                       lambda step, b, g: induction_heads_batch(
+                           b, curriculum_length(step, spec.steps, length), g),
+                       induction_loss, seed, log_every=log_every, name=name,
+                       state_passing=state_passing)
+    return model, secs, loss
 
 
 def curriculum_stages(final: int, stages: Tuple[int, ...] = CURRICULUM) -> list:
@@ -467,10 +480,10 @@ def main(argv=None) -> int:
 
         if a.induction_variant not in induction_probe.VARIANTS:
             ap.error(f"--induction-variant: choose from {', '.join(induction_probe.VARIANTS)}")
-        v = induction_probe.VARIANTS[a.induction_variant]
-        ind.train.steps = induction_probe.variant_steps(a.induction_variant)
-        ind.train.lr = v.get("lr", ind.train.lr)
-        ind_training = ", ".join(k.replace("_", " ") for k in v if k not in ("steps", "lr"))
+        ind.train = induction_probe.variant_spec(a.induction_variant)
+        ind_training = ", ".join(k.replace("_", " ") for k in
+                                 induction_probe.VARIANTS[a.induction_variant]
+                                 if k not in ("steps", "lr"))
     # Rows this run replaces: copying of the models run at this length (other lengths, e.g.
     # 128 beside the paper's 4096, are kept) and induction heads trained the same way (other
     # training runs are kept, each a column of the README table).
@@ -543,12 +556,8 @@ def main(argv=None) -> int:
             model, secs, loss = induction_probe.train_variant(
                 a.induction_variant, ROOT / "runs" / "induction_probe", a.seed)
         else:
-            model = make_model(True, a.seed)
-            secs, loss = train(model, spec,
-                               lambda step, b, g: induction_heads_batch(
-                                   b, curriculum_length(step, spec.steps, L), g),
-                               induction_loss, a.seed, log_every=max(1, spec.steps // 10),
-                               name=name, state_passing=a.state_passing)
+            model, secs, loss = train_induction(spec, a.seed, L, a.state_passing,
+                                                log_every=max(1, spec.steps // 10), name=name)
         for k in range(ind.min_eval_log2, ind.max_eval_log2 + 1):
             n = ind.n_eval(k)
             t0 = time.perf_counter()
