@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -62,38 +64,76 @@ VARIANTS = {
     "steps_x10": {"steps": 15000},
     "steps_x10_state_passing": {"steps": 15000, "state_passing": True},
     "steps_x20_state_passing": {"steps": 30000, "state_passing": True},
+    # GPU runs (--device cuda --time-budget S): as many steps as the budget allows, chosen
+    # from a timed trial before training and recorded in train.txt; "steps" is the default
+    # without a budget.  Larger batches, and some rows of each batch started from zero state.
+    "gpu_b256_state_passing": {"steps": 30000, "state_passing": True, "batch": 256},
+    "gpu_b256_state_passing_zero16": {"steps": 30000, "state_passing": True, "batch": 256,
+                                      "zero_rows": 16},
+    "gpu_b1024_state_passing": {"steps": 30000, "state_passing": True, "batch": 1024},
+    "gpu_b1024_state_passing_zero64": {"steps": 30000, "state_passing": True, "batch": 1024,
+                                       "zero_rows": 64},
+    "gpu_b4096_state_passing": {"steps": 30000, "state_passing": True, "batch": 4096},
 }
 
 FIELDS = ["variant", "measure", "eval_len", "accuracy", "correct", "n_eval", "ci_low", "ci_high",
           "value", "train_steps", "train_seconds", "final_loss", "seed"]
 
 
-def variant_spec(name: str) -> "S.TrainSpec":
-    """The training settings of variant ``name``: the base run's with its changes."""
+def variant_spec(name: str, steps: Optional[int] = None) -> "S.TrainSpec":
+    """The training settings of variant ``name``: the base run's with its changes (``steps``:
+    instead of the variant's own count)."""
     v = VARIANTS[name]
-    steps = v.get("steps", S.IND_STEPS)
-    return S.TrainSpec(steps=steps, batch=32, lr=v.get("lr", 3e-3), warmup=steps // 10,
-                       weight_decay=0.0, schedule=v.get("schedule", "cosine"))
+    steps = steps or v.get("steps", S.IND_STEPS)
+    return S.TrainSpec(steps=steps, batch=v.get("batch", 32), lr=v.get("lr", 3e-3),
+                       warmup=steps // 10, weight_decay=0.0, schedule=v.get("schedule", "cosine"))
 
 
-def train_variant(name: str, workdir: Path, seed: int = 0) -> tuple:
+def saved_steps(name: str, workdir: Path) -> Optional[int]:
+    """Steps a saved run of ``name`` trained for (train.txt's third field), if recorded."""
+    f = workdir / name / "train.txt"
+    fields = f.read_text().split() if f.is_file() else []
+    return int(fields[2]) if len(fields) > 2 else None
+
+
+def _run_variant(name: str, spec: "S.TrainSpec", seed: int, device: str, log_every: int = 0):
+    v = VARIANTS[name]
+    return S.train_induction(spec, seed, 256, v.get("state_passing", False), log_every=log_every,
+                             name=name, device=device, zero_rows=v.get("zero_rows", 0),
+                             **v.get("config", {}))
+
+
+def steps_for_budget(name: str, seconds: float, device: str, trial_steps: int = 40) -> int:
+    """Steps of variant ``name`` that fit in ``seconds`` of training on ``device``: the time
+    per step of a throwaway run (70% of its steps at the final length, as in the real run),
+    after a short one that warms up compilation and allocation, with a 20% margin for the
+    noise of a shared machine."""
+    spec = variant_spec(name, steps=trial_steps)
+    _run_variant(name, variant_spec(name, steps=10), 0, device)
+    _, secs, _ = _run_variant(name, spec, 0, device)
+    per_step = secs / trial_steps
+    return max(100, int(0.8 * seconds / per_step))
+
+
+def train_variant(name: str, workdir: Path, seed: int = 0, device: str = "cpu",
+                  time_budget: Optional[float] = None) -> tuple:
     """(model, train_seconds, final_loss) of variant ``name``: loaded from
-    ``workdir/name`` if it was trained before, else trained and saved there."""
+    ``workdir/name`` if it was trained before, else trained on ``device`` (for as many steps
+    as ``time_budget`` seconds allow, if given) and saved there with its step count."""
     v = VARIANTS[name]
     out = workdir / name
     if (out / "config.json").is_file() and (out / "train.txt").is_file():
-        secs, loss = (float(x) for x in (out / "train.txt").read_text().split())
-        return MambaLMHeadModel.from_pretrained(out).eval(), secs, loss
-    spec = variant_spec(name)
-    print(f"== {name}: {spec.steps} steps, lr {spec.lr} ({spec.schedule}), "
-          f"config {v.get('config', {})}, state passing {v.get('state_passing', False)}",
-          flush=True)
-    model, secs, loss = S.train_induction(spec, seed, 256, v.get("state_passing", False),
-                                          log_every=max(1, spec.steps // 5), name=name,
-                                          **v.get("config", {}))
-    model.save_pretrained(out)
-    (out / "train.txt").write_text(f"{secs:.1f} {loss:.6f}\n")
-    return model.eval(), secs, loss
+        secs, loss = (float(x) for x in (out / "train.txt").read_text().split()[:2])
+        return MambaLMHeadModel.from_pretrained(out).to(device).eval(), secs, loss
+    steps = steps_for_budget(name, time_budget, device) if time_budget else None
+    spec = variant_spec(name, steps)
+    print(f"== {name}: {spec.steps} steps x batch {spec.batch} on {device}, lr {spec.lr} "
+          f"({spec.schedule}), config {v.get('config', {})}, state passing "
+          f"{v.get('state_passing', False)}, zero rows {v.get('zero_rows', 0)}", flush=True)
+    model, secs, loss = _run_variant(name, spec, seed, device, log_every=max(1, spec.steps // 5))
+    model.cpu().save_pretrained(out)
+    (out / "train.txt").write_text(f"{secs:.1f} {loss:.6f} {spec.steps}\n")
+    return model.to(device).eval(), secs, loss
 
 
 @torch.no_grad()
@@ -150,6 +190,20 @@ def chunk_check(model: MambaLMHeadModel, length: int, seed: int) -> tuple:
     return float((whole - chunked).abs().max()), float(agree)
 
 
+def use_triton_if_it_checks_out(device: str) -> None:
+    """On a GPU, run the Triton scan only if it matches the float64 reference here (values
+    and gradients, fp32 and bf16); else train with the torch backend and say so."""
+    from kernels.selfcheck import self_check
+
+    bad = [r for r in self_check(torch.device(device), backends=["triton"]) if not r.ok]
+    if bad:
+        os.environ["SEQMAMBA_SCAN_BACKEND"] = "torch"
+        print(f"triton self-check failed ({bad[0].dtype} {bad[0].worst}: {bad[0].error:.2e} > "
+              f"{bad[0].tolerance:.0e}); training with the torch backend", flush=True)
+    else:
+        print("triton self-check passed: training with the triton backend", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -161,16 +215,22 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "induction_probe")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "induction_probe.csv")
+    ap.add_argument("--device", default="cpu", help="train and evaluate here (cpu or cuda)")
+    ap.add_argument("--time-budget", type=float, default=None,
+                    help="train each variant not yet saved for as many steps as this many "
+                         "seconds allow (see steps_for_budget)")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.device.startswith("cuda"):
+        use_triton_if_it_checks_out(a.device)
     # keep the rows of variants this run does not redo
     rows = [r for r in S.read_rows(a.out) if r["variant"] not in a.variants]
 
     eval_seed = 10_000 + a.seed
     for name in a.variants:
-        model, secs, loss = train_variant(name, a.workdir, a.seed)
-        base = dict(variant=name, train_steps=variant_spec(name).steps,
+        model, secs, loss = train_variant(name, a.workdir, a.seed, a.device, a.time_budget)
+        base = dict(variant=name, train_steps=saved_steps(name, a.workdir) or variant_spec(name).steps,
                     train_seconds=round(secs, 1), final_loss=round(loss, 4), seed=a.seed)
 
         def emit(**row):

@@ -213,7 +213,7 @@ def train(model: MambaLMHeadModel, spec: TrainSpec,
           loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], seed: int,
           log_every: int = 0, name: str = "", state_passing: bool = False,
           on_step: Optional[Callable[[int, float], None]] = None,
-          on_step_every: int = 0) -> Tuple[float, float]:
+          on_step_every: int = 0, zero_rows: int = 0) -> Tuple[float, float]:
     """Train ``model`` on freshly generated batches (``batch_fn(step, batch, generator)``).
 
     ``loss_fn(logits (batch, length, vocab), targets)`` gives the scalar loss.  Returns
@@ -222,26 +222,37 @@ def train(model: MambaLMHeadModel, spec: TrainSpec,
     ``state_passing``: every batch starts from the final recurrent state (conv and SSM, no
     gradient through it) of the previous batch instead of from zero, so the model meets, in
     training, states like those a much longer input leaves behind (Buitrago Ruiz & Gu 2025,
-    "Understanding and improving length generalization in recurrent models").
+    "Understanding and improving length generalization in recurrent models").  With
+    ``zero_rows`` = k, the first k rows of every batch start from zero instead, so training
+    also meets the zero state that evaluation starts from.
+
+    Batches are made on the CPU and moved to the model's device.
 
     ``on_step(steps_done, seconds_of_training)`` runs every ``on_step_every`` steps (and after
     the last) with the model in eval mode, e.g. to record accuracy against steps; its own
     time is not counted as training.
     """
     gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    # fused AdamW: one kernel per step instead of several per parameter, which is most of a
+    # step's launches on a GPU at these model sizes
     opt = torch.optim.AdamW(model.param_groups(spec.weight_decay), lr=spec.lr,
-                            betas=(0.9, 0.95))
+                            betas=(0.9, 0.95), fused=device.type == "cuda")
     model.train()
     tail, t0, paused = [], time.perf_counter(), 0.0
     tail_from = int(spec.steps * 0.9)
     cache = model.allocate_inference_cache(spec.batch) if state_passing else None  # zero state
+    keep = (torch.arange(spec.batch, device=device) >= zero_rows).float()[:, None, None]
     for step in range(spec.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, spec)
-        inputs, targets = batch_fn(step, spec.batch, gen)
+        inputs, targets = (t.to(device, non_blocking=True)
+                           for t in batch_fn(step, spec.batch, gen))
         loss = loss_fn(model(inputs, inference_cache=cache).logits, targets)
         if state_passing:  # this batch's final state, cut from its graph, starts the next one
-            cache = InferenceCache(layers=[LayerCache(conv=c.conv.detach(), ssm=c.ssm.detach())
+            # (new tensors, not in-place writes: the graph may still hold the final state)
+            cache = InferenceCache(layers=[LayerCache(conv=c.conv.detach() * keep,
+                                                      ssm=c.ssm.detach() * keep)
                                            for c in cache.layers], batch_size=spec.batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -263,17 +274,17 @@ def train(model: MambaLMHeadModel, spec: TrainSpec,
 
 
 def train_induction(spec: TrainSpec, seed: int, length: int, state_passing: bool = False,
-                    log_every: int = 0, name: str = "", **config) -> Tuple[MambaLMHeadModel,
-                                                                          float, float]:
-    """A fresh induction-heads model (``config``: MambaConfig overrides) trained with ``spec``
-    at ``length`` after the curriculum of shorter lengths: (model, wall seconds, mean loss
-    over the last 10% of steps)."""
-    model = make_model(True, seed, **config)
+                    log_every: int = 0, name: str = "", device: str = "cpu", zero_rows: int = 0,
+                    **config) -> Tuple[MambaLMHeadModel, float, float]:
+    """A fresh induction-heads model (``config``: MambaConfig overrides) trained on
+    ``device`` with ``spec`` at ``length`` after the curriculum of shorter lengths: (model,
+    wall seconds, mean loss over the last 10% of steps).  ``zero_rows``: see :func:`train`."""
+    model = make_model(True, seed, **config).to(device)
     secs, loss = train(model, spec,
                        lambda step, b, g: induction_heads_batch(
                            b, curriculum_length(step, spec.steps, length), g),
                        induction_loss, seed, log_every=log_every, name=name,
-                       state_passing=state_passing)
+                       state_passing=state_passing, zero_rows=zero_rows)
     return model, secs, loss
 
 
@@ -308,8 +319,10 @@ def copying_accuracy(model: MambaLMHeadModel, length: int, n_tokens: int, n_seqs
     """Per-token accuracy on the answer positions of ``n_seqs`` fresh sequences."""
     gen = torch.Generator().manual_seed(seed)
     correct = total = 0
+    device = next(model.parameters()).device
     for start in range(0, n_seqs, batch):
-        inputs, targets = selective_copying_batch(min(batch, n_seqs - start), length, n_tokens, gen)
+        inputs, targets = (t.to(device) for t in selective_copying_batch(
+            min(batch, n_seqs - start), length, n_tokens, gen))
         pred = model(inputs).logits[:, -n_tokens:].argmax(-1)
         correct += int((pred == targets[:, -n_tokens:]).sum())
         total += pred.numel()
@@ -327,11 +340,12 @@ def induction_accuracy(model: MambaLMHeadModel, length: int, n_seqs: int, seed: 
     at most ``max_batch_tokens`` tokens, so memory stays bounded whatever the length.
     """
     gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
     per_batch = max(1, max_batch_tokens // length)
     correct = 0
     for start in range(0, n_seqs, per_batch):
-        inputs, targets = induction_heads_batch(min(per_batch, n_seqs - start), length, gen,
-                                                distance=distance)
+        inputs, targets = (t.to(device) for t in induction_heads_batch(
+            min(per_batch, n_seqs - start), length, gen, distance=distance))
         logits = model(inputs, chunk_size=chunk_size if length > chunk_size else None,
                        num_last_tokens=1).logits
         correct += int((logits[:, -1].argmax(-1) == targets).sum())
@@ -442,6 +456,9 @@ def main(argv=None) -> int:
     ap.add_argument("--state-passing", action="store_true",
                     help="induction heads: start every training batch from the previous "
                          "batch's final state (see train())")
+    ap.add_argument("--device", default="cpu",
+                    help="train and evaluate here: cpu or cuda (there the Triton scan runs "
+                         "if it passes the self-check, else the torch backend)")
     ap.add_argument("--out", type=Path, default=None,
                     help="CSV path (default benchmarks/results/synthetic.csv, "
                          "or synthetic_quick.csv with --quick); rows of tasks not run are kept")
@@ -452,6 +469,10 @@ def main(argv=None) -> int:
         ap.error(f"--tasks: unknown task(s) {unknown}; choose from copying, induction")
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.device.startswith("cuda"):
+        import induction_probe
+
+        induction_probe.use_triton_if_it_checks_out(a.device)
     out = a.out or HERE / "results" / ("synthetic_quick.csv" if a.quick else "synthetic.csv")
     copy, ind = setups(a.quick, a.steps, a.max_eval_log2)
     if a.min_eval_seqs:
@@ -475,15 +496,20 @@ def main(argv=None) -> int:
     eval_seed = 10_000 + a.seed
     copy_names = {"s6": "mamba (S6)", "s4": "no selection (S4-like)"}
     ind_training = "state passing" if a.state_passing else ""
+    probe_dir = ROOT / "runs" / "induction_probe"  # where induction_probe.py saves its models
     if a.induction_variant:
         import induction_probe
 
         if a.induction_variant not in induction_probe.VARIANTS:
             ap.error(f"--induction-variant: choose from {', '.join(induction_probe.VARIANTS)}")
-        ind.train = induction_probe.variant_spec(a.induction_variant)
-        ind_training = ", ".join(k.replace("_", " ") for k in
-                                 induction_probe.VARIANTS[a.induction_variant]
-                                 if k not in ("steps", "lr"))
+        ind.train = induction_probe.variant_spec(
+            a.induction_variant, induction_probe.saved_steps(a.induction_variant, probe_dir))
+        ind_training = ", ".join(
+            k.replace("_", " ") + ("" if v is True or isinstance(v, dict) else f" {v}")
+            for k, v in induction_probe.VARIANTS[a.induction_variant].items()
+            if k not in ("steps", "lr", "batch"))  # steps and batch have their own columns
+        if a.induction_variant.startswith("gpu"):
+            ind_training += ", on a GPU"
     # Rows this run replaces: copying of the models run at this length (other lengths, e.g.
     # 128 beside the paper's 4096, are kept) and induction heads trained the same way (other
     # training runs are kept, each a column of the README table).
@@ -521,7 +547,7 @@ def main(argv=None) -> int:
               f"{spec.steps} steps x batch {spec.batch}", flush=True)
         for key in copy_models:
             selective, name = key == "s6", copy_names[key]
-            model = make_model(selective, a.seed)
+            model = make_model(selective, a.seed).to(a.device)
 
             def record(step, secs, model=model, name=name):
                 acc = copying_accuracy(model, L, K, CURVE_ROWS, eval_seed + 1)
@@ -553,11 +579,12 @@ def main(argv=None) -> int:
               f"{spec.steps} steps x batch {spec.batch}; eval 2^{ind.min_eval_log2}.."
               f"2^{ind.max_eval_log2}", flush=True)
         if a.induction_variant:
-            model, secs, loss = induction_probe.train_variant(
-                a.induction_variant, ROOT / "runs" / "induction_probe", a.seed)
+            model, secs, loss = induction_probe.train_variant(a.induction_variant, probe_dir,
+                                                              a.seed, a.device)
         else:
             model, secs, loss = train_induction(spec, a.seed, L, a.state_passing,
-                                                log_every=max(1, spec.steps // 10), name=name)
+                                                log_every=max(1, spec.steps // 10), name=name,
+                                                device=a.device)
         for k in range(ind.min_eval_log2, ind.max_eval_log2 + 1):
             n = ind.n_eval(k)
             t0 = time.perf_counter()

@@ -155,9 +155,11 @@ def test_induction_evaluation_sizes_meet_the_issue():
     assert ind.n_eval(20) < ind.n_eval(10)  # shorter lengths get more (they are cheaper)
 
 
-def test_state_passing_starts_each_batch_from_the_previous_final_state():
+@pytest.mark.parametrize("zero_rows", [0, 1])
+def test_state_passing_starts_each_batch_from_the_previous_final_state(zero_rows):
     """Batch 2 of a state-passing run must see exactly the state batch 1 ended in (the same
-    model run from zero on batch 1 gives it), and batch 1 must start from zero."""
+    model run from zero on batch 1 gives it), and batch 1 must start from zero.  With
+    ``zero_rows``, those first rows of batch 2 start from zero too, and the others carry."""
     model = S.make_model(True, seed=0, d_model=32, n_layer=2)
     spec = S.TrainSpec(steps=2, batch=4, lr=0.0, warmup=1, weight_decay=0.0)  # lr 0: fixed weights
     batches = [S.induction_heads_batch(4, 16, torch.Generator().manual_seed(i)) for i in (1, 2)]
@@ -171,7 +173,7 @@ def test_state_passing_starts_each_batch_from_the_previous_final_state():
 
     model.forward = spy
     S.train(model, spec, lambda step, b, g: batches[step], S.induction_loss, seed=0,
-            state_passing=True)
+            state_passing=True, zero_rows=zero_rows)
     model.forward = forward
     assert len(seen) == 2 and all(s is not None for s in seen)
     assert all(float(c.abs().max()) == 0 and float(h.abs().max()) == 0 for c, h in seen[0])
@@ -179,9 +181,10 @@ def test_state_passing_starts_each_batch_from_the_previous_final_state():
     with torch.no_grad():
         model(batches[0][0], inference_cache=cache)
     for (conv, ssm), ref in zip(seen[1], cache.layers):
-        assert float(ssm.abs().max()) > 0
-        torch.testing.assert_close(conv, ref.conv)
-        torch.testing.assert_close(ssm, ref.ssm)
+        assert float(ssm[zero_rows:].flatten(1).abs().amax(1).min()) > 0  # every carried row
+        assert float(conv[:zero_rows].abs().sum()) == 0 and float(ssm[:zero_rows].abs().sum()) == 0
+        torch.testing.assert_close(conv[zero_rows:], ref.conv[zero_rows:])
+        torch.testing.assert_close(ssm[zero_rows:], ref.ssm[zero_rows:])
 
 
 def test_command_line_keeps_rows_of_models_not_rerun_and_writes_the_curve(tmp_path):
