@@ -67,6 +67,7 @@ VARIANTS = {
     # GPU runs (--device cuda --time-budget S): as many steps as the budget allows, chosen
     # from a timed trial before training and recorded in train.txt; "steps" is the default
     # without a budget.  Larger batches, and some rows of each batch started from zero state.
+    "gpu_b32_state_passing": {"steps": 60000, "state_passing": True},
     "gpu_b256_state_passing": {"steps": 30000, "state_passing": True, "batch": 256},
     "gpu_b256_state_passing_zero16": {"steps": 30000, "state_passing": True, "batch": 256,
                                       "zero_rows": 16},
@@ -146,6 +147,7 @@ def memory_half_lives(model: MambaLMHeadModel, length: int = 4096, n: int = 4,
     log-decay per ordinary step (not the two triggers, not the key after the first) is
     r = mean_t dt_t |A_dn|, and its half-life ln 2 / r tokens."""
     inputs, _ = S.induction_heads_batch(n, length, torch.Generator().manual_seed(seed))
+    inputs = inputs.to(next(model.parameters()).device)
     trig = inputs == S.TRIGGER
     ordinary = ~(trig | F.pad(trig[:, :-1], (1, 0)))  # (batch, length)
     seen = []
@@ -184,6 +186,7 @@ def chunk_check(model: MambaLMHeadModel, length: int, seed: int) -> tuple:
     """(largest |logit difference|, fraction of equal argmax) between one pass and 2^10-token
     chunks with carried state, over every position of 4 sequences of ``length``."""
     inputs, _ = S.induction_heads_batch(4, length, torch.Generator().manual_seed(seed))
+    inputs = inputs.to(next(model.parameters()).device)
     whole = model(inputs).logits
     chunked = model(inputs, chunk_size=1 << 10).logits
     agree = (whole.argmax(-1) == chunked.argmax(-1)).float().mean()

@@ -331,11 +331,19 @@ def generation() -> str:
             f"per-token time.")
 
 
-def scan_cpu() -> str:
+def _scan(device: str) -> str:
     sys.path.insert(0, str(HERE))
     from scan import report_from_csv
 
-    return "```\n" + "\n".join(report_from_csv(RESULTS / "scan_cpu.csv")) + "\n```"
+    return "```\n" + "\n".join(report_from_csv(RESULTS / f"scan_{device}.csv")) + "\n```"
+
+
+def scan_cpu() -> str:
+    return _scan("cpu")
+
+
+def scan_cuda() -> str:
+    return _scan("cuda")
 
 
 def cpu_scan() -> str:
@@ -346,7 +354,8 @@ def cpu_scan() -> str:
 
 
 BLOCKS: Dict[str, Callable[[], str]] = {
-    "cpu_scan tables": cpu_scan, "scan_cpu": scan_cpu, "synthetic": synthetic,
+    "cpu_scan tables": cpu_scan, "scan_cpu": scan_cpu, "scan_cuda": scan_cuda,
+    "synthetic": synthetic,
     "induction probe": induction_probe, "copying curve": copying_curve,
     "dna results": dna_results, "gene annotation": gene_annotation,
     "audio results": audio_results,

@@ -244,14 +244,17 @@ def report(rows, a, bw) -> list[str]:
                 else:
                     lines.append(f"torch L={L} {m}: {gb}; mamba.py pscan: "
                                  f"{peer['status'] if peer else 'not run'}")
-    for L in a.lengths:
-        for m in MODES:
-            ours, old = by.get(("cpu", m, L)), by.get(("torch", m, L))
-            if ours and old and ours["status"] == old["status"] == "ok":
-                lines.append(f"cpu vs torch, L={L} {m}: {old['time_s'] / ours['time_s']:.1f}x "
-                             f"faster, {ours['peak_mem_mb'] / max(old['peak_mem_mb'], 1.0):.2f} "
-                             f"of its peak memory")
-    for impl in ("torch", "cpu"):
+    for fast in ("cpu", "triton"):  # the fused kernels against the torch backend
+        for L in a.lengths:
+            for m in MODES:
+                ours, old = by.get((fast, m, L)), by.get(("torch", m, L))
+                if ours and old and ours["status"] == old["status"] == "ok":
+                    lines.append(f"{fast} vs torch, L={L} {m}: "
+                                 f"{old['time_s'] / ours['time_s']:.1f}x faster, "
+                                 f"{ours['peak_mem_mb'] / max(old['peak_mem_mb'], 1.0):.2f} of "
+                                 f"its peak memory; {ours['gbps']:.1f} GB/s = "
+                                 f"{100 * ours['bw_fraction']:.1f}% of copy bw")
+    for impl in ("torch", "cpu", "triton"):
         fwd_long = by.get((impl, "fwd", max(a.lengths)))
         if fwd_long and fwd_long["status"] == "ok":
             lines.append(f"{impl} forward at L={max(a.lengths)}: peak memory beyond inputs and "
