@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
 
 from pipelines.audio.baselines import fit_baseline  # noqa: E402
 from pipelines.audio.crop import center_crop  # noqa: E402
-from pipelines.audio.finetune import change_speed  # noqa: E402
+from pipelines.audio.augment import babble, change_speed, mix_at_snr  # noqa: E402
 from pipelines.audio.datasets import bundled_set, read_clips  # noqa: E402
 from pipelines.audio.io import read_audio  # noqa: E402
 from pipelines.audio.models import encode_input, model_extra, resolve_model_dir  # noqa: E402
@@ -91,19 +91,13 @@ def mixed_manifest(fsdd: Path, extra: Path, out: Path) -> Path:
 def add_noise(w: torch.Tensor, kind: str, snr_db: float, rng: np.random.Generator,
               babble_pool) -> torch.Tensor:
     """w (samples,) plus white noise or babble (three pool clips summed) at ``snr_db`` over
-    the clip's power."""
-    p = float(w.pow(2).mean().clamp(min=1e-10))
+    the clip's power (mixed as the training-time babble augmentation mixes)."""
     if kind == "white":
         n = torch.from_numpy(rng.standard_normal(w.shape[-1]).astype(np.float32))
     else:
-        n = torch.zeros_like(w)
-        for j in rng.choice(len(babble_pool), 3, replace=False):
-            b = babble_pool[int(j)]
-            start = int(rng.integers(0, max(1, b.shape[-1] - w.shape[-1] + 1)))
-            piece = b[start:start + w.shape[-1]]
-            n[: piece.shape[-1]] += piece
-    n = n * (p / float(n.pow(2).mean().clamp(min=1e-10)) / 10 ** (snr_db / 10)) ** 0.5
-    return w + n
+        picks = rng.choice(len(babble_pool), 3, replace=False)
+        n = babble([babble_pool[int(j)] for j in picks], w.shape[-1], rng)
+    return mix_at_snr(w, n, snr_db)
 
 
 @torch.no_grad()

@@ -64,6 +64,7 @@ VARIANTS = {
     "steps_x10": {"steps": 15000},
     "steps_x10_state_passing": {"steps": 15000, "state_passing": True},
     "steps_x20_state_passing": {"steps": 30000, "state_passing": True},
+    "steps_x40_state_passing": {"steps": 60000, "state_passing": True},
     # GPU runs (--device cuda --time-budget S): as many steps as the budget allows, chosen
     # from a timed trial before training and recorded in train.txt; "steps" is the default
     # without a budget.  Larger batches, and some rows of each batch started from zero state.

@@ -521,7 +521,7 @@ def test_make_digits_without_engines_says_what_to_install(tmp_path, monkeypatch,
 
 
 def test_training_augmentation_is_deterministic_and_colours_the_spectrum():
-    from pipelines.audio.finetune import Augmented
+    from pipelines.audio.augment import Augmented
 
     clips = read_clips(DIGITS / "manifest.csv")[:4]
     base = AudioClips(clips, None, 16000, 16000, train=True, seed=0)

@@ -24,85 +24,18 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from ..errors import InputError
 from ..runs import add_trainer_args, parse_with_recipe
 from .args import add_clip_reading_args, add_clip_set_args, train_sources
-from .crop import center_crop, random_crop
+from .augment import Augmented
 from .datasets import (AudioClips, collate, joined_clip_sets, label_names, read_clips,
                        split_clips, split_method)
 from .models import encode_input, model_extra, resolve_model_dir
 
 # ---------------------------------------------------------------- data
-
-def random_eq(w: torch.Tensor, sr: int, max_db: float, bands: int,
-              rng: np.random.Generator) -> torch.Tensor:
-    """w: (samples,) -> (samples,) with ``bands`` random bell-shaped gains of up to +-max_db dB
-    on a log-frequency axis (centres log-uniform in 150 Hz..6 kHz, widths 1/2 to 2 octaves):
-    the spectral colour of another voice, room or microphone.  Applied in the frequency domain
-    (one rfft/irfft, ~0.3 ms a second of audio; a chain of IIR filters costs 10x that)."""
-    n = w.shape[-1]
-    spec = torch.fft.rfft(w.float())
-    octave = torch.log2(torch.fft.rfftfreq(n, 1.0 / sr).clamp(min=20.0))
-    gain_db = torch.zeros_like(octave)
-    hi = np.log2(min(6000.0, 0.45 * sr))
-    for _ in range(bands):
-        centre, width = rng.uniform(np.log2(150.0), hi), rng.uniform(0.5, 2.0)
-        gain_db += rng.uniform(-max_db, max_db) * torch.exp(-0.5 * ((octave - centre) / (width / 2)) ** 2)
-    return torch.fft.irfft(spec * 10 ** (gain_db / 20), n=n).to(w.dtype)
-
-
-def change_speed(w: torch.Tensor, factor: float) -> torch.Tensor:
-    """w (samples,) -> (round(samples / factor),): played ``factor`` times faster, tempo and
-    pitch together, by linear interpolation."""
-    if factor == 1.0:
-        return w
-    m = max(2, int(round(w.shape[-1] / factor)))
-    return torch.nn.functional.interpolate(w[None, None], size=m, mode="linear",
-                                           align_corners=True)[0, 0]
-
-
-class Augmented(Dataset):
-    """Training-time augmentation on top of AudioClips: a random speed change of up to
-    +-``speed`` (tempo and pitch together, by linear interpolation; the clip keeps its
-    length, centred), a random spectral colour (``random_eq``, up to +-``eq_db`` dB), a random time shift of up to ``shift`` samples (zero-filled) and a random gain of up to
-    +-``gain_db`` dB; item i of epoch e is a pure function of (seed, e, i)."""
-
-    EQ_BANDS = 3
-
-    def __init__(self, base: AudioClips, shift: int, gain_db: float, seed: int,
-                 speed: float = 0.0, eq_db: float = 0.0):
-        self.base, self.shift, self.gain_db, self.seed, self.epoch = base, shift, gain_db, seed, 0
-        self.speed, self.eq_db = speed, eq_db
-
-    def set_epoch(self, e):
-        self.epoch = e
-        self.base.set_epoch(e)
-
-    def __len__(self):
-        return len(self.base)
-
-    def __getitem__(self, i):
-        item = dict(self.base[i])
-        rng = np.random.default_rng([self.seed, self.epoch, i, 1])
-        w = item["waveform"]
-        if self.speed:
-            n = w.shape[-1]
-            w = center_crop(change_speed(w, 1 + rng.uniform(-self.speed, self.speed)), n)
-        if self.eq_db:
-            w = random_eq(w, self.base.sample_rate, self.eq_db, self.EQ_BANDS, rng)
-        if self.shift:
-            n = w.shape[-1]
-            padded = torch.nn.functional.pad(w, (self.shift, self.shift))
-            w = random_crop(padded, n, rng)
-        if self.gain_db:
-            w = w * float(10 ** (rng.uniform(-self.gain_db, self.gain_db) / 20))
-        item["waveform"] = w.contiguous()
-        return item
-
 
 class Batches:
     """collate -> the batch a ClassifierTask reads: input_ids (the encoded waveform), label."""
@@ -153,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--speed", type=float, default=0.0,
                    help="augmentation: random speed (tempo and pitch) change of up to +-this "
                         "fraction, e.g. 0.1")
+    g.add_argument("--reverb", type=float, default=0.0,
+                   help="augmentation: put this fraction of clips in a random synthetic room "
+                        "(RT60 0.1-0.7 s), e.g. 0.5")
+    g.add_argument("--babble-snr", type=float, default=0.0,
+                   help="augmentation: add babble of 1-3 other training clips to half the "
+                        "clips, at an SNR of this many dB up to 20 dB more, e.g. 5 (0: off)")
     g = p.add_argument_group("model")
     g.add_argument("--init", type=Path, default=None,
                    help="audio model to start from (RUN or RUN/final of finetune or pretrain)")
@@ -194,9 +133,11 @@ def run(argv=None) -> int:
     if a.rc_equivariant:
         raise InputError("--rc-equivariant is for DNA, not audio")
     if a.seconds <= 0 or a.shift_seconds < 0 or a.gain_db < 0 or a.eq_db < 0 \
-            or not 0 <= a.speed < 0.5 or a.mask_bands < 0 or a.mask_frames < 0:
+            or not 0 <= a.speed < 0.5 or a.mask_bands < 0 or a.mask_frames < 0 \
+            or not 0 <= a.reverb <= 1 or a.babble_snr < 0:
         raise InputError("--seconds must be positive, --shift-seconds, --gain-db, --eq-db, "
-                         "--mask-bands and --mask-frames >= 0, --speed in [0, 0.5)")
+                         "--babble-snr, --mask-bands and --mask-frames >= 0, --speed in "
+                         "[0, 0.5), --reverb in [0, 1]")
     if (a.mask_bands or a.mask_frames or a.frontend_norm) and a.frontend != "filterbank":
         raise InputError("--mask-bands/--mask-frames/--frontend-norm act on filterbank energies",
                          fix="add --frontend filterbank, or drop the masks")
@@ -228,8 +169,10 @@ def run(argv=None) -> int:
 
     def job() -> Job:
         shift = int(round(a.shift_seconds * sample_rate))
-        train_ds = Augmented(train_base, shift, a.gain_db, a.seed, a.speed, a.eq_db) \
-            if shift or a.gain_db or a.speed or a.eq_db else train_base
+        augment = dict(shift=shift, gain_db=a.gain_db, speed=a.speed, eq_db=a.eq_db,
+                       reverb=a.reverb, babble_snr=a.babble_snr)
+        train_ds = Augmented(train_base, seed=a.seed, **augment) \
+            if any(augment.values()) else train_base
         loader = training_loader(train_ds, a.batch_size, a.seed, shuffle=True, collate_fn=batches,
                                  num_workers=a.workers, drop_last=len(train_ds) > a.batch_size,
                                  persistent_workers=a.workers > 0)

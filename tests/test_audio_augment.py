@@ -1,0 +1,107 @@
+"""Waveform augmentation: rooms, babble and the SNR mixing shared with the noise benchmark."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dna_helpers import DATA, seqmamba
+from pipelines.audio.augment import (Augmented, babble, mix_at_snr, reverberate,
+                                     room_impulse_response)
+from pipelines.audio.datasets import AudioClips, read_clips
+
+DIGITS = DATA / "audio" / "spoken_digits_espeak"
+
+
+def _power(x: torch.Tensor) -> float:
+    return float(x.double().pow(2).mean())
+
+
+@pytest.mark.parametrize("snr_db", [-5.0, 0.0, 12.5, 30.0])
+def test_mix_at_snr_gives_the_asked_ratio(snr_db):
+    g = torch.Generator().manual_seed(int(snr_db * 10) + 100)
+    w, noise = torch.randn(8000, generator=g), 0.1 * torch.randn(8000, generator=g) + 0.3
+    mixed = mix_at_snr(w, noise, snr_db)
+    measured = 10 * math.log10(_power(w) / _power(mixed - w))
+    assert measured == pytest.approx(snr_db, abs=1e-3)
+
+
+@pytest.mark.parametrize("rt60,drr_db", [(0.15, 10.0), (0.4, 0.0), (0.7, -3.0)])
+def test_room_impulse_response_decays_at_rt60_with_the_asked_direct_ratio(rt60, drr_db):
+    sr = 8000
+    h = room_impulse_response(sr, rt60, drr_db, np.random.default_rng(int(rt60 * 100)))
+    assert h[0] == 1.0 and h.shape[-1] == int(rt60 * sr)
+    tail = h[1:]
+    assert 10 * math.log10(1.0 / float(tail.double().pow(2).sum())) == pytest.approx(drr_db,
+                                                                                     abs=1e-3)
+    # Schroeder's backward-integrated energy falls by 60 dB over rt60: fit the slope between
+    # -5 and -25 dB (the usual T20 range) and extrapolate to -60 dB
+    edc = torch.flip(torch.cumsum(torch.flip(tail.double().pow(2), [0]), 0), [0])
+    edc_db = 10 * torch.log10(edc / edc[0])
+    t = torch.arange(edc.shape[0], dtype=torch.float64) / sr
+    sel = (edc_db <= -5) & (edc_db >= -25)
+    slope = float(torch.linalg.lstsq(torch.stack([t[sel], torch.ones_like(t[sel])], 1),
+                                     edc_db[sel, None]).solution[0])
+    assert -60.0 / slope == pytest.approx(rt60, rel=0.2)
+
+
+def test_reverberate_convolves_keeps_length_and_power():
+    rng = np.random.default_rng(3)
+    h = room_impulse_response(8000, 0.3, 3.0, rng)
+    impulse = torch.zeros(4000)
+    impulse[100] = 1.0
+    y = reverberate(impulse, h)
+    assert y.shape == impulse.shape and _power(y) == pytest.approx(_power(impulse), rel=1e-4)
+    # an impulse comes out as the (rescaled) room itself, delayed to where the impulse was
+    expected = torch.zeros(4000)
+    expected[100:100 + h.shape[-1]] = h  # 2400 taps
+    expected *= math.sqrt(_power(impulse) / _power(expected))
+    torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-4)
+    w = torch.randn(4000, generator=torch.Generator().manual_seed(0))
+    direct = torch.zeros(1)
+    direct[0] = 1.0  # a room with no reverberation leaves the clip as it is
+    torch.testing.assert_close(reverberate(w, direct), w, atol=1e-5, rtol=1e-5)
+
+
+def test_babble_sums_stretches_of_the_pieces():
+    rng = np.random.default_rng(0)
+    a, b = torch.arange(10.0), 100 + torch.arange(3.0)
+    out = babble([a, b], 5, rng)
+    assert out.shape == (5,)
+    rest = out.clone()
+    rest[:3] -= b  # the short piece sits at the start
+    start = int(rest[0])
+    torch.testing.assert_close(rest, a[start:start + 5])
+
+
+def test_augmented_babble_and_reverb_are_deterministic_and_at_the_asked_levels():
+    clips = read_clips(DIGITS / "manifest.csv")[:16]
+    base = AudioClips(clips, None, 16000, 16000, train=True, seed=0)
+    babbled = Augmented(base, shift=0, gain_db=0.0, seed=0, babble_snr=5.0)
+    changed = 0
+    for i in range(len(base)):
+        clean, mixed = base[i]["waveform"], babbled[i]["waveform"]
+        torch.testing.assert_close(mixed, babbled[i]["waveform"], rtol=0, atol=0)
+        if torch.equal(clean, mixed):
+            continue
+        changed += 1
+        snr = 10 * math.log10(_power(clean) / _power(mixed - clean))
+        assert 5.0 - 1e-3 <= snr <= 25.0 + 1e-3
+    assert 3 <= changed <= 13  # about half of the clips
+    roomy = Augmented(base, shift=0, gain_db=0.0, seed=0, reverb=1.0)
+    for i in range(4):
+        clean, wet = base[i]["waveform"], roomy[i]["waveform"]
+        assert wet.shape == clean.shape and not torch.allclose(wet, clean, atol=1e-3)
+        assert _power(wet) == pytest.approx(_power(clean), rel=1e-3)
+    roomy.set_epoch(1)
+    assert not torch.equal(roomy[0]["waveform"], Augmented(base, 0, 0.0, 0, reverb=1.0)[0]["waveform"])
+
+
+def test_finetune_rejects_out_of_range_augmentation_in_one_line(tmp_path):
+    for opt, value in (("--reverb", 1.5), ("--babble-snr", -3)):
+        rc, _, err = seqmamba("audio", "finetune", "--train", DIGITS, "--out",
+                              tmp_path / "r", opt, value)
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and "--reverb in [0, 1]" in lines[0], err
+    assert not (tmp_path / "r").exists()
