@@ -272,15 +272,25 @@ def fsdd_ablation() -> str:
 
 
 def fsdd_noise() -> str:
+    """Noisy held-out clips, mean over the folds: the recipe and its baselines, then every
+    tagged run of benchmarks/audio_fsdd.py that scored all four speakers."""
     rows = _csv("audio_fsdd_noise.csv")
+    speakers = {r["held_out"] for r in rows}
+    tagged = {}
+    for path in sorted(RESULTS.glob("audio_fsdd_noise_*.csv")):
+        trows = _csv(path.name)
+        if {r["held_out"] for r in trows} == speakers:
+            tagged[path.stem[len("audio_fsdd_noise_"):]] = trows
     keys = sorted({(r["noise"], int(r["snr_db"])) for r in rows}, key=lambda k: (k[0], -k[1]))
-    out = ["| noise | SNR (dB) | seqmamba | log-mel + LR | RBF SVM |", "|---|---|---|---|---|"]
+    out = ["| noise | SNR (dB) | seqmamba | log-mel + LR | RBF SVM | "
+           + " | ".join(f"`{t}`" for t in tagged) + " |", "|---" * (5 + len(tagged)) + "|"]
+
+    def mean(rs, noise, snr, k):
+        return np.mean([float(r[k]) for r in rs if r["noise"] == noise and int(r["snr_db"]) == snr])
     for noise, snr in keys:
-        sel = [r for r in rows if r["noise"] == noise and int(r["snr_db"]) == snr]
-        m = {k: np.mean([float(r[k]) for r in sel]) for k in ("model_acc", "logmel_lr_acc",
-                                                             "svm_acc")}
-        out.append(f"| {noise} | {snr} | {m['model_acc']:.3f} | {m['logmel_lr_acc']:.3f} "
-                   f"| {m['svm_acc']:.3f} |")
+        cells = [mean(rows, noise, snr, k) for k in ("model_acc", "logmel_lr_acc", "svm_acc")]
+        cells += [mean(t, noise, snr, "model_acc") for t in tagged.values()]
+        out.append(f"| {noise} | {snr} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
     return "\n".join(out)
 
 
