@@ -78,11 +78,11 @@ def parse_with_recipe(parser: argparse.ArgumentParser, argv) -> argparse.Namespa
             raise InputError(f"unknown recipe keys {unknown}", path=path,
                              fix="use the command's option names, e.g. max_steps, seq_len")
         for a in parser._actions:  # paths in a recipe are relative to the recipe
-            if a.dest in recipe and a.type is Path and recipe[a.dest] is not None:
-                recipe[a.dest] = str(path.parent / recipe[a.dest]) if not \
-                    Path(recipe[a.dest]).is_absolute() else recipe[a.dest]
-            if a.dest in recipe and isinstance(recipe[a.dest], list) and a.type is Path:
-                recipe[a.dest] = [str(path.parent / v) for v in recipe[a.dest]]
+            if a.dest not in recipe or a.type is not Path or recipe[a.dest] is None:
+                continue
+            value = recipe[a.dest]  # one path, or a list of them (--train A B)
+            recipe[a.dest] = ([str(path.parent / v) for v in value] if isinstance(value, list)
+                              else str(path.parent / value))
         parser.set_defaults(**recipe)
         args = parser.parse_args(argv)
     if str(args.devices).isdigit():

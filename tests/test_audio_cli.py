@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -348,3 +349,24 @@ def test_finetune_joins_several_training_sets_and_refuses_a_clip_listed_twice(tm
     rc, _, err = seqmamba("audio", "finetune", "--train", parts[0], "--out", tmp_path / "r3",
                           "--mask-bands", 4, *TINY)
     assert rc == 2 and "--frontend filterbank" in err
+
+
+def test_recipe_with_several_training_sets_resolves_each_path(tmp_path):
+    """audio_fsdd_synth lists two manifests under train:; each is read relative to the recipe,
+    and the synthetic one, which users make themselves, is named with how to make it."""
+    from pipelines.audio.finetune import build_parser
+    from pipelines.runs import parse_with_recipe
+
+    a = parse_with_recipe(build_parser(), ["--config", "audio_fsdd_synth", "--out",
+                                           str(tmp_path / "r")])
+    recipes = Path(__file__).resolve().parent.parent / "pipelines" / "recipes"
+    assert [Path(p).resolve() for p in a.train] == [
+        (recipes / "../bundled/data/audio/fsdd/manifest.csv").resolve(),
+        (recipes / "../bundled/data/audio/generated/manifest.csv").resolve()]
+    assert a.babble_snr == 5 and a.frontend_norm == "cmn"
+    if not Path(a.train[1]).exists():  # a checkout where make_digits.py has not been run
+        rc, _, err = seqmamba("audio", "finetune", "--config", "audio_fsdd_synth", "--out",
+                              tmp_path / "r", "--max-steps", 1)
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and "make_digits.py" in lines[0], err
+        assert not (tmp_path / "r").exists()
