@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torchaudio.functional as AF
 from torch.utils.data import Dataset
 
 from .crop import center_crop, random_crop
@@ -88,9 +89,7 @@ def room_impulse_response(sr: int, rt60: float, drr_db: float,
 def reverberate(w: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """w (samples,) convolved with the impulse response h (taps,), cut to w's length and
     rescaled to w's power (FFT convolution: O(n log n) for any room length)."""
-    n, m = w.shape[-1], h.shape[-1]
-    size = 1 << (n + m - 1).bit_length()
-    y = torch.fft.irfft(torch.fft.rfft(w.float(), size) * torch.fft.rfft(h, size), size)[:n]
+    y = AF.fftconvolve(w.float(), h)[: w.shape[-1]]
     scale = math.sqrt(float(w.pow(2).mean()) / max(float(y.pow(2).mean()), 1e-12))
     return (y * scale).to(w.dtype)
 
