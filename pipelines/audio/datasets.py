@@ -163,8 +163,9 @@ def read_clips(source, labels: Optional[Sequence[str]] = None) -> List[Clip]:
         clips = read_folder(source)
     elif source.exists():
         return read_manifest_csv(source, labels)
-    elif source.parent.name == "generated" and source.parent.parent.name == "audio":
-        # the synthetic voices are made on the user's machine, not shipped
+    elif source.resolve().is_relative_to(bundled("data", "audio", "generated").resolve()):
+        # the synthetic voices of data_manifests/audio.yaml's "generated" set are made on the
+        # user's machine, not shipped
         raise InputError("no such file or folder: the synthetic voices are not made yet",
                          path=source, fix="make them with python data/audio/make_digits.py; it "
                          "needs espeak-ng, flite and sox")
