@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -91,11 +90,20 @@ def variant_spec(name: str, steps: Optional[int] = None) -> "S.TrainSpec":
                        warmup=steps // 10, weight_decay=0.0, schedule=v.get("schedule", "cosine"))
 
 
-def saved_steps(name: str, workdir: Path) -> Optional[int]:
-    """Steps a saved run of ``name`` trained for (train.txt's third field), if recorded."""
+def saved_run(name: str, workdir: Path) -> Optional[tuple]:
+    """(train seconds, final loss, steps or None if not recorded) of a saved run of ``name``
+    (``workdir/name/train.txt``), or None if there is none."""
     f = workdir / name / "train.txt"
-    fields = f.read_text().split() if f.is_file() else []
-    return int(fields[2]) if len(fields) > 2 else None
+    if not ((workdir / name / "config.json").is_file() and f.is_file()):
+        return None
+    fields = f.read_text().split()
+    return float(fields[0]), float(fields[1]), int(fields[2]) if len(fields) > 2 else None
+
+
+def saved_steps(name: str, workdir: Path) -> Optional[int]:
+    """Steps a saved run of ``name`` trained for, if recorded."""
+    run = saved_run(name, workdir)
+    return run[2] if run else None
 
 
 def _run_variant(name: str, spec: "S.TrainSpec", seed: int, device: str, log_every: int = 0):
@@ -124,9 +132,9 @@ def train_variant(name: str, workdir: Path, seed: int = 0, device: str = "cpu",
     as ``time_budget`` seconds allow, if given) and saved there with its step count."""
     v = VARIANTS[name]
     out = workdir / name
-    if (out / "config.json").is_file() and (out / "train.txt").is_file():
-        secs, loss = (float(x) for x in (out / "train.txt").read_text().split()[:2])
-        return MambaLMHeadModel.from_pretrained(out).to(device).eval(), secs, loss
+    saved = saved_run(name, workdir)
+    if saved:
+        return MambaLMHeadModel.from_pretrained(out).to(device).eval(), saved[0], saved[1]
     steps = steps_for_budget(name, time_budget, device) if time_budget else None
     spec = variant_spec(name, steps)
     print(f"== {name}: {spec.steps} steps x batch {spec.batch} on {device}, lr {spec.lr} "
@@ -194,20 +202,6 @@ def chunk_check(model: MambaLMHeadModel, length: int, seed: int) -> tuple:
     return float((whole - chunked).abs().max()), float(agree)
 
 
-def use_triton_if_it_checks_out(device: str) -> None:
-    """On a GPU, run the Triton scan only if it matches the float64 reference here (values
-    and gradients, fp32 and bf16); else train with the torch backend and say so."""
-    from kernels.selfcheck import self_check
-
-    bad = [r for r in self_check(torch.device(device), backends=["triton"]) if not r.ok]
-    if bad:
-        os.environ["SEQMAMBA_SCAN_BACKEND"] = "torch"
-        print(f"triton self-check failed ({bad[0].dtype} {bad[0].worst}: {bad[0].error:.2e} > "
-              f"{bad[0].tolerance:.0e}); training with the torch backend", flush=True)
-    else:
-        print("triton self-check passed: training with the triton backend", flush=True)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,7 +221,7 @@ def main(argv=None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.device.startswith("cuda"):
-        use_triton_if_it_checks_out(a.device)
+        S.use_triton_if_it_checks_out(a.device)
     # keep the rows of variants this run does not redo
     rows = [r for r in S.read_rows(a.out) if r["variant"] not in a.variants]
 

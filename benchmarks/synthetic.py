@@ -59,6 +59,7 @@ each other: measured up to 10x slower at 2 threads).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -288,6 +289,20 @@ def train_induction(spec: TrainSpec, seed: int, length: int, state_passing: bool
     return model, secs, loss
 
 
+def use_triton_if_it_checks_out(device: str) -> None:
+    """On a GPU, run the Triton scan only if it matches the float64 reference here (values
+    and gradients, fp32 and bf16); else train with the torch backend and say so."""
+    from kernels.selfcheck import self_check
+
+    bad = [r for r in self_check(torch.device(device), backends=["triton"]) if not r.ok]
+    if bad:
+        os.environ["SEQMAMBA_SCAN_BACKEND"] = "torch"
+        print(f"triton self-check failed ({bad[0].dtype} {bad[0].worst}: {bad[0].error:.2e} > "
+              f"{bad[0].tolerance:.0e}); training with the torch backend", flush=True)
+    else:
+        print("triton self-check passed: training with the triton backend", flush=True)
+
+
 def curriculum_stages(final: int, stages: Tuple[int, ...] = CURRICULUM) -> list:
     """The lengths trained on, in order: those of ``stages`` below ``final``, then ``final``."""
     return [s for s in stages if s < final] + [final]
@@ -470,9 +485,7 @@ def main(argv=None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.device.startswith("cuda"):
-        import induction_probe
-
-        induction_probe.use_triton_if_it_checks_out(a.device)
+        use_triton_if_it_checks_out(a.device)
     out = a.out or HERE / "results" / ("synthetic_quick.csv" if a.quick else "synthetic.csv")
     copy, ind = setups(a.quick, a.steps, a.max_eval_log2)
     if a.min_eval_seqs:
