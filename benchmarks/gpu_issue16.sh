@@ -13,8 +13,8 @@
 #    run (correctness only, so sharing the GPU does not matter).
 #    Measured on an H200: processes time-slice the GPU, so five at once each ran at a fraction
 #    of the speed of one; the step count per variant falls accordingly.
-# 2. gpu_check.sh's timings, with the GPU to themselves.
-# 3. Logs and CSVs go into $OUT/results.tar.gz.
+# 2. gpu_check.sh's timings, with the GPU to themselves ($OUT/scan_cuda.csv).
+# 3. Logs and the induction CSVs go into $OUT/results.tar.gz.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD" PYTHONUNBUFFERED=1
@@ -47,8 +47,7 @@ for v in $VARIANTS; do echo "== $v"; grep -E "^==|self-check|step .*/|-> inducti
     "$W/logs/$v.log" | tail -24; done
 if [ "$CHECK" = 1 ]; then
     timeout 200 bash benchmarks/gpu_check.sh bench > "$W/logs/gpu_bench.log" 2>&1
-    echo "gpu_check bench: exit $?"
-    cp benchmarks/results/scan_cuda.csv "$W/csv/" 2>/dev/null
+    echo "gpu_check bench: exit $?"  # it puts scan_cuda.csv under $OUT itself
     tail -40 "$W/logs/gpu_bench.log"
 fi
 tar czf "$OUT/results.tar.gz" -C "$W" logs csv
