@@ -62,6 +62,7 @@ import argparse
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Tuple
@@ -201,6 +202,33 @@ def make_model(selective: bool, seed: int, d_model: int = D_MODEL, n_layer: int 
     return MambaLMHeadModel(cfg)
 
 
+@contextmanager
+def recorded_dt(model: MambaLMHeadModel, layers: Optional[Tuple[int, ...]] = None):
+    """Within the block, every forward call of the mixers of ``layers`` (default: all)
+    appends its step sizes, after bias and softplus, to the yielded list: one
+    ``(batch, d_inner, length)`` float32 tensor per call, in the autograd graph unless the
+    caller runs under ``torch.no_grad()``."""
+    mixers = [layer.mixer for layer in model.backbone.layers]
+    chosen = range(len(mixers)) if layers is None else [i % len(mixers) for i in layers]
+    seen: list = []
+    wrapped = []
+    for i in chosen:
+        m = mixers[i]
+        inner = m._ssm_inputs
+
+        def recording(x, inner=inner):
+            dt, B, C, bias = inner(x)
+            seen.append(F.softplus(dt.float() + bias.float()[None, :, None]))
+            return dt, B, C, bias
+        m._ssm_inputs = recording  # an instance attribute shadows the method
+        wrapped.append(m)
+    try:
+        yield seen
+    finally:
+        for m in wrapped:
+            del m._ssm_inputs
+
+
 def lr_at(step: int, spec: TrainSpec) -> float:
     """Linear warmup to spec.lr over spec.warmup steps, then cosine decay to spec.lr / 10
     (the schedule of the training commands), or held at spec.lr with schedule "constant"."""
@@ -214,7 +242,8 @@ def train(model: MambaLMHeadModel, spec: TrainSpec,
           loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], seed: int,
           log_every: int = 0, name: str = "", state_passing: bool = False,
           on_step: Optional[Callable[[int, float], None]] = None,
-          on_step_every: int = 0, zero_rows: int = 0) -> Tuple[float, float]:
+          on_step_every: int = 0, zero_rows: int = 0, dt_penalty: float = 0.0,
+          penalty_from: int = 0) -> Tuple[float, float]:
     """Train ``model`` on freshly generated batches (``batch_fn(step, batch, generator)``).
 
     ``loss_fn(logits (batch, length, vocab), targets)`` gives the scalar loss.  Returns
@@ -226,6 +255,16 @@ def train(model: MambaLMHeadModel, spec: TrainSpec,
     "Understanding and improving length generalization in recurrent models").  With
     ``zero_rows`` = k, the first k rows of every batch start from zero instead, so training
     also meets the zero state that evaluation starts from.
+
+    ``dt_penalty`` = λ adds λ times the mean of log dt (dt after softplus, floored at
+    1e-11; every position and channel of the last layer) to the loss from step
+    ``penalty_from`` on (0: all steps).  Why (``benchmarks/induction_probe.py``): the recall
+    layer holds the key in channels whose dt on ordinary tokens is 1e-8..1e-6, tiny over the
+    256 tokens of training, but summed over 2^17..2^20 tokens it decays the state entries of
+    larger |A| and leaves the read-out pattern distorted.  Training at 256 never asks for
+    dt smaller than that; a cost on log dt (its gradient in the softplus input is about 1
+    for small dt, so Adam keeps pushing however small dt already is) asks for every dt the
+    task does not need to be smaller still.  (The reported loss is the task loss alone.)
 
     Batches are made on the CPU and moved to the model's device.
 
@@ -249,14 +288,19 @@ def train(model: MambaLMHeadModel, spec: TrainSpec,
             g["lr"] = lr_at(step, spec)
         inputs, targets = (t.to(device, non_blocking=True)
                            for t in batch_fn(step, spec.batch, gen))
-        loss = loss_fn(model(inputs, inference_cache=cache).logits, targets)
+        with recorded_dt(model, (-1,)) if dt_penalty else _nothing() as dts:
+            loss = loss_fn(model(inputs, inference_cache=cache).logits, targets)
+        objective = loss
+        if dt_penalty and step >= penalty_from:
+            log_dt = torch.stack([d.clamp_min(1e-11).log().mean() for d in dts]).mean()
+            objective = loss + dt_penalty * log_dt
         if state_passing:  # this batch's final state, cut from its graph, starts the next one
             # (new tensors, not in-place writes: the graph may still hold the final state)
             cache = InferenceCache(layers=[LayerCache(conv=c.conv.detach() * keep,
                                                       ssm=c.ssm.detach() * keep)
                                            for c in cache.layers], batch_size=spec.batch)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), spec.clip)
         opt.step()
         if step >= tail_from:
@@ -276,16 +320,18 @@ def train(model: MambaLMHeadModel, spec: TrainSpec,
 
 def train_induction(spec: TrainSpec, seed: int, length: int, state_passing: bool = False,
                     log_every: int = 0, name: str = "", device: str = "cpu", zero_rows: int = 0,
-                    **config) -> Tuple[MambaLMHeadModel, float, float]:
+                    dt_penalty: float = 0.0, **config) -> Tuple[MambaLMHeadModel, float, float]:
     """A fresh induction-heads model (``config``: MambaConfig overrides) trained on
     ``device`` with ``spec`` at ``length`` after the curriculum of shorter lengths: (model,
-    wall seconds, mean loss over the last 10% of steps).  ``zero_rows``: see :func:`train`."""
+    wall seconds, mean loss over the last 10% of steps).  ``zero_rows``, ``dt_penalty``: see
+    :func:`train`; the penalty starts with the training length, once the task is found."""
     model = make_model(True, seed, **config).to(device)
     secs, loss = train(model, spec,
                        lambda step, b, g: induction_heads_batch(
                            b, curriculum_length(step, spec.steps, length), g),
                        induction_loss, seed, log_every=log_every, name=name,
-                       state_passing=state_passing, zero_rows=zero_rows)
+                       state_passing=state_passing, zero_rows=zero_rows, dt_penalty=dt_penalty,
+                       penalty_from=int(spec.steps * 0.1 * len(CURRICULUM)))
     return model, secs, loss
 
 
@@ -315,6 +361,11 @@ def curriculum_length(step: int, steps: int, final: int, stages: Tuple[int, ...]
     lengths = curriculum_stages(final, stages)
     k = step // max(1, int(steps * stage_frac))
     return lengths[min(k, len(lengths) - 1)]
+
+
+@contextmanager
+def _nothing():
+    yield None
 
 
 def copying_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
