@@ -268,7 +268,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(a.threads)
     if a.device.startswith("cuda"):
         S.use_triton_if_it_checks_out(a.device)
-    diagnostic = ("half_life", "far_key_")
+    diagnostic = ("half_life", "readout_")
 
     def redone(r):  # the rows this run measures again (the others are kept)
         return r["variant"] in a.variants and (
@@ -307,11 +307,11 @@ def main(argv=None) -> int:
         ro = key_readout(model, L, min(a.n_eval, 16), eval_seed + 200)
         k = round(ro["accuracy"] * min(a.n_eval, 16))
         lo, hi = wilson_interval(k, min(a.n_eval, 16))
-        emit(measure="far_key_accuracy", eval_len=L, accuracy=ro["accuracy"], correct=k,
+        emit(measure="readout_accuracy", eval_len=L, accuracy=ro["accuracy"], correct=k,
              n_eval=min(a.n_eval, 16), ci_low=round(lo, 4), ci_high=round(hi, 4),
              value=round(time.perf_counter() - t0, 1))
         for key in ("margin", "key_shift", "drift"):
-            emit(measure=f"far_key_{key}", eval_len=L, value=round(ro[key], 4))
+            emit(measure=f"readout_{key}", eval_len=L, value=round(ro[key], 4))
         if a.only_diagnostics:
             continue
         for k in range(8, a.max_eval_log2 + 1):

@@ -136,22 +136,37 @@ def copying_curve() -> str:
     return "\n".join(out).rstrip()
 
 
+def _far_key_cells(get, longest) -> str:
+    """The far-key read-out of one variant (benchmarks/induction_probe.py key_readout):
+    correct/n, median logit shift when the key changes, drift of the stored key."""
+    acc = get.get(("readout_accuracy", str(longest)))
+    if acc is None:
+        return "- | - | -"
+    shift, drift = (get.get((f"readout_{k}", str(longest))) for k in ("key_shift", "drift"))
+    return (f"{int(acc['correct'])}/{acc['n_eval']} | {float(shift['value']):.1f} | "
+            f"{100 * float(drift['value']):.0f}%")
+
+
+def _by_variant(rows: List[dict]):
+    for v in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == v]
+        yield v, mine, {(r["measure"], r["eval_len"]): r for r in mine}
+
+
 def induction_probe() -> str:
     """One row per benchmarks/induction_probe.py variant: accuracy at the longest screened
-    lengths, near and far keys there, and the longest memory half-life of the second layer."""
+    lengths, near and far keys there, the far-key read-out, and the longest memory half-life
+    of the second layer."""
     rows = _csv("induction_probe.csv")
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
     longest = max(int(r["eval_len"]) for r in rows if r["measure"] == "accuracy")
     shown = [longest >> 2, longest >> 1, longest]
     k = _pow2(longest)
     out = ["| variant | steps | training (s) | "
            + " | ".join(_pow2(n) for n in shown)
-           + f" | key 2-128 back, {k} | key over half back, {k} | layer-2 half-life "
-             "(tokens) |", "|---" * (6 + len(shown)) + "|"]
-    for v in variants:
-        mine = [r for r in rows if r["variant"] == v]
-        get = {(r["measure"], r["eval_len"]): r for r in mine}
-
+           + f" | key 2-128 back, {k} | key over half back, {k} | key at 16, {k} | "
+             "logit shift when the key changes | drift of the stored key | layer-2 half-life "
+             "(tokens) |", "|---" * (9 + len(shown)) + "|"]
+    for v, mine, get in _by_variant(rows):
         def acc(measure, n):
             r = get.get((measure, str(n)))
             return "-" if r is None else f"{int(r['correct'])}/{r['n_eval']}"
@@ -160,7 +175,25 @@ def induction_probe() -> str:
         out.append(f"| {v} | {mine[0]['train_steps']} | {float(mine[0]['train_seconds']):.0f} | "
                    + " | ".join(acc("accuracy", n) for n in shown)
                    + f" | {acc('near_key_2_128', longest)} | {acc('far_key_ge_half', longest)} "
-                     f"| {half_life} |")
+                     f"| {_far_key_cells(get, longest)} | {half_life} |")
+    return "\n".join(out)
+
+
+def induction_far_key() -> str:
+    """The far-key read-out of the longest-reaching variants at 2^19
+    (induction_probe.py --only-diagnostics --max-eval-log2 19 --out induction_probe_far.csv)."""
+    rows = _csv("induction_probe_far.csv")
+    lengths = {int(r["eval_len"]) for r in rows if r["measure"] == "readout_accuracy"}
+    out = ["| variant | steps | length | key at 16: correct | median top-2 logit margin | "
+           "logit shift when the key changes | drift of the stored key |", "|---" * 7 + "|"]
+    for length in sorted(lengths):
+        for v, mine, get in _by_variant(rows):
+            margin = get.get(("readout_margin", str(length)))
+            if margin is None:
+                continue
+            cells = _far_key_cells(get, length).split(" | ")
+            out.append(f"| {v} | {mine[0]['train_steps']} | {_pow2(length)} | {cells[0]} | "
+                       f"{float(margin['value']):.1f} | {cells[1]} | {cells[2]} |")
     return "\n".join(out)
 
 
@@ -366,7 +399,8 @@ def cpu_scan() -> str:
 BLOCKS: Dict[str, Callable[[], str]] = {
     "cpu_scan tables": cpu_scan, "scan_cpu": scan_cpu, "scan_cuda": scan_cuda,
     "synthetic": synthetic,
-    "induction probe": induction_probe, "copying curve": copying_curve,
+    "induction probe": induction_probe, "induction far key": induction_far_key,
+    "copying curve": copying_curve,
     "dna results": dna_results, "gene annotation": gene_annotation,
     "audio results": audio_results,
     "audio holdout": audio_holdout, "generation": generation,
