@@ -93,6 +93,49 @@ def test_bundled_fsdd_checksums_manifest_and_speaker_split():
     assert {c.group for c in s["val"]} == {"nicolas"} and len(s["train"]) == 1500
 
 
+def test_bundled_compact_synthetic_set_checksums_and_balance():
+    """The compact synthetic voices: every FLAC as written (checksum digests), 200 clips of
+    each digit spread evenly over the 12 voice groups, one-second 8 kHz mono clips that load
+    through the same reader as the real speakers."""
+    entry = bundled_set("synth_digits_8k")  # verifies manifest.csv
+    root = Path(entry["manifest"]).parent
+    for engine in ("espeak", "flite"):
+        lines = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
+                        for p in sorted((root / engine).glob("*.flac")))
+        assert hashlib.sha256(lines.encode()).hexdigest() == entry[f"{engine}_flacs_sha256sum_digest"]
+    clips = read_clips(entry["manifest"])
+    assert len(clips) == entry["clips"] == 2000
+    assert {w: sum(c.label == w for c in clips) for w in WORDS} == {w: 200 for w in WORDS}
+    per_group = {g: sum(c.group == g for c in clips) for g in entry["groups"]}
+    assert per_group == entry["groups"] and len(per_group) == 12
+    for w in WORDS:  # within a digit, groups differ by at most one clip
+        counts = [sum(c.group == g and c.label == w for c in clips) for g in per_group]
+        assert max(counts) - min(counts) <= 1
+    info = [sf.info(c.path) for c in clips[::100]]
+    assert {(i.samplerate, i.channels, i.format) for i in info} == {(8000, 1, "FLAC")}
+    assert all(abs(i.duration - 1.0) < 1e-3 for i in info)
+
+
+def test_compact_synth_pick_spreads_each_digit_over_the_groups():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "compact_synth", Path(__file__).resolve().parent.parent / "data/audio/compact_synth.py")
+    cs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cs)
+    rows = [{"path": f"{g}/{w}_{i}.wav", "label": w, "group": g}
+            for g, n in (("a", 9), ("b", 3), ("c", 9)) for w in ("one", "two") for i in range(n)]
+    got = cs.pick(rows, 10, seed=0)
+    assert got == cs.pick(rows, 10, seed=0)  # the same seed picks the same clips
+    for w in ("one", "two"):
+        mine = [r for r in got if r["label"] == w]
+        n = {g: sum(r["group"] == g for r in mine) for g in "abc"}
+        assert len(mine) == 10 and n["b"] == 3 and sorted((n["a"], n["c"])) == [3, 4]
+        assert len({r["path"] for r in mine}) == 10  # no clip twice
+    with pytest.raises(SystemExit, match="only 21 clips"):
+        cs.pick(rows, 22, seed=0)
+
+
 def test_bundled_splits_as_described():
     entry = bundled_set("spoken_digits_espeak", verify=False)
     clips = read_clips(entry["manifest"])
