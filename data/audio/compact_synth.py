@@ -26,7 +26,6 @@ from collections import defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 COLUMNS = ("path", "label", "group", "engine", "voice")
 
 
