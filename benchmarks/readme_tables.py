@@ -171,7 +171,9 @@ def induction_probe() -> str:
             r = get.get((measure, str(n)))
             return "-" if r is None else f"{int(r['correct'])}/{r['n_eval']}"
         hl = get.get(("half_life_layer1", ""))
-        half_life = f"{float(hl['value']):,.0f}" if hl else "-"
+        half_life = "-" if not hl else (
+            "∞ (dt = 0 in float32)" if math.isinf(float(hl["value"]))
+            else f"{float(hl['value']):,.0f}")
         out.append(f"| {v} | {mine[0]['train_steps']} | {float(mine[0]['train_seconds']):.0f} | "
                    + " | ".join(acc("accuracy", n) for n in shown)
                    + f" | {acc('near_key_2_128', longest)} | {acc('far_key_ge_half', longest)} "

@@ -2,8 +2,9 @@
 
     python benchmarks/synthetic.py                    # the default table (CPU-sized copying)
     python benchmarks/synthetic.py --quick            # smoke run, about a minute
-    python benchmarks/synthetic.py --tasks induction --induction-variant steps_x10_state_passing \
-        --min-eval-seqs 32                            # the README's induction rows
+    python benchmarks/synthetic.py --tasks induction \
+        --induction-variant steps_x10_state_passing_dt_penalty \
+        --min-eval-seqs 32 [--seed 1]                 # the README's induction columns
     python benchmarks/synthetic.py --tasks copying --copy-length 4096 --copy-tokens 16 \
         --copy-batch 8 --copy-curriculum 256,1024 --copy-stage-frac 0.35 --steps 8000 \
         --curve-every 250                             # the paper's copying setting, with a curve
@@ -40,10 +41,13 @@ Induction heads (paper: train at 256, Mamba perfect up to 2^20)
     steps and then carries over to 256.  Weight decay 0: decay pulls dt_proj toward an
     input-independent step, against the selection the task needs.  1500 steps give a model
     that is perfect at the training length and some multiple of it, then degrades;
-    ``benchmarks/induction_probe.py`` finds why (far keys fade, the evaluation is exact) and
-    that state passing (``--state-passing``: each batch starts from the previous batch's
-    final state) with 15000 steps extrapolates; ``--induction-variant`` evaluates one of its
-    saved models.  Evaluation at 2^8 .. 2^``--max-eval-log2`` (default 20): about 2^21
+    ``benchmarks/induction_probe.py`` finds why (the evaluation is exact; far keys are kept
+    but misread) and what closes the gap to 2^20: state passing (``--state-passing``: each
+    batch starts from the previous batch's final state) with 15000 steps, and a cost on the
+    recall layer's log dt (``dt_penalty`` of :func:`train`), so ordinary tokens write nothing
+    into the stored key; ``--induction-variant`` evaluates one of its saved models
+    (``--seed N`` trains a replicate, saved under ``runs/induction_probe/seedN``, in a column
+    of its own).  Evaluation at 2^8 .. 2^``--max-eval-log2`` (default 20): about 2^21
     tokens per length, at least 32 sequences (8 from 2^19; ``--min-eval-seqs``), at most 512,
     run under ``torch.no_grad()`` in batches of at most 2^18 tokens and, beyond 2^16 tokens,
     in chunks of 2^16 with the recurrent state carried (``model(ids, chunk_size=...)``), so
@@ -560,7 +564,8 @@ def main(argv=None) -> int:
     eval_seed = 10_000 + a.seed
     copy_names = {"s6": "mamba (S6)", "s4": "no selection (S4-like)"}
     ind_training = "state passing" if a.state_passing else ""
-    probe_dir = ROOT / "runs" / "induction_probe"  # where induction_probe.py saves its models
+    # where induction_probe.py saves its models (seed 0); another seed's go beside them
+    probe_dir = ROOT / "runs" / "induction_probe" / (f"seed{a.seed}" if a.seed else "")
     if a.induction_variant:
         import induction_probe
 
@@ -574,6 +579,8 @@ def main(argv=None) -> int:
             if k not in ("steps", "lr", "batch"))  # steps and batch have their own columns
         if a.induction_variant.startswith("gpu"):
             ind_training += ", on a GPU"
+    if a.seed:  # a replicate: its own column, not a replacement of the seed-0 run's
+        ind_training = ", ".join(x for x in (ind_training, f"seed {a.seed}") if x)
     # Rows this run replaces: copying of the models run at this length (other lengths, e.g.
     # 128 beside the paper's 4096, are kept) and induction heads trained the same way (other
     # training runs are kept, each a column of the README table).

@@ -214,3 +214,17 @@ def test_command_line_keeps_rows_of_models_not_rerun_and_writes_the_curve(tmp_pa
     rows = list(csv.DictReader(out.open()))
     assert sorted((r["model"], r["train_len"]) for r in rows) == sorted(
         [("mamba (S6)", "32"), ("no selection (S4-like)", "32"), ("no selection (S4-like)", "40")])
+
+
+def test_another_seed_is_a_column_of_its_own(tmp_path):
+    """An induction run with --seed 1 adds rows labelled with the seed beside the seed-0 run
+    of the same training, instead of replacing them."""
+    out = tmp_path / "synthetic.csv"
+    for seed in ("0", "1"):
+        assert S.main(["--quick", "--steps", "4", "--tasks", "induction", "--max-eval-log2", "7",
+                       "--seed", seed, "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    by_seed = {s: [r for r in rows if r["seed"] == s] for s in ("0", "1")}
+    assert len(by_seed["0"]) == len(by_seed["1"]) == 2  # 2^6 and 2^7
+    assert {r["training"] for r in by_seed["0"]} == {""}
+    assert {r["training"] for r in by_seed["1"]} == {"seed 1"}
