@@ -294,8 +294,8 @@ def fsdd_loso() -> str:
 def fsdd_ablation() -> str:
     """Every tagged run of benchmarks/audio_fsdd.py beside the recipe on the same speakers."""
     base = {r["held_out"]: float(r["model_acc"]) for r in _csv("audio_fsdd_loso.csv")}
-    out = ["| change to the recipe (`--set`, `--mix`) | held out | seqmamba | recipe as shipped "
-           "| file |", "|---|---|---|---|---|"]
+    out = ["| change to the FSDD-only recipe (`--set`, `--mix`) | held out | seqmamba | "
+           "FSDD-only recipe | file |", "|---|---|---|---|---|"]
     for path in sorted(RESULTS.glob("audio_fsdd_loso_*.csv")):
         rows = [r for r in _csv(path.name) if r["held_out"] != "mean"]
         who = ", ".join(r["held_out"] for r in rows)
