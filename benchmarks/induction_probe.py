@@ -222,10 +222,10 @@ def key_readout(model: MambaLMHeadModel, length: int, n: int, seed: int) -> dict
     other[:, key] = (inputs[:, key] + 1 + torch.randint(0, S.TRIGGER - 1, (n,),
                      generator=torch.Generator().manual_seed(seed + 1))) % S.TRIGGER
     chunk = min(length, 1 << 16)
+    head = key + 1 + model.backbone.layers[0].mixer.d_conv  # to the key and the conv's reach
     logits, states = [], []
     for x in (inputs, other):
         cache = model.allocate_inference_cache(n)
-        head = key + 1 + model.backbone.layers[0].mixer.d_conv  # to the key and the conv's reach
         model(x[:, :head].to(device), inference_cache=cache)
         after_write = cache.layers[-1].ssm.clone()
         out = None
@@ -304,11 +304,12 @@ def main(argv=None) -> int:
             emit(measure=f"half_life_layer{i}", value=round(hl, 1))
         L = 1 << a.max_eval_log2
         t0 = time.perf_counter()
-        ro = key_readout(model, L, min(a.n_eval, 16), eval_seed + 200)
-        k = round(ro["accuracy"] * min(a.n_eval, 16))
-        lo, hi = wilson_interval(k, min(a.n_eval, 16))
+        n_ro = min(a.n_eval, 16)
+        ro = key_readout(model, L, n_ro, eval_seed + 200)
+        k = round(ro["accuracy"] * n_ro)
+        lo, hi = wilson_interval(k, n_ro)
         emit(measure="readout_accuracy", eval_len=L, accuracy=ro["accuracy"], correct=k,
-             n_eval=min(a.n_eval, 16), ci_low=round(lo, 4), ci_high=round(hi, 4),
+             n_eval=n_ro, ci_low=round(lo, 4), ci_high=round(hi, 4),
              value=round(time.perf_counter() - t0, 1))
         for key in ("margin", "key_shift", "drift"):
             emit(measure=f"readout_{key}", eval_len=L, value=round(ro[key], 4))

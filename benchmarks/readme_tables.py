@@ -136,15 +136,15 @@ def copying_curve() -> str:
     return "\n".join(out).rstrip()
 
 
-def _far_key_cells(get, longest) -> str:
-    """The far-key read-out of one variant (benchmarks/induction_probe.py key_readout):
-    correct/n, median logit shift when the key changes, drift of the stored key."""
+def _far_key_cells(get, longest) -> List[str]:
+    """The far-key read-out of one variant (benchmarks/induction_probe.py key_readout), as
+    three cells: correct/n, median logit shift when the key changes, drift of the stored key."""
     acc = get.get(("readout_accuracy", str(longest)))
     if acc is None:
-        return "- | - | -"
+        return ["-"] * 3
     shift, drift = (get.get((f"readout_{k}", str(longest))) for k in ("key_shift", "drift"))
-    return (f"{int(acc['correct'])}/{acc['n_eval']} | {float(shift['value']):.1f} | "
-            f"{100 * float(drift['value']):.0f}%")
+    return [f"{int(acc['correct'])}/{acc['n_eval']}", f"{float(shift['value']):.1f}",
+            f"{100 * float(drift['value']):.0f}%"]
 
 
 def _by_variant(rows: List[dict]):
@@ -177,7 +177,7 @@ def induction_probe() -> str:
         out.append(f"| {v} | {mine[0]['train_steps']} | {float(mine[0]['train_seconds']):.0f} | "
                    + " | ".join(acc("accuracy", n) for n in shown)
                    + f" | {acc('near_key_2_128', longest)} | {acc('far_key_ge_half', longest)} "
-                     f"| {_far_key_cells(get, longest)} | {half_life} |")
+                     f"| {' | '.join(_far_key_cells(get, longest))} | {half_life} |")
     return "\n".join(out)
 
 
@@ -193,7 +193,7 @@ def induction_far_key() -> str:
             margin = get.get(("readout_margin", str(length)))
             if margin is None:
                 continue
-            cells = _far_key_cells(get, length).split(" | ")
+            cells = _far_key_cells(get, length)
             out.append(f"| {v} | {mine[0]['train_steps']} | {_pow2(length)} | {cells[0]} | "
                        f"{float(margin['value']):.1f} | {cells[1]} | {cells[2]} |")
     return "\n".join(out)

@@ -66,7 +66,7 @@ import argparse
 import os
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Tuple
@@ -292,7 +292,7 @@ def train(model: MambaLMHeadModel, spec: TrainSpec,
             g["lr"] = lr_at(step, spec)
         inputs, targets = (t.to(device, non_blocking=True)
                            for t in batch_fn(step, spec.batch, gen))
-        with recorded_dt(model, (-1,)) if dt_penalty else _nothing() as dts:
+        with recorded_dt(model, (-1,)) if dt_penalty else nullcontext() as dts:
             loss = loss_fn(model(inputs, inference_cache=cache).logits, targets)
         objective = loss
         if dt_penalty and step >= penalty_from:
@@ -335,7 +335,8 @@ def train_induction(spec: TrainSpec, seed: int, length: int, state_passing: bool
                            b, curriculum_length(step, spec.steps, length), g),
                        induction_loss, seed, log_every=log_every, name=name,
                        state_passing=state_passing, zero_rows=zero_rows, dt_penalty=dt_penalty,
-                       penalty_from=int(spec.steps * 0.1 * len(CURRICULUM)))
+                       penalty_from=next(s for s in range(spec.steps)
+                                         if curriculum_length(s, spec.steps, length) == length))
     return model, secs, loss
 
 
@@ -365,11 +366,6 @@ def curriculum_length(step: int, steps: int, final: int, stages: Tuple[int, ...]
     lengths = curriculum_stages(final, stages)
     k = step // max(1, int(steps * stage_frac))
     return lengths[min(k, len(lengths) - 1)]
-
-
-@contextmanager
-def _nothing():
-    yield None
 
 
 def copying_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

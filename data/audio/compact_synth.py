@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import random
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-COLUMNS = ("path", "label", "group", "engine", "voice")
+if str(HERE) not in sys.path:  # imported by path (the tests): make_digits sits beside it
+    sys.path.insert(0, str(HERE))
+
+from make_digits import COLUMNS, write_manifest  # noqa: E402  (the generated set's columns)
 
 
 def pick(rows: list, per_digit: int, seed: int) -> list:
@@ -90,12 +91,7 @@ def main(argv=None) -> int:
         dest.parent.mkdir(parents=True, exist_ok=True)
         sf.write(dest, mono.clamp(-1, 1).numpy(), a.rate, format="FLAC", subtype="PCM_16")
         out_rows.append({**{k: r[k] for k in COLUMNS}, "path": f"{dest.parent.name}/{dest.name}"})
-    fd, tmp = tempfile.mkstemp(dir=a.out, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows(out_rows)
-    os.replace(tmp, a.out / "manifest.csv")
+    write_manifest(out_rows, a.out / "manifest.csv")
     groups = sorted({r["group"] for r in out_rows})
     print(f"wrote {len(out_rows)} clips of {len(groups)} voice groups at {a.rate} Hz to {a.out}")
     return 0
