@@ -7,6 +7,8 @@
         --tag specaugment                                    # an ablation on one fold
     python benchmarks/audio_fsdd.py --mix runs/synth_digits/manifest.csv --tag synth
                                           # train on extra voices too (never scored on them)
+    python benchmarks/audio_fsdd.py --recipe benchmarks/recipes/audio_fsdd_fsdd_only.yaml \
+        --tag fsdd_only                   # the earlier recipe: the 4 real speakers alone
 
 For each speaker, ``seqmamba audio finetune`` trains the recipe on the other three and is
 scored on all 500 clips of the held-out one (a voice it never heard), beside two classic
@@ -18,9 +20,12 @@ run already finished are not retrained.
 
 Writes ``benchmarks/results/audio_fsdd_loso{_TAG}.csv`` (one row per speaker, and the mean;
 the ``settings`` column holds the recipe overrides and the mixed-in manifest) and
-``audio_fsdd_noise{_TAG}.csv`` (speaker, noise, SNR, model and baselines).  ``--mix``
-clips (e.g. the synthetic voices of ``data/audio/make_digits.py``) are added to every fold's
-training set; the baselines are fitted on the FSDD speakers alone, as before.
+``audio_fsdd_noise{_TAG}.csv`` (speaker, noise, SNR, model and baselines); the ``recipe``
+column names the recipe the overrides apply to.  Every fold trains on the recipe's own
+training sets (its ``train`` list: FSDD and, for ``audio_fsdd``, the bundled synthetic voices)
+with the held-out speaker's clips left out; ``--mix`` clips (e.g. the synthetic voices of
+``data/audio/make_digits.py``) are added on top.  The baselines are fitted on the FSDD
+speakers alone.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -46,6 +52,7 @@ from pipelines.audio.augment import babble, change_speed, mix_at_snr  # noqa: E4
 from pipelines.audio.datasets import bundled_set, read_clips  # noqa: E402
 from pipelines.audio.io import read_audio  # noqa: E402
 from pipelines.audio.models import encode_input, model_extra, resolve_model_dir  # noqa: E402
+from pipelines.bundled import shipped_recipe, shipped_recipe_names  # noqa: E402
 from pipelines.model_dirs import load_pretrained  # noqa: E402
 from seqmamba import MambaForSequenceClassification  # noqa: E402
 from seqmamba.atomic import write_csv_atomic  # noqa: E402
@@ -54,13 +61,33 @@ SNRS = (20, 10, 5)
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
 
 
+def recipe_path(recipe: str) -> Path:
+    """A shipped recipe's name or a recipe file -> its path (an unknown one is an error)."""
+    path = Path(recipe) if Path(recipe).is_file() else shipped_recipe(recipe)
+    if path is None:
+        raise SystemExit(f"--recipe {recipe}: no such recipe file or shipped recipe "
+                         f"({', '.join(shipped_recipe_names())})")
+    return path
+
+
+def training_sets(recipe: Path, mix) -> list:
+    """The manifests every fold trains on: the recipe's ``train`` list (paths relative to the
+    recipe; FSDD must be one of them, as the folds split its speakers) plus ``mix``."""
+    train = yaml.safe_load(recipe.read_text()).get("train") or []
+    sets = [(recipe.parent / t).resolve() for t in ([train] if isinstance(train, str) else train)]
+    fsdd = Path(bundled_set("fsdd")["manifest"]).resolve()
+    if fsdd not in sets:
+        raise SystemExit(f"{recipe}: its train list has no {fsdd}, whose speakers the folds "
+                         f"hold out")
+    return [fsdd] + [s for s in sets if s != fsdd] + ([Path(mix).resolve()] if mix else [])
+
+
 def train_fold(speaker: str, a) -> Path:
     run = a.workdir / speaker
     if (run / "report.json").is_file():
         return run
-    manifest = bundled_set("fsdd")["manifest"]
-    if a.mix:
-        manifest = mixed_manifest(manifest, a.mix, a.workdir / "train_manifest.csv")
+    sets = training_sets(recipe_path(a.recipe), a.mix)
+    manifest = sets[0] if len(sets) == 1 else mixed_manifest(sets, a.workdir / "train_manifest.csv")
     cmd = [sys.executable, "-m", "pipelines.cli", "audio", "finetune", "--config", a.recipe,
            "--train", str(manifest), "--split", "group", "--val-groups", speaker,
            "--out", str(run), "--no-progress", "--baseline", "none"]
@@ -72,12 +99,12 @@ def train_fold(speaker: str, a) -> Path:
     return run
 
 
-def mixed_manifest(fsdd: Path, extra: Path, out: Path) -> Path:
-    """FSDD's manifest plus ``extra``'s clips (absolute paths, their own groups) as one CSV."""
+def mixed_manifest(sources, out: Path) -> Path:
+    """The clips of the ``sources`` manifests (absolute paths, their own groups) as one CSV."""
     import csv
 
     rows = []
-    for src in (Path(fsdd), Path(extra)):
+    for src in map(Path, sources):
         with open(src, newline="") as f:
             for r in csv.DictReader(f):
                 path = Path(r["path"])
@@ -156,7 +183,8 @@ def evaluate_fold(speaker: str, run: Path, clips, a) -> tuple:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--recipe", default="audio_fsdd")
+    p.add_argument("--recipe", default="audio_fsdd",
+                   help="shipped recipe name or recipe file; its train list is every fold's")
     p.add_argument("--set", nargs="*", default=[], help="recipe overrides, e.g. max_steps=1500")
     p.add_argument("--speakers", nargs="+", default=list(SPEAKERS))
     p.add_argument("--workdir", type=Path, default=ROOT / "runs" / "fsdd_loso")
@@ -182,11 +210,13 @@ def main(argv=None) -> int:
     for s, run in runs.items():
         r, n = evaluate_fold(s, run, clips, a)
         r["settings"] = settings
+        r["recipe"] = recipe_path(a.recipe).stem
         print(f"{s}: model {r['model_acc']:.4f}  log-mel LR {r['logmel_lr_acc']:.4f}  "
               f"SVM {r['svm_acc']:.4f}", flush=True)
         rows.append(r)
         noise += n
-    mean = {"held_out": "mean", "clips": sum(r["clips"] for r in rows), "settings": settings}
+    mean = {"held_out": "mean", "clips": sum(r["clips"] for r in rows), "settings": settings,
+            "recipe": rows[0]["recipe"]}
     for k in ("model_acc", "logmel_lr_acc", "svm_acc", "train_seconds", "predict_clips_per_s"):
         mean[k] = round(float(np.mean([r[k] for r in rows])), 4)
     rows.append(mean)

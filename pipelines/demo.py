@@ -111,7 +111,8 @@ def _loso_line() -> Optional[str]:
         mean = next((r for r in csv.DictReader(f) if r["held_out"] == "mean"), None)
     if mean is None:
         return None
-    return (f"FSDD-only audio_fsdd recipe, each real speaker held out in turn: "
+    return (f"audio_fsdd recipe (real speakers + bundled synthetic voices), each real "
+            f"speaker held out in turn: "
             f"{float(mean['model_acc']):.3f} "
             f"vs log-mel LR {float(mean['logmel_lr_acc']):.3f}, RBF SVM "
             f"{float(mean['svm_acc']):.3f}")

@@ -353,12 +353,13 @@ def test_finetune_joins_several_training_sets_and_refuses_a_clip_listed_twice(tm
 
 def test_shipped_fsdd_recipe_trains_on_real_and_bundled_synthetic_voices(tmp_path):
     """audio_fsdd (the recipe a user runs on real speakers) needs nothing outside the
-    checkout: both of its training sets are bundled, with its augmentations set."""
+    checkout: all three of its training sets are bundled, with its augmentations set."""
     from pipelines.audio.finetune import build_parser
     from pipelines.runs import parse_with_recipe
 
     a = parse_with_recipe(build_parser(), ["--config", "audio_fsdd", "--out", str(tmp_path / "r")])
-    assert [Path(p).resolve().parent.name for p in a.train] == ["fsdd", "synth_digits_8k"]
+    assert [Path(p).resolve().parent.name for p in a.train] == ["fsdd", "synth_digits_8k",
+                                                                "accent_digits_8k"]
     assert all(Path(p).is_file() for p in a.train)
     assert (a.frontend_norm, a.babble_snr, a.reverb) == ("cmn", 5, 0.5)
 

@@ -116,13 +116,60 @@ def test_bundled_compact_synthetic_set_checksums_and_balance():
     assert all(abs(i.duration - 1.0) < 1e-3 for i in info)
 
 
-def test_compact_synth_pick_spreads_each_digit_over_the_groups():
+def _data_script(name: str):
+    """data/audio/NAME.py imported by path (the data scripts are not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "compact_synth", Path(__file__).resolve().parent.parent / "data/audio/compact_synth.py")
-    cs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cs)
+    spec = importlib.util.spec_from_file_location(name, DATA / "audio" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bundled_accented_voices_checksums_balance_and_length():
+    """The accented voices: every FLAC as written (checksum digests), 6 clips of each digit per
+    voice over 13 espeak-ng languages and 10 festival voices, 8 kHz mono, and no clip longer
+    than the audio_fsdd window (1.4 s), so no training crop cuts a digit."""
+    entry = bundled_set("accent_digits_8k")  # verifies manifest.csv
+    root = Path(entry["manifest"]).parent
+    for engine in ("espeak", "festival"):
+        lines = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
+                        for p in sorted((root / engine).glob("*.flac")))
+        assert hashlib.sha256(lines.encode()).hexdigest() == entry[f"{engine}_flacs_sha256sum_digest"]
+    clips = read_clips(entry["manifest"])
+    assert len(clips) == entry["clips"] == 1380
+    groups = {c.group for c in clips}
+    assert groups == set(entry["groups"]) and len(groups) == 23
+    assert {c.group.split(":")[0] for c in clips} == {"espeak", "festival"}
+    for g in groups:
+        assert {w: sum(c.group == g and c.label == w for c in clips) for w in WORDS} == \
+            {w: 6 for w in WORDS}
+    info = [sf.info(c.path) for c in clips]
+    assert {(i.samplerate, i.channels, i.format) for i in info} == {(8000, 1, "FLAC")}
+    assert all(0.1 < i.duration <= 1.4 for i in info)
+
+
+def test_accent_respellings_cover_every_voice_and_digit():
+    """gen_accents.py: every voice's language has one respelling per digit, so a voice never
+    reads a word in its own spelling rules."""
+    ga = _data_script("gen_accents")
+    for lang in list(ga.ESPEAK) + list(ga.FESTIVAL.values()):
+        words = ga.RESPELLINGS[lang].split()
+        assert len(words) == len(ga.DIGITS) == 10 and len(set(words)) == 10, lang
+    assert ga.RESPELLINGS["en"].split() == list(ga.DIGITS)
+
+
+def test_gen_accents_without_engines_says_what_to_install(tmp_path, monkeypatch, capsys):
+    ga = _data_script("gen_accents")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng, festival or sox on it
+    assert ga.main([str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "espeak-ng, text2wave, sox not found" in err and "apt-get install" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_compact_synth_pick_spreads_each_digit_over_the_groups():
+    cs = _data_script("compact_synth")
     rows = [{"path": f"{g}/{w}_{i}.wav", "label": w, "group": g}
             for g, n in (("a", 9), ("b", 3), ("c", 9)) for w in ("one", "two") for i in range(n)]
     got = cs.pick(rows, 10, seed=0)
@@ -521,20 +568,12 @@ def test_folder_per_label(tmp_path):
 
 # ---------------------------------------------------------------- mixed-engine set maker
 
-def _make_digits_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_digits",
-                                                  DATA / "audio" / "make_digits.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_make_digits_manifest_groups_by_accent_and_voice(tmp_path):
     """The manifest rows the maker writes, from the generators' metadata.json entries (the
     bundled set's metadata is one), read back by the dataset layer with its groups."""
-    md = _make_digits_module()
+    md = _data_script("make_digits")
     meta = json.loads((DIGITS / "metadata.json").read_text())[:30]
     flite = [{"voice": "flite:awb", "file": "one_flite_0000.wav", "word": "one", "label": 1},
              {"voice": "flite:slt", "file": "two_flite_0000.wav", "word": "two", "label": 2}]
@@ -555,7 +594,7 @@ def test_make_digits_manifest_groups_by_accent_and_voice(tmp_path):
 
 
 def test_make_digits_without_engines_says_what_to_install(tmp_path, monkeypatch, capsys):
-    md = _make_digits_module()
+    md = _data_script("make_digits")
     monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng, flite or sox on it
     assert md.main([str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -592,7 +631,7 @@ def test_generated_set_manifest_entry_is_consistent():
     split = gen["splits"]["voices-held-out"]
     assert set(split["val_groups"]) <= set(gen["groups"])
     assert sum(gen["groups"][g] for g in split["val_groups"]) == 1795
-    defaults = _make_digits_module().build_parser().parse_args([])
+    defaults = _data_script("make_digits").build_parser().parse_args([])
     assert 10 * (defaults.espeak + defaults.flite) == gen["clips"] and defaults.seed == 1
     assert defaults.out.name == gen["path"]
 
@@ -658,3 +697,40 @@ def test_noise_is_added_at_the_asked_signal_to_noise_ratio(kind):
         n = noisy - w
         got = 10 * math.log10(float(w.pow(2).mean()) / float(n.pow(2).mean()))
         assert abs(got - snr) < 1e-3
+
+
+def test_loso_benchmark_trains_each_fold_on_the_recipes_own_sets(tmp_path):
+    """benchmarks/audio_fsdd.py measures the recipe as shipped: the shipped audio_fsdd trains
+    on FSDD plus the bundled English and accented synthetic voices, its earlier versions on
+    FSDD and the English voices, and on FSDD alone; a
+    recipe without FSDD (whose speakers the folds hold out) is refused; the joined manifest
+    holds every clip of every set once, by absolute path, with its own group."""
+    import csv
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from audio_fsdd import mixed_manifest, recipe_path, training_sets
+
+    root = Path(__file__).resolve().parents[1]
+    fsdd = (root / "data/audio/fsdd/manifest.csv").resolve()
+    synth = (root / "data/audio/synth_digits_8k/manifest.csv").resolve()
+    accents = (root / "data/audio/accent_digits_8k/manifest.csv").resolve()
+    assert training_sets(recipe_path("audio_fsdd"), None) == [fsdd, synth, accents]
+    compact = root / "benchmarks/recipes/audio_fsdd_compact.yaml"
+    assert training_sets(recipe_path(str(compact)), accents) == [fsdd, synth, accents]
+    old = root / "benchmarks/recipes/audio_fsdd_fsdd_only.yaml"
+    assert training_sets(recipe_path(str(old)), None) == [fsdd]
+    assert training_sets(recipe_path(str(old)), synth) == [fsdd, synth]
+    bad = tmp_path / "r.yaml"
+    bad.write_text(f"train: {synth}\n")
+    with pytest.raises(SystemExit, match="folds"):
+        training_sets(recipe_path(str(bad)), None)
+    with pytest.raises(SystemExit, match="no such recipe"):
+        recipe_path("no_such_recipe")
+    out = mixed_manifest([fsdd, synth], tmp_path / "m.csv")
+    rows = list(csv.DictReader(open(out)))
+    counts = [sum(1 for _ in csv.DictReader(open(m))) for m in (fsdd, synth)]
+    assert len(rows) == sum(counts) == len({r["path"] for r in rows})
+    assert all(Path(r["path"]).is_absolute() and Path(r["path"]).is_file() for r in rows[::97])
+    groups = {r["group"] for r in rows}
+    assert {"george", "jackson", "lucas", "nicolas"} <= groups and len(groups) > 4
