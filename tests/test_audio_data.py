@@ -93,16 +93,22 @@ def test_bundled_fsdd_checksums_manifest_and_speaker_split():
     assert {c.group for c in s["val"]} == {"nicolas"} and len(s["train"]) == 1500
 
 
+def _assert_flac_digests(entry: dict, folders) -> None:
+    """Each folder's FLACs hash to the digest data_manifests/audio.yaml records for it
+    (``cd FOLDER && LC_ALL=C sha256sum *.flac | sha256sum``)."""
+    root = Path(entry["manifest"]).parent
+    for folder in folders:
+        lines = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
+                        for p in sorted((root / folder).glob("*.flac")))
+        assert hashlib.sha256(lines.encode()).hexdigest() == entry[f"{folder}_flacs_sha256sum_digest"]
+
+
 def test_bundled_compact_synthetic_set_checksums_and_balance():
     """The compact synthetic voices: every FLAC as written (checksum digests), 200 clips of
     each digit spread evenly over the 12 voice groups, one-second 8 kHz mono clips that load
     through the same reader as the real speakers."""
     entry = bundled_set("synth_digits_8k")  # verifies manifest.csv
-    root = Path(entry["manifest"]).parent
-    for engine in ("espeak", "flite"):
-        lines = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
-                        for p in sorted((root / engine).glob("*.flac")))
-        assert hashlib.sha256(lines.encode()).hexdigest() == entry[f"{engine}_flacs_sha256sum_digest"]
+    _assert_flac_digests(entry, ("espeak", "flite"))
     clips = read_clips(entry["manifest"])
     assert len(clips) == entry["clips"] == 2000
     assert {w: sum(c.label == w for c in clips) for w in WORDS} == {w: 200 for w in WORDS}
@@ -131,11 +137,7 @@ def test_bundled_accented_voices_checksums_balance_and_length():
     voice over 13 espeak-ng languages and 10 festival voices, 8 kHz mono, and no clip longer
     than the audio_fsdd window (1.4 s), so no training crop cuts a digit."""
     entry = bundled_set("accent_digits_8k")  # verifies manifest.csv
-    root = Path(entry["manifest"]).parent
-    for engine in ("espeak", "festival"):
-        lines = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
-                        for p in sorted((root / engine).glob("*.flac")))
-        assert hashlib.sha256(lines.encode()).hexdigest() == entry[f"{engine}_flacs_sha256sum_digest"]
+    _assert_flac_digests(entry, ("espeak", "festival"))
     clips = read_clips(entry["manifest"])
     assert len(clips) == entry["clips"] == 1380
     groups = {c.group for c in clips}
@@ -157,15 +159,6 @@ def test_accent_respellings_cover_every_voice_and_digit():
         words = ga.RESPELLINGS[lang].split()
         assert len(words) == len(ga.DIGITS) == 10 and len(set(words)) == 10, lang
     assert ga.RESPELLINGS["en"].split() == list(ga.DIGITS)
-
-
-def test_gen_accents_without_engines_says_what_to_install(tmp_path, monkeypatch, capsys):
-    ga = _data_script("gen_accents")
-    monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng, festival or sox on it
-    assert ga.main([str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert "espeak-ng, text2wave, sox not found" in err and "apt-get install" in err
-    assert not (tmp_path / "out").exists()
 
 
 def test_compact_synth_pick_spreads_each_digit_over_the_groups():
@@ -593,12 +586,15 @@ def test_make_digits_manifest_groups_by_accent_and_voice(tmp_path):
     assert [c.label for c in held["val"]] == ["one"] and len(held["train"]) == 31
 
 
-def test_make_digits_without_engines_says_what_to_install(tmp_path, monkeypatch, capsys):
-    md = _data_script("make_digits")
-    monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng, flite or sox on it
-    assert md.main([str(tmp_path / "out")]) == 2
+@pytest.mark.parametrize("script, missing", [("make_digits", "espeak-ng, flite, sox"),
+                                             ("gen_accents", "espeak-ng, text2wave, sox")])
+def test_data_generators_without_engines_say_what_to_install(tmp_path, monkeypatch, capsys,
+                                                             script, missing):
+    gen = _data_script(script)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no speech synthesiser or sox on it
+    assert gen.main([str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert "espeak-ng, flite, sox not found" in err and "apt-get install" in err
+    assert f"{missing} not found" in err and "apt-get install" in err
     assert not (tmp_path / "out").exists()
 
 
