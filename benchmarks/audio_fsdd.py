@@ -86,7 +86,7 @@ def train_fold(speaker: str, a) -> Path:
     run = a.workdir / speaker
     if (run / "report.json").is_file():
         return run
-    sets = training_sets(recipe_path(a.recipe), a.mix)
+    sets = training_sets(a.recipe_file, a.mix)
     manifest = sets[0] if len(sets) == 1 else mixed_manifest(sets, a.workdir / "train_manifest.csv")
     cmd = [sys.executable, "-m", "pipelines.cli", "audio", "finetune", "--config", a.recipe,
            "--train", str(manifest), "--split", "group", "--val-groups", speaker,
@@ -199,6 +199,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    a.recipe_file = recipe_path(a.recipe)  # an unknown recipe stops here, before any fold
     if a.tag:
         a.workdir = a.workdir.with_name(a.workdir.name + "_" + a.tag)
     runs = {s: (a.workdir / s if a.evaluate_only else train_fold(s, a)) for s in a.speakers}
@@ -210,7 +211,7 @@ def main(argv=None) -> int:
     for s, run in runs.items():
         r, n = evaluate_fold(s, run, clips, a)
         r["settings"] = settings
-        r["recipe"] = recipe_path(a.recipe).stem
+        r["recipe"] = a.recipe_file.stem
         print(f"{s}: model {r['model_acc']:.4f}  log-mel LR {r['logmel_lr_acc']:.4f}  "
               f"SVM {r['svm_acc']:.4f}", flush=True)
         rows.append(r)
