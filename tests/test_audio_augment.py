@@ -8,7 +8,7 @@ import torch
 
 from dna_helpers import DATA, seqmamba
 from pipelines.audio.augment import (Augmented, babble, mix_at_snr, reverberate,
-                                     room_impulse_response)
+                                     room_impulse_response, trim_edges)
 from pipelines.audio.datasets import AudioClips, read_clips
 
 DIGITS = DATA / "audio" / "spoken_digits_espeak"
@@ -99,9 +99,47 @@ def test_augmented_babble_and_reverb_are_deterministic_and_at_the_asked_levels()
 
 
 def test_finetune_rejects_out_of_range_augmentation_in_one_line(tmp_path):
-    for opt, value in (("--reverb", 1.5), ("--babble-snr", -3)):
+    for opt, value in (("--reverb", 1.5), ("--babble-snr", -3), ("--trim", -0.1)):
         rc, _, err = seqmamba("audio", "finetune", "--train", DIGITS, "--out",
                               tmp_path / "r", opt, value)
         lines = err.strip().splitlines()
-        assert rc == 2 and len(lines) == 1 and "--reverb in [0, 1]" in lines[0], err
+        assert rc == 2 and len(lines) == 1 and "--reverb and --trim in [0, 1]" in lines[0], err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("below_db", [10.0, 20.0, 30.0])
+def test_trim_edges_zeroes_the_quiet_start_and_end_only(below_db):
+    # silence, a quiet onset rising 5 dB per 10 ms frame to a loud vowel, then a falling tail
+    frame, sr = 80, 8000
+    g = torch.Generator().manual_seed(int(below_db))
+    levels_db = [-80.0] * 5 + [-40.0 + 5 * k for k in range(8)] + [0.0] * 10 + \
+        [-5.0 * k for k in range(1, 9)] + [-80.0] * 5
+    w = torch.cat([10 ** (db / 20) * torch.randn(frame, generator=g) for db in levels_db])
+    out = trim_edges(w, frame, below_db)
+    assert out.shape == w.shape
+    energy = w.view(-1, frame).pow(2).mean(-1)
+    kept = energy >= energy.max() * 10 ** (-below_db / 10)
+    first, last = int(kept.nonzero()[0]), int(kept.nonzero()[-1])
+    torch.testing.assert_close(out[first * frame:(last + 1) * frame],
+                               w[first * frame:(last + 1) * frame], rtol=0, atol=0)
+    assert not out[:first * frame].any() and not out[(last + 1) * frame:].any()
+    # the stricter the level, the more of the quiet onset goes (about 1 frame per 5 dB)
+    assert 5 + 8 - int(below_db // 5) - 2 <= first <= 5 + 8 - int(below_db // 5) + 1
+    assert not trim_edges(torch.zeros(400), frame, below_db).any()
+
+
+def test_augmented_trim_cuts_about_the_asked_fraction_of_clips():
+    clips = read_clips(DIGITS / "manifest.csv")[:24]
+    base = AudioClips(clips, None, 16000, 16000, train=True, seed=0)
+    trimmed = Augmented(base, shift=0, gain_db=0.0, seed=0, trim=0.5)
+    cut = 0
+    for i in range(len(base)):
+        clean, out = base[i]["waveform"], trimmed[i]["waveform"]
+        torch.testing.assert_close(out, trimmed[i]["waveform"], rtol=0, atol=0)
+        nz = out.nonzero()
+        # what is kept is the clip itself, untouched, between the cut points
+        torch.testing.assert_close(out[int(nz[0]):int(nz[-1]) + 1],
+                                   clean[int(nz[0]):int(nz[-1]) + 1], rtol=0, atol=0)
+        cut += not torch.equal(clean, out)
+    assert 5 <= cut <= 19
+    assert torch.equal(Augmented(base, 0, 0.0, 0, trim=0.0)[3]["waveform"], base[3]["waveform"])
