@@ -8,7 +8,7 @@ import torch
 
 from dna_helpers import DATA, seqmamba
 from pipelines.audio.augment import (Augmented, babble, mix_at_snr, reverberate,
-                                     room_impulse_response, trim_edges)
+                                     room_impulse_response, trim_edges, change_tempo)
 from pipelines.audio.datasets import AudioClips, read_clips
 
 DIGITS = DATA / "audio" / "spoken_digits_espeak"
@@ -99,11 +99,11 @@ def test_augmented_babble_and_reverb_are_deterministic_and_at_the_asked_levels()
 
 
 def test_finetune_rejects_out_of_range_augmentation_in_one_line(tmp_path):
-    for opt, value in (("--reverb", 1.5), ("--babble-snr", -3), ("--trim", -0.1)):
+    for opt, value in (("--reverb", 1.5), ("--babble-snr", -3), ("--trim", -0.1), ("--tempo", 2)):
         rc, _, err = seqmamba("audio", "finetune", "--train", DIGITS, "--out",
                               tmp_path / "r", opt, value)
         lines = err.strip().splitlines()
-        assert rc == 2 and len(lines) == 1 and "--reverb and --trim in [0, 1]" in lines[0], err
+        assert rc == 2 and len(lines) == 1 and "--reverb, --trim and --tempo in [0, 1]" in lines[0], err
     assert not (tmp_path / "r").exists()
 
 
@@ -143,3 +143,26 @@ def test_augmented_trim_cuts_about_the_asked_fraction_of_clips():
         cut += not torch.equal(clean, out)
     assert 5 <= cut <= 19
     assert torch.equal(Augmented(base, 0, 0.0, 0, trim=0.0)[3]["waveform"], base[3]["waveform"])
+
+
+@pytest.mark.parametrize("rate", [0.7, 1.3, 1.6])
+def test_change_tempo_changes_duration_not_pitch(rate):
+    sr, n = 8000, 11200
+    t = torch.arange(2400) / sr
+    g = torch.Generator().manual_seed(int(rate * 10))
+    f0 = float(torch.empty(1).uniform_(200, 900, generator=g))
+    tone = torch.sin(2 * math.pi * f0 * t) * torch.hann_window(2400)
+    w = torch.zeros(n)
+    w[3000:5400] = tone
+    out = change_tempo(w, rate)
+    assert out.shape == w.shape
+
+    def span(x):  # samples from first to last above -30 dB of the peak
+        loud = (x.abs() > x.abs().max() * 0.03).nonzero()
+        return int(loud[-1]) - int(loud[0])
+
+    assert span(out) == pytest.approx(span(w) / rate, rel=0.1)
+    freqs = torch.fft.rfftfreq(n, 1 / sr)
+    assert float(freqs[torch.fft.rfft(out).abs().argmax()]) == pytest.approx(f0, abs=8)
+    assert abs((out.abs() > 1e-3).nonzero().float().mean() - 4200) < 300  # still where it was
+    assert torch.equal(change_tempo(w, 1.0), w)

@@ -1,5 +1,5 @@
 """Waveform augmentation for training audio classifiers on voices, rooms and noise they have
-not met: tight endpointing, speed, spectral colour, reverberation, babble from other clips,
+not met: tight endpointing, speed, tempo, spectral colour, reverberation, babble from other clips,
 shift and gain.
 
 Every transform takes and returns a mono waveform ``w: (samples,)`` float32 and draws its
@@ -18,7 +18,7 @@ import torch
 import torchaudio.functional as AF
 from torch.utils.data import Dataset
 
-from .crop import center_crop, random_crop
+from .crop import center_crop, place, random_crop
 from .datasets import AudioClips
 
 
@@ -64,6 +64,28 @@ def change_speed(w: torch.Tensor, factor: float) -> torch.Tensor:
     m = max(2, int(round(w.shape[-1] / factor)))
     return torch.nn.functional.interpolate(w[None, None], size=m, mode="linear",
                                            align_corners=True)[0, 0]
+
+
+def change_tempo(w: torch.Tensor, rate: float, n_fft: int = 256) -> torch.Tensor:
+    """w: (samples,) -> (samples,): the sound in w (first to last non-zero sample) played
+    ``rate`` times faster at the same pitch, by a phase vocoder (STFT of ``n_fft`` samples, hop
+    a quarter of it), then put back centred where it was, inside w's length.  A fast talker's
+    timing without the higher voice ``change_speed`` gives with it (FSDD's nicolas says a
+    digit in 0.27-0.45 s, the other three speakers in 0.35-0.7 s)."""
+    nz = w.nonzero()
+    if rate == 1.0 or nz.numel() == 0 or int(nz[-1]) + 1 - int(nz[0]) <= n_fft:
+        return w
+    a, b = int(nz[0]), int(nz[-1]) + 1
+    hop, window = n_fft // 4, torch.hann_window(n_fft)
+    spec = torch.stft(w[a:b].float(), n_fft, hop, window=window, return_complex=True)
+    advance = torch.linspace(0, math.pi * hop, spec.shape[0])[:, None]  # per bin, per hop
+    m = max(1, int(round((b - a) / rate)))
+    y = torch.istft(AF.phase_vocoder(spec, rate, advance), n_fft, hop, window=window,
+                    length=m).to(w.dtype)
+    n = w.shape[-1]
+    if m >= n:
+        return center_crop(y, n)
+    return place(y, n, min(max(0, (a + b) // 2 - m // 2), n - m))
 
 
 def mix_at_snr(w: torch.Tensor, noise: torch.Tensor, snr_db: float) -> torch.Tensor:
@@ -119,6 +141,8 @@ class Augmented(Dataset):
       level drawn from ``TRIM_DB`` below its loudest 10 ms);
     * a random speed change of up to +-``speed`` (tempo and pitch together; the clip keeps its
       length, centred);
+    * with ``tempo`` > 0, a random tempo change at the same pitch (``change_tempo``, a rate
+      log-uniform in [1 / (1 + tempo), 1 + tempo]);
     * a random spectral colour (``random_eq``, up to +-``eq_db`` dB);
     * with probability ``reverb``, a synthetic room (``room_impulse_response``: RT60 0.1 to
       0.7 s, direct-to-reverberant ratio -3 to 12 dB);
@@ -138,10 +162,10 @@ class Augmented(Dataset):
 
     def __init__(self, base: AudioClips, shift: int, gain_db: float, seed: int,
                  speed: float = 0.0, eq_db: float = 0.0, reverb: float = 0.0,
-                 babble_snr: float = 0.0, trim: float = 0.0):
+                 babble_snr: float = 0.0, trim: float = 0.0, tempo: float = 0.0):
         self.base, self.shift, self.gain_db, self.seed, self.epoch = base, shift, gain_db, seed, 0
         self.speed, self.eq_db, self.reverb, self.babble_snr = speed, eq_db, reverb, babble_snr
-        self.trim = trim
+        self.trim, self.tempo = trim, tempo
 
     def set_epoch(self, e):
         self.epoch = e
@@ -161,6 +185,8 @@ class Augmented(Dataset):
         if self.speed:
             n = w.shape[-1]
             w = center_crop(change_speed(w, 1 + rng.uniform(-self.speed, self.speed)), n)
+        if self.tempo:
+            w = change_tempo(w, math.exp(rng.uniform(-1, 1) * math.log1p(self.tempo)))
         if self.eq_db:
             w = random_eq(w, sr, self.eq_db, self.EQ_BANDS, rng)
         if self.reverb and rng.uniform() < self.reverb:

@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--speed", type=float, default=0.0,
                    help="augmentation: random speed (tempo and pitch) change of up to +-this "
                         "fraction, e.g. 0.1")
+    g.add_argument("--tempo", type=float, default=0.0,
+                   help="augmentation: random tempo change at the same pitch, from 1/(1+this) to "
+                        "1+this times as fast, e.g. 0.5 (fast and slow talkers)")
     g.add_argument("--reverb", type=float, default=0.0,
                    help="augmentation: put this fraction of clips in a random synthetic room "
                         "(RT60 0.1-0.7 s), e.g. 0.5")
@@ -137,10 +140,11 @@ def run(argv=None) -> int:
         raise InputError("--rc-equivariant is for DNA, not audio")
     if a.seconds <= 0 or a.shift_seconds < 0 or a.gain_db < 0 or a.eq_db < 0 \
             or not 0 <= a.speed < 0.5 or a.mask_bands < 0 or a.mask_frames < 0 \
-            or not 0 <= a.reverb <= 1 or not 0 <= a.trim <= 1 or a.babble_snr < 0:
+            or not 0 <= a.reverb <= 1 or not 0 <= a.trim <= 1 or a.babble_snr < 0 \
+            or not 0 <= a.tempo <= 1:
         raise InputError("--seconds must be positive, --shift-seconds, --gain-db, --eq-db, "
                          "--babble-snr, --mask-bands and --mask-frames >= 0, --speed in "
-                         "[0, 0.5), --reverb and --trim in [0, 1]")
+                         "[0, 0.5), --reverb, --trim and --tempo in [0, 1]")
     if (a.mask_bands or a.mask_frames or a.frontend_norm) and a.frontend != "filterbank":
         raise InputError("--mask-bands/--mask-frames/--frontend-norm act on filterbank energies",
                          fix="add --frontend filterbank, or drop the masks")
@@ -173,7 +177,8 @@ def run(argv=None) -> int:
     def job() -> Job:
         shift = int(round(a.shift_seconds * sample_rate))
         augment = dict(shift=shift, gain_db=a.gain_db, speed=a.speed, eq_db=a.eq_db,
-                       reverb=a.reverb, babble_snr=a.babble_snr, trim=a.trim)
+                       reverb=a.reverb, babble_snr=a.babble_snr, trim=a.trim,
+                       tempo=a.tempo)
         train_ds = Augmented(train_base, seed=a.seed, **augment) \
             if any(augment.values()) else train_base
         loader = training_loader(train_ds, a.batch_size, a.seed, shuffle=True, collate_fn=batches,
