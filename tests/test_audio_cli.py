@@ -361,7 +361,7 @@ def test_shipped_fsdd_recipe_trains_on_real_and_bundled_synthetic_voices(tmp_pat
     assert [Path(p).resolve().parent.name for p in a.train] == ["fsdd", "synth_digits_8k",
                                                                 "accent_digits_8k"]
     assert all(Path(p).is_file() for p in a.train)
-    assert (a.frontend_norm, a.babble_snr, a.reverb) == ("cmn", 5, 0.5)
+    assert (a.frontend_norm, a.babble_snr, a.reverb, a.trim) == ("cmn", 5, 0.5, 0.5)
 
 
 def test_recipe_with_several_training_sets_resolves_each_path(tmp_path):

@@ -714,6 +714,19 @@ def test_loso_benchmark_trains_each_fold_on_the_recipes_own_sets(tmp_path):
     assert training_sets(recipe_path("audio_fsdd"), None) == [fsdd, synth, accents]
     compact = root / "benchmarks/recipes/audio_fsdd_compact.yaml"
     assert training_sets(recipe_path(str(compact)), accents) == [fsdd, synth, accents]
+    before_trim = root / "benchmarks/recipes/audio_fsdd_accents.yaml"
+    assert training_sets(recipe_path(str(before_trim)), None) == [fsdd, synth, accents]
+    # the kept version is the shipped recipe less the one change made to it since
+    from pipelines.audio.finetune import build_parser
+    from pipelines.runs import parse_with_recipe
+
+    def settings(recipe):
+        a = vars(parse_with_recipe(build_parser(), ["--config", str(recipe), "--out", "r"]))
+        a["train"] = [Path(p).resolve() for p in a["train"]]  # the wheel's copy is a link
+        return {k: v for k, v in a.items() if k != "config"}
+
+    now, then = settings(recipe_path("audio_fsdd")), settings(before_trim)
+    assert {k for k in now if now[k] != then[k]} == {"trim"} and then["trim"] == 0
     old = root / "benchmarks/recipes/audio_fsdd_fsdd_only.yaml"
     assert training_sets(recipe_path(str(old)), None) == [fsdd]
     assert training_sets(recipe_path(str(old)), synth) == [fsdd, synth]
