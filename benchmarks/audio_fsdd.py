@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -71,10 +70,16 @@ def recipe_path(recipe: str) -> Path:
 
 
 def training_sets(recipe: Path, mix) -> list:
-    """The manifests every fold trains on: the recipe's ``train`` list (paths relative to the
-    recipe; FSDD must be one of them, as the folds split its speakers) plus ``mix``."""
-    train = yaml.safe_load(recipe.read_text()).get("train") or []
-    sets = [(recipe.parent / t).resolve() for t in ([train] if isinstance(train, str) else train)]
+    """The manifests every fold trains on: the recipe's ``train`` list, read as ``audio
+    finetune`` reads it (FSDD must be one of them, as the folds split its speakers), plus
+    ``mix``."""
+    from pipelines.audio.args import train_sources
+    from pipelines.audio.finetune import build_parser
+    from pipelines.runs import parse_with_recipe
+
+    a = parse_with_recipe(build_parser(), ["--config", str(recipe), "--out", "-"])
+    train_sources(a)
+    sets = [Path(t).resolve() for t in a.train or []]
     fsdd = Path(bundled_set("fsdd")["manifest"]).resolve()
     if fsdd not in sets:
         raise SystemExit(f"{recipe}: its train list has no {fsdd}, whose speakers the folds "

@@ -722,7 +722,7 @@ def test_loso_benchmark_trains_each_fold_on_the_recipes_own_sets(tmp_path):
 
     def settings(recipe):
         a = vars(parse_with_recipe(build_parser(), ["--config", str(recipe), "--out", "r"]))
-        a["train"] = [Path(p).resolve() for p in a["train"]]  # the wheel's copy is a link
+        a["train"] = training_sets(recipe, None)  # resolved: the wheel's copy is a link
         return {k: v for k, v in a.items() if k != "config"}
 
     now, then = settings(recipe_path("audio_fsdd")), settings(before_trim)
