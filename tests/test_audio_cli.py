@@ -121,6 +121,41 @@ def test_predict_files_folder_glob_keeps_going_past_bad_files(tmp_path, classifi
     assert not (out.parent / "preds.csv.partial").exists()
 
 
+def test_predict_batches_clips_of_one_length_as_one_at_a_time_would(tmp_path, classifier):
+    """Clips up to the training length (0.5 s here) are padded to it and predicted together;
+    longer ones alone; a bad file among them is reported and the rest kept, in order."""
+    run, _ = classifier
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    names = []
+    for i, src in enumerate(sorted(DIGITS.glob("*_000[0-2].wav"))[:9]):
+        x, sr = sf.read(str(src), dtype="float32")
+        seconds = [0.2, 0.35, 0.5, 0.8][i % 4]  # short ones padded, long ones alone
+        start = int(rng.integers(0, max(1, len(x) - int(seconds * sr))))
+        names.append(f"{i:02d}_{src.stem}.wav")
+        sf.write(str(folder / names[-1]), x[start:start + int(seconds * sr)], sr)
+        if i == 4:
+            (folder / "05_broken.wav").write_text("not audio")
+    got = {}
+    for batch in (1, 3, 32):
+        out = tmp_path / f"b{batch}.csv"
+        rc, _, err = seqmamba("audio", "predict", "--model", run, folder, "--out", out,
+                              "--batch-size", batch, "--no-progress")
+        assert rc == 2 and "05_broken.wav" in err and "Traceback" not in err, err
+        got[batch] = rows(out)
+        assert [r["file"].rsplit("/", 1)[-1] for r in got[batch]] == sorted(names)
+    labels = json.loads((run / "final" / "config.json").read_text())["extra"]["labels"]
+    one = np.array([[float(r[f"p_{n}"]) for n in labels] for r in got[1]])
+    for batch in (3, 32):
+        many = np.array([[float(r[f"p_{n}"]) for n in labels] for r in got[batch]])
+        np.testing.assert_allclose(many, one, atol=2e-5)
+        assert [r["label"] for r in got[batch]] == [r["label"] for r in got[1]]
+    rc, _, err = seqmamba("audio", "predict", "--model", run, folder, "--out",
+                          tmp_path / "x.csv", "--batch-size", 0)
+    assert rc == 2 and "--batch-size" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_predict_all_bad_exit_2_and_no_output(tmp_path, classifier):
     run, _ = classifier
     bad = bad_files(tmp_path / "bad")

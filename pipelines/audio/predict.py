@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="longer files are reported and skipped")
     p.add_argument("--chunk-seconds", type=float, default=10.0,
                    help="causal models: seconds per piece (state carried between pieces)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="classifiers: clips of the training length (or shorter) predicted "
+                        "together; longer files go one at a time")
     p.add_argument("--restart", action="store_true", help="ignore an earlier OUT.partial")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
@@ -158,22 +161,38 @@ class AudioPredictor:
             return ["file", "seconds", "label"] + [f"p_{n}" for n in self.labels]
         return ["file", "seconds", "bits_per_sample"]
 
-    @torch.no_grad()
-    def __call__(self, path: Path, max_seconds: Optional[float]) -> dict:
+    def read(self, path: Path, max_seconds: Optional[float]) -> Tuple[dict, torch.Tensor]:
+        """A file -> (its row so far: file and seconds; its samples (samples,) as the model
+        reads them: peak-normalised, and a classifier's clip shorter than the training clips
+        centred in silence, as in training)."""
         wave = read_audio(path, self.sample_rate, mono=True, max_seconds=max_seconds)[0][0]
         row = {"file": str(path), "seconds": round(wave.shape[-1] / self.sample_rate, 4)}
         if self.peak is not None:
             wave = normalize_peak(wave, self.peak)
+        if self.task == "audio-classify" and wave.shape[-1] < self.min_samples:
+            wave = center_crop(wave, self.min_samples)
+        return row, wave
+
+    @torch.no_grad()
+    def classify(self, waves: torch.Tensor) -> torch.Tensor:
+        """waves (batch, samples), one length -> class probabilities (batch, labels)."""
+        x = encode_input(waves, self.encoding).to(self.device)
+        chunk = self.chunk if self.chunk and x.shape[1] > self.chunk else None
+        return self.model(x, chunk_size=chunk).logits.float().softmax(-1).cpu()
+
+    def labelled(self, row: dict, probs: torch.Tensor) -> dict:
+        """A file's row with its label and class probabilities (probs: (labels,))."""
+        row = dict(row, label=self.labels[int(probs.argmax())])
+        row.update({f"p_{n}": float(p) for n, p in zip(self.labels, probs.tolist())})
+        return row
+
+    @torch.no_grad()
+    def __call__(self, path: Path, max_seconds: Optional[float]) -> dict:
+        """One file's row (a classifier's label and probabilities, or an LM's bits/sample)."""
+        row, wave = self.read(path, max_seconds)
         if self.task == "audio-classify":
-            if wave.shape[-1] < self.min_samples:
-                wave = center_crop(wave, self.min_samples)  # centred in silence, as in training
-            x = encode_input(wave[None], self.encoding).to(self.device)
-            chunk = self.chunk if self.chunk and x.shape[1] > self.chunk else None
-            probs = self.model(x, chunk_size=chunk).logits.float().softmax(-1)[0].cpu()
-            row["label"] = self.labels[int(probs.argmax())]
-            row.update({f"p_{n}": float(p) for n, p in zip(self.labels, probs.tolist())})
-        else:
-            row["bits_per_sample"] = self._bits(mulaw_encode(wave.clamp(-1, 1)))
+            return self.labelled(row, self.classify(wave[None])[0])
+        row["bits_per_sample"] = self._bits(mulaw_encode(wave.clamp(-1, 1)))
         return row
 
     def _bits(self, ids: torch.Tensor) -> float:
@@ -197,8 +216,9 @@ class AudioPredictor:
 
 def run(argv=None) -> int:
     a = build_parser().parse_args(argv)
-    if a.chunk_seconds <= 0 or (a.max_seconds is not None and a.max_seconds <= 0):
-        raise InputError("--chunk-seconds and --max-seconds must be positive")
+    if a.chunk_seconds <= 0 or (a.max_seconds is not None and a.max_seconds <= 0) \
+            or a.batch_size < 1:
+        raise InputError("--chunk-seconds, --max-seconds and --batch-size must be positive")
     if a.out is None and a.track is None:
         raise InputError("nothing to write: pass --out (a row per file) and/or --track "
                          "(probabilities over time)")
@@ -299,20 +319,63 @@ def _predict(a, predictor, files, errors, err_file) -> int:
     todo = [f for f in files if (str(f),) not in table.done]
     n_done = 0
     bar = tqdm(todo, unit="file", disable=a.no_progress, file=sys.stderr, dynamic_ncols=True)
+
+    def failed(path, msg):
+        errors.append((str(path), msg))
+        tqdm.write(f"seqmamba: {msg}", file=sys.stderr)
+
+    def oom(path):
+        return f"{path}: out of memory (lower --max-seconds, or --chunk-seconds for a causal " \
+               f"model)"
+
+    # Clips of one length (every clip up to the training length is padded to it) are
+    # predicted together: one forward pass for many short clips costs little more than one,
+    # and on a machine whose cores are shared, each of the many small operations of a
+    # one-clip pass waits for a descheduled thread (measured: benchmarks/audio_predict_speed.py).
+    pending: list = []  # (path, row, wave)
+
+    def flush(batch):
+        nonlocal n_done
+        if not batch:
+            return
+        try:
+            probs = predictor.classify(torch.stack([w for _, _, w in batch]))
+        except (torch.OutOfMemoryError, MemoryError):
+            if len(batch) > 1:  # one at a time, so only a file that cannot fit fails
+                for item in batch:
+                    flush([item])
+            else:
+                failed(batch[0][0], oom(batch[0][0]))
+            return
+        for (_, row, _), p in zip(batch, probs):
+            table.add(predictor.labelled(row, p))
+            n_done += 1
+
+    classifier = predictor.task == "audio-classify"
     for path in bar:
         try:
-            row = predictor(path, a.max_seconds)
+            if classifier:
+                row, wave = predictor.read(path, a.max_seconds)
+            else:
+                row = predictor(path, a.max_seconds)
         except InputError as e:
-            msg = str(e) if str(path) in str(e) else f"{path}: {e}"
+            failed(path, str(e) if str(path) in str(e) else f"{path}: {e}")
+            continue
         except (torch.OutOfMemoryError, MemoryError):
-            msg = f"{path}: out of memory (lower --max-seconds, or --chunk-seconds for a " \
-                  f"causal model)"
-        else:
+            failed(path, oom(path))
+            continue
+        if not classifier:
             table.add(row)
             n_done += 1
             continue
-        errors.append((str(path), msg))
-        tqdm.write(f"seqmamba: {msg}", file=sys.stderr)
+        if pending and pending[0][2].shape != wave.shape:
+            flush(pending)
+            pending = []
+        pending.append((path, row, wave))
+        if len(pending) >= a.batch_size:
+            flush(pending)
+            pending = []
+    flush(pending)
     bar.close()
     if errors:
         write_csv_atomic([{"file": f, "error": m} for f, m in errors], err_file)
