@@ -14,7 +14,6 @@ Reported as clips per second and as a ratio to one at a time on the idle machine
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import sys
 import tempfile
@@ -29,7 +28,7 @@ for p in (ROOT, HERE):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from busy_cores import spin  # noqa: E402
+from busy_cores import cores_busy  # noqa: E402
 from pipelines.audio.datasets import bundled_set, read_clips  # noqa: E402
 from pipelines.audio.predict import AudioPredictor  # noqa: E402
 from pipelines.bundled import shipped_recipe  # noqa: E402
@@ -82,21 +81,13 @@ def main(argv=None) -> int:
         predictor = AudioPredictor(recipe_model(Path(tmp) / "model"), "cpu", 10.0)
         clips_per_second(predictor, files[:8], a.batch_size)  # warm-up
         for busy in (False, True):
-            stop, proc = mp.Event(), None
-            if busy:
-                proc = mp.Process(target=spin, args=(stop,), daemon=True)
-                proc.start()
-            try:
+            with cores_busy(busy):
                 for batch in (1, a.batch_size):
                     rows.append({"cores": len(os.sched_getaffinity(0)), "busy_cores": int(busy),
                                  "threads": torch.get_num_threads(), "batch": batch,
                                  "clips": len(files),
                                  "clips_per_s": round(clips_per_second(predictor, files, batch), 1)})
                     print(rows[-1], flush=True)
-            finally:
-                if proc is not None:
-                    stop.set()
-                    proc.join()
     ref = rows[0]["clips_per_s"]
     for r in rows:
         r["vs_idle_one_at_a_time"] = round(r["clips_per_s"] / ref, 2)

@@ -14,6 +14,7 @@ sets the thread count of any command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import sys
@@ -37,6 +38,21 @@ def spin(stop) -> None:
     while not stop.is_set():
         for _ in range(100000):
             x += 1
+
+
+@contextlib.contextmanager
+def cores_busy(busy: bool):
+    """With ``busy``, a busy-looping process on one core for the duration (else nothing)."""
+    stop, proc = mp.Event(), None
+    if busy:
+        proc = mp.Process(target=spin, args=(stop,), daemon=True)
+        proc.start()
+    try:
+        yield
+    finally:
+        if proc is not None:
+            stop.set()
+            proc.join()
 
 
 def steps_per_second(threads: int, seconds: float) -> float:
@@ -69,20 +85,12 @@ def main(argv=None) -> int:
     cores = len(os.sched_getaffinity(0))
     rows = []
     for busy in (False, True):
-        stop, proc = mp.Event(), None
-        if busy:
-            proc = mp.Process(target=spin, args=(stop,), daemon=True)
-            proc.start()
-        try:
+        with cores_busy(busy):
             for threads in range(cores, 0, -1):
                 sps = steps_per_second(threads, a.seconds)
                 rows.append({"cores": cores, "busy_cores": int(busy), "threads": threads,
                              "steps_per_s": round(sps, 3)})
                 print(rows[-1], flush=True)
-        finally:
-            if proc is not None:
-                stop.set()
-                proc.join()
     ref = rows[0]["steps_per_s"]
     for r in rows:
         r["vs_idle_all_threads"] = round(r["steps_per_s"] / ref, 3)

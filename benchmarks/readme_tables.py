@@ -382,15 +382,27 @@ def variant_speed() -> str:
             f"{r0['threads']} CPU threads): {parts}.")
 
 
-def busy_cores() -> str:
-    rows = _csv("busy_cores.csv")
-    out = ["| other jobs | torch threads | training steps/s | vs idle machine, all threads |",
-           "|---|---|---|---|"]
+def _busy_table(rows, header: str, cells) -> str:
+    """A table of speeds on idle and busy cores: 'other jobs' column, then ``cells(row)``."""
+    out = [f"| other jobs | {header} |", "|---" * (header.count("|") + 2) + "|"]
     for r in rows:
         busy = "one core busy" if int(r["busy_cores"]) else "none"
-        out.append(f"| {busy} | {r['threads']} of {r['cores']} | {float(r['steps_per_s']):.2f} "
-                   f"| {float(r['vs_idle_all_threads']):.2f}x |")
+        out.append(f"| {busy} | " + " | ".join(cells(r)) + " |")
     return "\n".join(out)
+
+
+def busy_cores() -> str:
+    return _busy_table(_csv("busy_cores.csv"),
+                       "torch threads | training steps/s | vs idle machine, all threads",
+                       lambda r: [f"{r['threads']} of {r['cores']}", f"{float(r['steps_per_s']):.2f}",
+                                  f"{float(r['vs_idle_all_threads']):.2f}x"])
+
+
+def audio_predict_speed() -> str:
+    return _busy_table(_csv("audio_predict_speed.csv"),
+                       "clips per forward pass | clips/s | vs idle machine, one at a time",
+                       lambda r: [r["batch"], f"{float(r['clips_per_s']):,.0f}",
+                                  f"{float(r['vs_idle_one_at_a_time']):.2f}x"])
 
 
 def generation() -> str:
@@ -437,6 +449,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "audio holdout": audio_holdout, "generation": generation,
     "variant zero shot": variant_zero_shot, "variant speed": variant_speed, "fsdd loso": fsdd_loso, "fsdd noise": fsdd_noise,
     "fsdd ablation": fsdd_ablation, "busy cores": busy_cores,
+    "audio predict speed": audio_predict_speed,
 }
 
 
