@@ -31,26 +31,28 @@ for p in (ROOT, HERE):
 from busy_cores import cores_busy  # noqa: E402
 from pipelines.audio.datasets import bundled_set, read_clips  # noqa: E402
 from pipelines.audio.predict import AudioPredictor  # noqa: E402
-from pipelines.bundled import shipped_recipe  # noqa: E402
 from seqmamba import MambaConfig, MambaForSequenceClassification  # noqa: E402
 from seqmamba.atomic import write_csv_atomic  # noqa: E402
 
 
 def recipe_model(out: Path) -> Path:
-    """A randomly initialised classifier of the audio_fsdd recipe's architecture, saved as a
-    finetune run's model directory."""
-    import yaml
+    """A randomly initialised classifier of the audio_fsdd recipe's architecture (the recipe
+    read by ``audio finetune``'s own parser, so its defaults fill what the recipe leaves
+    out), saved as a finetune run's model directory."""
+    from pipelines.audio.finetune import build_parser
+    from pipelines.runs import parse_with_recipe
 
-    r = yaml.safe_load(shipped_recipe("audio_fsdd").read_text())
+    r = parse_with_recipe(build_parser(), ["--config", "audio_fsdd", "--out", "-"])
     torch.manual_seed(0)
     labels = [str(d) for d in range(10)]
-    cfg = MambaConfig(d_model=r["d_model"], n_layer=r["n_layer"], vocab_size=1,
-                      input_type="waveform", frame_size=r["frame_size"],
-                      frontend=r["frontend"], frontend_norm=r.get("frontend_norm"),
-                      num_labels=len(labels), bidirectional=r.get("bidirectional", "add"),
+    cfg = MambaConfig(d_model=r.d_model, n_layer=r.n_layer, d_state=r.d_state, vocab_size=1,
+                      input_type="waveform", frame_size=r.frame_size, frontend=r.frontend,
+                      frontend_filters=r.filters, frontend_taps=r.filter_taps,
+                      frontend_norm=r.frontend_norm, num_labels=len(labels),
+                      pooling=r.pooling, bidirectional=r.bidirectional,
                       extra={"task": "audio-classify", "labels": labels,
-                             "sample_rate": r["sample_rate"], "seconds": r["seconds"],
-                             "encoding": "waveform", "peak": None})
+                             "sample_rate": r.sample_rate, "seconds": r.seconds,
+                             "encoding": "waveform", "peak": r.peak})
     MambaForSequenceClassification(cfg).save_pretrained(out)
     return out
 
