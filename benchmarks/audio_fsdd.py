@@ -47,7 +47,8 @@ if str(ROOT) not in sys.path:
 
 from pipelines.audio.baselines import fit_baseline  # noqa: E402
 from pipelines.audio.crop import center_crop  # noqa: E402
-from pipelines.audio.augment import babble, change_speed, mix_at_snr  # noqa: E402
+from pipelines.audio.augment import (babble, change_speed, mix_at_snr,  # noqa: E402
+                                     shift_formants)
 from pipelines.audio.datasets import bundled_set, read_clips  # noqa: E402
 from pipelines.audio.io import read_audio  # noqa: E402
 from pipelines.audio.models import encode_input, model_extra, resolve_model_dir  # noqa: E402
@@ -96,10 +97,55 @@ def train_fold(speaker: str, a) -> Path:
     cmd = [sys.executable, "-m", "pipelines.cli", "audio", "finetune", "--config", a.recipe,
            "--train", str(manifest), "--split", "group", "--val-groups", speaker,
            "--out", str(run), "--no-progress", "--baseline", "none"]
+    if a.pretrain:
+        cmd += ["--init", str(pretrain_fold(speaker, manifest, a))]
     for kv in a.set:
         k, v = kv.split("=", 1)
         cmd += [f"--{k.replace('_', '-')}", v]
     print(f"== fold {speaker}: {' '.join(cmd[3:])}", flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return run
+
+
+# the recipe's settings a masked-frame pretraining shares with the fine-tuning that starts from it
+PRETRAIN_KEYS = ("sample_rate", "frame_size", "frontend", "filters", "filter_taps",
+                 "frontend_norm", "d_model", "n_layer", "d_state", "bidirectional", "batch_size",
+                 "lr", "warmup_steps", "weight_decay", "seed", "peak")
+
+
+def pretrain_fold(speaker: str, manifest: Path, a) -> Path:
+    """``seqmamba audio pretrain --objective masked`` for ``a.pretrain`` steps on the fold's
+    training audio (the held-out speaker is its held-out set, never trained on), or with
+    ``--pretrain-on all`` on the held-out speaker's clips as well (unlabelled: what a user
+    with unlabelled recordings of the voices to come could do), with the
+    recipe's front end, backbone and optimiser and crops of the recipe's clip length."""
+    from pipelines.audio.finetune import build_parser
+    from pipelines.runs import parse_with_recipe
+
+    run = a.workdir / f"{speaker}_pretrain"
+    if (run / "report.json").is_file():
+        return run
+    if a.pretrain_on == "all":  # the held-out speaker's clips too, unlabelled (transductive)
+        held = [c for c in read_clips(manifest) if c.group == speaker]
+        heard = a.workdir / f"{speaker}_heldout.csv"
+        write_csv_atomic([{"path": c.path, "label": c.label, "group": c.group} for c in held],
+                         heard)
+        split = ["--val", str(heard)]
+    else:
+        split = ["--split", "group", "--val-groups", speaker]
+    r = parse_with_recipe(build_parser(), ["--config", str(a.recipe_file), "--out", "-"]
+                          + [f"--{kv.split('=', 1)[0].replace('_', '-')}={kv.split('=', 1)[1]}"
+                             for kv in a.set])
+    seq_len = int(round(r.seconds * r.sample_rate)) // r.frame_size * r.frame_size
+    cmd = [sys.executable, "-m", "pipelines.cli", "audio", "pretrain", "--objective", "masked",
+           "--train", str(manifest), *split,
+           "--out", str(run), "--no-progress", "--max-steps", str(a.pretrain),
+           "--val-every", str(a.pretrain), "--seq-len", str(seq_len)]
+    for k in PRETRAIN_KEYS:
+        v = getattr(r, k)
+        if v is not None:
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
+    print(f"== pretrain {speaker}: {' '.join(cmd[3:])}", flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
     return run
 
@@ -133,20 +179,30 @@ def add_noise(w: torch.Tensor, kind: str, snr_db: float, rng: np.random.Generato
 
 
 @torch.no_grad()
-def model_predict(model, extra, waves, batch=64, speeds=(1.0,)):
-    """Predicted class per clip; with several ``speeds`` (test-time augmentation) the class
-    probabilities of the clip played at each speed are averaged."""
+def model_predict(model, extra, waves, batch=64, speeds=(1.0,), formants=(1.0,)):
+    """Predicted class per clip; with several ``speeds`` or ``formants`` (test-time
+    augmentation) the class probabilities of the clip played at each speed, with its formants
+    moved by each factor, are averaged."""
     seconds_n = int(round(extra["seconds"] * extra["sample_rate"]))
+    sr = int(extra["sample_rate"])
     out = []
     for s in range(0, len(waves), batch):
         probs = 0
-        for f in speeds:
-            x = torch.stack([center_crop(change_speed(w, f), seconds_n)
+        for f, g in [(f, g) for f in speeds for g in formants]:
+            x = torch.stack([center_crop(shift_formants(change_speed(w, f), sr, g), seconds_n)
                              for w in waves[s:s + batch]])
             x = encode_input(x, extra.get("encoding", "waveform"))
             probs = probs + model(x).logits.float().softmax(-1)
         out.append(probs.argmax(-1))
     return torch.cat(out).numpy()
+
+
+def train_seconds(run: Path) -> float:
+    """The fold's training time: fine-tuning, plus the masked-frame pretraining it started
+    from (RUN_pretrain) when it had one."""
+    seconds = json.loads((run / "report.json").read_text())["train_seconds"]
+    pre = run.with_name(run.name + "_pretrain") / "report.json"
+    return seconds + (json.loads(pre.read_text())["train_seconds"] if pre.is_file() else 0.0)
 
 
 def evaluate_fold(speaker: str, run: Path, clips, a) -> tuple:
@@ -166,12 +222,12 @@ def evaluate_fold(speaker: str, run: Path, clips, a) -> tuple:
     va_y = np.array([index[c.label] for c in held])
     baselines = {k: fit_baseline(k, tr_w, tr_y, sr, seed=0) for k in ("logmel_lr", "svm")}
     t0 = time.perf_counter()
-    clean = model_predict(model, extra, va_w, speeds=a.tta)
+    clean = model_predict(model, extra, va_w, speeds=a.tta, formants=a.tta_formant)
     clips_per_s = len(va_w) / (time.perf_counter() - t0)
     row = {"held_out": speaker, "clips": len(held),
            "model_acc": float((clean == va_y).mean()),
            **{f"{k}_acc": float((b.predict(va_w) == va_y).mean()) for k, b in baselines.items()},
-           "train_seconds": json.loads((run / "report.json").read_text())["train_seconds"],
+           "train_seconds": train_seconds(run),
            "predict_clips_per_s": round(clips_per_s, 1)}
     noisy_rows = []
     rng = np.random.default_rng(0)
@@ -179,7 +235,8 @@ def evaluate_fold(speaker: str, run: Path, clips, a) -> tuple:
         for snr in SNRS:
             noisy = [add_noise(w, kind, snr, rng, tr_w) for w in va_w]
             noisy_rows.append({"held_out": speaker, "noise": kind, "snr_db": snr,
-                               "model_acc": float((model_predict(model, extra, noisy, speeds=a.tta)
+                               "model_acc": float((model_predict(model, extra, noisy, speeds=a.tta,
+                                                                 formants=a.tta_formant)
                                                    == va_y).mean()),
                                **{f"{k}_acc": float((b.predict(noisy) == va_y).mean())
                                   for k, b in baselines.items()}})
@@ -198,9 +255,18 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--mix", type=Path, default=None,
                    help="manifest of extra training clips (path,label,group), e.g. synthetic voices")
+    p.add_argument("--pretrain", type=int, default=0,
+                   help="start each fold from this many steps of masked-frame pretraining on "
+                        "its training audio (0: from scratch)")
+    p.add_argument("--pretrain-on", default="train", choices=["train", "all"],
+                   help="the audio pretraining reads: the fold's training clips, or all clips "
+                        "(the held-out speaker's too, without labels)")
     p.add_argument("--tta", type=float, nargs="+", default=[1.0],
                    help="test-time augmentation: average over the clip played at these speeds, "
                         "e.g. 0.9 1 1.1")
+    p.add_argument("--tta-formant", type=float, nargs="+", default=[1.0],
+                   help="test-time augmentation: average over the clip with its formants moved "
+                        "by these factors, e.g. 0.9 1 1.1")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -210,8 +276,12 @@ def main(argv=None) -> int:
     runs = {s: (a.workdir / s if a.evaluate_only else train_fold(s, a)) for s in a.speakers}
     clips = read_clips(bundled_set("fsdd")["manifest"])
     rows, noise = [], []
-    settings = " ".join(a.set + ([f"tta={'/'.join(f'{x:g}' for x in a.tta)}"]
-                                 if a.tta != [1.0] else []) + ([f"mix={a.mix.name if a.mix.name != 'manifest.csv' else a.mix.parent.name}"]
+    settings = " ".join(a.set + ([f"pretrain={a.pretrain}"] if a.pretrain else [])
+                        + ([f"pretrain_on={a.pretrain_on}"] if a.pretrain and a.pretrain_on != "train" else [])
+                        + ([f"tta={'/'.join(f'{x:g}' for x in a.tta)}"]
+                                 if a.tta != [1.0] else [])
+                        + ([f"tta_formant={'/'.join(f'{x:g}' for x in a.tta_formant)}"]
+                           if a.tta_formant != [1.0] else []) + ([f"mix={a.mix.name if a.mix.name != 'manifest.csv' else a.mix.parent.name}"]
                                  if a.mix else [])) or "recipe"
     for s, run in runs.items():
         r, n = evaluate_fold(s, run, clips, a)

@@ -48,9 +48,23 @@ def resolve_model_dir(path: Path, made_by: str, tasks=None, kinds=None) -> Path:
 def load_pretrained(cls, model_dir: Path, **config_overrides):
     """``cls.from_pretrained(model_dir)`` with every problem of the directory (config of the
     wrong form, truncated or foreign weights, a refused pickle, shapes that do not fit) as one
-    InputError naming it."""
+    InputError naming it.  A head that starts afresh (a classifier started from a pretrained
+    model) is one plain note on stderr, not a Python warning with its source line."""
+    import sys
+    import warnings
+
     try:
-        return cls.from_pretrained(model_dir, **config_overrides)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = cls.from_pretrained(model_dir, **config_overrides)
+        for w in caught:
+            if "starts from its initialisation" in str(w.message):
+                print(f"seqmamba: note: {model_dir}: a new {cls.__name__} head, trained from its "
+                      f"initialisation (the model has no head of this kind and size)",
+                      file=sys.stderr)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return model
     except ValueError as e:
         raise InputError(f"cannot load the model: {e}", path=model_dir,
                          fix="pass a RUN directory a seqmamba command wrote (or a mamba-ssm / "

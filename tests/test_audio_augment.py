@@ -8,7 +8,8 @@ import torch
 
 from dna_helpers import DATA, seqmamba
 from pipelines.audio.augment import (Augmented, babble, mix_at_snr, reverberate,
-                                     room_impulse_response, trim_edges, change_tempo)
+                                     room_impulse_response, shift_formants, trim_edges,
+                                     change_tempo)
 from pipelines.audio.datasets import AudioClips, read_clips
 
 DIGITS = DATA / "audio" / "spoken_digits_espeak"
@@ -99,11 +100,12 @@ def test_augmented_babble_and_reverb_are_deterministic_and_at_the_asked_levels()
 
 
 def test_finetune_rejects_out_of_range_augmentation_in_one_line(tmp_path):
-    for opt, value in (("--reverb", 1.5), ("--babble-snr", -3), ("--trim", -0.1), ("--tempo", 2)):
+    for opt, value in (("--reverb", 1.5), ("--babble-snr", -3), ("--trim", -0.1), ("--tempo", 2),
+                       ("--formant", -0.1)):
         rc, _, err = seqmamba("audio", "finetune", "--train", DIGITS, "--out",
                               tmp_path / "r", opt, value)
         lines = err.strip().splitlines()
-        assert rc == 2 and len(lines) == 1 and "--reverb, --trim and --tempo in [0, 1]" in lines[0], err
+        assert rc == 2 and len(lines) == 1 and "--tempo and --formant in [0, 1]" in lines[0], err
     assert not (tmp_path / "r").exists()
 
 
@@ -166,3 +168,71 @@ def test_change_tempo_changes_duration_not_pitch(rate):
     assert float(freqs[torch.fft.rfft(out).abs().argmax()]) == pytest.approx(f0, abs=8)
     assert abs((out.abs() > 1e-3).nonzero().float().mean() - 4200) < 300  # still where it was
     assert torch.equal(change_tempo(w, 1.0), w)
+
+
+def _resonate(x: np.ndarray, sr: int, formants) -> torch.Tensor:
+    """x through a two-pole resonator (bandwidth 100 Hz) at each of ``formants`` (Hz): a
+    vowel's vocal tract; float32 at peak 0.5."""
+    from scipy.signal import lfilter
+
+    for fc in formants:
+        r, th = math.exp(-math.pi * 100 / sr), 2 * math.pi * fc / sr
+        x = lfilter([1 - r], [1, -2 * r * math.cos(th), r * r], x)
+    return torch.tensor(0.5 * x / np.abs(x).max(), dtype=torch.float32)
+
+
+@pytest.mark.parametrize("formants", [(500.0, 1500.0), (300.0, 2200.0), (700.0, 1200.0)])
+@pytest.mark.parametrize("factor", [0.85, 1.25])
+def test_shift_formants_moves_the_resonances(formants, factor):
+    """Noise through two resonators (a whispered vowel: a smooth spectrum, so its peaks can
+    be read off): the upper formant's peak moves to factor times it (within 5%); the first
+    moves the right way by at least half the asked step (an all-pole envelope of order 10 at
+    8 kHz resolves it less sharply); the length is kept."""
+    from scipy.signal import welch
+
+    sr = 8000
+    rng = np.random.default_rng(int(factor * 100 + formants[0]))
+    w = _resonate(rng.standard_normal(16000), sr, formants)
+    out = shift_formants(w, sr, factor)
+    assert out.shape == w.shape and torch.isfinite(out).all()
+
+    def peak(x, lo, hi):
+        f, p = welch(x.numpy(), sr, nperseg=512)
+        band = (f > lo) & (f < hi)
+        return f[band][p[band].argmax()]
+
+    f1, f2 = formants
+    assert abs(peak(out, 0.8 * factor * f2, 1.2 * factor * f2) / (factor * f2) - 1) < 0.05
+    step = peak(out, 0.8 * min(1, factor) * f1, 1.2 * max(1, factor) * f1) - \
+        peak(w, 0.8 * f1, 1.2 * f1)
+    assert step / ((factor - 1) * f1) > 0.5
+    assert torch.equal(shift_formants(w, sr, 1.0), w)
+
+
+@pytest.mark.parametrize("factor", [0.85, 1.25])
+def test_shift_formants_keeps_the_pitch(factor):
+    """A voiced vowel (a pulse train at f0 through the resonators): every strong peak of the
+    output's spectrum is still within 3 Hz of a harmonic of f0."""
+    sr, n = 8000, 8000
+    rng = np.random.default_rng(int(factor * 10))
+    period = int(rng.integers(40, 80))  # f0 100-200 Hz
+    x = np.zeros(n)
+    x[::period] = 1.0
+    out = shift_formants(_resonate(x + 1e-3 * rng.standard_normal(n), sr, (500.0, 1500.0)),
+                         sr, factor)
+    f0 = sr / period
+    freqs = np.fft.rfftfreq(n, 1 / sr)
+    mag = np.abs(np.fft.rfft(out.numpy() * np.hanning(n)))
+    strong = np.flatnonzero(mag > 0.1 * mag.max())
+    off = np.abs(freqs[strong] / f0 - np.round(freqs[strong] / f0)) * f0
+    assert len(strong) and off.max() <= 3.0
+
+
+def test_augmented_formant_shift_is_deterministic_and_changes_every_clip():
+    clips = read_clips(DIGITS / "manifest.csv")[:8]
+    base = AudioClips(clips, None, 16000, 16000, train=True, seed=0)
+    shifted = Augmented(base, shift=0, gain_db=0.0, seed=0, formant=0.15)
+    for i in range(len(base)):
+        clean, out = base[i]["waveform"], shifted[i]["waveform"]
+        assert out.shape == clean.shape and torch.equal(out, shifted[i]["waveform"])
+        assert not torch.allclose(out, clean, atol=1e-3)

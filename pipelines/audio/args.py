@@ -29,6 +29,28 @@ def add_clip_reading_args(g: argparse._ArgumentGroup) -> None:
                    help="a longer clip is an error")
 
 
+def add_frontend_args(g: argparse._ArgumentGroup) -> None:
+    """How a waveform model turns samples into positions (finetune, masked-frame pretrain)."""
+    g.add_argument("--frame-size", type=int, default=160,
+                   help="samples per frame (160 = 10 ms at 16 kHz)")
+    g.add_argument("--frontend", default="linear", choices=["linear", "filterbank"],
+                   help="frame -> vector: one linear projection of the raw samples, or a learned "
+                        "filterbank's log band energies (generalises better across voices)")
+    g.add_argument("--filters", type=int, default=64, help="filterbank: number of filters")
+    g.add_argument("--filter-taps", type=int, default=0,
+                   help="filterbank: taps per filter (0: half the frame)")
+    g.add_argument("--frontend-norm", default=None, choices=["cmn"],
+                   help="filterbank: subtract each band's mean over the clip's voiced frames "
+                        "(removes a microphone's or room's colouring)")
+
+
+def frontend_config(a) -> dict:
+    """The MambaConfig fields of :func:`add_frontend_args`' options."""
+    return dict(input_type="waveform", frame_size=a.frame_size, frontend=a.frontend,
+                frontend_filters=a.filters, frontend_taps=a.filter_taps,
+                frontend_norm=a.frontend_norm)
+
+
 def train_sources(a) -> None:
     """``a.train`` as a list of Paths: one source from a recipe's string, or several from the
     command line or a recipe's list."""

@@ -24,12 +24,12 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
-import torch
 from torch.utils.data import DataLoader
 
 from ..errors import InputError
 from ..runs import add_trainer_args, parse_with_recipe
-from .args import add_clip_reading_args, add_clip_set_args, train_sources
+from .args import (add_clip_reading_args, add_clip_set_args, add_frontend_args, frontend_config,
+                   train_sources)
 from .augment import Augmented
 from .datasets import (AudioClips, collate, joined_clip_sets, label_names, read_clips,
                        split_clips, split_method)
@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tempo", type=float, default=0.0,
                    help="augmentation: random tempo change at the same pitch, from 1/(1+this) to "
                         "1+this times as fast, e.g. 0.5 (fast and slow talkers)")
+    g.add_argument("--formant", type=float, default=0.0,
+                   help="augmentation: move the formants (vocal tract resonances) by a factor from "
+                        "1/(1+this) to 1+this at the same pitch and timing, e.g. 0.15")
     g.add_argument("--reverb", type=float, default=0.0,
                    help="augmentation: put this fraction of clips in a random synthetic room "
                         "(RT60 0.1-0.7 s), e.g. 0.5")
@@ -101,17 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("model")
     g.add_argument("--init", type=Path, default=None,
                    help="audio model to start from (RUN or RUN/final of finetune or pretrain)")
-    g.add_argument("--frame-size", type=int, default=160,
-                   help="samples per frame (160 = 10 ms at 16 kHz)")
-    g.add_argument("--frontend", default="linear", choices=["linear", "filterbank"],
-                   help="frame -> vector: one linear projection of the raw samples, or a learned "
-                        "filterbank's log band energies (generalises better across voices)")
-    g.add_argument("--filters", type=int, default=64, help="filterbank: number of filters")
-    g.add_argument("--filter-taps", type=int, default=0,
-                   help="filterbank: taps per filter (0: half the frame)")
-    g.add_argument("--frontend-norm", default=None, choices=["cmn"],
-                   help="filterbank: subtract each band's mean over the clip's voiced frames "
-                        "(removes a microphone's or room's colouring)")
+    add_frontend_args(g)
     g.add_argument("--mask-bands", type=int, default=0,
                    help="filterbank augmentation (SpecAugment): mask 2 bands of up to this many "
                         "filters per clip in training")
@@ -141,10 +134,10 @@ def run(argv=None) -> int:
     if a.seconds <= 0 or a.shift_seconds < 0 or a.gain_db < 0 or a.eq_db < 0 \
             or not 0 <= a.speed < 0.5 or a.mask_bands < 0 or a.mask_frames < 0 \
             or not 0 <= a.reverb <= 1 or not 0 <= a.trim <= 1 or a.babble_snr < 0 \
-            or not 0 <= a.tempo <= 1:
+            or not 0 <= a.tempo <= 1 or not 0 <= a.formant <= 1:
         raise InputError("--seconds must be positive, --shift-seconds, --gain-db, --eq-db, "
                          "--babble-snr, --mask-bands and --mask-frames >= 0, --speed in "
-                         "[0, 0.5), --reverb, --trim and --tempo in [0, 1]")
+                         "[0, 0.5), --reverb, --trim, --tempo and --formant in [0, 1]")
     if (a.mask_bands or a.mask_frames or a.frontend_norm) and a.frontend != "filterbank":
         raise InputError("--mask-bands/--mask-frames/--frontend-norm act on filterbank energies",
                          fix="add --frontend filterbank, or drop the masks")
@@ -178,7 +171,7 @@ def run(argv=None) -> int:
         shift = int(round(a.shift_seconds * sample_rate))
         augment = dict(shift=shift, gain_db=a.gain_db, speed=a.speed, eq_db=a.eq_db,
                        reverb=a.reverb, babble_snr=a.babble_snr, trim=a.trim,
-                       tempo=a.tempo)
+                       tempo=a.tempo, formant=a.formant)
         train_ds = Augmented(train_base, seed=a.seed, **augment) \
             if any(augment.values()) else train_base
         loader = training_loader(train_ds, a.batch_size, a.seed, shuffle=True, collate_fn=batches,
@@ -187,10 +180,7 @@ def run(argv=None) -> int:
         extra = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
                  "seconds": a.seconds, "encoding": encoding, "peak": a.peak}
         config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, vocab_size=1,
-                      input_type="waveform", frame_size=a.frame_size, frontend=a.frontend,
-                      frontend_filters=a.filters, frontend_taps=a.filter_taps,
-                      mask_bands=a.mask_bands, mask_frames=a.mask_frames,
-                      frontend_norm=a.frontend_norm,
+                      **frontend_config(a), mask_bands=a.mask_bands, mask_frames=a.mask_frames,
                       num_labels=len(names), pooling=a.pooling, bidirectional=bidirectional,
                       dropout=a.dropout, extra=extra)
         per_clip = num_samples if encoding != "waveform" else -(-num_samples // a.frame_size)

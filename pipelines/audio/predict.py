@@ -139,7 +139,7 @@ def expand_inputs(inputs: List[str], truth: Optional[dict] = None
 
 class AudioPredictor:
     def __init__(self, model_dir: Path, device: str, chunk_seconds: float):
-        d = self.model_dir = resolve_model_dir(model_dir)
+        d = self.model_dir = resolve_model_dir(model_dir, ("audio-classify", "audio-lm"))
         self.extra = model_extra(d)
         self.task = self.extra["task"]
         cls = MambaForSequenceClassification if self.task == "audio-classify" else MambaLMHeadModel
