@@ -6,7 +6,8 @@ from ..subcommands import dispatch
 
 COMMANDS = {
     "finetune": ("pipelines.audio.finetune", "clip classification from raw waveforms"),
-    "pretrain": ("pipelines.audio.pretrain", "mu-law next-sample pretraining on audio clips"),
+    "pretrain": ("pipelines.audio.pretrain", "self-supervised pretraining on audio clips (mu-law "
+                                          "next sample, or masked frames)"),
     "predict": ("pipelines.audio.predict", "batch prediction on audio files and folders"),
     "generate": ("pipelines.audio.generate", "sample audio from a pretrained model (WAV)"),
 }

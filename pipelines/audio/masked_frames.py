@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import InputError
+
 IGNORE = -100  # a frame that is not scored (not masked, or padding)
 VOICED_DB = 40.0  # frames within this of the clip's loudest set the band means
 MAX_MELS = 40
@@ -64,8 +66,6 @@ class FrameClusters:
         if len(x) > KMEANS_FRAMES:
             x = x[rng.choice(len(x), KMEANS_FRAMES, replace=False)]
         if len(x) < k:
-            from ..errors import InputError
-
             raise InputError(f"--clusters {k} is more than the {len(x)} frames of the training "
                              "clips", fix="lower --clusters, or give more audio")
         self.mean, self.std = x.mean(0), x.std(0) + 1e-6

@@ -60,18 +60,23 @@ def pretrain_clips(source: Path) -> List[Clip]:
     return [Clip(os.path.abspath(f), "-", source=str(source)) for f in files]
 
 
-def load_mulaw(clips: Sequence[Clip], sample_rate: int, peak, max_seconds) -> List[np.ndarray]:
-    """Every clip as uint8 mu-law classes (read once, kept in memory: 1 byte per sample)."""
+def load_waves(clips: Sequence[Clip], sample_rate: int, peak, max_seconds) -> List[torch.Tensor]:
+    """Every clip as a mono float32 waveform (samples,) at ``sample_rate``, scaled to ``peak``
+    when given; a bad file is an error naming the manifest line that listed it."""
     out = []
     for c in clips:
         try:
             wave = read_audio(c.path, sample_rate, mono=True, max_seconds=max_seconds)[0][0]
         except InputError as e:
             raise c.error(e) from None
-        if peak is not None:
-            wave = normalize_peak(wave, peak)
-        out.append(mulaw_encode(wave).numpy().astype(np.uint8))
+        out.append(normalize_peak(wave, peak) if peak is not None else wave)
     return out
+
+
+def load_mulaw(clips: Sequence[Clip], sample_rate: int, peak, max_seconds) -> List[np.ndarray]:
+    """Every clip as uint8 mu-law classes (read once, kept in memory: 1 byte per sample)."""
+    return [mulaw_encode(w).numpy().astype(np.uint8)
+            for w in load_waves(clips, sample_rate, peak, max_seconds)]
 
 
 class MulawCrops(Dataset):
@@ -255,17 +260,8 @@ def run_masked(a, train_clips, val_clips, how) -> int:
     from ..training import Job, TokenTask, run_training, training_loader
     from . import masked_frames as mf
 
-    def waves(clips):
-        out = []
-        for c in clips:
-            try:
-                w = read_audio(c.path, a.sample_rate, mono=True, max_seconds=a.max_seconds)[0][0]
-            except InputError as e:
-                raise c.error(e) from None
-            out.append(normalize_peak(w, a.peak) if a.peak is not None else w)
-        return out
-
-    train_waves, val_waves = waves(train_clips), waves(val_clips)
+    train_waves, val_waves = (load_waves(c, a.sample_rate, a.peak, a.max_seconds)
+                              for c in (train_clips, val_clips))
     train_feats = mf.clip_features(train_waves, a.sample_rate, a.frame_size)
     clusters = mf.FrameClusters(train_feats, a.clusters, a.seed)
     train_targets = [clusters.assign(f) for f in train_feats]
