@@ -159,8 +159,8 @@ def mixed_manifest(sources, out: Path) -> Path:
         with open(src, newline="") as f:
             for r in csv.DictReader(f):
                 path = Path(r["path"])
-                rows.append({"path": str(path if path.is_absolute() else (src.parent / path).resolve()),
-                             "label": r["label"], "group": r.get("group", "")})
+                path = path if path.is_absolute() else (src.parent / path).resolve()
+                rows.append({"path": str(path), "label": r["label"], "group": r.get("group", "")})
     out.parent.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(rows, out)
     return out
@@ -243,6 +243,25 @@ def evaluate_fold(speaker: str, run: Path, clips, a) -> tuple:
     return row, noisy_rows
 
 
+def settings_label(a) -> str:
+    """What the run changed against its recipe, for the ``settings`` column ("recipe": nothing)."""
+    def factors(xs):
+        return "/".join(f"{x:g}" for x in xs)
+
+    parts = list(a.set)
+    if a.pretrain:
+        parts.append(f"pretrain={a.pretrain}")
+        if a.pretrain_on != "train":
+            parts.append(f"pretrain_on={a.pretrain_on}")
+    if a.tta != [1.0]:
+        parts.append(f"tta={factors(a.tta)}")
+    if a.tta_formant != [1.0]:
+        parts.append(f"tta_formant={factors(a.tta_formant)}")
+    if a.mix:
+        parts.append(f"mix={a.mix.parent.name if a.mix.name == 'manifest.csv' else a.mix.name}")
+    return " ".join(parts) or "recipe"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--recipe", default="audio_fsdd",
@@ -276,13 +295,7 @@ def main(argv=None) -> int:
     runs = {s: (a.workdir / s if a.evaluate_only else train_fold(s, a)) for s in a.speakers}
     clips = read_clips(bundled_set("fsdd")["manifest"])
     rows, noise = [], []
-    settings = " ".join(a.set + ([f"pretrain={a.pretrain}"] if a.pretrain else [])
-                        + ([f"pretrain_on={a.pretrain_on}"] if a.pretrain and a.pretrain_on != "train" else [])
-                        + ([f"tta={'/'.join(f'{x:g}' for x in a.tta)}"]
-                                 if a.tta != [1.0] else [])
-                        + ([f"tta_formant={'/'.join(f'{x:g}' for x in a.tta_formant)}"]
-                           if a.tta_formant != [1.0] else []) + ([f"mix={a.mix.name if a.mix.name != 'manifest.csv' else a.mix.parent.name}"]
-                                 if a.mix else [])) or "recipe"
+    settings = settings_label(a)
     for s, run in runs.items():
         r, n = evaluate_fold(s, run, clips, a)
         r["settings"] = settings

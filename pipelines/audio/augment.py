@@ -1,6 +1,6 @@
 """Waveform augmentation for training audio classifiers on voices, rooms and noise they have
-not met: tight endpointing, speed, formants, tempo, spectral colour, reverberation, babble from other clips,
-shift and gain.
+not met: tight endpointing, speed, formants, tempo, spectral colour, reverberation, babble from
+other clips, shift and gain.
 
 Every transform takes and returns a mono waveform ``w: (samples,)`` float32 and draws its
 randomness from a ``numpy.random.Generator``, so an augmented item is a pure function of

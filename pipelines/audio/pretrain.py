@@ -1,8 +1,8 @@
 """``seqmamba audio pretrain``: self-supervised pretraining on audio clips.
 
 Two objectives.  ``--objective mulaw`` (the default) trains a causal language model of the
-samples: every clip is read mono at ``--sample-rate`` and mapped to 8-bit mu-law classes (256 tokens,
-silence = 128), as in SaShiMi and the Mamba paper's audio models; the model learns to predict
+samples: every clip is read mono at ``--sample-rate`` and mapped to 8-bit mu-law classes (256
+tokens, silence = 128), as in SaShiMi and the Mamba paper's audio models; the model learns to predict
 each sample from the ones before it.  Training draws random crops of ``--seq-len`` samples
 (clips picked in proportion to their length; a clip shorter than the crop is masked after its
 end).  Held out: the clips of whole groups when the manifest has a group column (speakers,
