@@ -283,8 +283,10 @@ def audio_holdout() -> str:
 # audio_fsdd and its earlier versions in benchmarks/recipes/ (the FSDD-only one, which every
 # file written before the script recorded its recipe was measured against)
 # recipe -> the results of that recipe as it stands (audio_fsdd_accents was measured as
-# audio_fsdd_compact with the accented voices mixed in: the same runs, so one file serves both)
+# audio_fsdd_compact with the accented voices mixed in, and audio_fsdd_trim as audio_fsdd_accents
+# with trim=0.5: the same runs, so one file serves both)
 FSDD_BASES = {"audio_fsdd": "audio_fsdd_loso.csv",
+              "audio_fsdd_trim": "audio_fsdd_loso_trim.csv",
               "audio_fsdd_accents": "audio_fsdd_loso_accents.csv",
               "audio_fsdd_compact": "audio_fsdd_loso_compact.csv",
               "audio_fsdd_fsdd_only": "audio_fsdd_loso_fsdd_only.csv"}

@@ -716,7 +716,7 @@ def test_loso_benchmark_trains_each_fold_on_the_recipes_own_sets(tmp_path):
     assert training_sets(recipe_path(str(compact)), accents) == [fsdd, synth, accents]
     before_trim = root / "benchmarks/recipes/audio_fsdd_accents.yaml"
     assert training_sets(recipe_path(str(before_trim)), None) == [fsdd, synth, accents]
-    # the kept version is the shipped recipe less the one change made to it since
+    # each kept version is the one after it less the one change made since
     from pipelines.audio.finetune import build_parser
     from pipelines.runs import parse_with_recipe
 
@@ -725,8 +725,12 @@ def test_loso_benchmark_trains_each_fold_on_the_recipes_own_sets(tmp_path):
         a["train"] = training_sets(recipe, None)  # resolved: the wheel's copy is a link
         return {k: v for k, v in a.items() if k != "config"}
 
-    now, then = settings(recipe_path("audio_fsdd")), settings(before_trim)
-    assert {k for k in now if now[k] != then[k]} == {"trim"} and then["trim"] == 0
+    before_pooling = root / "benchmarks/recipes/audio_fsdd_trim.yaml"
+    now, mean_pooled, untrimmed = (settings(recipe_path("audio_fsdd")), settings(before_pooling),
+                                   settings(before_trim))
+    assert {k for k in now if now[k] != mean_pooled[k]} == {"pooling"}
+    assert now["pooling"] == "max" and mean_pooled["pooling"] == "mean"
+    assert {k for k in now if mean_pooled[k] != untrimmed[k]} == {"trim"} and untrimmed["trim"] == 0
     old = root / "benchmarks/recipes/audio_fsdd_fsdd_only.yaml"
     assert training_sets(recipe_path(str(old)), None) == [fsdd]
     assert training_sets(recipe_path(str(old)), synth) == [fsdd, synth]
