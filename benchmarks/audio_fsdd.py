@@ -88,6 +88,15 @@ def training_sets(recipe: Path, mix) -> list:
     return [fsdd] + [s for s in sets if s != fsdd] + ([Path(mix).resolve()] if mix else [])
 
 
+def override_args(settings) -> list:
+    """``--set`` overrides (key=value, recipe spelling) -> finetune's flags: ["--key", "value"]."""
+    out = []
+    for kv in settings:
+        k, v = kv.split("=", 1)
+        out += [f"--{k.replace('_', '-')}", v]
+    return out
+
+
 def train_fold(speaker: str, a) -> Path:
     run = a.workdir / speaker
     if (run / "report.json").is_file():
@@ -99,9 +108,7 @@ def train_fold(speaker: str, a) -> Path:
            "--out", str(run), "--no-progress", "--baseline", "none"]
     if a.pretrain:
         cmd += ["--init", str(pretrain_fold(speaker, manifest, a))]
-    for kv in a.set:
-        k, v = kv.split("=", 1)
-        cmd += [f"--{k.replace('_', '-')}", v]
+    cmd += override_args(a.set)
     print(f"== fold {speaker}: {' '.join(cmd[3:])}", flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
     return run
@@ -133,9 +140,8 @@ def pretrain_fold(speaker: str, manifest: Path, a) -> Path:
         split = ["--val", str(heard)]
     else:
         split = ["--split", "group", "--val-groups", speaker]
-    r = parse_with_recipe(build_parser(), ["--config", str(a.recipe_file), "--out", "-"]
-                          + [f"--{kv.split('=', 1)[0].replace('_', '-')}={kv.split('=', 1)[1]}"
-                             for kv in a.set])
+    r = parse_with_recipe(build_parser(), ["--config", str(a.recipe_file), "--out", "-",
+                                           *override_args(a.set)])
     seq_len = int(round(r.seconds * r.sample_rate)) // r.frame_size * r.frame_size
     cmd = [sys.executable, "-m", "pipelines.cli", "audio", "pretrain", "--objective", "masked",
            "--train", str(manifest), *split,

@@ -39,6 +39,7 @@ def recipe_model(out: Path) -> Path:
     """A randomly initialised classifier of the audio_fsdd recipe's architecture (the recipe
     read by ``audio finetune``'s own parser, so its defaults fill what the recipe leaves
     out), saved as a finetune run's model directory."""
+    from pipelines.audio.args import frontend_config
     from pipelines.audio.finetune import build_parser
     from pipelines.runs import parse_with_recipe
 
@@ -46,9 +47,7 @@ def recipe_model(out: Path) -> Path:
     torch.manual_seed(0)
     labels = [str(d) for d in range(10)]
     cfg = MambaConfig(d_model=r.d_model, n_layer=r.n_layer, d_state=r.d_state, vocab_size=1,
-                      input_type="waveform", frame_size=r.frame_size, frontend=r.frontend,
-                      frontend_filters=r.filters, frontend_taps=r.filter_taps,
-                      frontend_norm=r.frontend_norm, num_labels=len(labels),
+                      **frontend_config(r), num_labels=len(labels),
                       pooling=r.pooling, bidirectional=r.bidirectional,
                       extra={"task": "audio-classify", "labels": labels,
                              "sample_rate": r.sample_rate, "seconds": r.seconds,

@@ -53,12 +53,14 @@ def load_pretrained(cls, model_dir: Path, **config_overrides):
     import sys
     import warnings
 
+    from seqmamba.checkpoint import FreshHeadWarning
+
     try:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+            warnings.simplefilter("always", FreshHeadWarning)
             model = cls.from_pretrained(model_dir, **config_overrides)
         for w in caught:
-            if "starts from its initialisation" in str(w.message):
+            if issubclass(w.category, FreshHeadWarning):
                 print(f"seqmamba: note: {model_dir}: a new {cls.__name__} head, trained from its "
                       f"initialisation (the model has no head of this kind and size)",
                       file=sys.stderr)

@@ -161,6 +161,12 @@ def load_directory(directory) -> Tuple[MambaConfig, dict, str]:
     return cfg, state, fmt
 
 
+class FreshHeadWarning(UserWarning):
+    """A head the checkpoint has no weights for starts from its initialisation (a classifier
+    started from a pretrained backbone): expected when fine-tuning, so callers may turn it into
+    a note rather than a warning."""
+
+
 def from_pretrained(cls, directory, **config_overrides):
     """Build ``cls`` from a checkpoint directory; head weights that do not belong to ``cls``
     (e.g. an LM head when fine-tuning a classifier) are dropped and the new head is freshly
@@ -194,6 +200,6 @@ def from_pretrained(cls, directory, **config_overrides):
     fresh = [k for k in absent if k.startswith(heads)]
     if fresh:
         warnings.warn(f"{cls.__name__}.from_pretrained: {fresh} not in {directory}; that head "
-                      "starts from its initialisation", stacklevel=3)
+                      "starts from its initialisation", FreshHeadWarning, stacklevel=3)
     model.load_state_dict(state, strict=False)
     return model

@@ -216,6 +216,12 @@ def split_method(clips: Sequence[Clip], how: str = "auto",
     return "group" if val_groups is not None or all(c.group for c in clips) else "stratified"
 
 
+def split_fields(how: str, train_clips: Sequence[Clip], val_clips: Sequence[Clip]) -> dict:
+    """A report's account of the split: how it was made, the clip counts, the held-out groups."""
+    return {"how": how, "train_clips": len(train_clips), "val_clips": len(val_clips),
+            "val_groups": sorted({c.group for c in val_clips if c.group})}
+
+
 def split_clips(clips: Sequence[Clip], how: str = "auto", val_fraction: float = 0.2,
                 seed: int = 0, val_groups: Optional[Sequence[str]] = None
                 ) -> Dict[str, List[Clip]]:

@@ -32,7 +32,7 @@ from .args import (add_clip_reading_args, add_clip_set_args, add_frontend_args, 
                    train_sources)
 from .augment import Augmented
 from .datasets import (AudioClips, collate, joined_clip_sets, label_names, read_clips,
-                       split_clips, split_method)
+                       split_clips, split_fields, split_method)
 from .models import encode_input, model_extra, resolve_model_dir
 
 # ---------------------------------------------------------------- data
@@ -192,8 +192,7 @@ def run(argv=None) -> int:
         cfg = model.config
         fields = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
                   "seconds": a.seconds, "encoding": encoding,
-                  "split": {"how": how, "train_clips": len(train_clips),
-                            "val_clips": len(val_clips), "val_groups": val_groups},
+                  "split": split_fields(how, train_clips, val_clips),
                   "architecture": {"d_model": cfg.d_model, "n_layer": cfg.n_layer,
                                    "d_state": cfg.d_state, "bidirectional": cfg.bidirectional,
                                    "input_type": cfg.input_type, "frame_size": cfg.frame_size,

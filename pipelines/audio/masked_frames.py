@@ -16,6 +16,7 @@ its own targets trivial.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import List, Sequence
 
@@ -33,17 +34,25 @@ KMEANS_FRAMES = 100_000  # frames the clusters are fitted on (drawn from all tra
 
 # ---------------------------------------------------------------- targets
 
+@functools.lru_cache(maxsize=4)
+def _mel_spectrogram(sample_rate: int, frame: int):
+    """The log-mel transform of frame_features, built once per rate and frame (its mel
+    filterbank is the same for every clip)."""
+    import torchaudio.transforms as T
+
+    mels = min(MAX_MELS, max(4, frame // 4))  # no empty mel band at small frames
+    return T.MelSpectrogram(sample_rate=sample_rate, n_fft=2 * frame, hop_length=frame,
+                            center=False, n_mels=mels, f_min=20.0, f_max=sample_rate / 2)
+
+
 def frame_features(wave: torch.Tensor, sample_rate: int, frame: int) -> np.ndarray:
     """Waveform (samples,) -> (ceil(samples / frame), 2 * mels) float32 features of the model's
     frames: the log-mel spectrum of a Hann window of two frames centred on each frame, less
     the clip's mean over its voiced frames (as the ``cmn`` front end), and its deltas."""
     import torchaudio.functional as AF
-    import torchaudio.transforms as T
 
     n = max(1, -(-wave.shape[-1] // frame))
-    mels = min(MAX_MELS, max(4, frame // 4))  # no empty mel band at small frames
-    mel = T.MelSpectrogram(sample_rate=sample_rate, n_fft=2 * frame, hop_length=frame,
-                           center=False, n_mels=mels, f_min=20.0, f_max=sample_rate / 2)
+    mel = _mel_spectrogram(sample_rate, frame)
     # window t starts half a frame before frame t, so it is centred on it
     x = torch.nn.functional.pad(wave.float().reshape(-1), (frame // 2, 2 * frame))
     with torch.no_grad():

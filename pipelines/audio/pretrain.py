@@ -36,7 +36,8 @@ from ..errors import InputError
 from ..runs import add_trainer_args, parse_with_recipe
 from .args import (add_clip_reading_args, add_clip_set_args, add_frontend_args, frontend_config,
                    train_sources)
-from .datasets import Clip, joined_clip_sets, read_clips, split_clips, split_method
+from .datasets import (Clip, joined_clip_sets, read_clips, split_clips, split_fields,
+                       split_method)
 from .io import AUDIO_EXTENSIONS, normalize_peak, read_audio
 from .mulaw import CLASSES, SILENCE, mulaw_encode
 
@@ -239,9 +240,7 @@ def run(argv=None) -> int:
         markov = markov_bits(train_arrays, windows, CLASSES)
         fields = {"task": "audio-lm", "encoding": "mulaw8", "sample_rate": a.sample_rate,
                   "seq_len": a.seq_len,
-                  "split": {"how": how, "train_clips": len(train_clips),
-                            "val_clips": len(val_clips),
-                            "val_groups": sorted({c.group for c in val_clips if c.group})},
+                  "split": split_fields(how, train_clips, val_clips),
                   "train_audio_seconds": sum(len(x) for x in train_arrays) / a.sample_rate,
                   "val_windows": len(windows),
                   "val_samples_scored": sum(len(w) - 1 for w in windows),
@@ -292,9 +291,7 @@ def run_masked(a, train_clips, val_clips, how) -> int:
         base = mf.baseline_accuracies(val_ds, train_targets)
         fields = {"task": "audio-masked", "objective": "masked", "sample_rate": a.sample_rate,
                   "seq_len": a.seq_len, "frame_size": a.frame_size, "clusters": a.clusters,
-                  "split": {"how": how, "train_clips": len(train_clips),
-                            "val_clips": len(val_clips),
-                            "val_groups": sorted({c.group for c in val_clips if c.group})},
+                  "split": split_fields(how, train_clips, val_clips),
                   "train_audio_seconds": sum(len(w) for w in train_waves) / a.sample_rate,
                   "val_masked_frames": base.pop("masked_frames"),
                   "val_masked_acc": acc, "baseline_masked_acc": base}
