@@ -52,6 +52,16 @@ def add_trainer_args(p: argparse.ArgumentParser) -> None:
                    help="e.g. 32-true, bf16-mixed (default: bf16-mixed on GPU, 32-true on CPU)")
 
 
+def add_pooling_arg(g) -> None:
+    """--pooling, the one way a sequence classifier's per-position features become one vector."""
+    from seqmamba.config import POOLING_MODES
+
+    g.add_argument("--pooling", default="mean", choices=list(POOLING_MODES),
+                   help="how per-position features become one vector (center: the middle "
+                        "position, for windows centred on a site; attention: a learned "
+                        "softmax-weighted average)")
+
+
 def parse_with_recipe(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
     """Parse argv; keys of the ``--config`` recipe become defaults the command line overrides."""
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ from typing import Optional, Union
 
 BIDIRECTIONAL_MODES = (None, "add", "ew_multiply")
 FRONTENDS = ("linear", "filterbank")
-POOLING_MODES = ("mean", "last", "max", "center")
+POOLING_MODES = ("mean", "last", "max", "center", "attention")
 
 
 @dataclass

@@ -27,7 +27,7 @@ from typing import Optional
 from torch.utils.data import DataLoader
 
 from ..errors import InputError
-from ..runs import add_trainer_args, parse_with_recipe
+from ..runs import add_pooling_arg, add_trainer_args, parse_with_recipe
 from .args import (add_clip_reading_args, add_clip_set_args, add_frontend_args, frontend_config,
                    train_sources)
 from .augment import Augmented
@@ -111,8 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mask-frames", type=int, default=0,
                    help="filterbank augmentation (SpecAugment): mask 2 runs of up to this many "
                         "frames per clip in training")
-    g.add_argument("--pooling", default="mean", choices=["mean", "last", "max", "center"],
-                   help="how per-position features become one vector (center: the middle position, for windows centred on a site)")
+    add_pooling_arg(g)
     g.add_argument("--causal", action="store_true",
                    help="a one-directional backbone (default: bidirectional 'add')")
     g.add_argument("--baseline", default="logmel", choices=["logmel", "none"])

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import InputError
-from ..runs import add_trainer_args, parse_with_recipe
+from ..runs import add_pooling_arg, add_trainer_args, parse_with_recipe
 from .baselines import logistic_baseline
 from .labelled import LabelledSet, pad_collate, read_labelled
 from .models import resolve_model_dir, tokenizer_of
@@ -38,8 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="without --val: stratified fraction of --train held out")
     g.add_argument("--init", type=Path, default=None,
                    help="pretrained model directory (RUN or RUN/final) to start from")
-    g.add_argument("--pooling", default="mean", choices=["mean", "last", "max", "center"],
-                   help="how per-position features become one vector (center: the middle position, for windows centred on a site)")
+    add_pooling_arg(g)
     g.add_argument("--rc-augment", action="store_true",
                    help="train on reverse complements too (for strand-symmetric labels)")
     g.add_argument("--baseline", default="auto", choices=["auto", "onehot", "kmer", "none"])

@@ -164,9 +164,9 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
             lc.conv, lc.ssm = st.pop(f"conv.{i}"), st.pop(f"ssm.{i}")
         cache.seqlen_offset = first_start
         for key, p in (("pool", pool), ("embed", embed_pool)):
-            if p is not None and f"{key}.acc" in st:
-                p.acc, p.offset = st.pop(f"{key}.acc"), first_start
-                p.count = st.pop(f"{key}.count", None)
+            if p is not None:
+                p.restore({k.split(".", 1)[1]: st.pop(k) for k in list(st)
+                           if k.startswith(key + ".")}, first_start)
         bits = st.pop("bits")
         bits_total, bits_n = float(bits[0]), int(bits[1])
         prev_logits = st.pop("prev_logits", None)
@@ -187,7 +187,7 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
                 win_sum = torch.zeros(-(-length // a.embed_window), f.shape[-1])
             win_sum.index_add_(0, idx, f)
         if task == "dna-classify":
-            pool.update(feats, whole)
+            pool.update(feats, whole, model.pool_scores(feats))
             probs = model.classifier(feats.to(model.classifier.weight.dtype)).float() \
                 .softmax(-1)[0] if a.track else None
             # every class (L, C) for a bigWig per class, else the one --track-class (L,)
@@ -364,10 +364,8 @@ class RecordProgress:
         for i, lc in enumerate(cache.layers):
             t[f"conv.{i}"], t[f"ssm.{i}"] = lc.conv, lc.ssm
         for key, p in (("pool", pool), ("embed", embed_pool)):
-            if p is not None and p.acc is not None:
-                t[f"{key}.acc"] = p.acc
-                if p.count is not None:
-                    t[f"{key}.count"] = p.count
+            if p is not None:
+                t.update({f"{key}.{k}": v for k, v in p.state().items()})
         t["bits"] = torch.tensor([bits_total, float(bits_n)], dtype=torch.float64)
         if prev_logits is not None:
             t["prev_logits"] = prev_logits
