@@ -7,6 +7,9 @@
         --tag specaugment                                    # an ablation on one fold
     python benchmarks/audio_fsdd.py --mix runs/synth_digits/manifest.csv --tag synth
                                           # train on extra voices too (never scored on them)
+    python benchmarks/audio_fsdd.py --set seed=1 --tag seed1   # the recipe with another seed
+    python benchmarks/audio_fsdd.py --evaluate-only --ensemble '' seed1 --tag ensemble2
+                                          # both seeds' probabilities averaged, fold by fold
     python benchmarks/audio_fsdd.py --recipe benchmarks/recipes/audio_fsdd_fsdd_only.yaml \
         --tag fsdd_only                   # the earlier recipe: the 4 real speakers alone
 
@@ -185,10 +188,11 @@ def add_noise(w: torch.Tensor, kind: str, snr_db: float, rng: np.random.Generato
 
 
 @torch.no_grad()
-def model_predict(model, extra, waves, batch=64, speeds=(1.0,), formants=(1.0,)):
-    """Predicted class per clip; with several ``speeds`` or ``formants`` (test-time
-    augmentation) the class probabilities of the clip played at each speed, with its formants
-    moved by each factor, are averaged."""
+def model_predict(models, extra, waves, batch=64, speeds=(1.0,), formants=(1.0,)):
+    """Predicted class per clip; with several ``models`` (an ensemble of runs of one recipe) or
+    several ``speeds`` or ``formants`` (test-time augmentation), the class probabilities of
+    every model for the clip played at each speed, with its formants moved by each factor, are
+    averaged."""
     seconds_n = int(round(extra["seconds"] * extra["sample_rate"]))
     sr = int(extra["sample_rate"])
     out = []
@@ -198,7 +202,8 @@ def model_predict(model, extra, waves, batch=64, speeds=(1.0,), formants=(1.0,))
             x = torch.stack([center_crop(shift_formants(change_speed(w, f), sr, g), seconds_n)
                              for w in waves[s:s + batch]])
             x = encode_input(x, extra.get("encoding", "waveform"))
-            probs = probs + model(x).logits.float().softmax(-1)
+            for model in models:
+                probs = probs + model(x).logits.float().softmax(-1)
         out.append(probs.argmax(-1))
     return torch.cat(out).numpy()
 
@@ -211,11 +216,19 @@ def train_seconds(run: Path) -> float:
     return seconds + (json.loads(pre.read_text())["train_seconds"] if pre.is_file() else 0.0)
 
 
-def evaluate_fold(speaker: str, run: Path, clips, a) -> tuple:
-    d = resolve_model_dir(run)
-    extra = model_extra(d)
+def evaluate_fold(speaker: str, runs: list, clips, a) -> tuple:
+    """Score the fold's model (the mean of ``runs``' class probabilities when there are
+    several: an ensemble) and the baselines on the held-out speaker, clean and with noise."""
+    dirs = [resolve_model_dir(r) for r in runs]
+    extras = [model_extra(d) for d in dirs]
+    extra = extras[0]
+    keys = ("sample_rate", "seconds", "labels", "encoding")
+    for d, e in zip(dirs[1:], extras[1:]):
+        if any(e.get(k) != extra.get(k) for k in keys):
+            raise SystemExit(f"{d}: its {', '.join(keys)} differ from {dirs[0]}'s; an ensemble's "
+                             f"models must read the same clips")
     sr, names = int(extra["sample_rate"]), extra["labels"]
-    model = load_pretrained(MambaForSequenceClassification, d).eval()
+    models = [load_pretrained(MambaForSequenceClassification, d).eval() for d in dirs]
     index = {n: i for i, n in enumerate(names)}
     train = [c for c in clips if c.group != speaker]
     held = [c for c in clips if c.group == speaker]
@@ -228,12 +241,12 @@ def evaluate_fold(speaker: str, run: Path, clips, a) -> tuple:
     va_y = np.array([index[c.label] for c in held])
     baselines = {k: fit_baseline(k, tr_w, tr_y, sr, seed=0) for k in ("logmel_lr", "svm")}
     t0 = time.perf_counter()
-    clean = model_predict(model, extra, va_w, speeds=a.tta, formants=a.tta_formant)
+    clean = model_predict(models, extra, va_w, speeds=a.tta, formants=a.tta_formant)
     clips_per_s = len(va_w) / (time.perf_counter() - t0)
     row = {"held_out": speaker, "clips": len(held),
            "model_acc": float((clean == va_y).mean()),
            **{f"{k}_acc": float((b.predict(va_w) == va_y).mean()) for k, b in baselines.items()},
-           "train_seconds": train_seconds(run),
+           "train_seconds": sum(train_seconds(r) for r in runs),
            "predict_clips_per_s": round(clips_per_s, 1)}
     noisy_rows = []
     rng = np.random.default_rng(0)
@@ -241,7 +254,7 @@ def evaluate_fold(speaker: str, run: Path, clips, a) -> tuple:
         for snr in SNRS:
             noisy = [add_noise(w, kind, snr, rng, tr_w) for w in va_w]
             noisy_rows.append({"held_out": speaker, "noise": kind, "snr_db": snr,
-                               "model_acc": float((model_predict(model, extra, noisy, speeds=a.tta,
+                               "model_acc": float((model_predict(models, extra, noisy, speeds=a.tta,
                                                                  formants=a.tta_formant)
                                                    == va_y).mean()),
                                **{f"{k}_acc": float((b.predict(noisy) == va_y).mean())
@@ -263,6 +276,9 @@ def settings_label(a) -> str:
         parts.append(f"tta={factors(a.tta)}")
     if a.tta_formant != [1.0]:
         parts.append(f"tta_formant={factors(a.tta_formant)}")
+    if a.ensemble:  # the runs averaged, by tag ("recipe": the untagged run)
+        names = ([] if a.evaluate_only else [a.tag]) + list(a.ensemble)
+        parts.append("ensemble=" + "+".join(t or "recipe" for t in names))
     if a.mix:
         parts.append(f"mix={a.mix.parent.name if a.mix.name == 'manifest.csv' else a.mix.name}")
     return " ".join(parts) or "recipe"
@@ -292,13 +308,27 @@ def main(argv=None) -> int:
     p.add_argument("--tta-formant", type=float, nargs="+", default=[1.0],
                    help="test-time augmentation: average over the clip with its formants moved "
                         "by these factors, e.g. 0.9 1 1.1")
+    p.add_argument("--ensemble", nargs="+", default=[], metavar="TAG",
+                   help="average each fold's class probabilities with the same fold of these "
+                        "tagged runs (e.g. the recipe trained with another seed; '' is the "
+                        "untagged run); with --evaluate-only, the ensemble is these runs alone")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     a.recipe_file = recipe_path(a.recipe)  # an unknown recipe stops here, before any fold
+    base = a.workdir
     if a.tag:
         a.workdir = a.workdir.with_name(a.workdir.name + "_" + a.tag)
-    runs = {s: (a.workdir / s if a.evaluate_only else train_fold(s, a)) for s in a.speakers}
+    members = [base.with_name(base.name + f"_{t}" if t else base.name) for t in a.ensemble]
+    for s in a.speakers:
+        for m in members:
+            if not (m / s / "report.json").is_file():
+                raise SystemExit(f"--ensemble: {m / s} has no finished run; train it first "
+                                 f"(--tag {m.name[len(base.name) + 1:]} --speakers {s})")
+    # evaluating an ensemble of trained runs: its members alone (the tag only names the result)
+    runs = {s: [m / s for m in members] if a.evaluate_only and members else
+            [a.workdir / s if a.evaluate_only else train_fold(s, a)] + [m / s for m in members]
+            for s in a.speakers}
     clips = read_clips(bundled_set("fsdd")["manifest"])
     rows, noise = [], []
     settings = settings_label(a)

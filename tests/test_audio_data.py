@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import types
 from pathlib import Path
 
 import numpy as np
@@ -693,6 +694,35 @@ def test_noise_is_added_at_the_asked_signal_to_noise_ratio(kind):
         n = noisy - w
         got = 10 * math.log10(float(w.pow(2).mean()) / float(n.pow(2).mean()))
         assert abs(got - snr) < 1e-3
+
+
+def test_loso_benchmark_ensemble_averages_the_models_probabilities():
+    """benchmarks/audio_fsdd.py --ensemble: each clip's class is the argmax of the members'
+    mean probabilities, not a vote: three members voting 0, 1 and 2 give the class the
+    confident one is sure of."""
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from audio_fsdd import model_predict
+
+    class Fixed(torch.nn.Module):  # the same logits for every clip
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = torch.tensor(logits)
+
+        def forward(self, x):
+            return types.SimpleNamespace(logits=self.logits.expand(x.shape[0], -1))
+
+    # class 0 wins narrowly in one model and loses by far in the other
+    a, b = Fixed([2.0, 1.8, -5.0]), Fixed([-3.0, 3.0, 2.9])
+    extra = {"seconds": 0.1, "sample_rate": 8000}
+    waves = [torch.randn(600) for _ in range(3)]
+    assert list(model_predict([a], extra, waves)) == [0, 0, 0]
+    assert list(model_predict([b], extra, waves)) == [1, 1, 1]
+    mean = (torch.tensor([2.0, 1.8, -5.0]).softmax(-1) + torch.tensor([-3.0, 3.0, 2.9]).softmax(-1))
+    assert list(model_predict([a, b], extra, waves)) == [int(mean.argmax())] * 3
+    c = Fixed([0.0, 0.0, 9.0])
+    assert list(model_predict([a, b, c], extra, waves)) == [2, 2, 2]
 
 
 def test_loso_benchmark_trains_each_fold_on_the_recipes_own_sets(tmp_path):
