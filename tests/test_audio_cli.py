@@ -386,6 +386,33 @@ def test_finetune_joins_several_training_sets_and_refuses_a_clip_listed_twice(tm
     assert rc == 2 and "--frontend filterbank" in err
 
 
+def test_speaker_adversary_trains_on_the_groups_and_is_not_saved(tmp_path):
+    """--speaker-adversary: the batches carry each clip's group (the accents here), the
+    adversary's loss and accuracy are logged, the exported model holds no adversary; one group
+    only is refused in one line, before a run folder exists."""
+    run = tmp_path / "run"
+    rc, _, err = seqmamba("audio", "finetune", "--train", DIGITS, "--out", run, "--seconds", 0.5,
+                          "--max-steps", 10, "--val-every", 10, "--speaker-adversary", 0.5,
+                          "--frontend", "filterbank", "--frame-size", 160, *TINY)
+    assert rc == 0, err
+    logged = [r for r in rows(run / "logs" / "metrics.csv") if r.get("train_adversary_acc")]
+    assert logged and 0 <= float(logged[-1]["train_adversary_acc"]) <= 1
+    from safetensors import safe_open
+
+    with safe_open(str(run / "final" / "model.safetensors"), "pt") as f:
+        assert not [k for k in f.keys() if "adversar" in k]
+    one = tmp_path / "one.csv"
+    with open(one, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "group"])
+        w.writerows([[str(DIGITS / r["path"]), r["label"], "alice"]
+                     for r in rows(DIGITS / "manifest.csv")])
+    rc, _, err = seqmamba("audio", "finetune", "--train", one, "--out", tmp_path / "r1",
+                          "--split", "stratified", "--speaker-adversary", 0.5, *TINY)
+    assert rc == 2 and "--speaker-adversary needs clips of 2 or more groups" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r1").exists()
+
+
 def test_shipped_fsdd_recipe_trains_on_real_and_bundled_synthetic_voices(tmp_path):
     """audio_fsdd (the recipe a user runs on real speakers) needs nothing outside the
     checkout: all three of its training sets are bundled, with its augmentations set."""

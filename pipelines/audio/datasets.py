@@ -296,7 +296,8 @@ def _stratified_split(clips, val_fraction, seed) -> Dict[str, List[Clip]]:
 
 
 class AudioClips(Dataset):
-    """item {"waveform": (num_samples,) float32, "label": class index, "path": str}.
+    """item {"waveform": (num_samples,) float32, "label": class index, "path": str, "group":
+    index of the clip's group in ``groups`` (-1: not one of them, or no ``groups``)}.
 
     Clips are read mono at ``sample_rate`` (resampled when a file's rate differs), scaled
     down to ``peak`` when given, and fitted to ``num_samples`` (None: as long as the file):
@@ -309,8 +310,10 @@ class AudioClips(Dataset):
     def __init__(self, clips: Sequence[Clip], names: Optional[Sequence[str]] = None,
                  num_samples: Optional[int] = 16000, sample_rate: int = 16000,
                  train: bool = False, seed: int = 0, peak: Optional[float] = None,
-                 max_seconds: Optional[float] = DEFAULT_MAX_SECONDS, probe: bool = True):
+                 max_seconds: Optional[float] = DEFAULT_MAX_SECONDS, probe: bool = True,
+                 groups: Optional[Sequence[str]] = None):
         self.clips = list(clips)
+        self.group_index = {g: i for i, g in enumerate(groups or [])}
         self.names = list(names) if names is not None else label_names(self.clips)
         self.index = {n: i for i, n in enumerate(self.names)}
         for c in self.clips:
@@ -349,18 +352,21 @@ class AudioClips(Dataset):
                 wave = random_crop(wave, self.num_samples, rng)
             else:
                 wave = center_crop(wave, self.num_samples)
-        return {"waveform": wave.contiguous(), "label": self.index[c.label], "path": c.path}
+        return {"waveform": wave.contiguous(), "label": self.index[c.label], "path": c.path,
+                "group": self.group_index.get(c.group, -1)}
 
 
 def collate(items: Sequence[dict]) -> dict:
-    """Stack equal-length items -> waveform (batch, samples) float32, label (batch,) int64, path."""
+    """Stack equal-length items -> waveform (batch, samples) float32, label (batch,) int64, path,
+    group (batch,) int64 (-1 for items without one)."""
     lengths = sorted({it["waveform"].shape[-1] for it in items})
     if len(lengths) > 1:
         raise ValueError(f"clips of {len(lengths)} different lengths ({lengths[:4]} ...) in one "
                          f"batch: give AudioClips a num_samples")
     return {"waveform": torch.stack([it["waveform"] for it in items]),
             "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
-            "path": [it["path"] for it in items]}
+            "path": [it["path"] for it in items],
+            "group": torch.tensor([it.get("group", -1) for it in items], dtype=torch.long)}
 
 
 def bundled_set(name: str = "spoken_digits_espeak", verify: bool = True) -> dict:

@@ -38,14 +38,16 @@ from .models import encode_input, model_extra, resolve_model_dir
 # ---------------------------------------------------------------- data
 
 class Batches:
-    """collate -> the batch a ClassifierTask reads: input_ids (the encoded waveform), label."""
+    """collate -> the batch a ClassifierTask reads: input_ids (the encoded waveform), label,
+    group (for a speaker adversary)."""
 
     def __init__(self, encoding: str):
         self.encoding = encoding
 
     def __call__(self, items):
         b = collate(items)
-        return {"input_ids": encode_input(b["waveform"], self.encoding), "label": b["label"]}
+        return {"input_ids": encode_input(b["waveform"], self.encoding), "label": b["label"],
+                "group": b["group"]}
 
 
 def split_sets(a) -> tuple:
@@ -112,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="filterbank augmentation (SpecAugment): mask 2 runs of up to this many "
                         "frames per clip in training")
     add_pooling_arg(g)
+    g.add_argument("--speaker-adversary", type=float, default=0.0, metavar="W",
+                   help="domain-adversarial training against the training clips' groups "
+                        "(speakers, voices): a speaker classifier on the pooled features whose "
+                        "reversed gradient, weighted up to W, pushes the backbone to features "
+                        "that do not tell voices apart (0: off; e.g. 0.3)")
     g.add_argument("--causal", action="store_true",
                    help="a one-directional backbone (default: bidirectional 'add')")
     g.add_argument("--baseline", default="logmel", choices=["logmel", "none"])
@@ -133,9 +140,10 @@ def run(argv=None) -> int:
     if a.seconds <= 0 or a.shift_seconds < 0 or a.gain_db < 0 or a.eq_db < 0 \
             or not 0 <= a.speed < 0.5 or a.mask_bands < 0 or a.mask_frames < 0 \
             or not 0 <= a.reverb <= 1 or not 0 <= a.trim <= 1 or a.babble_snr < 0 \
-            or not 0 <= a.tempo <= 1 or not 0 <= a.formant <= 1:
+            or not 0 <= a.tempo <= 1 or not 0 <= a.formant <= 1 or a.speaker_adversary < 0:
         raise InputError("--seconds must be positive, --shift-seconds, --gain-db, --eq-db, "
-                         "--babble-snr, --mask-bands and --mask-frames >= 0, --speed in "
+                         "--babble-snr, --mask-bands, --mask-frames and --speaker-adversary >= 0, "
+                         "--speed in "
                          "[0, 0.5), --reverb, --trim, --tempo and --formant in [0, 1]")
     if (a.mask_bands or a.mask_frames or a.frontend_norm) and a.frontend != "filterbank":
         raise InputError("--mask-bands/--mask-frames/--frontend-norm act on filterbank energies",
@@ -156,8 +164,14 @@ def run(argv=None) -> int:
         raise InputError(f"the training clips have a single label ({names[0]})",
                          path=", ".join(map(str, a.train)))
     num_samples = max(1, int(round(a.seconds * sample_rate)))
+    train_groups = sorted({c.group for c in train_clips if c.group})
+    if a.speaker_adversary and len(train_groups) < 2:
+        raise InputError(f"--speaker-adversary needs clips of 2 or more groups (speakers) to "
+                         f"train on; the training clips have {len(train_groups)}",
+                         path=", ".join(map(str, a.train)),
+                         fix="give the manifest a group column naming each clip's speaker")
     train_base = AudioClips(train_clips, names, num_samples, sample_rate, train=True, seed=a.seed,
-                            peak=a.peak, max_seconds=a.max_seconds)
+                            peak=a.peak, max_seconds=a.max_seconds, groups=train_groups)
     val_ds = AudioClips(val_clips, names, num_samples, sample_rate, train=False, peak=a.peak,
                         max_seconds=a.max_seconds)
     batches = Batches(encoding)
@@ -183,8 +197,10 @@ def run(argv=None) -> int:
                       num_labels=len(names), pooling=a.pooling, bidirectional=bidirectional,
                       dropout=a.dropout, extra=extra)
         per_clip = num_samples if encoding != "waveform" else -(-num_samples // a.frame_size)
+        adversary = {"adversary_groups": len(train_groups),
+                     "adversary_weight": a.speaker_adversary} if a.speaker_adversary else {}
         return Job(ClassifierTask, config, loader, val_loader, init,
-                   step_positions=a.batch_size * per_clip)
+                   step_positions=a.batch_size * per_clip, task_kwargs=adversary)
 
     def report(model):
         m, pred = score_classifier(model, val_loader, names, a.out)
