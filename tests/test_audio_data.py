@@ -400,7 +400,12 @@ def test_audioclips_train_crops_vary_by_epoch_eval_is_centre():
     full = AudioClips(clips, num_samples=None)
     ev = AudioClips(clips, num_samples=12000)
     item = ev[3]
-    assert set(item) == {"waveform", "label", "path"} and item["path"] == clips[3].path
+    assert set(item) == {"waveform", "label", "path", "group"} and item["path"] == clips[3].path
+    assert item["group"] == -1  # no groups given
+    groups = sorted({c.group for c in clips})
+    grouped = AudioClips(clips, num_samples=12000, groups=groups[1:])
+    assert [grouped[i]["group"] for i in range(8)] == \
+        [groups.index(c.group) - 1 if c.group != groups[0] else -1 for c in clips]
     assert torch.equal(item["waveform"], full[3]["waveform"][2000:14000])
     tr = AudioClips(clips, num_samples=12000, train=True, seed=5)
     first = [tr[i]["waveform"] for i in range(8)]
@@ -413,7 +418,7 @@ def test_audioclips_train_crops_vary_by_epoch_eval_is_centre():
     loader = DataLoader(tr, batch_size=4, collate_fn=collate)
     batch = next(iter(loader))
     assert batch["waveform"].shape == (4, 12000) and batch["label"].dtype == torch.int64
-    assert len(batch["path"]) == 4
+    assert len(batch["path"]) == 4 and batch["group"].tolist() == [-1] * 4
     normed = AudioClips(clips, num_samples=None, peak=0.5)
     assert all(float(normed[i]["waveform"].abs().max()) <= 0.5 + 1e-6 for i in range(8))
     with pytest.raises(ValueError, match="num_samples"):
