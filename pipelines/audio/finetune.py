@@ -8,8 +8,9 @@ model is never scored on a group it trained on), else a stratified ``--val-fract
 Every clip is read mono at ``--sample-rate`` and fitted to ``--seconds``: a random crop (or
 a random place inside silence for a short clip) in training, the centre in evaluation.  The
 model reads the raw samples in non-overlapping frames of ``--frame-size`` (10 ms at 16 kHz)
-with a bidirectional Mamba backbone (``--causal`` for a one-directional one), mean-pooled
-into a linear classifier.  With ``--init`` it starts from an audio model: a waveform
+with a bidirectional Mamba backbone (``--causal`` for a one-directional one), pooled over
+the clip (``--pooling``: mean by default) into a linear classifier; ``--speaker-adversary``
+trains it against telling the training clips' groups (speakers) apart.  With ``--init`` it starts from an audio model: a waveform
 classifier (new head), or a mu-law language model of ``seqmamba audio pretrain`` (the
 classifier then reads mu-law samples, one position per sample).
 
