@@ -319,12 +319,13 @@ def main(argv=None) -> int:
     base = a.workdir
     if a.tag:
         a.workdir = a.workdir.with_name(a.workdir.name + "_" + a.tag)
-    members = [base.with_name(base.name + f"_{t}" if t else base.name) for t in a.ensemble]
+    members = {t: base.with_name(base.name + f"_{t}" if t else base.name) for t in a.ensemble}
     for s in a.speakers:
-        for m in members:
+        for t, m in members.items():
             if not (m / s / "report.json").is_file():
                 raise SystemExit(f"--ensemble: {m / s} has no finished run; train it first "
-                                 f"(--tag {m.name[len(base.name) + 1:]} --speakers {s})")
+                                 f"(--tag {t} --speakers {s})")
+    members = list(members.values())
     # evaluating an ensemble of trained runs: its members alone (the tag only names the result)
     runs = {s: [m / s for m in members] if a.evaluate_only and members else
             [a.workdir / s if a.evaluate_only else train_fold(s, a)] + [m / s for m in members]

@@ -10,9 +10,10 @@ a random place inside silence for a short clip) in training, the centre in evalu
 model reads the raw samples in non-overlapping frames of ``--frame-size`` (10 ms at 16 kHz)
 with a bidirectional Mamba backbone (``--causal`` for a one-directional one), pooled over
 the clip (``--pooling``: mean by default) into a linear classifier; ``--speaker-adversary``
-trains it against telling the training clips' groups (speakers) apart.  With ``--init`` it starts from an audio model: a waveform
-classifier (new head), or a mu-law language model of ``seqmamba audio pretrain`` (the
-classifier then reads mu-law samples, one position per sample).
+trains it against telling the training clips' groups (speakers) apart.  With ``--init`` it
+starts from an audio model: a waveform classifier (new head), or a mu-law language model of
+``seqmamba audio pretrain`` (the classifier then reads mu-law samples, one position per
+sample).
 
 The report gives accuracy, macro-F1, MCC and AUROC on the held-out clips next to a log-mel +
 logistic-regression baseline fitted on the same split, a confusion-matrix PNG, loss curves
@@ -144,8 +145,7 @@ def run(argv=None) -> int:
             or not 0 <= a.tempo <= 1 or not 0 <= a.formant <= 1 or a.speaker_adversary < 0:
         raise InputError("--seconds must be positive, --shift-seconds, --gain-db, --eq-db, "
                          "--babble-snr, --mask-bands, --mask-frames and --speaker-adversary >= 0, "
-                         "--speed in "
-                         "[0, 0.5), --reverb, --trim, --tempo and --formant in [0, 1]")
+                         "--speed in [0, 0.5), --reverb, --trim, --tempo and --formant in [0, 1]")
     if (a.mask_bands or a.mask_frames or a.frontend_norm) and a.frontend != "filterbank":
         raise InputError("--mask-bands/--mask-frames/--frontend-norm act on filterbank energies",
                          fix="add --frontend filterbank, or drop the masks")
