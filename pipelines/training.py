@@ -23,6 +23,7 @@ from seqmamba import (MambaConfig, MambaForSequenceClassification, MambaForToken
                       MambaLMHeadModel,
                       MambaPreTrainedModel)
 from seqmamba.atomic import atomic_output, write_json_atomic
+from seqmamba.model import weight_decay_groups
 from seqmamba.schedule import warmup_cosine
 
 from .errors import InputError
@@ -257,7 +258,7 @@ class ClassifierTask(_Task):
     def extra_param_groups(self, weight_decay: float) -> list:
         if self.adversary is None:
             return []
-        return [{"params": list(self.adversary.parameters()), "weight_decay": weight_decay}]
+        return weight_decay_groups(self.adversary, weight_decay)
 
     def adversary_scale(self) -> float:
         """The reversed gradient's weight now: 0 at the start, adversary_weight at the end."""

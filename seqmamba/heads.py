@@ -17,7 +17,7 @@ from torch import nn
 from .cache import InferenceCache
 from .config import MambaConfig
 from .inputs import check_input_ids, check_waveform
-from .model import (MambaBackbone, init_weights, lengths_from_mask, no_weight_decay_split,
+from .model import (MambaBackbone, init_weights, lengths_from_mask, weight_decay_groups,
                     run_chunked)
 from .pooling import StreamingPool
 from .rc import RCTokenHead
@@ -82,9 +82,7 @@ class MambaPreTrainedModel(nn.Module):
     def param_groups(self, weight_decay: float) -> list:
         """Optimizer parameter groups: weight decay on matrices only (not on biases, norms,
         A_log, D)."""
-        decay, no_decay = no_weight_decay_split(self)
-        return [{"params": decay, "weight_decay": weight_decay},
-                {"params": no_decay, "weight_decay": 0.0}]
+        return weight_decay_groups(self, weight_decay)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())

@@ -7,7 +7,7 @@ Parameter names follow mamba-ssm (``embedding``, ``layers.{i}.mixer.*``, ``layer
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional
 
 import torch
 from torch import nn
@@ -143,10 +143,12 @@ def run_chunked(step: Callable[[torch.Tensor, InferenceCache], object], input_id
             for s in range(0, input_ids.shape[1], chunk_size)]
 
 
-def no_weight_decay_split(model: nn.Module) -> Tuple[list, list]:
-    """(decayed, not decayed) parameters: biases, norms, A_log, D and 1-d tensors are not decayed."""
+def weight_decay_groups(module: nn.Module, weight_decay: float) -> list:
+    """AdamW parameter groups of ``module``: ``weight_decay`` on its matrices; none on biases,
+    norms, A_log, D and other 1-d tensors (decaying them pulls gains and the state's decay
+    rates towards 0, which is not regularisation)."""
     decay, no_decay, seen = [], [], set()
-    for name, p in model.named_parameters():
+    for name, p in module.named_parameters():
         if id(p) in seen or not p.requires_grad:
             continue
         seen.add(id(p))
@@ -154,4 +156,5 @@ def no_weight_decay_split(model: nn.Module) -> Tuple[list, list]:
             no_decay.append(p)
         else:
             decay.append(p)
-    return decay, no_decay
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]

@@ -112,7 +112,7 @@ def test_finetune_rejects_out_of_range_augmentation_in_one_line(tmp_path):
 @pytest.mark.parametrize("below_db", [10.0, 20.0, 30.0])
 def test_trim_edges_zeroes_the_quiet_start_and_end_only(below_db):
     # silence, a quiet onset rising 5 dB per 10 ms frame to a loud vowel, then a falling tail
-    frame, sr = 80, 8000
+    frame = 80
     g = torch.Generator().manual_seed(int(below_db))
     levels_db = [-80.0] * 5 + [-40.0 + 5 * k for k in range(8)] + [0.0] * 10 + \
         [-5.0 * k for k in range(1, 9)] + [-80.0] * 5

@@ -1,7 +1,6 @@
 """Base-level gene annotation: GFF3 -> classes, the Markov gene finder, scoring, windows, and
 `dna finetune --task token` / `dna predict` on it end to end on real yeast data."""
 
-import gzip
 import json
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 import torch
 
 from dna_helpers import DATA, seqmamba, write
-from pipelines.dna.annotation import IGNORE, read_annotation, read_features, segments
+from pipelines.dna.annotation import IGNORE, read_annotation, read_features
 from pipelines.dna.fasta import FastaFile
 from pipelines.dna.genefinder import CodingMarkov
 from pipelines.dna.genes import (GeneWindows, boundary_recall, iter_tile_probs, score_annotation,

@@ -140,6 +140,12 @@ def test_speaker_adversary_reverses_its_gradient_into_the_backbone_only():
         assert torch.allclose(total[k], a[k], atol=1e-6), k
     # the adversary is the task's: the model it trains saves without it
     assert not any("adversary" in k for k in task.model.state_dict())
+    # and the optimiser decays its matrices, not its biases (as it does the model's)
+    decay, no_decay = task.extra_param_groups(0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert {p.dim() for p in decay["params"]} == {2}
+    assert {p.dim() for p in no_decay["params"]} == {1}
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(task.adversary.parameters()))
 
 
 def test_adversary_ramp_rises_from_zero_to_full_weight():

@@ -25,7 +25,6 @@ feature past the record's end or with start > end, a CDS without a strand, a mal
 from __future__ import annotations
 
 import gzip
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
