@@ -332,8 +332,9 @@ def fsdd_ablation() -> str:
 
 
 def fsdd_noise() -> str:
-    """Noisy held-out clips, mean over the folds: the recipe and its baselines, then every
-    tagged run of benchmarks/audio_fsdd.py that scored all four speakers."""
+    """Noisy held-out clips, mean over the folds, one row per model: the recipe and its
+    baselines, then every tagged run of benchmarks/audio_fsdd.py that scored all four
+    speakers; a column per noise and SNR, after the clean clips' accuracy."""
     rows = _csv("audio_fsdd_noise.csv")
     speakers = {r["held_out"] for r in rows}
     keys = sorted({(r["noise"], int(r["snr_db"])) for r in rows}, key=lambda k: (k[0], -k[1]))
@@ -341,22 +342,29 @@ def fsdd_noise() -> str:
     def column(rs):
         return tuple(r["model_acc"] for r in sorted(rs, key=lambda r: (
             r["held_out"], r["noise"], int(r["snr_db"]))))
+
+    def clean(name, k="model_acc"):
+        return next(float(r[k]) for r in _csv(name) if r["held_out"] == "mean")
+
+    def mean(rs, noise, snr, k):
+        return np.mean([float(r[k]) for r in rs if r["noise"] == noise and int(r["snr_db"]) == snr])
+
+    table = [("seqmamba (`audio_fsdd`)", rows, "model_acc", FSDD_BASES["audio_fsdd"]),
+             ("log-mel + LR", rows, "logmel_lr_acc", FSDD_BASES["audio_fsdd"]),
+             ("log-mel + MFCC + RBF SVM", rows, "svm_acc", FSDD_BASES["audio_fsdd"])]
     # a run scored again under another tag (the same trained folds) is shown once
-    seen, tagged = {column(rows)}, {}
+    seen = {column(rows)}
     for path in sorted(RESULTS.glob("audio_fsdd_noise_*.csv")):
         trows = _csv(path.name)
         if {r["held_out"] for r in trows} == speakers and column(trows) not in seen:
             seen.add(column(trows))
-            tagged[path.stem[len("audio_fsdd_noise_"):]] = trows
-    out = ["| noise | SNR (dB) | seqmamba | log-mel + LR | RBF SVM | "
-           + " | ".join(f"`{t}`" for t in tagged) + " |", "|---" * (5 + len(tagged)) + "|"]
-
-    def mean(rs, noise, snr, k):
-        return np.mean([float(r[k]) for r in rs if r["noise"] == noise and int(r["snr_db"]) == snr])
-    for noise, snr in keys:
-        cells = [mean(rows, noise, snr, k) for k in ("model_acc", "logmel_lr_acc", "svm_acc")]
-        cells += [mean(t, noise, snr, "model_acc") for t in tagged.values()]
-        out.append(f"| {noise} | {snr} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+            tag = path.stem[len("audio_fsdd_noise_"):]
+            table.append((f"`{tag}`", trows, "model_acc", f"audio_fsdd_loso_{tag}.csv"))
+    out = ["| model | clean | " + " | ".join(f"{n} {snr} dB" for n, snr in keys) + " |",
+           "|---" * (2 + len(keys)) + "|"]
+    for name, rs, k, loso in table:
+        cells = [clean(loso, k)] + [mean(rs, noise, snr, k) for noise, snr in keys]
+        out.append(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
     return "\n".join(out)
 
 
