@@ -23,7 +23,8 @@ run already finished are not retrained.
 
 Writes ``benchmarks/results/audio_fsdd_loso{_TAG}.csv`` (one row per speaker, and the mean;
 the ``settings`` column holds the recipe overrides and the mixed-in manifest) and
-``audio_fsdd_noise{_TAG}.csv`` (speaker, noise, SNR, model and baselines); the ``recipe``
+``audio_fsdd_noise{_TAG}.csv`` (speaker, noise, SNR, model and baselines) and
+``audio_fsdd_confusion{_TAG}.csv`` (speaker, digit, what the model heard, clips); the ``recipe``
 column names the recipe the overrides apply to.  Every fold trains on the recipe's own
 training sets (its ``train`` list: FSDD and, for ``audio_fsdd``, the bundled synthetic voices)
 with the held-out speaker's clips left out; ``--mix`` clips (e.g. the synthetic voices of
@@ -248,6 +249,7 @@ def evaluate_fold(speaker: str, runs: list, clips, a) -> tuple:
            **{f"{k}_acc": float((b.predict(va_w) == va_y).mean()) for k, b in baselines.items()},
            "train_seconds": sum(train_seconds(r) for r in runs),
            "predict_clips_per_s": round(clips_per_s, 1)}
+    confusion = confusion_rows(speaker, names, va_y, clean)
     noisy_rows = []
     rng = np.random.default_rng(0)
     for kind in ("white", "babble"):
@@ -259,7 +261,17 @@ def evaluate_fold(speaker: str, runs: list, clips, a) -> tuple:
                                                    == va_y).mean()),
                                **{f"{k}_acc": float((b.predict(noisy) == va_y).mean())
                                   for k, b in baselines.items()}})
-    return row, noisy_rows
+    return row, noisy_rows, confusion
+
+
+def confusion_rows(speaker: str, names, truth: np.ndarray, pred: np.ndarray) -> list:
+    """The held-out clips' confusion matrix as rows (held_out, label, predicted, clips), one
+    per (label, predicted) pair that occurs: what each digit of the unheard voice is heard as."""
+    from sklearn.metrics import confusion_matrix
+
+    cm = confusion_matrix(truth, pred, labels=list(range(len(names))))
+    return [{"held_out": speaker, "label": names[i], "predicted": names[j], "clips": int(cm[i, j])}
+            for i in range(len(names)) for j in range(len(names)) if cm[i, j]]
 
 
 def settings_label(a) -> str:
@@ -331,10 +343,11 @@ def main(argv=None) -> int:
             [a.workdir / s if a.evaluate_only else train_fold(s, a)] + [m / s for m in members]
             for s in a.speakers}
     clips = read_clips(bundled_set("fsdd")["manifest"])
-    rows, noise = [], []
+    rows, noise, confusion = [], [], []
     settings = settings_label(a)
     for s, run in runs.items():
-        r, n = evaluate_fold(s, run, clips, a)
+        r, n, c = evaluate_fold(s, run, clips, a)
+        confusion += c
         r["settings"] = settings
         r["recipe"] = a.recipe_file.stem
         print(f"{s}: model {r['model_acc']:.4f}  log-mel LR {r['logmel_lr_acc']:.4f}  "
@@ -349,6 +362,7 @@ def main(argv=None) -> int:
     suffix = f"_{a.tag}" if a.tag else ""
     write_csv_atomic(rows, HERE / "results" / f"audio_fsdd_loso{suffix}.csv")
     write_csv_atomic(noise, HERE / "results" / f"audio_fsdd_noise{suffix}.csv")
+    write_csv_atomic(confusion, HERE / "results" / f"audio_fsdd_confusion{suffix}.csv")
     print(f"mean over {len(rows) - 1} speakers: model {mean['model_acc']:.4f}, log-mel LR "
           f"{mean['logmel_lr_acc']:.4f}, SVM {mean['svm_acc']:.4f}")
     return 0

@@ -730,6 +730,28 @@ def test_loso_benchmark_ensemble_averages_the_models_probabilities():
     assert list(model_predict([a, b, c], extra, waves)) == [2, 2, 2]
 
 
+def test_loso_benchmark_confusion_rows_count_each_digit_heard_as_each_other():
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from audio_fsdd import confusion_rows
+
+    rng = np.random.default_rng(3)
+    names = ["one", "three", "two", "six"]
+    truth = rng.integers(0, 4, 200)
+    pred = np.where(rng.random(200) < 0.7, truth, rng.integers(0, 4, 200))
+    rows = confusion_rows("nicolas", names, truth, pred)
+    assert sum(r["clips"] for r in rows) == 200 and all(r["clips"] > 0 for r in rows)
+    assert {r["held_out"] for r in rows} == {"nicolas"}
+    for r in rows:
+        i, j = names.index(r["label"]), names.index(r["predicted"])
+        assert r["clips"] == int(((truth == i) & (pred == j)).sum())
+    # a pair that never happens has no row
+    pred[truth == 1] = 1
+    assert not [r for r in confusion_rows("x", names, truth, pred)
+                if r["label"] == "three" and r["predicted"] != "three"]
+
+
 def test_loso_benchmark_trains_each_fold_on_the_recipes_own_sets(tmp_path):
     """benchmarks/audio_fsdd.py measures the recipe as shipped: the shipped audio_fsdd trains
     on FSDD plus the bundled English and accented synthetic voices, its earlier versions on
