@@ -13,6 +13,7 @@
     seqmamba --verbose ...        also show the libraries' own messages (Lightning's)
     seqmamba --threads N ...      torch threads (default: one per core; SEQMAMBA_THREADS);
                                   fewer than the cores when other jobs keep some busy
+    seqmamba --threads auto ...   as many as the cores other jobs leave idle
 
 Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
 """
@@ -209,10 +210,10 @@ FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def threads_requested(argv: list) -> tuple:
-    """(torch threads or None, argv without a leading ``--threads N``): the option, else
-    SEQMAMBA_THREADS.  Why: torch's threads wait for each other at the end of every op, so on
-    a machine where other jobs keep cores busy, fewer threads than cores can be much faster
-    (benchmarks/busy_cores.py)."""
+    """(torch threads or None, argv without a leading ``--threads N|auto``): the option, else
+    SEQMAMBA_THREADS; ``auto`` counts the idle cores.  Why: torch's threads wait for each
+    other at the end of every op, so on a machine where other jobs keep cores busy, fewer
+    threads than cores can be much faster (benchmarks/busy_cores.py)."""
     from .errors import InputError
 
     value, rest = os.environ.get("SEQMAMBA_THREADS") or None, list(argv)
@@ -229,13 +230,33 @@ def threads_requested(argv: list) -> tuple:
             i += 1
     if value is None:
         return None, rest
+    if value == "auto":
+        return threads_for_idle_cores(), rest
     try:
         n = int(value)
         if n < 1:
             raise ValueError
     except ValueError:
-        raise InputError(f"{where} takes a positive number of threads, got {value!r}") from None
+        raise InputError(f"{where} takes a positive number of threads or 'auto', got "
+                         f"{value!r}") from None
     return n, rest
+
+
+def threads_for_idle_cores() -> int:
+    """``--threads auto``: torch's default thread count, lowered to the cores other processes
+    leave idle (measured over 0.2 s; pipelines.cores), said in one line when lowered."""
+    import torch
+
+    from .cores import free_cores, lowered_threads
+
+    default = torch.get_num_threads()
+    cores = os.cpu_count() or default
+    free = free_cores(cores)
+    n = lowered_threads(default, free)
+    if n < default:
+        print(f"seqmamba: other processes keep {cores - free:.1f} of {cores} cores busy; "
+              f"running with {n} thread{'s' if n > 1 else ''}, not {default}", file=sys.stderr)
+    return n
 
 
 DOMAINS = {"dna": "pipelines.dna.cli", "audio": "pipelines.audio.cli"}

@@ -79,7 +79,45 @@ def test_cli_threads_option_and_environment():
     for bad in ("0", "two"):
         p = _cli(f"--threads={bad}", "info")
         assert p.returncode == 2 and p.stderr.strip() == \
-            f"seqmamba: --threads takes a positive number of threads, got '{bad}'"
+            f"seqmamba: --threads takes a positive number of threads or 'auto', got '{bad}'"
+
+
+def test_idle_cores_from_two_proc_stat_snapshots():
+    from pipelines.cores import cpu_times, idle_cores, lowered_threads
+
+    # user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
+    before = cpu_times("cpu  100 0 50 800 50 0 0 0 40 0\ncpu0 50 0 25 400 25 0 0 0 20 0\n")
+    assert before == (850, 1000)
+    # 200 jiffies pass on 2 cores: 100 busy (one core's worth), 100 idle or waiting on disk
+    after = cpu_times("cpu  180 0 70 880 70 0 0 0 90 0\nintr 5\n")
+    assert idle_cores(before, after, 2) == pytest.approx(1.0)
+    assert idle_cores(before, before, 2) == 2.0  # no time passed: nothing known to be busy
+    with pytest.raises(ValueError):
+        cpu_times("intr 5\n")
+    assert lowered_threads(2, 1.0) == 1 and lowered_threads(2, 1.6) == 2
+    assert lowered_threads(16, 0.1) == 1 and lowered_threads(4, 7.0) == 4
+    assert lowered_threads(4, None) == 4  # not Linux: torch's default stands
+
+
+def test_threads_auto_leaves_a_busy_core_to_its_job():
+    """--threads auto: with another process spinning on a core, the command runs with fewer
+    threads than torch's default (one per core) and says so in one line."""
+    default = int(_cli("info").stdout.split("threads  ")[1].split()[0])
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        p = _cli("--threads", "auto", "info")
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert p.returncode == 0, p.stderr
+    chosen = int(p.stdout.split("threads  ")[1].split()[0])
+    if default == 1 or (os.cpu_count() or 1) > default:
+        # one core, or more cores than torch's threads (hyperthreads): a spare core remains
+        assert 1 <= chosen <= default
+    else:
+        assert 1 <= chosen < default, (chosen, default)
+        assert p.stderr.strip().startswith("seqmamba: other processes keep ") and \
+            f"running with {chosen} thread" in p.stderr
 
 
 def test_cli_selfcheck_passes_on_conformance_vectors():
