@@ -207,18 +207,16 @@ class MambaForSequenceClassification(MambaPreTrainedModel):
             if self.config.input_type == "waveform":
                 n = -(-n // self.config.frame_size)
             lengths = torch.full((input_ids.shape[0],), n, dtype=torch.long, device=input_ids.device)
+        def pool_features(f):  # scored only when pooling by attention (``pooling=`` may differ)
+            pool.update(f, lengths, self.pool_scores(f) if pool.mode == "attention" else None)
+
         if chunk_size and input_ids.shape[1] > chunk_size:
             cache = self.allocate_inference_cache(input_ids.shape[0])
-
             # StreamingPool masks by absolute position, so each chunk gets the full lengths.
-            def update(ids, c):
-                f = self.backbone.features(self.backbone(ids, None, c))
-                pool.update(f, lengths, self.pool_scores(f) if pool.mode == "attention" else None)
-
-            run_chunked(update, input_ids, cache, chunk_size)
+            run_chunked(lambda ids, c: pool_features(self.backbone.features(
+                self.backbone(ids, None, c))), input_ids, cache, chunk_size)
         else:
-            f = self.backbone.features(self.backbone(input_ids, lengths))
-            pool.update(f, lengths, self.pool_scores(f) if pool.mode == "attention" else None)
+            pool_features(self.backbone.features(self.backbone(input_ids, lengths)))
         pooled = pool.result()
         logits = self.classifier(self.drop(pooled.to(self.classifier.weight.dtype)))
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
