@@ -207,6 +207,7 @@ class MambaForSequenceClassification(MambaPreTrainedModel):
             if self.config.input_type == "waveform":
                 n = -(-n // self.config.frame_size)
             lengths = torch.full((input_ids.shape[0],), n, dtype=torch.long, device=input_ids.device)
+
         def pool_features(f):  # scored only when pooling by attention (``pooling=`` may differ)
             pool.update(f, lengths, self.pool_scores(f) if pool.mode == "attention" else None)
 
