@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dna_helpers import DATA, seqmamba
-from pipelines.audio.augment import (Augmented, babble, mix_at_snr, reverberate,
+from pipelines.audio.augment import (Augmented, babble, band_limit, mix_at_snr, reverberate,
                                      room_impulse_response, shift_formants, trim_edges,
                                      change_tempo)
 from pipelines.audio.datasets import AudioClips, read_clips
@@ -101,11 +101,11 @@ def test_augmented_babble_and_reverb_are_deterministic_and_at_the_asked_levels()
 
 def test_finetune_rejects_out_of_range_augmentation_in_one_line(tmp_path):
     for opt, value in (("--reverb", 1.5), ("--babble-snr", -3), ("--trim", -0.1), ("--tempo", 2),
-                       ("--formant", -0.1)):
+                       ("--formant", -0.1), ("--band-limit", 1.2)):
         rc, _, err = seqmamba("audio", "finetune", "--train", DIGITS, "--out",
                               tmp_path / "r", opt, value)
         lines = err.strip().splitlines()
-        assert rc == 2 and len(lines) == 1 and "--tempo and --formant in [0, 1]" in lines[0], err
+        assert rc == 2 and len(lines) == 1 and "--band-limit in [0, 1]" in lines[0], err
     assert not (tmp_path / "r").exists()
 
 
@@ -236,3 +236,39 @@ def test_augmented_formant_shift_is_deterministic_and_changes_every_clip():
         clean, out = base[i]["waveform"], shifted[i]["waveform"]
         assert out.shape == clean.shape and torch.equal(out, shifted[i]["waveform"])
         assert not torch.allclose(out, clean, atol=1e-3)
+
+
+def _band_db(w: torch.Tensor, ref: torch.Tensor, sr: int, lo: float, hi: float) -> float:
+    """Power of w over ref in the band [lo, hi) Hz, in dB."""
+    f = torch.fft.rfftfreq(w.shape[-1], 1.0 / sr)
+    band = (f >= lo) & (f < hi)
+    pw, pr = (torch.fft.rfft(x.double()).abs().pow(2)[band].sum() for x in (w, ref))
+    return float(10 * torch.log10(pw / pr))
+
+
+def test_band_limit_passes_the_band_and_falls_off_by_the_slope_outside_it():
+    sr = 8000
+    x = torch.randn(sr, generator=torch.Generator().manual_seed(5))
+    y = band_limit(x, sr, high_pass_hz=250.0, low_pass_hz=1500.0, slope_db=24.0)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert abs(_band_db(y, x, sr, 300, 1400)) < 0.5  # the pass band untouched
+    # an octave past each edge: about slope dB down (the band's own edge loses less)
+    assert -30 < _band_db(y, x, sr, 2900, 3100) < -20
+    assert -30 < _band_db(y, x, sr, 120, 130) < -18
+    assert _band_db(band_limit(x, sr, 0.0, 1000.0, 48.0), x, sr, 3800, 4000) > -61  # floor
+    torch.testing.assert_close(band_limit(x, sr, 0.0, 0.0, 24.0), x, rtol=0, atol=1e-5)
+
+
+def test_augmented_band_limit_narrows_about_the_asked_fraction_of_clips():
+    clips = read_clips(DIGITS / "manifest.csv")[:24]
+    base = AudioClips(clips, None, 16000, 16000, train=True, seed=0)
+    aug = Augmented(base, shift=0, gain_db=0.0, seed=0, band_limit=0.5)
+    narrowed = 0
+    for i in range(len(base)):
+        clean, out = base[i]["waveform"], aug[i]["waveform"]
+        assert torch.equal(out, aug[i]["waveform"])  # a pure function of (seed, epoch, index)
+        if not torch.allclose(out, clean, atol=1e-4):
+            narrowed += 1
+            # every narrowed clip loses its top: the low-pass is at most 0.45 x 16 kHz
+            assert _band_db(out, clean, 16000, 7600, 8000) < -3
+    assert 6 <= narrowed <= 18  # about half of 24

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="augmentation: random gain of up to +-this many dB")
     g.add_argument("--eq-db", type=float, default=0.0,
                    help="augmentation: random peaking-EQ bands of up to +-this many dB")
+    g.add_argument("--band-limit", type=float, default=0.0,
+                   help="augmentation: pass this fraction of clips through a random narrower "
+                        "channel (a low-pass from 1.5 kHz up, half of them a high-pass too)")
     g.add_argument("--speed", type=float, default=0.0,
                    help="augmentation: random speed (tempo and pitch) change of up to +-this "
                         "fraction, e.g. 0.1")
@@ -142,10 +145,12 @@ def run(argv=None) -> int:
     if a.seconds <= 0 or a.shift_seconds < 0 or a.gain_db < 0 or a.eq_db < 0 \
             or not 0 <= a.speed < 0.5 or a.mask_bands < 0 or a.mask_frames < 0 \
             or not 0 <= a.reverb <= 1 or not 0 <= a.trim <= 1 or a.babble_snr < 0 \
-            or not 0 <= a.tempo <= 1 or not 0 <= a.formant <= 1 or a.speaker_adversary < 0:
+            or not 0 <= a.tempo <= 1 or not 0 <= a.formant <= 1 or a.speaker_adversary < 0 \
+            or not 0 <= a.band_limit <= 1:
         raise InputError("--seconds must be positive, --shift-seconds, --gain-db, --eq-db, "
                          "--babble-snr, --mask-bands, --mask-frames and --speaker-adversary >= 0, "
-                         "--speed in [0, 0.5), --reverb, --trim, --tempo and --formant in [0, 1]")
+                         "--speed in [0, 0.5), --reverb, --trim, --tempo, --formant and "
+                         "--band-limit in [0, 1]")
     if (a.mask_bands or a.mask_frames or a.frontend_norm) and a.frontend != "filterbank":
         raise InputError("--mask-bands/--mask-frames/--frontend-norm act on filterbank energies",
                          fix="add --frontend filterbank, or drop the masks")
@@ -185,7 +190,7 @@ def run(argv=None) -> int:
         shift = int(round(a.shift_seconds * sample_rate))
         augment = dict(shift=shift, gain_db=a.gain_db, speed=a.speed, eq_db=a.eq_db,
                        reverb=a.reverb, babble_snr=a.babble_snr, trim=a.trim,
-                       tempo=a.tempo, formant=a.formant)
+                       tempo=a.tempo, formant=a.formant, band_limit=a.band_limit)
         train_ds = Augmented(train_base, seed=a.seed, **augment) \
             if any(augment.values()) else train_base
         loader = training_loader(train_ds, a.batch_size, a.seed, shuffle=True, collate_fn=batches,
