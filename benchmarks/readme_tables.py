@@ -393,6 +393,19 @@ def fsdd_digits() -> str:
     return "\n".join(out)
 
 
+def fsdd_channels() -> str:
+    """benchmarks/audio_channels.py: each fold's held-out clips through other channels, one row
+    per run and held-out speaker (runs in the order of the file)."""
+    rows = _csv("audio_channels.csv")
+    channels = list(dict.fromkeys(r["channel"] for r in rows))
+    acc = {(r["run"], r["held_out"], r["channel"]): float(r["model_acc"]) for r in rows}
+    out = ["| run | held out | " + " | ".join(channels) + " |", "|---" * (2 + len(channels)) + "|"]
+    for run, who in dict.fromkeys((r["run"], r["held_out"]) for r in rows):
+        out.append(f"| `{run}` | {who} | "
+                   + " | ".join(f"{acc[(run, who, c)]:.3f}" for c in channels) + " |")
+    return "\n".join(out)
+
+
 def variant_zero_shot() -> str:
     r = _json("variant_zero_shot.json")
     k = r["best_markov_order"]
@@ -483,7 +496,8 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "audio results": audio_results,
     "audio holdout": audio_holdout, "generation": generation,
     "variant zero shot": variant_zero_shot, "variant speed": variant_speed, "fsdd loso": fsdd_loso, "fsdd noise": fsdd_noise,
-    "fsdd ablation": fsdd_ablation, "fsdd digits": fsdd_digits, "busy cores": busy_cores,
+    "fsdd ablation": fsdd_ablation, "fsdd digits": fsdd_digits,
+    "fsdd channels": fsdd_channels, "busy cores": busy_cores,
     "audio predict speed": audio_predict_speed,
 }
 
