@@ -272,3 +272,22 @@ def test_augmented_band_limit_narrows_about_the_asked_fraction_of_clips():
             # every narrowed clip loses its top: the low-pass is at most 0.45 x 16 kHz
             assert _band_db(out, clean, 16000, 7600, 8000) < -3
     assert 6 <= narrowed <= 18  # about half of 24
+
+
+def test_channel_benchmark_filters_move_the_bands_they_name():
+    """benchmarks/audio_channels.py: each evaluation channel cuts or lifts its band and leaves
+    the rest, and 'as recorded' is the clip itself."""
+    import sys as _sys
+    from pathlib import Path as _Path
+
+    _sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / "benchmarks"))
+    from audio_channels import CHANNELS
+
+    sr = 8000
+    x = torch.randn(sr, generator=torch.Generator().manual_seed(2)) * 0.1
+    assert torch.equal(CHANNELS["as recorded"](x, sr), x)
+    lp, hp, tr = (CHANNELS[k](x, sr) for k in ("low-pass 2 kHz", "high-pass 300 Hz",
+                                               "treble +10 dB"))
+    assert _band_db(lp, x, sr, 3400, 3900) < -10 and abs(_band_db(lp, x, sr, 200, 800)) < 1
+    assert _band_db(hp, x, sr, 40, 90) < -10 and abs(_band_db(hp, x, sr, 1500, 3000)) < 1
+    assert _band_db(tr, x, sr, 3400, 3900) > 7 and abs(_band_db(tr, x, sr, 100, 500)) < 1
