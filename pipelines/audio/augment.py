@@ -28,15 +28,24 @@ def random_eq(w: torch.Tensor, sr: int, max_db: float, bands: int,
     on a log-frequency axis (centres log-uniform in 150 Hz..6 kHz, widths 1/2 to 2 octaves):
     the spectral colour of another voice, room or microphone.  Applied in the frequency domain
     (one rfft/irfft, ~0.3 ms a second of audio; a chain of IIR filters costs 10x that)."""
+    def gain_db(octave):
+        db = torch.zeros_like(octave)
+        hi = np.log2(min(6000.0, 0.45 * sr))
+        for _ in range(bands):
+            centre, width = rng.uniform(np.log2(150.0), hi), rng.uniform(0.5, 2.0)
+            db += rng.uniform(-max_db, max_db) * torch.exp(-0.5 * ((octave - centre) / (width / 2)) ** 2)
+        return db
+
+    return _apply_gain_db(w, sr, 20.0, gain_db)
+
+
+def _apply_gain_db(w: torch.Tensor, sr: int, min_hz: float, gain_db) -> torch.Tensor:
+    """w: (samples,) -> (samples,) with each frequency f scaled by gain_db(log2 f) dB (f
+    clamped below at ``min_hz``), in the frequency domain: one rfft and one irfft."""
     n = w.shape[-1]
     spec = torch.fft.rfft(w.float())
-    octave = torch.log2(torch.fft.rfftfreq(n, 1.0 / sr).clamp(min=20.0))
-    gain_db = torch.zeros_like(octave)
-    hi = np.log2(min(6000.0, 0.45 * sr))
-    for _ in range(bands):
-        centre, width = rng.uniform(np.log2(150.0), hi), rng.uniform(0.5, 2.0)
-        gain_db += rng.uniform(-max_db, max_db) * torch.exp(-0.5 * ((octave - centre) / (width / 2)) ** 2)
-    return torch.fft.irfft(spec * 10 ** (gain_db / 20), n=n).to(w.dtype)
+    octave = torch.log2(torch.fft.rfftfreq(n, 1.0 / sr).clamp(min=min_hz))
+    return torch.fft.irfft(spec * 10 ** (gain_db(octave) / 20), n=n).to(w.dtype)
 
 
 def band_limit(w: torch.Tensor, sr: int, high_pass_hz: float, low_pass_hz: float,
@@ -51,15 +60,15 @@ def band_limit(w: torch.Tensor, sr: int, high_pass_hz: float, low_pass_hz: float
     high-pass, a treble shelf) moves a fold's accuracy by up to 25 points
     (``benchmarks/audio_channels.py``), so the channel's edges are drawn anew for every
     training clip."""
-    n = w.shape[-1]
-    spec = torch.fft.rfft(w.float())
-    octave = torch.log2(torch.fft.rfftfreq(n, 1.0 / sr).clamp(min=1.0))
-    loss_db = torch.zeros_like(octave)
-    if low_pass_hz:
-        loss_db += slope_db * (octave - math.log2(low_pass_hz)).clamp(min=0)
-    if high_pass_hz:
-        loss_db += slope_db * (math.log2(high_pass_hz) - octave).clamp(min=0)
-    return torch.fft.irfft(spec * 10 ** (-loss_db.clamp(max=60.0) / 20), n=n).to(w.dtype)
+    def gain_db(octave):
+        loss_db = torch.zeros_like(octave)
+        if low_pass_hz:
+            loss_db += slope_db * (octave - math.log2(low_pass_hz)).clamp(min=0)
+        if high_pass_hz:
+            loss_db += slope_db * (math.log2(high_pass_hz) - octave).clamp(min=0)
+        return -loss_db.clamp(max=60.0)
+
+    return _apply_gain_db(w, sr, 1.0, gain_db)
 
 
 def trim_edges(w: torch.Tensor, frame: int, below_db: float) -> torch.Tensor:
