@@ -102,6 +102,9 @@ def override_args(settings) -> list:
 
 
 def train_fold(speaker: str, a) -> Path:
+    """Train the fold (``finetune`` with ``speaker`` held out) unless it has finished; a fold
+    that stopped part way (killed, or cut off on a lent GPU) continues from its last
+    checkpoint."""
     run = a.workdir / speaker
     if (run / "report.json").is_file():
         return run
@@ -112,7 +115,9 @@ def train_fold(speaker: str, a) -> Path:
            "--out", str(run), "--no-progress", "--baseline", "none"]
     if a.pretrain:
         cmd += ["--init", str(pretrain_fold(speaker, manifest, a))]
-    cmd += override_args(a.set)
+    cmd += override_args(a.set) + override_args(a.train_set)
+    if (run / "checkpoints" / "last.ckpt").is_file():
+        cmd.append("--resume")
     print(f"== fold {speaker}: {' '.join(cmd[3:])}", flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
     return run
@@ -305,6 +310,12 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", type=Path, default=ROOT / "runs" / "fsdd_loso")
     p.add_argument("--tag", default="")
     p.add_argument("--evaluate-only", action="store_true")
+    p.add_argument("--train-only", action="store_true",
+                   help="train the folds and stop (e.g. on a GPU machine; score them later "
+                        "with --evaluate-only)")
+    p.add_argument("--train-set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="finetune options that change how a fold runs, not what it learns, "
+                        "and are not part of the settings label: workers=3 precision=32-true")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--mix", type=Path, default=None,
                    help="manifest of extra training clips (path,label,group), e.g. synthetic voices")
@@ -338,6 +349,10 @@ def main(argv=None) -> int:
                 raise SystemExit(f"--ensemble: {m / s} has no finished run; train it first "
                                  f"(--tag {t} --speakers {s})")
     members = list(members.values())
+    if a.train_only:
+        for s in a.speakers:
+            train_fold(s, a)
+        return 0
     # evaluating an ensemble of trained runs: its members alone (the tag only names the result)
     runs = {s: [m / s for m in members] if a.evaluate_only and members else
             [a.workdir / s if a.evaluate_only else train_fold(s, a)] + [m / s for m in members]
