@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -62,7 +63,22 @@ class _Task(L.LightningModule):
             opt, lambda s: warmup_cosine(s, h.warmup_steps, h.max_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    # Training time across sessions: each checkpoint carries the seconds trained to reach it,
+    # so a run resumed after a crash (or moved to another machine) reports its whole cost.
+    seconds_before = 0.0  # trained in earlier sessions, up to the checkpoint resumed from
+
+    def seconds_trained(self) -> float:
+        t0 = getattr(self, "_session_t0", None)
+        return self.seconds_before + (time.perf_counter() - t0 if t0 is not None else 0.0)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["train_seconds"] = self.seconds_trained()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.seconds_before = float(checkpoint.get("train_seconds", 0.0))
+
     def on_train_start(self):
+        self._session_t0 = time.perf_counter()
         # A resumed run continues its data where the checkpoint stopped: the batches of the
         # current epoch already trained on are skipped, so the run sees the same batches in
         # the same order as one that was never interrupted (one process; under DDP the epoch
@@ -687,7 +703,6 @@ def run_training(a, make_job: Callable[[], Job],
     fit it; then on rank 0 only: export RUN/final, call ``report(model) -> (fields, lines)``,
     write RUN/report.json ({task, steps, train_seconds, checkpoint} + fields, atomically), draw
     RUN/loss_curve.png, and print the lines and what was written.  Returns the exit code."""
-    import time
 
     from .runs import OutputLock, run_dir_checkpoint
 
@@ -702,10 +717,8 @@ def run_training(a, make_job: Callable[[], Job],
     lock = OutputLock(a.out / "run", "run directory") \
         if os.environ.get("LOCAL_RANK", "0") == "0" else None
     try:
-        t0 = time.perf_counter()
         _fit(trainer, task, job, ckpt)
-        seconds = time.perf_counter() - t0
-        return _finish(a, trainer, task, seconds, report)
+        return _finish(a, trainer, task, report)
     finally:
         if lock is not None:
             lock.release()
@@ -746,17 +759,22 @@ def _check_checkpoint_file(ckpt: Path) -> None:
                              "new run") from None
 
 
-def _finish(a, trainer, task, seconds, report) -> int:
+def _finish(a, trainer, task, report) -> int:
     """On rank 0: RUN/final, report.json, loss curve, summary lines."""
     from .runs import best_or_last, export_final
 
     if trainer.global_rank != 0:
         return 0
+    seconds = task.seconds_trained()
+    session = seconds - task.seconds_before
+    resumed = {"resumed_from_step": task.session_start, "session_seconds": round(session, 1)} \
+        if getattr(task, "session_start", 0) else {}
     merge_metrics_after_fit(a.out, getattr(task, "session_start", 0))
     export_final(task.model, a.out)
     fields, lines = report(task.model.eval())  # RUN/final is written
     body = {"task": fields.pop("task"), "steps": trainer.global_step,
-            "train_seconds": round(seconds, 1), "checkpoint": best_or_last(trainer), **fields}
+            "train_seconds": round(seconds, 1), **resumed, "checkpoint": best_or_last(trainer),
+            **fields}
     write_json_atomic(body, a.out / "report.json")
     metrics_csv = a.out / "logs" / "metrics.csv"
     if metrics_csv.exists():
@@ -765,7 +783,8 @@ def _finish(a, trainer, task, seconds, report) -> int:
         print(line)
     written = [a.out / "final", a.out / "report.json"] + [
         p for p in (a.out / "loss_curve.png", a.out / "confusion.png") if p.exists()]
-    print(f"trained {trainer.global_step} steps in {seconds:.0f} s; wrote "
+    this = f" ({session:.0f} s since resuming at step {task.session_start})" if resumed else ""
+    print(f"trained {trainer.global_step} steps in {seconds:.0f} s{this}; wrote "
           f"{', '.join(map(str, written))}")
     return 0
 

@@ -224,6 +224,8 @@ def test_finetuning_killed_and_resumed_ends_with_the_same_model(tmp_path, domain
     p.send_signal(signal.SIGKILL)
     p.wait()
     assert not (cut / "final").exists(), "the run finished before it could be killed"
+    import torch
+    before = torch.load(cut / "checkpoints" / "last.ckpt", weights_only=True)
     rc, _, err = seqmamba(*args, "--out", cut, "--resume")
     assert rc == 0, err
     assert (cut / "final" / "model.safetensors").read_bytes() == \
@@ -231,6 +233,11 @@ def test_finetuning_killed_and_resumed_ends_with_the_same_model(tmp_path, domain
     ra, rb = (json.loads((r / "report.json").read_text()) for r in (whole, cut))
     score = "val_masked_acc" if domain == "audio-masked" else "model"
     assert ra[score] == rb[score] and ra["steps"] == rb["steps"] == 120
+    # the time to the killed session's checkpoint counts in the resumed run's training time
+    assert rb["resumed_from_step"] == before["global_step"] > 0 and "resumed_from_step" not in ra
+    assert before["train_seconds"] > 0
+    assert rb["train_seconds"] == pytest.approx(before["train_seconds"] + rb["session_seconds"],
+                                                abs=0.11)
 
 
 def test_one_long_record_killed_mid_record_resumes_inside_it(tmp_path):
