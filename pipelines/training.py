@@ -759,6 +759,18 @@ def _check_checkpoint_file(ckpt: Path) -> None:
                              "new run") from None
 
 
+def _hardware(trainer) -> dict:
+    """What the (last session of the) training ran on, for report.json: the seconds it reports
+    mean little without it."""
+    import platform
+
+    cuda = trainer.strategy.root_device.type == "cuda"
+    return {"device": torch.cuda.get_device_name(trainer.strategy.root_device) if cuda
+            else f"cpu ({platform.machine()})",
+            "devices": trainer.num_devices * trainer.num_nodes,
+            "precision": str(trainer.precision), "threads": torch.get_num_threads()}
+
+
 def _finish(a, trainer, task, report) -> int:
     """On rank 0: RUN/final, report.json, loss curve, summary lines."""
     from .runs import best_or_last, export_final
@@ -773,8 +785,8 @@ def _finish(a, trainer, task, report) -> int:
     export_final(task.model, a.out)
     fields, lines = report(task.model.eval())  # RUN/final is written
     body = {"task": fields.pop("task"), "steps": trainer.global_step,
-            "train_seconds": round(seconds, 1), **resumed, "checkpoint": best_or_last(trainer),
-            **fields}
+            "train_seconds": round(seconds, 1), **resumed, "hardware": _hardware(trainer),
+            "checkpoint": best_or_last(trainer), **fields}
     write_json_atomic(body, a.out / "report.json")
     metrics_csv = a.out / "logs" / "metrics.csv"
     if metrics_csv.exists():

@@ -233,6 +233,7 @@ def test_finetuning_killed_and_resumed_ends_with_the_same_model(tmp_path, domain
     ra, rb = (json.loads((r / "report.json").read_text()) for r in (whole, cut))
     score = "val_masked_acc" if domain == "audio-masked" else "model"
     assert ra[score] == rb[score] and ra["steps"] == rb["steps"] == 120
+    assert ra["hardware"]["devices"] == 1 and ra["hardware"]["precision"] == "32-true"
     # the time to the killed session's checkpoint counts in the resumed run's training time
     assert rb["resumed_from_step"] == before["global_step"] > 0 and "resumed_from_step" not in ra
     assert before["train_seconds"] > 0
