@@ -804,3 +804,32 @@ def test_loso_benchmark_trains_each_fold_on_the_recipes_own_sets(tmp_path):
     assert all(Path(r["path"]).is_absolute() and Path(r["path"]).is_file() for r in rows[::97])
     groups = {r["group"] for r in rows}
     assert {"george", "jackson", "lucas", "nicolas"} <= groups and len(groups) > 4
+
+
+def test_loso_benchmark_resumes_a_stopped_fold_and_skips_a_finished_one(tmp_path, monkeypatch):
+    """benchmarks/audio_fsdd.py: a fold stopped part way (a last checkpoint and no report, e.g.
+    cut off at the end of a GPU lease) continues with --resume, a finished one is not trained
+    again, and --train-set options (how a fold runs) reach finetune beside --set's."""
+    import argparse
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import audio_fsdd
+
+    calls = []
+    monkeypatch.setattr(audio_fsdd.subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    a = argparse.Namespace(workdir=tmp_path, recipe="audio_fsdd", mix=None, pretrain=0,
+                           recipe_file=audio_fsdd.recipe_path("audio_fsdd"),
+                           set=["seed=2"], train_set=["workers=3", "precision=32-true"])
+    (tmp_path / "lucas" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "lucas" / "checkpoints" / "last.ckpt").write_bytes(b"stopped")
+    (tmp_path / "nicolas").mkdir()
+    (tmp_path / "nicolas" / "report.json").write_text("{}")
+    for s in ("george", "lucas", "nicolas"):
+        assert audio_fsdd.train_fold(s, a) == tmp_path / s
+    assert [c[c.index("--out") + 1] for c in calls] == [str(tmp_path / "george"),
+                                                         str(tmp_path / "lucas")]
+    assert "--resume" not in calls[0] and calls[1][-1] == "--resume"
+    for c in calls:
+        assert c[c.index("--seed") + 1] == "2" and c[c.index("--workers") + 1] == "3"
+        assert c[c.index("--precision") + 1] == "32-true"
