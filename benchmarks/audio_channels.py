@@ -21,7 +21,6 @@ import csv
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 import torchaudio.functional as AF
 
@@ -30,12 +29,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from audio_fsdd import SPEAKERS, model_predict  # noqa: E402
+from audio_fsdd import SPEAKERS, clip_arrays, load_fold_models, model_predict  # noqa: E402
 from pipelines.audio.datasets import bundled_set, read_clips  # noqa: E402
-from pipelines.audio.io import read_audio  # noqa: E402
-from pipelines.audio.models import model_extra, resolve_model_dir  # noqa: E402
-from pipelines.model_dirs import load_pretrained  # noqa: E402
-from seqmamba import MambaForSequenceClassification  # noqa: E402
 from seqmamba.atomic import write_csv_atomic  # noqa: E402
 
 # channel name -> w (samples,), sample rate -> w through that channel
@@ -51,17 +46,13 @@ OUT = HERE / "results" / "audio_channels.csv"
 
 def score_fold(run: Path, speaker: str, clips) -> list:
     """Rows (held_out, channel, clips, model_acc) of one fold's model on its held-out clips."""
-    d = resolve_model_dir(run)
-    extra = model_extra(d)
-    names, sr = extra["labels"], int(extra["sample_rate"])
-    model = load_pretrained(MambaForSequenceClassification, d).eval()
-    held = [c for c in clips if c.group == speaker]
-    y = np.array([names.index(c.label) for c in held])
-    waves = [read_audio(c.path, sr)[0][0] for c in held]
+    models, extra = load_fold_models([run])
+    sr = int(extra["sample_rate"])
+    waves, y = clip_arrays([c for c in clips if c.group == speaker], extra["labels"], sr)
     rows = []
     for name, channel in CHANNELS.items():
-        pred = model_predict([model], extra, [channel(w, sr) for w in waves])
-        rows.append({"held_out": speaker, "channel": name, "clips": len(held),
+        pred = model_predict(models, extra, [channel(w, sr) for w in waves])
+        rows.append({"held_out": speaker, "channel": name, "clips": len(waves),
                      "model_acc": round(float((pred == y).mean()), 4)})
     return rows
 

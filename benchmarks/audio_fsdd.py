@@ -222,34 +222,38 @@ def train_seconds(run: Path) -> float:
     return seconds + (json.loads(pre.read_text())["train_seconds"] if pre.is_file() else 0.0)
 
 
+def load_fold_models(runs: list) -> tuple:
+    """(models in eval mode, their shared metadata: labels, sample rate, ...) of one fold's
+    runs; several runs are an ensemble, whose models must read the same clips."""
+    dirs = [resolve_model_dir(r) for r in runs]
+    extras = [model_extra(d) for d in dirs]
+    keys = ("sample_rate", "seconds", "labels", "encoding")
+    for d, e in zip(dirs[1:], extras[1:]):
+        if any(e.get(k) != extras[0].get(k) for k in keys):
+            raise SystemExit(f"{d}: its {', '.join(keys)} differ from {dirs[0]}'s; an ensemble's "
+                             f"models must read the same clips")
+    return [load_pretrained(MambaForSequenceClassification, d).eval() for d in dirs], extras[0]
+
+
+def clip_arrays(clips, names, sr: int) -> tuple:
+    """([waveform (samples,) at ``sr``], label indices into ``names`` (n,)) of ``clips``."""
+    index = {n: i for i, n in enumerate(names)}
+    return ([read_audio(c.path, sr)[0][0] for c in clips],
+            np.array([index[c.label] for c in clips]))
+
+
 def evaluate_fold(speaker: str, runs: list, clips, a) -> tuple:
     """Score the fold's model (the mean of ``runs``' class probabilities when there are
     several: an ensemble) and the baselines on the held-out speaker, clean and with noise."""
-    dirs = [resolve_model_dir(r) for r in runs]
-    extras = [model_extra(d) for d in dirs]
-    extra = extras[0]
-    keys = ("sample_rate", "seconds", "labels", "encoding")
-    for d, e in zip(dirs[1:], extras[1:]):
-        if any(e.get(k) != extra.get(k) for k in keys):
-            raise SystemExit(f"{d}: its {', '.join(keys)} differ from {dirs[0]}'s; an ensemble's "
-                             f"models must read the same clips")
+    models, extra = load_fold_models(runs)
     sr, names = int(extra["sample_rate"]), extra["labels"]
-    models = [load_pretrained(MambaForSequenceClassification, d).eval() for d in dirs]
-    index = {n: i for i, n in enumerate(names)}
-    train = [c for c in clips if c.group != speaker]
-    held = [c for c in clips if c.group == speaker]
-
-    def load(cs):
-        return [read_audio(c.path, sr)[0][0] for c in cs]
-
-    tr_w, va_w = load(train), load(held)
-    tr_y = np.array([index[c.label] for c in train])
-    va_y = np.array([index[c.label] for c in held])
+    tr_w, tr_y = clip_arrays([c for c in clips if c.group != speaker], names, sr)
+    va_w, va_y = clip_arrays([c for c in clips if c.group == speaker], names, sr)
     baselines = {k: fit_baseline(k, tr_w, tr_y, sr, seed=0) for k in ("logmel_lr", "svm")}
     t0 = time.perf_counter()
     clean = model_predict(models, extra, va_w, speeds=a.tta, formants=a.tta_formant)
     clips_per_s = len(va_w) / (time.perf_counter() - t0)
-    row = {"held_out": speaker, "clips": len(held),
+    row = {"held_out": speaker, "clips": len(va_w),
            "model_acc": float((clean == va_y).mean()),
            **{f"{k}_acc": float((b.predict(va_w) == va_y).mean()) for k, b in baselines.items()},
            "train_seconds": sum(train_seconds(r) for r in runs),

@@ -33,7 +33,7 @@ OUT=${OUT:-/tmp/gpu_issue13_out}
 W=/tmp/gpu_issue13
 mkdir -p "$OUT" "$W/logs"
 START=$(date +%s)
-export DEADLINE=$((START + BUDGET)) WORKERS
+export DEADLINE=$((START + BUDGET)) WORKERS W
 nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total,clocks.sm,clocks.mem \
     --format=csv > "$W/logs/nvidia_smi.txt" 2>&1
 
@@ -46,7 +46,7 @@ fold() {  # one job: train until done or DEADLINE
     # one thread per process: P trainers and their workers share the machine's cores
     OMP_NUM_THREADS=1 timeout $left python3 benchmarks/audio_fsdd.py --train-only --threads 1 \
         --tag "$tag" --speakers "$speaker" --set ${sets//,/ } \
-        --train-set workers=$WORKERS precision=32-true > "/tmp/gpu_issue13/logs/${tag}_$speaker.log" 2>&1
+        --train-set workers=$WORKERS precision=32-true > "$W/logs/${tag}_$speaker.log" 2>&1
     echo "$1: exit $? after $(( $(date +%s) - t0 )) s"
 }
 export -f fold

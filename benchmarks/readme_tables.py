@@ -284,8 +284,10 @@ def audio_holdout() -> str:
 # file written before the script recorded its recipe was measured against)
 # recipe -> the results of that recipe as it stands (audio_fsdd_accents was measured as
 # audio_fsdd_compact with the accented voices mixed in, and audio_fsdd_trim as audio_fsdd_accents
-# with trim=0.5: the same runs, so one file serves both)
+# with trim=0.5, audio_fsdd_max as audio_fsdd_trim with pooling=max: the same runs, so one file
+# serves both)
 FSDD_BASES = {"audio_fsdd": "audio_fsdd_loso.csv",
+              "audio_fsdd_max": "audio_fsdd_loso_max.csv",
               "audio_fsdd_trim": "audio_fsdd_loso_trim.csv",
               "audio_fsdd_accents": "audio_fsdd_loso_accents.csv",
               "audio_fsdd_compact": "audio_fsdd_loso_compact.csv",
@@ -368,18 +370,52 @@ def fsdd_noise() -> str:
     return "\n".join(out)
 
 
-# the run whose per-digit confusions the README shows: the shipped recipe with seed 1, the
-# newest run of it over all four folds that saved them (audio_fsdd_confusion_<tag>.csv)
-FSDD_DIGITS_TAG = "max_seed1"
+# The shipped recipe and the one before it, each trained with three seeds on all four folds:
+# recipe -> its result files, seed 0 first (each file's settings must name that seed).
+FSDD_SEEDS = {"audio_fsdd": ["audio_fsdd_loso.csv", "audio_fsdd_loso_band_limit.csv",
+                             "audio_fsdd_loso_band_limit_s2.csv"],
+              "audio_fsdd_max": ["audio_fsdd_loso_max.csv", "audio_fsdd_loso_max_seed1.csv",
+                                 "audio_fsdd_loso_max_seed2.csv"]}
+
+
+def _seed_of(settings: str) -> int:
+    return next((int(kv[5:]) for kv in (settings or "").split() if kv.startswith("seed=")), 0)
+
+
+def fsdd_seeds() -> str:
+    """Each recipe of FSDD_SEEDS: a row per seed (accuracy per held-out speaker, and the mean),
+    then the mean over the seeds with the spread (lowest-highest) of the seeds' means."""
+    speakers = ["george", "jackson", "lucas", "nicolas"]
+    out = ["| recipe | seed | " + " | ".join(speakers) + " | mean |",
+           "|---" * (3 + len(speakers)) + "|"]
+    for recipe, files in FSDD_SEEDS.items():
+        accs, means = [], []
+        for seed, name in enumerate(files):
+            rows = {r["held_out"]: r for r in _csv(name)}
+            if _seed_of(rows["mean"].get("settings")) != seed or set(rows) != {*speakers, "mean"}:
+                raise SystemExit(f"{name}: not seed {seed} of {recipe} on all four speakers")
+            accs.append([float(rows[s]["model_acc"]) for s in speakers])
+            means.append(float(rows["mean"]["model_acc"]))  # as the file's own table shows it
+            out.append(f"| `{recipe}` | {seed} | " + " | ".join(f"{a:.3f}" for a in accs[-1])
+                       + f" | {means[-1]:.3f} |")
+        out.append(f"| `{recipe}` | **mean** | "
+                   + " | ".join(f"{np.mean(col):.3f}" for col in zip(*accs))
+                   + f" | **{np.mean(means):.3f}** ({min(means):.3f}-{max(means):.3f}) |")
+    return "\n".join(out)
 
 
 def fsdd_digits() -> str:
-    """Per digit and held-out speaker: the share of its clips the model names right, and what
-    it names most often instead (with how many of the clips)."""
-    rows = _csv(f"audio_fsdd_confusion_{FSDD_DIGITS_TAG}.csv")
+    """Per digit and held-out speaker, over the shipped recipe's seeds (FSDD_SEEDS): the share
+    of its clips the model names right, and what it names most often instead (with how many
+    of the clips)."""
+    rows = [r for name in FSDD_SEEDS["audio_fsdd"]
+            for r in _csv(name.replace("audio_fsdd_loso", "audio_fsdd_confusion"))]
     speakers = sorted({r["held_out"] for r in rows})
     digits = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-    count = {(r["held_out"], r["label"], r["predicted"]): int(r["clips"]) for r in rows}
+    count: Dict[tuple, int] = {}
+    for r in rows:
+        key = (r["held_out"], r["label"], r["predicted"])
+        count[key] = count.get(key, 0) + int(r["clips"])
     out = ["| digit | " + " | ".join(speakers) + " | mean |", "|---" * (len(speakers) + 2) + "|"]
     for d in digits:
         cells, accs = [], []
@@ -390,6 +426,19 @@ def fsdd_digits() -> str:
             wrong = sorted(((n, p) for p, n in heard.items() if p != d), reverse=True)
             cells.append(f"{acc:.2f}" + (f" ({wrong[0][1]} {wrong[0][0]})" if wrong else ""))
         out.append(f"| {d} | " + " | ".join(cells) + f" | {np.mean(accs):.2f} |")
+    return "\n".join(out)
+
+
+def fsdd_recipe_speed() -> str:
+    """benchmarks/audio_recipe_speed.py: each recipe's training seconds per step on the same
+    cores in one run, as a ratio to the reference (the last row), and its full fold projected
+    from the reference's measured one."""
+    rows = _csv("audio_recipe_speed.csv")
+    out = ["| recipe | s/step | ratio | steps | full fold, projected (s) |", "|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| `{r['recipe']}` | {float(r['seconds_per_step']):.2f} "
+                   f"| {float(r['ratio_to_reference']):.2f} | {r['max_steps']} "
+                   f"| {float(r['projected_full_seconds']):.0f} |")
     return "\n".join(out)
 
 
@@ -496,8 +545,9 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "audio results": audio_results,
     "audio holdout": audio_holdout, "generation": generation,
     "variant zero shot": variant_zero_shot, "variant speed": variant_speed, "fsdd loso": fsdd_loso, "fsdd noise": fsdd_noise,
-    "fsdd ablation": fsdd_ablation, "fsdd digits": fsdd_digits,
-    "fsdd channels": fsdd_channels, "busy cores": busy_cores,
+    "fsdd ablation": fsdd_ablation, "fsdd seeds": fsdd_seeds, "fsdd digits": fsdd_digits,
+    "fsdd channels": fsdd_channels, "fsdd recipe speed": fsdd_recipe_speed,
+    "busy cores": busy_cores,
     "audio predict speed": audio_predict_speed,
 }
 

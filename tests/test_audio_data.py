@@ -783,10 +783,14 @@ def test_loso_benchmark_trains_each_fold_on_the_recipes_own_sets(tmp_path):
         return {k: v for k, v in a.items() if k != "config"}
 
     before_pooling = root / "benchmarks/recipes/audio_fsdd_trim.yaml"
-    now, mean_pooled, untrimmed = (settings(recipe_path("audio_fsdd")), settings(before_pooling),
-                                   settings(before_trim))
-    assert {k for k in now if now[k] != mean_pooled[k]} == {"pooling"}
-    assert now["pooling"] == "max" and mean_pooled["pooling"] == "mean"
+    before_band_limit = root / "benchmarks/recipes/audio_fsdd_max.yaml"
+    now, max_pooled, mean_pooled, untrimmed = (
+        settings(recipe_path("audio_fsdd")), settings(before_band_limit),
+        settings(before_pooling), settings(before_trim))
+    assert {k for k in now if now[k] != max_pooled[k]} == {"band_limit"}
+    assert now["band_limit"] == 0.5 and max_pooled["band_limit"] == 0
+    assert {k for k in now if max_pooled[k] != mean_pooled[k]} == {"pooling"}
+    assert max_pooled["pooling"] == "max" and mean_pooled["pooling"] == "mean"
     assert {k for k in now if mean_pooled[k] != untrimmed[k]} == {"trim"} and untrimmed["trim"] == 0
     old = root / "benchmarks/recipes/audio_fsdd_fsdd_only.yaml"
     assert training_sets(recipe_path(str(old)), None) == [fsdd]
