@@ -14,6 +14,10 @@
 # ("32-true", what the CPU runs use), not the bf16 that Lightning would pick on a GPU, so the
 # folds compare with the CPU-trained ones.  Scoring (baselines, noise, confusions) is left to
 # `audio_fsdd.py --evaluate-only` on any machine.
+# Measured on an H200 (2026-11-30; README, "Measured on a GPU"): five folds at once with two
+# workers each took 193-199 s a fold, four at once with three workers 114-115 s, against about
+# 460 s for one fold on two idle CPU cores.  A lease's 15 minutes hold the GPU check's tests
+# and about a dozen folds: three calls (BUDGET=370, then the stopped folds and four more).
 # Out: $OUT/finished.tar.gz and stopped.tar.gz (runs/fsdd_loso_TAG/SPEAKER), $OUT/logs.tar.gz,
 # $OUT/scan_cuda.csv (gpu_check.sh's timings).
 set -uo pipefail
