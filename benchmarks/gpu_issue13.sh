@@ -59,7 +59,12 @@ if [ "$CHECK" = 1 ]; then
      echo "gpu_check tests: exit $?" >> "$W/logs/gpu_tests.log") &
     tests=$!
 fi
+# GPU and memory-bus utilisation every 5 s while the folds train: is the GPU or the CPU-side
+# augmentation the limit?
+nvidia-smi dmon -s u -d 5 > "$W/logs/dmon.txt" 2>&1 &
+dmon=$!
 echo $JOBS | tr ' ' '\n' | xargs -P "$P" -I{} bash -c 'fold "$@"' _ {}
+kill $dmon 2>/dev/null
 echo "training stopped after $(( $(date +%s) - START )) s"
 # finished folds without their checkpoints (scoring reads final/), stopped ones with the last
 # only (to resume from): the files that come back are 16 MiB at most
