@@ -307,6 +307,50 @@ def test_track_finds_each_sound_at_its_time_in_a_long_recording(tmp_path, tones_
             assert r["label"] == label and float(r[f"p_{label}"]) > 0.8, (lo, hi, r)
 
 
+@pytest.fixture(scope="module")
+def classifier_seed1(tmp_path_factory):
+    """The `classifier` fixture's training with another seed: the same labels, rate and clip
+    length, other weights (an ensemble's second member)."""
+    run = tmp_path_factory.mktemp("ft1") / "run"
+    rc, _, err = seqmamba("audio", "finetune", "--train", DIGITS, "--out", run, "--seed", 1,
+                          "--seconds", 0.5, "--max-steps", 3, "--val-every", 3, *TINY)
+    assert rc == 0, err
+    return run
+
+
+def test_predict_averages_an_ensemble_of_classifiers(tmp_path, classifier, classifier_seed1,
+                                                     tones_model, lm):
+    """Several --model classifiers: each file's probabilities (in the table and along a
+    --track) are the mean of the members' own, its label their argmax.  A member trained on
+    other labels or clips, and an ensemble of language models, are refused in one line."""
+    a, b = classifier[0], classifier_seed1
+    clips = sorted(DIGITS.glob("*_0001.wav"))[:6]
+    labels = json.loads((a / "final" / "config.json").read_text())["extra"]["labels"]
+
+    def probs(models, kind):
+        flags = [x for m in models for x in ("--model", m)]
+        out = tmp_path / f"{kind}_{len(flags)}_{models[-1].parent.name}.csv"
+        rc, _, err = seqmamba("audio", "predict", *flags, *clips,
+                              "--out" if kind == "table" else "--track", out, "--no-progress")
+        assert rc == 0, err
+        got = rows(out)
+        return got, np.array([[float(r[f"p_{n}"]) for n in labels] for r in got])
+
+    for kind, tol in (("table", 2e-5), ("track", 2e-4)):  # the track prints 5 digits
+        (_, pa), (_, pb), (both, pab) = (probs(m, kind) for m in ([a], [b], [a, b]))
+        assert np.abs(pa - pb).max() > 1e-3  # two different models
+        np.testing.assert_allclose(pab, (pa + pb) / 2, atol=tol)
+        assert [r["label"] for r in both] == [labels[i] for i in pab.argmax(1)]
+    for models, needle in (([a, tones_model], "its labels differ"),
+                           ([lm[0], lm[0]], "for classifiers only")):
+        flags = [x for m in models for x in ("--model", m)]
+        rc, _, err = seqmamba("audio", "predict", *flags, clips[0], "--out",
+                              tmp_path / "refused.csv")
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and needle in lines[0], err
+    assert not (tmp_path / "refused.csv").exists()
+
+
 def test_predict_scores_a_labelled_manifest(tmp_path, classifier):
     """A CSV manifest as input: its clips are predicted, and because it carries labels (and
     groups) the table is scored: accuracy, macro-F1, accuracy per group, a confusion matrix

@@ -5,7 +5,9 @@ class; for a mu-law language model the file's bits per sample.  Each file is rea
 resampled to the model's rate) and goes through the model in one piece, not a crop; a file
 shorter than the classifier's training clips is centred in silence as in its evaluation.
 Causal models read long files in pieces of ``--chunk-seconds`` with the state carried, so
-memory stays bounded; a file longer than ``--max-seconds`` is reported and skipped.
+memory stays bounded; a file longer than ``--max-seconds`` is reported and skipped.  Several
+``--model`` classifiers (e.g. one recipe trained with several seeds) are an ensemble: each
+file's class probabilities are the mean of theirs.
 
 INPUTs are files, folders (searched recursively for .wav and .flac) or glob patterns
 (quoted, e.g. 'clips/**/*.wav').  A file that cannot be used (empty, truncated, not audio,
@@ -48,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+",
                    help="audio files, folders, glob patterns, or CSV manifests "
                         "(path,label[,split][,group]: labelled clips are also scored)")
-    p.add_argument("--model", type=Path, required=True,
-                   help="RUN directory (or RUN/final) of seqmamba audio finetune or pretrain")
+    p.add_argument("--model", type=Path, required=True, action="append",
+                   help="RUN directory (or RUN/final) of seqmamba audio finetune or pretrain; "
+                        "repeat it for an ensemble of classifiers (probabilities averaged)")
     p.add_argument("--out", type=Path, default=None,
                    help="predictions, one row per file (.csv, or .tsv)")
     p.add_argument("--track", type=Path, default=None,
@@ -137,24 +140,56 @@ def expand_inputs(inputs: List[str], truth: Optional[dict] = None
 
 # ---------------------------------------------------------------- the model
 
+# what every member of an ensemble must share: it reads the same clips and names the same classes
+ENSEMBLE_KEYS = ("task", "labels", "sample_rate", "seconds", "encoding", "peak")
+
+
 class AudioPredictor:
-    def __init__(self, model_dir: Path, device: str, chunk_seconds: float):
-        d = self.model_dir = resolve_model_dir(model_dir, ("audio-classify", "audio-lm"))
+    """One model, or an ensemble of classifiers read alike (``ENSEMBLE_KEYS``) whose class
+    probabilities are averaged."""
+
+    def __init__(self, model_dirs, device: str, chunk_seconds: float):
+        if isinstance(model_dirs, (str, Path)):
+            model_dirs = [model_dirs]
+        self.model_dirs = [resolve_model_dir(m, ("audio-classify", "audio-lm"))
+                           for m in model_dirs]
+        d = self.model_dir = self.model_dirs[0]
         self.extra = model_extra(d)
         self.task = self.extra["task"]
+        for other in self.model_dirs[1:]:
+            extra = model_extra(other)
+            differ = [k for k in ENSEMBLE_KEYS if extra.get(k) != self.extra.get(k)]
+            if differ:
+                raise InputError(f"its {', '.join(differ)} differ from {d}'s", path=other,
+                                 fix="an ensemble's models must be trained on the same labels, "
+                                     "sample rate and clip length")
+        if len(self.model_dirs) > 1 and self.task != "audio-classify":
+            raise InputError("several --model are averaged for classifiers only; this is a "
+                             "language model", path=d, fix="pass one --model")
         cls = MambaForSequenceClassification if self.task == "audio-classify" else MambaLMHeadModel
-        self.model = load_pretrained(cls, d).to(device).eval()
+        self.models = [load_pretrained(cls, m).to(device).eval() for m in self.model_dirs]
+        self.model = self.models[0]
         self.device = device
         self.sample_rate = int(self.extra.get("sample_rate", 16000))
         self.encoding = self.extra.get("encoding", "waveform")
         self.peak = self.extra.get("peak")
         self.labels = list(self.extra.get("labels", []))
         self.min_samples = int(round(float(self.extra.get("seconds", 0)) * self.sample_rate))
-        cfg = self.model.config
-        # piece size in samples: a multiple of the frame size for waveform input
+        # each model's piece size in samples (a multiple of its frame size for waveform input),
+        # or None for a model that reads a file whole
+        self.chunks = [self._chunk(m.config, chunk_seconds) for m in self.models]
+        self.chunk = self.chunks[0]
+
+    def _chunk(self, cfg, chunk_seconds: float) -> Optional[int]:
         step = cfg.frame_size if cfg.input_type == "waveform" else 1
-        self.chunk = max(step, int(chunk_seconds * self.sample_rate) // step * step) \
+        return max(step, int(chunk_seconds * self.sample_rate) // step * step) \
             if cfg.causal else None
+
+    def provenance(self, **options) -> dict:
+        """What the rows depend on (``runs.model_provenance``), for every member."""
+        if len(self.model_dirs) == 1:
+            return model_provenance(self.model_dir, **options)
+        return {"models": [model_provenance(m) for m in self.model_dirs], **options}
 
     def fields(self) -> List[str]:
         if self.task == "audio-classify":
@@ -175,10 +210,14 @@ class AudioPredictor:
 
     @torch.no_grad()
     def classify(self, waves: torch.Tensor) -> torch.Tensor:
-        """waves (batch, samples), one length -> class probabilities (batch, labels)."""
+        """waves (batch, samples), one length -> class probabilities (batch, labels): the
+        mean of the members' for an ensemble."""
         x = encode_input(waves, self.encoding).to(self.device)
-        chunk = self.chunk if self.chunk and x.shape[1] > self.chunk else None
-        return self.model(x, chunk_size=chunk).logits.float().softmax(-1).cpu()
+        probs = 0
+        for model, chunk in zip(self.models, self.chunks):
+            chunk = chunk if chunk and x.shape[1] > chunk else None
+            probs = probs + model(x, chunk_size=chunk).logits.float().softmax(-1)
+        return (probs / len(self.models)).cpu()
 
     def labelled(self, row: dict, probs: torch.Tensor) -> dict:
         """A file's row with its label and class probabilities (probs: (labels,))."""
@@ -231,7 +270,7 @@ def run(argv=None) -> int:
     predictor = AudioPredictor(a.model, a.device, a.chunk_seconds)
     if (truth or a.track) and predictor.task != "audio-classify":
         raise InputError("labelled manifests and --track need a classifier; this model is a "
-                         "language model", path=a.model)
+                         "language model", path=predictor.model_dir)
     for _, msg in errors:
         print(f"seqmamba: {msg}", file=sys.stderr)
     rc = 0
@@ -313,7 +352,7 @@ def evaluate_table(out: Path, truth: dict, labels: List[str]) -> dict:
 def _predict(a, predictor, files, errors, err_file) -> int:
     from tqdm.auto import tqdm
 
-    provenance = model_provenance(predictor.model_dir, max_seconds=a.max_seconds)
+    provenance = predictor.provenance(max_seconds=a.max_seconds)
     table = PartialTable(a.out, predictor.fields(), a.restart, key=("file",),
                          provenance=provenance)
     todo = [f for f in files if (str(f),) not in table.done]

@@ -23,7 +23,6 @@ from seqmamba.atomic import atomic_output
 from ..errors import InputError
 from .crop import center_crop
 from .io import audio_info, normalize_peak
-from .models import encode_input
 
 BLOCK_SECONDS = 30.0  # read this much of the file at a time
 CONTEXT = 512  # raw samples of context on each side of a block for the resampling filter
@@ -122,8 +121,7 @@ def write_track(predictor, files: List[Path], out: Path, window: float, hop: flo
             x = torch.stack([r[1] for r in rows])
             if predictor.peak is not None:
                 x = torch.stack([normalize_peak(v, predictor.peak) for v in x])
-            x = encode_input(x, predictor.encoding).to(predictor.device)
-            probs = predictor.model(x).logits.float().softmax(-1).cpu()
+            probs = predictor.classify(x)
             for (path, _, start), p in zip(rows, probs):
                 w.writerow([str(path), f"{start / sr:.3f}", f"{(start + win) / sr:.3f}",
                             labels[int(p.argmax())]] + [f"{v:.5g}" for v in p.tolist()])
