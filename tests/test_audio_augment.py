@@ -76,9 +76,14 @@ def test_babble_sums_stretches_of_the_pieces():
     torch.testing.assert_close(rest, a[start:start + 5])
 
 
+def _digit_clips(n: int) -> AudioClips:
+    """The first ``n`` bundled digit clips as training reads them: 1 s at 16 kHz, seed 0."""
+    return AudioClips(read_clips(DIGITS / "manifest.csv")[:n], None, 16000, 16000, train=True,
+                      seed=0)
+
+
 def test_augmented_babble_and_reverb_are_deterministic_and_at_the_asked_levels():
-    clips = read_clips(DIGITS / "manifest.csv")[:16]
-    base = AudioClips(clips, None, 16000, 16000, train=True, seed=0)
+    base = _digit_clips(16)
     babbled = Augmented(base, shift=0, gain_db=0.0, seed=0, babble_snr=5.0)
     changed = 0
     for i in range(len(base)):
@@ -131,8 +136,7 @@ def test_trim_edges_zeroes_the_quiet_start_and_end_only(below_db):
 
 
 def test_augmented_trim_cuts_about_the_asked_fraction_of_clips():
-    clips = read_clips(DIGITS / "manifest.csv")[:24]
-    base = AudioClips(clips, None, 16000, 16000, train=True, seed=0)
+    base = _digit_clips(24)
     trimmed = Augmented(base, shift=0, gain_db=0.0, seed=0, trim=0.5)
     cut = 0
     for i in range(len(base)):
@@ -229,8 +233,7 @@ def test_shift_formants_keeps_the_pitch(factor):
 
 
 def test_augmented_formant_shift_is_deterministic_and_changes_every_clip():
-    clips = read_clips(DIGITS / "manifest.csv")[:8]
-    base = AudioClips(clips, None, 16000, 16000, train=True, seed=0)
+    base = _digit_clips(8)
     shifted = Augmented(base, shift=0, gain_db=0.0, seed=0, formant=0.15)
     for i in range(len(base)):
         clean, out = base[i]["waveform"], shifted[i]["waveform"]
@@ -260,8 +263,7 @@ def test_band_limit_passes_the_band_and_falls_off_by_the_slope_outside_it():
 
 
 def test_augmented_band_limit_narrows_about_the_asked_fraction_of_clips():
-    clips = read_clips(DIGITS / "manifest.csv")[:24]
-    base = AudioClips(clips, None, 16000, 16000, train=True, seed=0)
+    base = _digit_clips(24)
     aug = Augmented(base, shift=0, gain_db=0.0, seed=0, band_limit=0.5)
     narrowed = 0
     for i in range(len(base)):
