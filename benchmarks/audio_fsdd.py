@@ -55,10 +55,10 @@ from pipelines.audio.augment import (babble, change_speed, mix_at_snr,  # noqa: 
                                      shift_formants)
 from pipelines.audio.datasets import bundled_set, read_clips  # noqa: E402
 from pipelines.audio.io import read_audio  # noqa: E402
-from pipelines.audio.models import encode_input, model_extra, resolve_model_dir  # noqa: E402
+from pipelines.audio.models import encode_input  # noqa: E402
+from pipelines.audio.predict import AudioPredictor  # noqa: E402
+from pipelines.errors import InputError  # noqa: E402
 from pipelines.bundled import shipped_recipe, shipped_recipe_names  # noqa: E402
-from pipelines.model_dirs import load_pretrained  # noqa: E402
-from seqmamba import MambaForSequenceClassification  # noqa: E402
 from seqmamba.atomic import write_csv_atomic  # noqa: E402
 
 SNRS = (20, 10, 5)
@@ -224,15 +224,15 @@ def train_seconds(run: Path) -> float:
 
 def load_fold_models(runs: list) -> tuple:
     """(models in eval mode, their shared metadata: labels, sample rate, ...) of one fold's
-    runs; several runs are an ensemble, whose models must read the same clips."""
-    dirs = [resolve_model_dir(r) for r in runs]
-    extras = [model_extra(d) for d in dirs]
-    keys = ("sample_rate", "seconds", "labels", "encoding")
-    for d, e in zip(dirs[1:], extras[1:]):
-        if any(e.get(k) != extras[0].get(k) for k in keys):
-            raise SystemExit(f"{d}: its {', '.join(keys)} differ from {dirs[0]}'s; an ensemble's "
-                             f"models must read the same clips")
-    return [load_pretrained(MambaForSequenceClassification, d).eval() for d in dirs], extras[0]
+    runs, loaded as ``seqmamba audio predict`` loads them; several runs are an ensemble, whose
+    models must read the same clips (``AudioPredictor``'s check)."""
+    try:
+        predictor = AudioPredictor(runs, "cpu", chunk_seconds=10.0)
+    except InputError as e:
+        raise SystemExit(str(e)) from None
+    if predictor.task != "audio-classify":
+        raise SystemExit(f"{predictor.model_dir}: not a classifier (a run of audio finetune)")
+    return predictor.models, predictor.extra
 
 
 def clip_arrays(clips, names, sr: int) -> tuple:
