@@ -777,11 +777,10 @@ def _finish(a, trainer, task, report) -> int:
 
     if trainer.global_rank != 0:
         return 0
-    seconds = task.seconds_trained()
+    seconds, start = task.seconds_trained(), getattr(task, "session_start", 0)
     session = seconds - task.seconds_before
-    resumed = {"resumed_from_step": task.session_start, "session_seconds": round(session, 1)} \
-        if getattr(task, "session_start", 0) else {}
-    merge_metrics_after_fit(a.out, getattr(task, "session_start", 0))
+    resumed = {"resumed_from_step": start, "session_seconds": round(session, 1)} if start else {}
+    merge_metrics_after_fit(a.out, start)
     export_final(task.model, a.out)
     fields, lines = report(task.model.eval())  # RUN/final is written
     body = {"task": fields.pop("task"), "steps": trainer.global_step,
@@ -795,7 +794,7 @@ def _finish(a, trainer, task, report) -> int:
         print(line)
     written = [a.out / "final", a.out / "report.json"] + [
         p for p in (a.out / "loss_curve.png", a.out / "confusion.png") if p.exists()]
-    this = f" ({session:.0f} s since resuming at step {task.session_start})" if resumed else ""
+    this = f" ({session:.0f} s since resuming at step {start})" if start else ""
     print(f"trained {trainer.global_step} steps in {seconds:.0f} s{this}; wrote "
           f"{', '.join(map(str, written))}")
     return 0
