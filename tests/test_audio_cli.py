@@ -489,3 +489,76 @@ def test_recipe_with_several_training_sets_resolves_each_path(tmp_path):
         lines = err.strip().splitlines()
         assert rc == 2 and len(lines) == 1 and "make_digits.py" in lines[0], err
         assert not (tmp_path / "r").exists()
+
+
+def test_finetune_trains_on_unlabelled_clips_the_teachers_are_sure_of(tmp_path, classifier,
+                                                                      classifier_seed1,
+                                                                      tones_model):
+    """--unlabelled: every file is labelled by the --teacher ensemble exactly as `audio predict`
+    labels it, the ones at or above --pseudo-threshold join the training set --pseudo-repeat
+    times, RUN/pseudo_labels.csv and the report say so, and --resume reads the table back
+    instead of labelling again.  Refused in one line, with no RUN left: no teacher, a teacher of
+    other classes, an unlabelled clip that is a labelled training clip, a threshold no clip
+    reaches."""
+    clips = rows(DIGITS / "manifest.csv")
+    groups = sorted({r["group"] for r in clips})
+    train = tmp_path / "train.csv"
+    with open(train, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "group"])
+        w.writerows([[str(DIGITS / r["path"]), r["label"], r["group"]]
+                     for r in clips if r["group"] in groups[:4]])
+    unl = tmp_path / "unlabelled"
+    unl.mkdir()
+    for r in [r for r in clips if r["group"] in groups[4:]][:24]:
+        shutil.copy(DIGITS / r["path"], unl / Path(r["path"]).name)
+    teachers = [classifier[0], classifier_seed1]
+    pred = tmp_path / "pred.csv"
+    rc, _, err = seqmamba("audio", "predict", *[x for t in teachers for x in ("--model", t)],
+                          unl, "--out", pred, "--no-progress")
+    assert rc == 0, err
+    labels = json.loads((teachers[0] / "final" / "config.json").read_text())["extra"]["labels"]
+    want = {r["file"]: (r["label"], max(float(r[f"p_{n}"]) for n in labels)) for r in rows(pred)}
+    threshold = float(np.median([c for _, c in want.values()]))
+    common = ["--train", train, "--seconds", 0.5, "--val-every", 2, *TINY]
+    run = tmp_path / "run"
+    rc, out, err = seqmamba("audio", "finetune", *common, "--out", run, "--max-steps", 2,
+                            "--unlabelled", unl, "--teacher", *teachers,
+                            "--pseudo-threshold", threshold, "--pseudo-repeat", 3)
+    assert rc == 0, err
+    table = rows(run / "pseudo_labels.csv")
+    assert {r["file"] for r in table} == set(want) and len(table) == 24
+    for r in table:
+        label, conf = want[r["file"]]
+        assert r["label"] == label and abs(float(r["confidence"]) - conf) < 1e-5
+        assert int(r["kept"]) == int(float(r["confidence"]) >= threshold)
+    kept = sum(int(r["kept"]) for r in table)
+    assert 0 < kept < 24
+    rep = json.loads((run / "report.json").read_text())
+    info = rep["pseudo_labels"]
+    assert (info["clips"], info["kept"], info["repeat"]) == (24, kept, 3)
+    assert sum(info["kept_per_label"].values()) == kept
+    assert info["training_clips"] == rep["split"]["train_clips"] + 3 * kept
+    assert f"pseudo-labels: {kept} of 24 --unlabelled clips kept" in out
+    # resuming trains on the table as written, not on a fresh labelling
+    with open(run / "pseudo_labels.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows([dict(r, kept=1) for r in table])
+    rc, _, err = seqmamba("audio", "finetune", *common, "--out", run, "--max-steps", 4,
+                          "--unlabelled", unl, "--teacher", *teachers, "--resume")
+    assert rc == 0, err
+    assert json.loads((run / "report.json").read_text())["pseudo_labels"]["kept"] == 24
+
+    inside = DIGITS / rows(train)[0]["path"]
+    for extra, needle in ((["--unlabelled", unl], "needs classifiers"),
+                          (["--unlabelled", unl, "--teacher", tones_model], "names the classes"),
+                          (["--unlabelled", inside, "--teacher", teachers[0]],
+                           "are labelled training clips too"),
+                          (["--unlabelled", unl, "--teacher", teachers[0],
+                            "--pseudo-threshold", 0.999], "lower --pseudo-threshold")):
+        rc, _, err = seqmamba("audio", "finetune", *common, "--out", tmp_path / "refused",
+                              "--max-steps", 1, *extra)
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and needle in lines[0], err
+        assert not (tmp_path / "refused").exists()

@@ -13,7 +13,10 @@ the clip (``--pooling``: mean by default) into a linear classifier; ``--speaker-
 trains it against telling the training clips' groups (speakers) apart.  With ``--init`` it
 starts from an audio model: a waveform classifier (new head), or a mu-law language model of
 ``seqmamba audio pretrain`` (the classifier then reads mu-law samples, one position per
-sample).
+sample).  With ``--unlabelled`` it also trains on recordings that have no labels: the clips
+that ``--teacher`` classifiers (by default ``--init``) label with a top probability of at least
+``--pseudo-threshold`` join the training set with that label (``pipelines/audio/pseudo_labels.py``;
+the labels are kept in ``RUN/pseudo_labels.csv``).
 
 The report gives accuracy, macro-F1, MCC and AUROC on the held-out clips next to a log-mel +
 logistic-regression baseline fitted on the same split, a confusion-matrix PNG, loss curves
@@ -23,15 +26,19 @@ and RUN/final for ``seqmamba audio predict``.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Optional
 
 from torch.utils.data import DataLoader
 
+from seqmamba.atomic import write_csv_atomic
+
 from ..errors import InputError
 from ..runs import add_pooling_arg, add_trainer_args, parse_with_recipe
 from .args import (add_clip_reading_args, add_clip_set_args, add_frontend_args, frontend_config,
                    train_sources)
+from . import pseudo_labels
 from .augment import Augmented
 from .datasets import (AudioClips, collate, joined_clip_sets, label_names, read_clips,
                        split_clips, split_fields, split_method)
@@ -71,6 +78,42 @@ def split_sets(a) -> tuple:
     return s["train"], s["val"], how
 
 
+def pseudo_labelled(a, names, init, labelled, val_clips) -> tuple:
+    """(pseudo-label rows, their report summary) for ``--unlabelled``: labelled now by the
+    teachers, or read back from RUN/pseudo_labels.csv when a run resumes (the same clips as
+    before the stop).  Bad input is one InputError, raised before RUN is made."""
+    teachers = [resolve_model_dir(t) for t in a.teacher] if a.teacher else \
+        ([init] if init else None)
+    if not teachers:
+        raise InputError("--unlabelled needs classifiers to label its clips",
+                         fix="pass --teacher RUN (or --init RUN of a classifier)")
+    if not 0.0 < a.pseudo_threshold <= 1.0 or a.pseudo_repeat < 1:
+        raise InputError("--pseudo-threshold must be in (0, 1] and --pseudo-repeat >= 1")
+    table = a.out / "pseudo_labels.csv"
+    if a.resume and table.is_file():
+        rows = pseudo_labels.read_labels(table)
+    else:
+        rows = pseudo_labels.mark_kept(
+            pseudo_labels.label_files(teachers, a.unlabelled, names, a.max_seconds),
+            a.pseudo_threshold)
+    known = {os.path.normpath(c.path) for c in labelled}
+    clash = [r["file"] for r in rows if os.path.normpath(r["file"]) in known]
+    if clash:
+        raise InputError(f"{len(clash)} clip(s) of --unlabelled are labelled training clips too "
+                         f"(e.g. {clash[0]})", fix="--unlabelled is for clips without labels")
+    kept = sum(int(r["kept"]) for r in rows)
+    if not kept:
+        raise InputError(f"no clip of --unlabelled ({len(rows)}) reaches --pseudo-threshold "
+                         f"{a.pseudo_threshold}", fix="lower --pseudo-threshold")
+    info = pseudo_labels.summary(rows, a.pseudo_threshold, a.pseudo_repeat, teachers)
+    # a held-out clip that was also pseudo-labelled: its score is adaptation to that very clip
+    info["val_clips_unlabelled_too"] = len({os.path.normpath(c.path) for c in val_clips}
+                                           & {os.path.normpath(r["file"]) for r in rows})
+    print(f"pseudo-labels: {kept} of {len(rows)} --unlabelled clips kept (the teachers' top "
+          f"probability >= {a.pseudo_threshold}), each {a.pseudo_repeat} times", flush=True)
+    return rows, info
+
+
 # ---------------------------------------------------------------- command
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--babble-snr", type=float, default=0.0,
                    help="augmentation: add babble of 1-3 other training clips to half the "
                         "clips, at an SNR of this many dB up to 20 dB more, e.g. 5 (0: off)")
+    g = p.add_argument_group("unlabelled recordings (pseudo-labels)")
+    g.add_argument("--unlabelled", nargs="+", default=None, metavar="INPUT",
+                   help="recordings without labels of the voices, microphones or rooms the "
+                        "model is for (files, folders, glob patterns): the clips the --teacher "
+                        "classifiers are sure of join the training set with the class they name")
+    g.add_argument("--teacher", type=Path, nargs="+", default=None, metavar="RUN",
+                   help="classifier runs that label --unlabelled (several: their probabilities "
+                        "averaged; default: --init)")
+    g.add_argument("--pseudo-threshold", type=float, default=0.9,
+                   help="keep an unlabelled clip when the teachers' top class probability is at "
+                        "least this")
+    g.add_argument("--pseudo-repeat", type=int, default=4,
+                   help="each kept clip appears this many times in the training set (its weight "
+                        "against the labelled clips)")
     g = p.add_argument_group("model")
     g.add_argument("--init", type=Path, default=None,
                    help="audio model to start from (RUN or RUN/final of finetune or pretrain)")
@@ -164,11 +221,16 @@ def run(argv=None) -> int:
     encoding = init_extra.get("encoding", "waveform") if init else "waveform"
     bidirectional = None if a.causal else a.bidirectional
 
-    train_clips, val_clips, how = split_sets(a)
-    names = label_names(train_clips)
+    labelled, val_clips, how = split_sets(a)
+    names = label_names(labelled)
     if len(names) < 2:
         raise InputError(f"the training clips have a single label ({names[0]})",
                          path=", ".join(map(str, a.train)))
+    pseudo = pseudo_labelled(a, names, init, labelled, val_clips) if a.unlabelled else None
+    train_clips = labelled + (pseudo_labels.kept_clips(pseudo[0], a.pseudo_repeat)
+                              if pseudo else [])
+    if pseudo:
+        pseudo[1]["training_clips"] = len(train_clips)
     num_samples = max(1, int(round(a.seconds * sample_rate)))
     train_groups = sorted({c.group for c in train_clips if c.group})
     if a.speaker_adversary and len(train_groups) < 2:
@@ -187,6 +249,10 @@ def run(argv=None) -> int:
     grouped = how == "group" or len(val_groups) > 1
 
     def job() -> Job:
+        table = a.out / "pseudo_labels.csv"
+        if pseudo and not table.is_file():  # RUN's checks have passed: write it before training
+            a.out.mkdir(parents=True, exist_ok=True)
+            write_csv_atomic(pseudo[0], table)
         shift = int(round(a.shift_seconds * sample_rate))
         augment = dict(shift=shift, gain_db=a.gain_db, speed=a.speed, eq_db=a.eq_db,
                        reverb=a.reverb, babble_snr=a.babble_snr, trim=a.trim,
@@ -213,18 +279,20 @@ def run(argv=None) -> int:
         cfg = model.config
         fields = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
                   "seconds": a.seconds, "encoding": encoding,
-                  "split": split_fields(how, train_clips, val_clips),
+                  "split": split_fields(how, labelled, val_clips),
                   "architecture": {"d_model": cfg.d_model, "n_layer": cfg.n_layer,
                                    "d_state": cfg.d_state, "bidirectional": cfg.bidirectional,
                                    "input_type": cfg.input_type, "frame_size": cfg.frame_size,
                                    "frontend": cfg.frontend,
                                    "parameters": model.num_parameters()},
                   "model": m, "init": str(init) if init else None}
+        if pseudo:
+            fields["pseudo_labels"] = pseudo[1]
         val_labels = [train_base.index[c.label] for c in val_clips]
         groups = [c.group for c in val_clips]
         by_group = {"model": accuracy_by_group(pred, val_labels, groups)} if grouped else {}
         if a.baseline == "logmel":
-            base_pred = logmel_report(fields, train_clips, names, num_samples, sample_rate,
+            base_pred = logmel_report(fields, labelled, names, num_samples, sample_rate,
                                       val_ds, a)
             if grouped:
                 by_group["baseline"] = accuracy_by_group(base_pred, val_labels, groups)

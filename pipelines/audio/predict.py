@@ -349,6 +349,59 @@ def evaluate_table(out: Path, truth: dict, labels: List[str]) -> dict:
     return metrics
 
 
+def _about(path: Path, e: InputError) -> str:
+    """An error about reading ``path`` as one line that names it."""
+    return str(e) if str(path) in str(e) else f"{path}: {e}"
+
+
+def _oom(path: Path) -> str:
+    return f"{path}: out of memory (lower --max-seconds, or --chunk-seconds for a causal model)"
+
+
+def classified(predictor: AudioPredictor, paths, max_seconds: Optional[float], batch_size: int,
+               failed):
+    """Yield (path, row, class probabilities (labels,)) for each of ``paths`` a classifier
+    can read; a file that cannot be read or does not fit in memory goes to
+    ``failed(path, one-line message)`` instead.
+
+    Clips of one length (every clip up to the training length is padded to it) are
+    classified together: one forward pass for many short clips costs little more than one,
+    and on a machine whose cores are shared, each of the many small operations of a one-clip
+    pass waits for a descheduled thread (measured: benchmarks/audio_predict_speed.py)."""
+    def flush(batch):
+        try:
+            probs = predictor.classify(torch.stack([w for _, _, w in batch]))
+        except (torch.OutOfMemoryError, MemoryError):
+            if len(batch) > 1:  # one at a time, so only a file that cannot fit fails
+                for item in batch:
+                    yield from flush([item])
+            else:
+                failed(batch[0][0], _oom(batch[0][0]))
+            return
+        for (path, row, _), p in zip(batch, probs):
+            yield path, row, p
+
+    pending: list = []  # (path, row, wave)
+    for path in paths:
+        try:
+            row, wave = predictor.read(path, max_seconds)
+        except InputError as e:
+            failed(path, _about(path, e))
+            continue
+        except (torch.OutOfMemoryError, MemoryError):
+            failed(path, _oom(path))
+            continue
+        if pending and pending[0][2].shape != wave.shape:
+            yield from flush(pending)
+            pending = []
+        pending.append((path, row, wave))
+        if len(pending) >= batch_size:
+            yield from flush(pending)
+            pending = []
+    if pending:
+        yield from flush(pending)
+
+
 def _predict(a, predictor, files, errors, err_file) -> int:
     from tqdm.auto import tqdm
 
@@ -363,58 +416,22 @@ def _predict(a, predictor, files, errors, err_file) -> int:
         errors.append((str(path), msg))
         tqdm.write(f"seqmamba: {msg}", file=sys.stderr)
 
-    def oom(path):
-        return f"{path}: out of memory (lower --max-seconds, or --chunk-seconds for a causal " \
-               f"model)"
-
-    # Clips of one length (every clip up to the training length is padded to it) are
-    # predicted together: one forward pass for many short clips costs little more than one,
-    # and on a machine whose cores are shared, each of the many small operations of a
-    # one-clip pass waits for a descheduled thread (measured: benchmarks/audio_predict_speed.py).
-    pending: list = []  # (path, row, wave)
-
-    def flush(batch):
-        nonlocal n_done
-        if not batch:
-            return
-        try:
-            probs = predictor.classify(torch.stack([w for _, _, w in batch]))
-        except (torch.OutOfMemoryError, MemoryError):
-            if len(batch) > 1:  # one at a time, so only a file that cannot fit fails
-                for item in batch:
-                    flush([item])
-            else:
-                failed(batch[0][0], oom(batch[0][0]))
-            return
-        for (_, row, _), p in zip(batch, probs):
-            table.add(predictor.labelled(row, p))
+    if predictor.task == "audio-classify":
+        for _, row, probs in classified(predictor, bar, a.max_seconds, a.batch_size, failed):
+            table.add(predictor.labelled(row, probs))
             n_done += 1
-
-    classifier = predictor.task == "audio-classify"
-    for path in bar:
-        try:
-            if classifier:
-                row, wave = predictor.read(path, a.max_seconds)
-            else:
+    else:
+        for path in bar:
+            try:
                 row = predictor(path, a.max_seconds)
-        except InputError as e:
-            failed(path, str(e) if str(path) in str(e) else f"{path}: {e}")
-            continue
-        except (torch.OutOfMemoryError, MemoryError):
-            failed(path, oom(path))
-            continue
-        if not classifier:
+            except InputError as e:
+                failed(path, _about(path, e))
+                continue
+            except (torch.OutOfMemoryError, MemoryError):
+                failed(path, _oom(path))
+                continue
             table.add(row)
             n_done += 1
-            continue
-        if pending and pending[0][2].shape != wave.shape:
-            flush(pending)
-            pending = []
-        pending.append((path, row, wave))
-        if len(pending) >= a.batch_size:
-            flush(pending)
-            pending = []
-    flush(pending)
     bar.close()
     if errors:
         write_csv_atomic([{"file": f, "error": m} for f, m in errors], err_file)
