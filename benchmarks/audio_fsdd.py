@@ -29,7 +29,11 @@ Writes ``benchmarks/results/audio_fsdd_loso{_TAG}.csv`` (one row per speaker, an
 the ``settings`` column holds the recipe overrides and the mixed-in manifest) and
 ``audio_fsdd_noise{_TAG}.csv`` (speaker, noise, SNR, model and baselines) and
 ``audio_fsdd_confusion{_TAG}.csv`` (speaker, digit, what the model heard, clips); the ``recipe``
-column names the recipe the overrides apply to.  Every fold trains on the recipe's own
+column names the recipe the overrides apply to.  With ``--adapt`` each fold is the first tagged
+run's model trained further on the recipe's clips plus the held-out speaker's recordings, read
+as unlabelled audio files and labelled by the tagged runs (``finetune --unlabelled``; his
+labelled clips are only scored), and the loso file adds how many of his clips were kept
+(``pseudo_kept``) and the share of those labelled right (``pseudo_acc``).  Every fold trains on the recipe's own
 training sets (its ``train`` list: FSDD and, for ``audio_fsdd``, the bundled synthetic voices)
 with the held-out speaker's clips left out; ``--mix`` clips (e.g. the synthetic voices of
 ``data/audio/make_digits.py``) are added on top.  The baselines are fitted on the FSDD
@@ -39,7 +43,9 @@ speakers alone.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -252,6 +258,20 @@ def clip_arrays(clips, names, sr: int) -> tuple:
             np.array([index[c.label] for c in clips]))
 
 
+def pseudo_label_quality(runs: list, clips, speaker: str) -> dict:
+    """For a fold adapted with --adapt: how many of the held-out speaker's clips its teachers
+    labelled confidently enough to train on (``pseudo_kept``) and the share of those whose
+    label is right (``pseudo_acc``), from the run's RUN/pseudo_labels.csv; {} otherwise."""
+    table = runs[0] / "pseudo_labels.csv"
+    if len(runs) != 1 or not table.is_file():
+        return {}
+    truth = {os.path.normpath(c.path): c.label for c in clips if c.group == speaker}
+    with open(table, newline="") as f:
+        kept = [r for r in csv.DictReader(f) if int(r["kept"])]
+    right = sum(truth[os.path.normpath(r["file"])] == r["label"] for r in kept)
+    return {"pseudo_kept": len(kept), "pseudo_acc": round(right / max(1, len(kept)), 4)}
+
+
 def evaluate_fold(speaker: str, runs: list, clips, a) -> tuple:
     """Score the fold's model (the mean of ``runs``' class probabilities when there are
     several: an ensemble) and the baselines on the held-out speaker, clean and with noise."""
@@ -268,6 +288,7 @@ def evaluate_fold(speaker: str, runs: list, clips, a) -> tuple:
            **{f"{k}_acc": float((b.predict(va_w) == va_y).mean()) for k, b in baselines.items()},
            "train_seconds": sum(train_seconds(r) for r in runs),
            "predict_clips_per_s": round(clips_per_s, 1)}
+    row.update(pseudo_label_quality(runs, clips, speaker))
     confusion = confusion_rows(speaker, names, va_y, clean)
     noisy_rows = []
     rng = np.random.default_rng(0)
@@ -398,8 +419,10 @@ def main(argv=None) -> int:
         noise += n
     mean = {"held_out": "mean", "clips": sum(r["clips"] for r in rows), "settings": settings,
             "recipe": rows[0]["recipe"]}
-    for k in ("model_acc", "logmel_lr_acc", "svm_acc", "train_seconds", "predict_clips_per_s"):
-        mean[k] = round(float(np.mean([r[k] for r in rows])), 4)
+    for k in ("model_acc", "logmel_lr_acc", "svm_acc", "train_seconds", "predict_clips_per_s",
+              "pseudo_kept", "pseudo_acc"):
+        if all(k in r for r in rows):
+            mean[k] = round(float(np.mean([r[k] for r in rows])), 4)
     rows.append(mean)
     suffix = f"_{a.tag}" if a.tag else ""
     write_csv_atomic(rows, HERE / "results" / f"audio_fsdd_loso{suffix}.csv")

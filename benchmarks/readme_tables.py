@@ -404,6 +404,35 @@ def fsdd_seeds() -> str:
     return "\n".join(out)
 
 
+# Adapting a fold to its held-out speaker from his unlabelled clips (audio_fsdd.py --adapt):
+# (column, result file, whether the file is an adapted run with pseudo-label columns)
+FSDD_ADAPT = [("seed 0", "audio_fsdd_loso.csv", False),
+              ("three seeds averaged", "audio_fsdd_loso_ens3.csv", False),
+              ("seed 0 adapted, labels from itself", "audio_fsdd_loso_adapt_self.csv", True),
+              ("seed 0 adapted, labels from the three seeds", "audio_fsdd_loso_adapt.csv", True)]
+
+
+def fsdd_adapt() -> str:
+    """Per held-out speaker: the models before adaptation, then each adapted run with the
+    number of his clips its teachers kept and the share of those labelled right."""
+    cols = [(name, {r["held_out"]: r for r in _csv(f)}, adapted)
+            for name, f, adapted in FSDD_ADAPT if (RESULTS / f).is_file()]
+    head, rule = ["held-out speaker"], ["---"]
+    for name, _, adapted in cols:
+        head += [name] + (["clips kept (right)"] if adapted else [])
+        rule += ["---"] * (2 if adapted else 1)
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(rule) + "|"]
+    for who in ["george", "jackson", "lucas", "nicolas", "mean"]:
+        cells = [f"**{who}**" if who == "mean" else who]
+        for _, rows, adapted in cols:
+            r = rows[who]
+            cells.append(f"{float(r['model_acc']):.3f}")
+            if adapted:
+                cells.append(f"{float(r['pseudo_kept']):.0f} ({float(r['pseudo_acc']):.3f})")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def fsdd_digits() -> str:
     """Per digit and held-out speaker, over the shipped recipe's seeds (FSDD_SEEDS): the share
     of its clips the model names right, and what it names most often instead (with how many
@@ -546,6 +575,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "audio holdout": audio_holdout, "generation": generation,
     "variant zero shot": variant_zero_shot, "variant speed": variant_speed, "fsdd loso": fsdd_loso, "fsdd noise": fsdd_noise,
     "fsdd ablation": fsdd_ablation, "fsdd seeds": fsdd_seeds, "fsdd digits": fsdd_digits,
+    "fsdd adapt": fsdd_adapt,
     "fsdd channels": fsdd_channels, "fsdd recipe speed": fsdd_recipe_speed,
     "busy cores": busy_cores,
     "audio predict speed": audio_predict_speed,

@@ -358,6 +358,18 @@ def _oom(path: Path) -> str:
     return f"{path}: out of memory (lower --max-seconds, or --chunk-seconds for a causal model)"
 
 
+def _attempt(fn, path: Path, failed):
+    """``fn()``, or None after ``failed(path, one-line message)`` when reading ``path`` fails
+    (a file that cannot be used, or one that does not fit in memory)."""
+    try:
+        return fn()
+    except InputError as e:
+        failed(path, _about(path, e))
+    except (torch.OutOfMemoryError, MemoryError):
+        failed(path, _oom(path))
+    return None
+
+
 def classified(predictor: AudioPredictor, paths, max_seconds: Optional[float], batch_size: int,
                failed):
     """Yield (path, row, class probabilities (labels,)) for each of ``paths`` a classifier
@@ -383,14 +395,10 @@ def classified(predictor: AudioPredictor, paths, max_seconds: Optional[float], b
 
     pending: list = []  # (path, row, wave)
     for path in paths:
-        try:
-            row, wave = predictor.read(path, max_seconds)
-        except InputError as e:
-            failed(path, _about(path, e))
+        got = _attempt(lambda: predictor.read(path, max_seconds), path, failed)
+        if got is None:
             continue
-        except (torch.OutOfMemoryError, MemoryError):
-            failed(path, _oom(path))
-            continue
+        row, wave = got
         if pending and pending[0][2].shape != wave.shape:
             yield from flush(pending)
             pending = []
@@ -422,16 +430,10 @@ def _predict(a, predictor, files, errors, err_file) -> int:
             n_done += 1
     else:
         for path in bar:
-            try:
-                row = predictor(path, a.max_seconds)
-            except InputError as e:
-                failed(path, _about(path, e))
-                continue
-            except (torch.OutOfMemoryError, MemoryError):
-                failed(path, _oom(path))
-                continue
-            table.add(row)
-            n_done += 1
+            row = _attempt(lambda: predictor(path, a.max_seconds), path, failed)
+            if row is not None:
+                table.add(row)
+                n_done += 1
     bar.close()
     if errors:
         write_csv_atomic([{"file": f, "error": m} for f, m in errors], err_file)
