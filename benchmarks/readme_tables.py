@@ -409,7 +409,8 @@ def fsdd_seeds() -> str:
 FSDD_ADAPT = [("seed 0", "audio_fsdd_loso.csv", False),
               ("three seeds averaged", "audio_fsdd_loso_ens3.csv", False),
               ("seed 0 adapted, labels from itself", "audio_fsdd_loso_adapt_self.csv", True),
-              ("seed 0 adapted, labels from the three seeds", "audio_fsdd_loso_adapt.csv", True)]
+              ("seed 0 adapted, labels from the three seeds", "audio_fsdd_loso_adapt.csv", True),
+              ("adapted again, labels from that model", "audio_fsdd_loso_adapt2.csv", True)]
 
 
 def fsdd_adapt() -> str:

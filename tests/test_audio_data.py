@@ -824,7 +824,8 @@ def test_loso_benchmark_resumes_a_stopped_fold_and_skips_a_finished_one(tmp_path
     monkeypatch.setattr(audio_fsdd.subprocess, "run", lambda cmd, **kw: calls.append(cmd))
     a = argparse.Namespace(workdir=tmp_path, recipe="audio_fsdd", mix=None, pretrain=0,
                            recipe_file=audio_fsdd.recipe_path("audio_fsdd"),
-                           set=["seed=2"], train_set=["workers=3", "precision=32-true"])
+                           set=["seed=2"], train_set=["workers=3", "precision=32-true"],
+                           adapt=[])
     (tmp_path / "lucas" / "checkpoints").mkdir(parents=True)
     (tmp_path / "lucas" / "checkpoints" / "last.ckpt").write_bytes(b"stopped")
     (tmp_path / "nicolas").mkdir()
@@ -837,3 +838,49 @@ def test_loso_benchmark_resumes_a_stopped_fold_and_skips_a_finished_one(tmp_path
     for c in calls:
         assert c[c.index("--seed") + 1] == "2" and c[c.index("--workers") + 1] == "3"
         assert c[c.index("--precision") + 1] == "32-true"
+
+
+def test_loso_benchmark_adapts_a_fold_from_the_held_out_voice_without_his_labels(tmp_path,
+                                                                                 monkeypatch):
+    """benchmarks/audio_fsdd.py --adapt: the fold starts from the first teacher's model, every
+    teacher labels, and the held-out speaker comes in as his 500 recordings named by a pattern
+    (no manifest, so no label); the scored row counts the kept pseudo-labels and how many of
+    them are right, against the true labels."""
+    import argparse
+    import csv as _csv
+    import glob
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import audio_fsdd
+    from pipelines.audio.datasets import bundled_set, read_clips
+
+    calls = []
+    monkeypatch.setattr(audio_fsdd.subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    teachers = [tmp_path / "fsdd_loso", tmp_path / "fsdd_loso_seed1"]
+    a = argparse.Namespace(workdir=tmp_path / "fsdd_loso_adapt", recipe="audio_fsdd", mix=None,
+                           pretrain=0, recipe_file=audio_fsdd.recipe_path("audio_fsdd"),
+                           set=[], train_set=[], adapt=teachers)
+    audio_fsdd.train_fold("jackson", a)
+    (cmd,) = calls
+    assert cmd[cmd.index("--init") + 1] == str(teachers[0] / "jackson")
+    i = cmd.index("--teacher")
+    assert cmd[i + 1:i + 3] == [str(t / "jackson") for t in teachers]
+    pattern = cmd[cmd.index("--unlabelled") + 1]
+    clips = read_clips(bundled_set("fsdd")["manifest"])
+    his = sorted(c.path for c in clips if c.group == "jackson")
+    assert sorted(glob.glob(pattern)) == his and len(his) == 500
+    assert not pattern.endswith(".csv")
+
+    run = tmp_path / "run"
+    run.mkdir()
+    truth = {c.path: c.label for c in clips if c.group == "jackson"}
+    rows = [{"file": p, "label": truth[p] if k % 3 else "zero" if truth[p] != "zero" else "one",
+             "confidence": 0.95, "kept": int(k < 30)} for k, p in enumerate(his)]
+    with open(run / "pseudo_labels.csv", "w", newline="") as f:
+        w = _csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    got = audio_fsdd.pseudo_label_quality([run], clips, "jackson")
+    assert got == {"pseudo_kept": 30, "pseudo_acc": round(20 / 30, 4)}
+    assert audio_fsdd.pseudo_label_quality([run, run], clips, "jackson") == {}
