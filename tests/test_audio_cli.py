@@ -552,6 +552,7 @@ def test_finetune_trains_on_unlabelled_clips_the_teachers_are_sure_of(tmp_path, 
 
     inside = DIGITS / rows(train)[0]["path"]
     for extra, needle in ((["--unlabelled", unl], "needs classifiers"),
+                          (["--teacher", teachers[0]], "none were given"),
                           (["--unlabelled", unl, "--teacher", tones_model], "names the classes"),
                           (["--unlabelled", inside, "--teacher", teachers[0]],
                            "are labelled training clips too"),

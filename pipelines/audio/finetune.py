@@ -226,6 +226,9 @@ def run(argv=None) -> int:
     if len(names) < 2:
         raise InputError(f"the training clips have a single label ({names[0]})",
                          path=", ".join(map(str, a.train)))
+    if a.teacher and not a.unlabelled:
+        raise InputError("--teacher labels --unlabelled recordings, and none were given",
+                         fix="add --unlabelled INPUT..., or drop --teacher")
     pseudo = pseudo_labelled(a, names, init, labelled, val_clips) if a.unlabelled else None
     train_clips = labelled + (pseudo_labels.kept_clips(pseudo[0], a.pseudo_repeat)
                               if pseudo else [])
