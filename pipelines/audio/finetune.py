@@ -78,6 +78,14 @@ def split_sets(a) -> tuple:
     return s["train"], s["val"], how
 
 
+def labelling_device(accelerator: str) -> str:
+    """Where the teachers run: the GPU when training will use one, else the CPU."""
+    import torch
+
+    wants_gpu = accelerator in ("auto", "gpu", "cuda")
+    return "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
+
+
 def pseudo_labelled(a, names, init, labelled, val_clips) -> tuple:
     """(pseudo-label rows, their report summary) for ``--unlabelled``: labelled now by the
     teachers, or read back from RUN/pseudo_labels.csv when a run resumes (the same clips as
@@ -94,7 +102,8 @@ def pseudo_labelled(a, names, init, labelled, val_clips) -> tuple:
         rows = pseudo_labels.read_labels(table)
     else:
         rows = pseudo_labels.mark_kept(
-            pseudo_labels.label_files(teachers, a.unlabelled, names, a.max_seconds),
+            pseudo_labels.label_files(teachers, a.unlabelled, names, a.max_seconds,
+                                      labelling_device(a.accelerator)),
             a.pseudo_threshold)
     known = {os.path.normpath(c.path) for c in labelled}
     clash = [r["file"] for r in rows if os.path.normpath(r["file"]) in known]

@@ -26,7 +26,7 @@ GROUP = "unlabelled"  # the group (speaker) column of every pseudo-labelled clip
 
 
 def label_files(teachers: Sequence[Path], inputs: Sequence[str], labels: Sequence[str],
-                max_seconds: float, batch_size: int = 32) -> List[dict]:
+                max_seconds: float, device: str = "cpu", batch_size: int = 32) -> List[dict]:
     """Rows (file, label, confidence) for every audio file ``inputs`` name (files, folders,
     glob patterns; a CSV manifest's clips with its labels ignored), labelled by the mean class
     probabilities of ``teachers`` (classifier runs of ``audio finetune``, read alike).
@@ -38,7 +38,7 @@ def label_files(teachers: Sequence[Path], inputs: Sequence[str], labels: Sequenc
     files, errors = expand_inputs([str(i) for i in inputs])
     if errors:
         raise InputError(f"--unlabelled {errors[0][1]}")
-    predictor = AudioPredictor(list(teachers), "cpu", chunk_seconds=10.0)
+    predictor = AudioPredictor(list(teachers), device, chunk_seconds=10.0)
     if predictor.task != "audio-classify":
         raise InputError("the teacher is not a classifier", path=predictor.model_dir,
                          fix="--teacher takes runs of seqmamba audio finetune")
