@@ -103,7 +103,8 @@ def pseudo_labelled(a, names, init, labelled, val_clips) -> tuple:
     else:
         rows = pseudo_labels.mark_kept(
             pseudo_labels.label_files(teachers, a.unlabelled, names, a.max_seconds,
-                                      labelling_device(a.accelerator)),
+                                      labelling_device(a.accelerator),
+                                      progress=not a.no_progress),
             a.pseudo_threshold)
     known = {os.path.normpath(c.path) for c in labelled}
     clash = [r["file"] for r in rows if os.path.normpath(r["file"]) in known]

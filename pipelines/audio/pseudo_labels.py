@@ -15,6 +15,7 @@ training starts; a resumed run reads them back, so it trains on exactly the same
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -26,13 +27,16 @@ GROUP = "unlabelled"  # the group (speaker) column of every pseudo-labelled clip
 
 
 def label_files(teachers: Sequence[Path], inputs: Sequence[str], labels: Sequence[str],
-                max_seconds: float, device: str = "cpu", batch_size: int = 32) -> List[dict]:
+                max_seconds: float, device: str = "cpu", batch_size: int = 32,
+                progress: bool = False) -> List[dict]:
     """Rows (file, label, confidence) for every audio file ``inputs`` name (files, folders,
     glob patterns; a CSV manifest's clips with its labels ignored), labelled by the mean class
     probabilities of ``teachers`` (classifier runs of ``audio finetune``, read alike).
 
     Every problem is one InputError: an input naming nothing or a file that cannot be read,
     a teacher that is not a classifier, or one whose labels are not ``labels``."""
+    from tqdm.auto import tqdm
+
     from .predict import AudioPredictor, classified, expand_inputs
 
     files, errors = expand_inputs([str(i) for i in inputs])
@@ -48,11 +52,14 @@ def label_files(teachers: Sequence[Path], inputs: Sequence[str], labels: Sequenc
                          fix="pass a teacher trained on the same labels")
     failures: list = []
     rows = []
-    for path, _, probs in classified(predictor, files, max_seconds, batch_size,
+    bar = tqdm(files, unit="file", desc="pseudo-labels", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    for path, _, probs in classified(predictor, bar, max_seconds, batch_size,
                                      lambda p, msg: failures.append(msg)):
         conf, k = probs.max(-1)
         rows.append({"file": str(path), "label": predictor.labels[int(k)],
                      "confidence": round(float(conf), 6)})
+    bar.close()
     if failures:
         raise InputError(f"--unlabelled: {failures[0]}"
                          + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""))
