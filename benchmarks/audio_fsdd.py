@@ -33,9 +33,9 @@ column names the recipe the overrides apply to.  With ``--adapt`` each fold is t
 run's model trained further on the recipe's clips plus the held-out speaker's recordings, read
 as unlabelled audio files and labelled by the tagged runs (``finetune --unlabelled``; his
 labelled clips are only scored), and the loso file adds how many of his clips were kept
-(``pseudo_kept``) and the share of those labelled right (``pseudo_acc``).  Every fold trains on the recipe's own
-training sets (its ``train`` list: FSDD and, for ``audio_fsdd``, the bundled synthetic voices)
-with the held-out speaker's clips left out; ``--mix`` clips (e.g. the synthetic voices of
+(``pseudo_kept``) and the share of those labelled right (``pseudo_acc``).  Every fold trains
+on the recipe's own training sets (its ``train`` list: FSDD and, for ``audio_fsdd``, the
+bundled synthetic voices) with the held-out speaker's clips left out; ``--mix`` clips (e.g. the synthetic voices of
 ``data/audio/make_digits.py``) are added on top.  The baselines are fitted on the FSDD
 speakers alone.
 """

@@ -95,5 +95,6 @@ def summary(rows: List[dict], threshold: float, repeat: int, teachers: Sequence[
     for r in kept:
         per_label[r["label"]] = per_label.get(r["label"], 0) + 1
     return {"clips": len(rows), "kept": len(kept), "threshold": threshold, "repeat": repeat,
-            "teachers": [str(t) for t in teachers], "kept_per_label": dict(sorted(per_label.items()))}
+            "teachers": [str(t) for t in teachers],
+            "kept_per_label": dict(sorted(per_label.items()))}
 
