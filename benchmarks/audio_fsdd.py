@@ -35,15 +35,14 @@ as unlabelled audio files and labelled by the tagged runs (``finetune --unlabell
 labelled clips are only scored), and the loso file adds how many of his clips were kept
 (``pseudo_kept``) and the share of those labelled right (``pseudo_acc``).  Every fold trains
 on the recipe's own training sets (its ``train`` list: FSDD and, for ``audio_fsdd``, the
-bundled synthetic voices) with the held-out speaker's clips left out; ``--mix`` clips (e.g. the synthetic voices of
-``data/audio/make_digits.py``) are added on top.  The baselines are fitted on the FSDD
+bundled synthetic voices) with the held-out speaker's clips left out; ``--mix`` clips (e.g.
+the synthetic voices of ``data/audio/make_digits.py``) are added on top.  The baselines are fitted on the FSDD
 speakers alone.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -65,6 +64,7 @@ from pipelines.audio.augment import (babble, change_speed, mix_at_snr,  # noqa: 
                                      shift_formants)
 from pipelines.audio.datasets import bundled_set, read_clips  # noqa: E402
 from pipelines.audio.io import read_audio  # noqa: E402
+from pipelines.audio import pseudo_labels  # noqa: E402
 from pipelines.audio.models import encode_input  # noqa: E402
 from pipelines.audio.predict import AudioPredictor  # noqa: E402
 from pipelines.errors import InputError  # noqa: E402
@@ -262,12 +262,11 @@ def pseudo_label_quality(runs: list, clips, speaker: str) -> dict:
     """For a fold adapted with --adapt: how many of the held-out speaker's clips its teachers
     labelled confidently enough to train on (``pseudo_kept``) and the share of those whose
     label is right (``pseudo_acc``), from the run's RUN/pseudo_labels.csv; {} otherwise."""
-    table = runs[0] / "pseudo_labels.csv"
+    table = runs[0] / pseudo_labels.TABLE
     if len(runs) != 1 or not table.is_file():
         return {}
     truth = {os.path.normpath(c.path): c.label for c in clips if c.group == speaker}
-    with open(table, newline="") as f:
-        kept = [r for r in csv.DictReader(f) if int(r["kept"])]
+    kept = [r for r in pseudo_labels.read_labels(table) if r["kept"]]
     right = sum(truth[os.path.normpath(r["file"])] == r["label"] for r in kept)
     return {"pseudo_kept": len(kept), "pseudo_acc": round(right / max(1, len(kept)), 4)}
 

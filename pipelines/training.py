@@ -662,10 +662,15 @@ class Job:
 STEP_BYTES_PER_UNIT = 96
 
 
+def uses_gpu(accelerator: str = "auto") -> bool:
+    """Whether training with ``--accelerator`` runs on a CUDA GPU."""
+    return accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
 def available_memory(accelerator: str = "auto") -> Optional[int]:
     """Free bytes where training will run: the GPU's (torch.cuda.mem_get_info) or the
     machine's MemAvailable; None when unknown."""
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+    if uses_gpu(accelerator):
         return int(torch.cuda.mem_get_info()[0])
     try:
         with open("/proc/meminfo") as f:

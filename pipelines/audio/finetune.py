@@ -78,14 +78,6 @@ def split_sets(a) -> tuple:
     return s["train"], s["val"], how
 
 
-def labelling_device(accelerator: str) -> str:
-    """Where the teachers run: the GPU when training will use one, else the CPU."""
-    import torch
-
-    wants_gpu = accelerator in ("auto", "gpu", "cuda")
-    return "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
-
-
 def pseudo_labelled(a, names, init, labelled, val_clips) -> tuple:
     """(pseudo-label rows, their report summary) for ``--unlabelled``: labelled now by the
     teachers, or read back from RUN/pseudo_labels.csv when a run resumes (the same clips as
@@ -97,17 +89,19 @@ def pseudo_labelled(a, names, init, labelled, val_clips) -> tuple:
                          fix="pass --teacher RUN (or --init RUN of a classifier)")
     if not 0.0 < a.pseudo_threshold <= 1.0 or a.pseudo_repeat < 1:
         raise InputError("--pseudo-threshold must be in (0, 1] and --pseudo-repeat >= 1")
-    table = a.out / "pseudo_labels.csv"
+    from ..training import uses_gpu
+
+    table = a.out / pseudo_labels.TABLE
     if a.resume and table.is_file():
         rows = pseudo_labels.read_labels(table)
     else:
         rows = pseudo_labels.mark_kept(
             pseudo_labels.label_files(teachers, a.unlabelled, names, a.max_seconds,
-                                      labelling_device(a.accelerator),
+                                      "cuda" if uses_gpu(a.accelerator) else "cpu",
                                       progress=not a.no_progress),
             a.pseudo_threshold)
-    known = {os.path.normpath(c.path) for c in labelled}
-    clash = [r["file"] for r in rows if os.path.normpath(r["file"]) in known]
+    unlabelled = [os.path.normpath(r["file"]) for r in rows]
+    clash = sorted(set(unlabelled) & {os.path.normpath(c.path) for c in labelled})
     if clash:
         raise InputError(f"{len(clash)} clip(s) of --unlabelled are labelled training clips too "
                          f"(e.g. {clash[0]})", fix="--unlabelled is for clips without labels")
@@ -118,7 +112,7 @@ def pseudo_labelled(a, names, init, labelled, val_clips) -> tuple:
     info = pseudo_labels.summary(rows, a.pseudo_threshold, a.pseudo_repeat, teachers)
     # a held-out clip that was also pseudo-labelled: its score is adaptation to that very clip
     info["val_clips_unlabelled_too"] = len({os.path.normpath(c.path) for c in val_clips}
-                                           & {os.path.normpath(r["file"]) for r in rows})
+                                           & set(unlabelled))
     print(f"pseudo-labels: {kept} of {len(rows)} --unlabelled clips kept (the teachers' top "
           f"probability >= {a.pseudo_threshold}), each {a.pseudo_repeat} times", flush=True)
     return rows, info
@@ -262,7 +256,7 @@ def run(argv=None) -> int:
     grouped = how == "group" or len(val_groups) > 1
 
     def job() -> Job:
-        table = a.out / "pseudo_labels.csv"
+        table = a.out / pseudo_labels.TABLE
         if pseudo and not table.is_file():  # RUN's checks have passed: write it before training
             a.out.mkdir(parents=True, exist_ok=True)
             write_csv_atomic(pseudo[0], table)

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 from ..errors import InputError
 from .datasets import Clip
 
+TABLE = "pseudo_labels.csv"  # in RUN
 FIELDS = ["file", "label", "confidence", "kept"]
 GROUP = "unlabelled"  # the group (speaker) column of every pseudo-labelled clip
 
@@ -90,11 +92,7 @@ def kept_clips(rows: List[dict], repeat: int) -> List[Clip]:
 
 def summary(rows: List[dict], threshold: float, repeat: int, teachers: Sequence[Path]) -> Dict:
     """The report's account of the pseudo-labels: how many were kept, of which classes."""
-    kept = [r for r in rows if int(r["kept"])]
-    per_label: Dict[str, int] = {}
-    for r in kept:
-        per_label[r["label"]] = per_label.get(r["label"], 0) + 1
-    return {"clips": len(rows), "kept": len(kept), "threshold": threshold, "repeat": repeat,
-            "teachers": [str(t) for t in teachers],
+    per_label = Counter(r["label"] for r in rows if int(r["kept"]))
+    return {"clips": len(rows), "kept": sum(per_label.values()), "threshold": threshold,
+            "repeat": repeat, "teachers": [str(t) for t in teachers],
             "kept_per_label": dict(sorted(per_label.items()))}
-
