@@ -16,6 +16,8 @@
         --set max_steps=500 lr=0.001 warmup_steps=50
                   # adapt to the held-out voice from his unlabelled clips: the first run's
                   # fold fine-tuned further on the clips the three runs label confidently
+    python benchmarks/audio_fsdd.py --evaluate-only --ensemble '' band_limit band_limit_s2 \
+        --balance 1 --tag ens3_balance   # each speaker's probabilities balanced over his clips
 
 For each speaker, ``seqmamba audio finetune`` trains the recipe on the other three and is
 scored on all 500 clips of the held-out one (a voice it never heard), beside two classic
@@ -67,6 +69,7 @@ from pipelines.audio.io import read_audio  # noqa: E402
 from pipelines.audio import pseudo_labels  # noqa: E402
 from pipelines.audio.models import encode_input  # noqa: E402
 from pipelines.audio.predict import AudioPredictor  # noqa: E402
+from pipelines.balance import balance as rebalance  # noqa: E402
 from pipelines.errors import InputError  # noqa: E402
 from pipelines.bundled import shipped_recipe, shipped_recipe_names  # noqa: E402
 from seqmamba.atomic import write_csv_atomic  # noqa: E402
@@ -210,24 +213,34 @@ def add_noise(w: torch.Tensor, kind: str, snr_db: float, rng: np.random.Generato
 
 
 @torch.no_grad()
-def model_predict(models, extra, waves, batch=64, speeds=(1.0,), formants=(1.0,)):
-    """Predicted class per clip; with several ``models`` (an ensemble of runs of one recipe) or
-    several ``speeds`` or ``formants`` (test-time augmentation), the class probabilities of
-    every model for the clip played at each speed, with its formants moved by each factor, are
-    averaged."""
+def model_probs(models, extra, waves, batch=64, speeds=(1.0,), formants=(1.0,)) -> torch.Tensor:
+    """Class probabilities (clips, classes) of ``waves``; with several ``models`` (an ensemble
+    of runs of one recipe) or several ``speeds`` or ``formants`` (test-time augmentation), the
+    mean of every model's for the clip played at each speed, with its formants moved by each
+    factor."""
     seconds_n = int(round(extra["seconds"] * extra["sample_rate"]))
     sr = int(extra["sample_rate"])
     out = []
     for s in range(0, len(waves), batch):
-        probs = 0
+        probs, n = 0, 0
         for f, g in [(f, g) for f in speeds for g in formants]:
             x = torch.stack([center_crop(shift_formants(change_speed(w, f), sr, g), seconds_n)
                              for w in waves[s:s + batch]])
             x = encode_input(x, extra.get("encoding", "waveform"))
             for model in models:
-                probs = probs + model(x).logits.float().softmax(-1)
-        out.append(probs.argmax(-1))
-    return torch.cat(out).numpy()
+                probs, n = probs + model(x).logits.float().softmax(-1), n + 1
+        out.append(probs / n)
+    return torch.cat(out)
+
+
+def model_predict(models, extra, waves, balance=None, **kw) -> np.ndarray:
+    """Predicted class per clip (``model_probs``' top class); with ``balance`` (a strength),
+    after re-weighting the probabilities over all ``waves`` towards equally frequent classes
+    (``pipelines.balance``: ``audio predict --balance``)."""
+    probs = model_probs(models, extra, waves, **kw)
+    if balance:
+        probs = rebalance(probs, balance)
+    return probs.argmax(-1).numpy()
 
 
 def train_seconds(run: Path) -> float:
@@ -280,7 +293,7 @@ def evaluate_fold(speaker: str, runs: list, clips, a) -> tuple:
     va_w, va_y = clip_arrays([c for c in clips if c.group == speaker], names, sr)
     baselines = {k: fit_baseline(k, tr_w, tr_y, sr, seed=0) for k in ("logmel_lr", "svm")}
     t0 = time.perf_counter()
-    clean = model_predict(models, extra, va_w, speeds=a.tta, formants=a.tta_formant)
+    clean = model_predict(models, extra, va_w, a.balance, speeds=a.tta, formants=a.tta_formant)
     clips_per_s = len(va_w) / (time.perf_counter() - t0)
     row = {"held_out": speaker, "clips": len(va_w),
            "model_acc": float((clean == va_y).mean()),
@@ -295,7 +308,8 @@ def evaluate_fold(speaker: str, runs: list, clips, a) -> tuple:
         for snr in SNRS:
             noisy = [add_noise(w, kind, snr, rng, tr_w) for w in va_w]
             noisy_rows.append({"held_out": speaker, "noise": kind, "snr_db": snr,
-                               "model_acc": float((model_predict(models, extra, noisy, speeds=a.tta,
+                               "model_acc": float((model_predict(models, extra, noisy, a.balance,
+                                                                 speeds=a.tta,
                                                                  formants=a.tta_formant)
                                                    == va_y).mean()),
                                **{f"{k}_acc": float((b.predict(noisy) == va_y).mean())
@@ -327,6 +341,8 @@ def settings_label(a) -> str:
         parts.append(f"tta={factors(a.tta)}")
     if a.tta_formant != [1.0]:
         parts.append(f"tta_formant={factors(a.tta_formant)}")
+    if a.balance:
+        parts.append(f"balance={a.balance:g}")
     if a.ensemble:  # the runs averaged, by tag ("recipe": the untagged run)
         names = ([] if a.evaluate_only else [a.tag]) + list(a.ensemble)
         parts.append("ensemble=" + "+".join(t or "recipe" for t in names))
@@ -368,6 +384,10 @@ def main(argv=None) -> int:
     p.add_argument("--tta-formant", type=float, nargs="+", default=[1.0],
                    help="test-time augmentation: average over the clip with its formants moved "
                         "by these factors, e.g. 0.9 1 1.1")
+    p.add_argument("--balance", type=float, default=None, metavar="STRENGTH",
+                   help="score with the held-out speaker's probabilities re-weighted over his "
+                        "clips towards equally frequent digits (audio predict --balance; true "
+                        "of FSDD: 50 of each), clean and with each noise")
     p.add_argument("--ensemble", nargs="+", default=[], metavar="TAG",
                    help="average each fold's class probabilities with the same fold of these "
                         "tagged runs (e.g. the recipe trained with another seed; '' is the "

@@ -324,9 +324,24 @@ class PartialTable:
             return [r for r in csv.DictReader(f, delimiter=self.delim)
                     if None not in r.values()]
 
-    def finish(self) -> None:
+    def finish(self, rows: Optional[List[dict]] = None) -> None:
+        """OUT := the partial's rows, or ``rows`` in their place (the partial's rows
+        transformed as a whole, e.g. re-weighted over the batch), written atomically."""
         self.f.close()
-        commit(self.partial, self.out)
+        if rows is None:
+            commit(self.partial, self.out)
+        else:
+            import csv
+
+            from seqmamba.atomic import atomic_output
+
+            with atomic_output(self.out) as tmp, open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=self.fields, delimiter=self.delim)
+                w.writeheader()
+                for r in rows:
+                    w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
+                                for k, v in r.items()})
+            self.partial.unlink(missing_ok=True)
         self.meta.unlink(missing_ok=True)
 
     def discard(self) -> None:

@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from dna_helpers import DATA, seqmamba
 from pipelines.audio.io import DEFAULT_MAX_SECONDS
 from pipelines.audio.models import resolve_model_dir
+from pipelines.balance import balance
 from pipelines.runs import model_provenance
 
 DIGITS = DATA / "audio" / "spoken_digits_espeak"
@@ -377,6 +379,53 @@ def test_predict_scores_a_labelled_manifest(tmp_path, classifier):
     assert f"scored 200 labelled clips: accuracy {m['accuracy']:.4f}" in stdout
 
 
+def test_predict_balance_reweights_the_batch_towards_equally_frequent_classes(tmp_path,
+                                                                             classifier, lm):
+    """--balance: the table's probabilities are the model's own re-weighted over all files so
+    that each class's mean is the same, every label is its row's top class, and the evaluation
+    mode scores the balanced labels and records the class weights.  Refused in one line before
+    anything is written: a strength outside (0, 1], --track alone, fewer files than classes,
+    a language model."""
+    run, _ = classifier
+    labels = json.loads((run / "final" / "config.json").read_text())["extra"]["labels"]
+    plain, balanced = tmp_path / "plain.csv", tmp_path / "balanced.csv"
+    for out, extra in ((plain, []), (balanced, ["--balance"])):
+        rc, stdout, err = seqmamba("audio", "predict", "--model", run, DIGITS / "manifest.csv",
+                                   "--out", out, "--no-progress", *extra)
+        assert rc == 0, err
+    assert "balanced 200 files (strength 1)" in stdout
+    raw = {r["file"]: np.array([float(r[f"p_{n}"]) for n in labels]) for r in rows(plain)}
+    got = rows(balanced)
+    q = np.array([[float(r[f"p_{n}"]) for n in labels] for r in got])
+    np.testing.assert_allclose(q.mean(0), 1 / len(labels), atol=1e-4)
+    np.testing.assert_allclose(q.sum(1), 1.0, atol=1e-4)
+    assert [r["label"] for r in got] == [labels[i] for i in q.argmax(1)]
+    # one weight per class, the same for every file: q / p is constant down each column
+    ratio = q / np.stack([raw[r["file"]] for r in got])
+    ratio /= ratio[:, :1]
+    assert np.abs(ratio - ratio[0]).max() < 1e-2 * np.abs(ratio).max()
+    m = json.loads((tmp_path / "balanced.metrics.json").read_text())
+    truth = {str((DIGITS / r["path"]).resolve()): r["label"] for r in rows(DIGITS / "manifest.csv")}
+    assert abs(m["accuracy"] - np.mean([r["label"] == truth[r["file"]] for r in got])) < 1e-9
+    assert m["balance"]["strength"] == 1.0 and set(m["balance"]["class_weights"]) == set(labels)
+    changed = sum(r["label"] != p["label"] for r, p in zip(got, rows(plain)))
+    assert m["balance"]["labels_changed"] == changed and changed > 0
+    assert not list(tmp_path.glob("balanced.csv.partial*"))
+
+    few = sorted(DIGITS.glob("*_0001.wav"))[:3]
+    for model, extra, needle in ((run, ["--balance", 1.5], "must be in (0, 1]"),
+                                 (run, ["--track", tmp_path / "t.csv", "--balance"], "--track"),
+                                 (run, ["--out", tmp_path / "r.csv", "--balance"],
+                                  "at least as many files as classes"),
+                                 (lm[0], ["--out", tmp_path / "r.csv", "--balance"],
+                                  "need a classifier")):
+        args = [] if "--out" in extra or "--track" in extra else ["--out", tmp_path / "r.csv"]
+        rc, _, err = seqmamba("audio", "predict", "--model", model, *few, *args, *extra)
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and needle in lines[0], err
+        assert not (tmp_path / "r.csv").exists() and not (tmp_path / "t.csv").exists()
+
+
 def test_predict_resamples_to_the_rate_the_model_stores(tmp_path, classifier):
     """The model's sample rate is stored with it and every input is brought to it: the same
     clip as a 16 kHz and a 48 kHz file gets (nearly) the same probabilities."""
@@ -549,6 +598,24 @@ def test_finetune_trains_on_unlabelled_clips_the_teachers_are_sure_of(tmp_path, 
                           "--unlabelled", unl, "--teacher", *teachers, "--resume")
     assert rc == 0, err
     assert json.loads((run / "report.json").read_text())["pseudo_labels"]["kept"] == 24
+    # --pseudo-balance: the teachers' probabilities re-weighted over the 24 clips first, as
+    # `audio predict --balance` re-weights its table
+    files = sorted(want)
+    raw = torch.tensor([[float(r[f"p_{n}"]) for n in labels]
+                        for r in sorted(rows(pred), key=lambda r: r["file"])])
+    conf, top = balance(raw).max(-1)
+    mid = float(conf.sort().values[11:13].mean())  # half kept, no clip on the threshold
+    run_b = tmp_path / "run_balanced"
+    rc, _, err = seqmamba("audio", "finetune", *common, "--out", run_b, "--max-steps", 1,
+                          "--unlabelled", unl, "--teacher", *teachers, "--pseudo-balance",
+                          "--pseudo-threshold", mid)
+    assert rc == 0, err
+    got = {r["file"]: r for r in rows(run_b / "pseudo_labels.csv")}
+    assert [got[f]["label"] for f in files] == [labels[int(i)] for i in top]
+    np.testing.assert_allclose([float(got[f]["confidence"]) for f in files], conf, atol=1e-4)
+    assert [int(got[f]["kept"]) for f in files] == (conf >= mid).int().tolist()
+    assert [got[f]["label"] for f in files] != [want[f][0] for f in files]  # it did re-weight
+    assert json.loads((run_b / "report.json").read_text())["pseudo_labels"]["balance"] == 1.0
 
     inside = DIGITS / rows(train)[0]["path"]
     for extra, needle in ((["--unlabelled", unl], "needs classifiers"),
@@ -557,7 +624,10 @@ def test_finetune_trains_on_unlabelled_clips_the_teachers_are_sure_of(tmp_path, 
                           (["--unlabelled", inside, "--teacher", teachers[0]],
                            "are labelled training clips too"),
                           (["--unlabelled", unl, "--teacher", teachers[0],
-                            "--pseudo-threshold", 0.999], "lower --pseudo-threshold")):
+                            "--pseudo-threshold", 0.999], "lower --pseudo-threshold"),
+                          (["--pseudo-balance"], "--pseudo-balance re-weights"),
+                          (["--unlabelled", unl, "--teacher", teachers[0],
+                            "--pseudo-balance", 0], "must be in (0, 1]")):
         rc, _, err = seqmamba("audio", "finetune", *common, "--out", tmp_path / "refused",
                               "--max-steps", 1, *extra)
         lines = err.strip().splitlines()

@@ -89,6 +89,8 @@ def pseudo_labelled(a, names, init, labelled, val_clips) -> tuple:
                          fix="pass --teacher RUN (or --init RUN of a classifier)")
     if not 0.0 < a.pseudo_threshold <= 1.0 or a.pseudo_repeat < 1:
         raise InputError("--pseudo-threshold must be in (0, 1] and --pseudo-repeat >= 1")
+    if a.pseudo_balance is not None and not 0.0 < a.pseudo_balance <= 1.0:
+        raise InputError(f"--pseudo-balance {a.pseudo_balance}: the strength must be in (0, 1]")
     from ..training import uses_gpu
 
     table = a.out / pseudo_labels.TABLE
@@ -98,8 +100,11 @@ def pseudo_labelled(a, names, init, labelled, val_clips) -> tuple:
         rows = pseudo_labels.mark_kept(
             pseudo_labels.label_files(teachers, a.unlabelled, names, a.max_seconds,
                                       "cuda" if uses_gpu(a.accelerator) else "cpu",
-                                      progress=not a.no_progress),
+                                      progress=not a.no_progress, balance=a.pseudo_balance),
             a.pseudo_threshold)
+    if a.pseudo_balance and len(rows) < len(names):
+        raise InputError(f"--pseudo-balance needs at least as many --unlabelled clips as classes "
+                         f"({len(names)}); got {len(rows)}", fix="drop --pseudo-balance")
     unlabelled = [os.path.normpath(r["file"]) for r in rows]
     clash = sorted(set(unlabelled) & {os.path.normpath(c.path) for c in labelled})
     if clash:
@@ -109,7 +114,8 @@ def pseudo_labelled(a, names, init, labelled, val_clips) -> tuple:
     if not kept:
         raise InputError(f"no clip of --unlabelled ({len(rows)}) reaches --pseudo-threshold "
                          f"{a.pseudo_threshold}", fix="lower --pseudo-threshold")
-    info = pseudo_labels.summary(rows, a.pseudo_threshold, a.pseudo_repeat, teachers)
+    info = pseudo_labels.summary(rows, a.pseudo_threshold, a.pseudo_repeat, teachers,
+                                 a.pseudo_balance)
     # a held-out clip that was also pseudo-labelled: its score is adaptation to that very clip
     info["val_clips_unlabelled_too"] = len({os.path.normpath(c.path) for c in val_clips}
                                            & set(unlabelled))
@@ -169,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pseudo-repeat", type=int, default=4,
                    help="each kept clip appears this many times in the training set (its weight "
                         "against the labelled clips)")
+    g.add_argument("--pseudo-balance", type=float, nargs="?", const=1.0, default=None,
+                   metavar="STRENGTH",
+                   help="the --unlabelled clips hold every class about equally often: re-weight "
+                        "the teachers' probabilities over them towards equally frequent classes "
+                        "before labelling (as audio predict --balance; STRENGTH < 1 goes part "
+                        "of the way)")
     g = p.add_argument_group("model")
     g.add_argument("--init", type=Path, default=None,
                    help="audio model to start from (RUN or RUN/final of finetune or pretrain)")
@@ -230,6 +242,9 @@ def run(argv=None) -> int:
     if len(names) < 2:
         raise InputError(f"the training clips have a single label ({names[0]})",
                          path=", ".join(map(str, a.train)))
+    if a.pseudo_balance is not None and not a.unlabelled:
+        raise InputError("--pseudo-balance re-weights the labels of --unlabelled recordings, "
+                         "and none were given", fix="add --unlabelled INPUT..., or drop it")
     if a.teacher and not a.unlabelled:
         raise InputError("--teacher labels --unlabelled recordings, and none were given",
                          fix="add --unlabelled INPUT..., or drop --teacher")

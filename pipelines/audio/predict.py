@@ -69,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32,
                    help="classifiers: clips of the training length (or shorter) predicted "
                         "together; longer files go one at a time")
+    p.add_argument("--balance", type=float, nargs="?", const=1.0, default=None,
+                   metavar="STRENGTH",
+                   help="classifiers, --out: the inputs hold every class about equally often "
+                        "(e.g. one voice saying each digit a few times); re-weight the classes "
+                        "so that over all inputs each is predicted equally often on average, "
+                        "which undoes a model's bias on an unheard voice (pipelines/balance.py). "
+                        "Wrong when the classes are skewed: STRENGTH < 1 (e.g. 0.3) goes part "
+                        "of the way, for a smaller gain and loss (README, FSDD)")
     p.add_argument("--restart", action="store_true", help="ignore an earlier OUT.partial")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
@@ -261,6 +269,11 @@ def run(argv=None) -> int:
     if a.out is None and a.track is None:
         raise InputError("nothing to write: pass --out (a row per file) and/or --track "
                          "(probabilities over time)")
+    if a.balance is not None and not 0.0 < a.balance <= 1.0:
+        raise InputError(f"--balance {a.balance}: the strength must be in (0, 1]")
+    if a.balance is not None and a.out is None:
+        raise InputError("--balance re-weights the rows of --out; --track is not balanced",
+                         fix="add --out FILE, or drop --balance")
     truth: dict = {}
     files, errors = expand_inputs(a.inputs, truth)
     table_outs = [] if a.out is None else [
@@ -268,9 +281,13 @@ def run(argv=None) -> int:
         eval_path(a.out, ".confusion.png")]
     check_outputs([a.track, *table_outs], files)
     predictor = AudioPredictor(a.model, a.device, a.chunk_seconds)
-    if (truth or a.track) and predictor.task != "audio-classify":
-        raise InputError("labelled manifests and --track need a classifier; this model is a "
-                         "language model", path=predictor.model_dir)
+    if (truth or a.track or a.balance) and predictor.task != "audio-classify":
+        raise InputError("labelled manifests, --track and --balance need a classifier; this "
+                         "model is a language model", path=predictor.model_dir)
+    if a.balance and len(files) < len(predictor.labels):
+        raise InputError(f"--balance needs at least as many files as classes "
+                         f"({len(predictor.labels)}); got {len(files)}",
+                         fix="predict the inputs of one voice together, or drop --balance")
     for _, msg in errors:
         print(f"seqmamba: {msg}", file=sys.stderr)
     rc = 0
@@ -278,9 +295,10 @@ def run(argv=None) -> int:
         rc = run_track(a, predictor, files, errors)
     if a.out is not None:
         with OutputLock(a.out, "table"):
-            rc = max(rc, _predict(a, predictor, files, errors, table_outs[1]))
+            code, balance_info = _predict(a, predictor, files, errors, table_outs[1])
+            rc = max(rc, code)
             if truth and a.out.exists():
-                evaluate_table(a.out, truth, predictor.labels)
+                evaluate_table(a.out, truth, predictor.labels, balance=balance_info)
     return rc
 
 
@@ -304,10 +322,12 @@ def eval_path(out: Path, suffix: str) -> Path:
     return out.with_name(out.stem + suffix)
 
 
-def evaluate_table(out: Path, truth: dict, labels: List[str]) -> dict:
+def evaluate_table(out: Path, truth: dict, labels: List[str], balance: Optional[dict] = None
+                   ) -> dict:
     """The evaluation mode: the finished table against the manifests' labels -> accuracy,
     macro-F1, accuracy per group, the confusion matrix (OUT.metrics.json, written atomically)
-    and its plot (OUT.confusion.png); a one-line summary per group on stdout."""
+    and its plot (OUT.confusion.png); a one-line summary per group on stdout.  ``balance``
+    (--balance's strength and class weights) is recorded with them."""
     import csv
 
     import numpy as np
@@ -335,6 +355,8 @@ def evaluate_table(out: Path, truth: dict, labels: List[str]) -> dict:
                "accuracy_by_group": accuracy_by_group(pred, y, groups),
                "labels": labels, "confusion": confusion.tolist(),
                "labels_the_model_lacks": unknown}
+    if balance:
+        metrics["balance"] = balance
     write_json_atomic(metrics, eval_path(out, ".metrics.json"))
     order = natural_order(labels)
     plot_confusion(confusion[np.ix_(order, order)], [labels[i] for i in order],
@@ -410,8 +432,29 @@ def classified(predictor: AudioPredictor, paths, max_seconds: Optional[float], b
         yield from flush(pending)
 
 
-def _predict(a, predictor, files, errors, err_file) -> int:
+def balanced_rows(predictor: AudioPredictor, rows: List[dict], strength: float
+                  ) -> Tuple[list, dict]:
+    """--balance: the table's rows with their probabilities re-weighted over all of them
+    (``pipelines.balance``) and each label the new top class; and what was done (strength,
+    class weights, how many labels changed), which is also printed."""
+    from ..balance import balance, class_weights
+
+    labels = predictor.labels
+    probs = torch.tensor([[float(r[f"p_{n}"]) for n in labels] for r in rows])
+    weights = class_weights(probs)
+    new = [predictor.labelled(r, p) for r, p in zip(rows, balance(probs, strength, weights))]
+    changed = sum(r["label"] != n["label"] for r, n in zip(rows, new))
+    info = {"strength": strength, "files": len(rows), "labels_changed": changed,
+            "class_weights": {n: round(float(w), 4) for n, w in zip(labels, weights ** strength)}}
+    print(f"balanced {len(rows)} files (strength {strength:g}): {changed} labels changed")
+    return new, info
+
+
+def _predict(a, predictor, files, errors, err_file) -> Tuple[int, Optional[dict]]:
+    """The --out table -> (exit code, what --balance did or None)."""
     from tqdm.auto import tqdm
+
+    balance_info = None
 
     provenance = predictor.provenance(max_seconds=a.max_seconds)
     table = PartialTable(a.out, predictor.fields(), a.restart, key=("file",),
@@ -443,12 +486,22 @@ def _predict(a, predictor, files, errors, err_file) -> int:
         table.discard()
         print(f"seqmamba: every input failed ({len(errors)}); nothing written to {a.out} "
               f"(errors in {err_file})", file=sys.stderr)
-        return 2
-    table.finish()
+        return 2, None
+    if a.balance:
+        rows = table.rows()
+        if len(rows) < len(predictor.labels):
+            table.f.close()
+            raise InputError(f"--balance needs at least as many predicted files as classes "
+                             f"({len(predictor.labels)}); {len(rows)} were predicted",
+                             fix="fix the failed inputs, or drop --balance")
+        rows, balance_info = balanced_rows(predictor, rows, a.balance)
+        table.finish(rows)
+    else:
+        table.finish()
     kept = f", {len(table.done)} kept from {table.partial.name}" if table.done else ""
     print(f"wrote {a.out} ({n_done} files predicted{kept})")
     if errors:
         print(f"seqmamba: {len(errors)} input(s) failed (listed in {err_file}); the others are "
               f"in {a.out}", file=sys.stderr)
-        return 2
-    return 0
+        return 2, balance_info
+    return 0, balance_info

@@ -18,7 +18,9 @@ import csv
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
+
+import torch
 
 from ..errors import InputError
 from .datasets import Clip
@@ -30,10 +32,13 @@ GROUP = "unlabelled"  # the group (speaker) column of every pseudo-labelled clip
 
 def label_files(teachers: Sequence[Path], inputs: Sequence[str], labels: Sequence[str],
                 max_seconds: float, device: str = "cpu", batch_size: int = 32,
-                progress: bool = False) -> List[dict]:
+                progress: bool = False, balance: Optional[float] = None) -> List[dict]:
     """Rows (file, label, confidence) for every audio file ``inputs`` name (files, folders,
     glob patterns; a CSV manifest's clips with its labels ignored), labelled by the mean class
-    probabilities of ``teachers`` (classifier runs of ``audio finetune``, read alike).
+    probabilities of ``teachers`` (classifier runs of ``audio finetune``, read alike); with
+    ``balance`` (a strength in (0, 1]), those probabilities are first re-weighted over all the
+    files towards equally frequent classes (``pipelines.balance``, as ``audio predict
+    --balance``).
 
     Every problem is one InputError: an input naming nothing or a file that cannot be read,
     a teacher that is not a classifier, or one whose labels are not ``labels``."""
@@ -53,19 +58,25 @@ def label_files(teachers: Sequence[Path], inputs: Sequence[str], labels: Sequenc
                          f"training clips {', '.join(labels)}", path=predictor.model_dir,
                          fix="pass a teacher trained on the same labels")
     failures: list = []
-    rows = []
+    files_read, probs = [], []
     bar = tqdm(files, unit="file", desc="pseudo-labels", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
-    for path, _, probs in classified(predictor, bar, max_seconds, batch_size,
+    for path, _, p in classified(predictor, bar, max_seconds, batch_size,
                                      lambda p, msg: failures.append(msg)):
-        conf, k = probs.max(-1)
-        rows.append({"file": str(path), "label": predictor.labels[int(k)],
-                     "confidence": round(float(conf), 6)})
+        files_read.append(path)
+        probs.append(p)
     bar.close()
     if failures:
         raise InputError(f"--unlabelled: {failures[0]}"
                          + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""))
-    return rows
+    probs = torch.stack(probs)
+    if balance:
+        from ..balance import balance as rebalance
+
+        probs = rebalance(probs, balance)
+    conf, k = probs.max(-1)
+    return [{"file": str(path), "label": predictor.labels[int(i)], "confidence": round(float(c), 6)}
+            for path, c, i in zip(files_read, conf, k)]
 
 
 def mark_kept(rows: List[dict], threshold: float) -> List[dict]:
@@ -90,9 +101,10 @@ def kept_clips(rows: List[dict], repeat: int) -> List[Clip]:
     return kept * repeat
 
 
-def summary(rows: List[dict], threshold: float, repeat: int, teachers: Sequence[Path]) -> Dict:
+def summary(rows: List[dict], threshold: float, repeat: int, teachers: Sequence[Path],
+            balance: Optional[float] = None) -> Dict:
     """The report's account of the pseudo-labels: how many were kept, of which classes."""
     per_label = Counter(r["label"] for r in rows if int(r["kept"]))
     return {"clips": len(rows), "kept": sum(per_label.values()), "threshold": threshold,
-            "repeat": repeat, "teachers": [str(t) for t in teachers],
+            "repeat": repeat, "teachers": [str(t) for t in teachers], "balance": balance,
             "kept_per_label": dict(sorted(per_label.items()))}
