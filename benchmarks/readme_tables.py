@@ -434,6 +434,26 @@ def fsdd_adapt() -> str:
     return "\n".join(out)
 
 
+def fsdd_balance() -> str:
+    """benchmarks/audio_balance.py: per kind of batch of the held-out speakers' clips, the
+    accuracy as predicted and balanced at each strength, for each set of members."""
+    rows = _csv("audio_balance.csv")
+    members = list(dict.fromkeys(r["members"] for r in rows))
+    strengths = sorted({float(r["strength"]) for r in rows}, reverse=True)
+    got = {(r["members"], r["batch"], float(r["strength"])): r for r in rows}
+    head = ["models", "batch", "clips", "as predicted"] + [f"balanced, strength {s:g}"
+                                                            for s in strengths]
+    out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for m in members:
+        for batch in dict.fromkeys(r["batch"] for r in rows if r["members"] == m):
+            first = got[(m, batch, strengths[0])]
+            out.append(f"| `{m}` | {batch} | {first['clips']} | "
+                       f"{float(first['acc_before']):.3f} | "
+                       + " | ".join(f"{float(got[(m, batch, s)]['acc_after']):.3f}"
+                                    for s in strengths) + " |")
+    return "\n".join(out)
+
+
 def fsdd_digits() -> str:
     """Per digit and held-out speaker, over the shipped recipe's seeds (FSDD_SEEDS): the share
     of its clips the model names right, and what it names most often instead (with how many
@@ -576,7 +596,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "audio holdout": audio_holdout, "generation": generation,
     "variant zero shot": variant_zero_shot, "variant speed": variant_speed, "fsdd loso": fsdd_loso, "fsdd noise": fsdd_noise,
     "fsdd ablation": fsdd_ablation, "fsdd seeds": fsdd_seeds, "fsdd digits": fsdd_digits,
-    "fsdd adapt": fsdd_adapt,
+    "fsdd adapt": fsdd_adapt, "fsdd balance": fsdd_balance,
     "fsdd channels": fsdd_channels, "fsdd recipe speed": fsdd_recipe_speed,
     "busy cores": busy_cores,
     "audio predict speed": audio_predict_speed,

@@ -7,7 +7,10 @@ shorter than the classifier's training clips is centred in silence as in its eva
 Causal models read long files in pieces of ``--chunk-seconds`` with the state carried, so
 memory stays bounded; a file longer than ``--max-seconds`` is reported and skipped.  Several
 ``--model`` classifiers (e.g. one recipe trained with several seeds) are an ensemble: each
-file's class probabilities are the mean of theirs.
+file's class probabilities are the mean of theirs.  ``--balance`` re-weights a classifier's
+probabilities over all the files towards equally frequent classes (``pipelines/balance.py``),
+for a batch known to hold each class about equally often; the table is then written whole at
+the end, from the model's own probabilities kept in ``OUT.partial``.
 
 INPUTs are files, folders (searched recursively for .wav and .flac) or glob patterns
 (quoted, e.g. 'clips/**/*.wav').  A file that cannot be used (empty, truncated, not audio,
