@@ -404,33 +404,39 @@ def fsdd_seeds() -> str:
     return "\n".join(out)
 
 
-# Adapting a fold to its held-out speaker from his unlabelled clips (audio_fsdd.py --adapt):
-# (column, result file, whether the file is an adapted run with pseudo-label columns)
-FSDD_ADAPT = [("seed 0", "audio_fsdd_loso.csv", False),
-              ("three seeds averaged", "audio_fsdd_loso_ens3.csv", False),
-              ("seed 0 adapted, labels from itself", "audio_fsdd_loso_adapt_self.csv", True),
-              ("seed 0 adapted, labels from the three seeds", "audio_fsdd_loso_adapt.csv", True),
-              ("adapted again, labels from that model", "audio_fsdd_loso_adapt2.csv", True)]
+# Adapting a fold to its held-out speaker from his unlabelled clips (audio_fsdd.py --adapt), and
+# balancing the predictions over his clips (--balance): (row, result file)
+FSDD_ADAPT = [("seed 0", "audio_fsdd_loso.csv"),
+              ("three seeds averaged", "audio_fsdd_loso_ens3.csv"),
+              ("three seeds averaged, balanced", "audio_fsdd_loso_ens3_balance.csv"),
+              ("seed 0 adapted, labels from itself", "audio_fsdd_loso_adapt_self.csv"),
+              ("seed 0 adapted, labels from the three seeds", "audio_fsdd_loso_adapt.csv"),
+              ("adapted again, labels from that model", "audio_fsdd_loso_adapt2.csv"),
+              ("seed 0 adapted, balanced labels from the three seeds",
+               "audio_fsdd_loso_adapt_balance.csv"),
+              ("adapted again, balanced labels from that model",
+               "audio_fsdd_loso_adapt_balance2.csv"),
+              ("adapted again (balanced labels), balanced",
+               "audio_fsdd_loso_adapt_balance2_balance.csv")]
 
 
 def fsdd_adapt() -> str:
-    """Per held-out speaker: the models before adaptation, then each adapted run with the
-    number of his clips its teachers kept and the share of those labelled right."""
-    cols = [(name, {r["held_out"]: r for r in _csv(f)}, adapted)
-            for name, f, adapted in FSDD_ADAPT if (RESULTS / f).is_file()]
-    head, rule = ["held-out speaker"], ["---"]
-    for name, _, adapted in cols:
-        head += [name] + (["clips kept (right)"] if adapted else [])
-        rule += ["---"] * (2 if adapted else 1)
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join(rule) + "|"]
-    for who in ["george", "jackson", "lucas", "nicolas", "mean"]:
-        cells = [f"**{who}**" if who == "mean" else who]
-        for _, rows, adapted in cols:
-            r = rows[who]
-            cells.append(f"{float(r['model_acc']):.3f}")
-            if adapted:
-                cells.append(f"{float(r['pseudo_kept']):.0f} ({float(r['pseudo_acc']):.3f})")
-        out.append("| " + " | ".join(cells) + " |")
+    """One row per model (before adaptation, adapted, balanced): its accuracy on each held-out
+    speaker and the mean, and for an adapted run how many of the speaker's clips its teachers
+    kept and the share of those labelled right (means over the folds)."""
+    speakers = ["george", "jackson", "lucas", "nicolas"]
+    out = ["| model | " + " | ".join(speakers) + " | mean | clips kept (right) |",
+           "|---" * (len(speakers) + 3) + "|"]
+    for name, f in FSDD_ADAPT:
+        if not (RESULTS / f).is_file():
+            continue
+        rows = {r["held_out"]: r for r in _csv(f)}
+        mean = rows["mean"]
+        kept = (f"{float(mean['pseudo_kept']):.0f} ({float(mean['pseudo_acc']):.3f})"
+                if mean.get("pseudo_kept") else "-")
+        out.append(f"| {name} | " + " | ".join(f"{float(rows[s]['model_acc']):.3f}"
+                                            for s in speakers)
+                   + f" | {float(mean['model_acc']):.3f} | {kept} |")
     return "\n".join(out)
 
 
