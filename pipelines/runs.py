@@ -344,6 +344,10 @@ class PartialTable:
             self.partial.unlink(missing_ok=True)
         self.meta.unlink(missing_ok=True)
 
+    def close(self) -> None:
+        """Stop writing and keep OUT.partial, so that a rerun resumes from it."""
+        self.f.close()
+
     def discard(self) -> None:
         self.f.close()
         self.partial.unlink(missing_ok=True)

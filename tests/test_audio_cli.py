@@ -424,6 +424,14 @@ def test_predict_balance_reweights_the_batch_towards_equally_frequent_classes(tm
         lines = err.strip().splitlines()
         assert rc == 2 and len(lines) == 1 and needle in lines[0], err
         assert not (tmp_path / "r.csv").exists() and not (tmp_path / "t.csv").exists()
+    # enough files, but one cannot be read: too few predicted to balance; nothing is written
+    # and the model's own probabilities stay in OUT.partial for a rerun with it fixed
+    empty = tmp_path / "bad" / bad_files(tmp_path / "bad")[0]
+    nine = sorted(DIGITS.glob("*_0001.wav"))[:9] + [empty]
+    rc, _, err = seqmamba("audio", "predict", "--model", run, *nine, "--out", tmp_path / "r.csv",
+                          "--balance", "--no-progress")
+    assert rc == 2 and "9 were predicted" in err.strip().splitlines()[-1], err
+    assert not (tmp_path / "r.csv").exists() and len(rows(tmp_path / "r.csv.partial")) == 9
 
 
 def test_predict_resamples_to_the_rate_the_model_stores(tmp_path, classifier):

@@ -458,7 +458,6 @@ def _predict(a, predictor, files, errors, err_file) -> Tuple[int, Optional[dict]
     from tqdm.auto import tqdm
 
     balance_info = None
-
     provenance = predictor.provenance(max_seconds=a.max_seconds)
     table = PartialTable(a.out, predictor.fields(), a.restart, key=("file",),
                          provenance=provenance)
@@ -493,7 +492,7 @@ def _predict(a, predictor, files, errors, err_file) -> Tuple[int, Optional[dict]
     if a.balance:
         rows = table.rows()
         if len(rows) < len(predictor.labels):
-            table.f.close()
+            table.close()
             raise InputError(f"--balance needs at least as many predicted files as classes "
                              f"({len(predictor.labels)}); {len(rows)} were predicted",
                              fix="fix the failed inputs, or drop --balance")

@@ -61,10 +61,10 @@ def label_files(teachers: Sequence[Path], inputs: Sequence[str], labels: Sequenc
     files_read, probs = [], []
     bar = tqdm(files, unit="file", desc="pseudo-labels", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
-    for path, _, p in classified(predictor, bar, max_seconds, batch_size,
-                                     lambda p, msg: failures.append(msg)):
+    for path, _, prob in classified(predictor, bar, max_seconds, batch_size,
+                                    lambda _, msg: failures.append(msg)):
         files_read.append(path)
-        probs.append(p)
+        probs.append(prob)
     bar.close()
     if failures:
         raise InputError(f"--unlabelled: {failures[0]}"
