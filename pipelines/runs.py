@@ -311,8 +311,13 @@ class PartialTable:
             self.w.writeheader()
             self.f.flush()
 
+    @staticmethod
+    def _cells(row: dict) -> dict:
+        """A row as written: floats to 6 significant digits."""
+        return {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+
     def add(self, row: dict) -> None:
-        self.w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        self.w.writerow(self._cells(row))
         self.f.flush()
 
     def rows(self) -> List[dict]:
@@ -338,9 +343,7 @@ class PartialTable:
             with atomic_output(self.out) as tmp, open(tmp, "w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=self.fields, delimiter=self.delim)
                 w.writeheader()
-                for r in rows:
-                    w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
-                                for k, v in r.items()})
+                w.writerows(map(self._cells, rows))
             self.partial.unlink(missing_ok=True)
         self.meta.unlink(missing_ok=True)
 
