@@ -60,3 +60,27 @@ def balance(probs: torch.Tensor, strength: float = 1.0, weights: torch.Tensor = 
     w = (class_weights(probs) if weights is None else weights.double()) ** strength
     q = probs.detach().double().clamp_min(1e-12) * w
     return (q / q.sum(-1, keepdim=True)).float()
+
+
+def balance_groups(probs: torch.Tensor, groups, strength: float = 1.0):
+    """probs (n, classes) and ``groups`` (n keys: the speaker, folder, ... of each row) ->
+    (probs balanced within each group (n, classes) float32, {group: its class weights
+    (classes,) raised to ``strength``}), groups in order of first appearance.
+
+    Each voice (or microphone) biases its own clips alike, and differently from the next one,
+    so a batch holding several is balanced one group at a time: weights fitted over all of
+    them would undo only the bias they share.  Each group must hold every class about
+    equally often."""
+    if len(groups) != probs.shape[0]:
+        raise ValueError(f"balance_groups: {len(groups)} groups for {probs.shape[0]} rows")
+    rows: dict = {}
+    for i, g in enumerate(groups):
+        rows.setdefault(g, []).append(i)
+    out = torch.empty(probs.shape, dtype=torch.float32)
+    weights = {}
+    for g, idx in rows.items():
+        idx = torch.tensor(idx)
+        w = class_weights(probs[idx])
+        out[idx] = balance(probs[idx], strength, w)
+        weights[g] = w ** strength
+    return out, weights

@@ -407,7 +407,9 @@ def test_predict_balance_reweights_the_batch_towards_equally_frequent_classes(tm
     m = json.loads((tmp_path / "balanced.metrics.json").read_text())
     truth = {str((DIGITS / r["path"]).resolve()): r["label"] for r in rows(DIGITS / "manifest.csv")}
     assert abs(m["accuracy"] - np.mean([r["label"] == truth[r["file"]] for r in got])) < 1e-9
-    assert m["balance"]["strength"] == 1.0 and set(m["balance"]["class_weights"]) == set(labels)
+    assert m["balance"]["strength"] == 1.0 and m["balance"]["by"] == "all"
+    assert list(m["balance"]["groups"]) == ["all"]
+    assert set(m["balance"]["groups"]["all"]["class_weights"]) == set(labels)
     changed = sum(r["label"] != p["label"] for r, p in zip(got, rows(plain)))
     assert m["balance"]["labels_changed"] == changed and changed > 0
     assert not list(tmp_path.glob("balanced.csv.partial*"))
@@ -430,8 +432,78 @@ def test_predict_balance_reweights_the_batch_towards_equally_frequent_classes(tm
     nine = sorted(DIGITS.glob("*_0001.wav"))[:9] + [empty]
     rc, _, err = seqmamba("audio", "predict", "--model", run, *nine, "--out", tmp_path / "r.csv",
                           "--balance", "--no-progress")
-    assert rc == 2 and "9 were predicted" in err.strip().splitlines()[-1], err
+    assert rc == 2 and "predicted files as classes (10); got 9" in err.strip().splitlines()[-1], err
     assert not (tmp_path / "r.csv").exists() and len(rows(tmp_path / "r.csv.partial")) == 9
+
+
+def test_predict_balance_by_group_or_folder_balances_each_batch_on_its_own(tmp_path,
+                                                                           classifier):
+    """--balance-by group balances each speaker (voice) of a manifest on its own, and
+    --balance-by folder the files of each folder: each batch's class means become uniform with
+    its own class weights, and the table equals pipelines.balance applied batch by batch to the
+    model's own probabilities.  Refused in one line, nothing written: --balance-by without
+    --balance, a file with no group, a group with fewer files than classes."""
+    run, _ = classifier
+    labels = json.loads((run / "final" / "config.json").read_text())["extra"]["labels"]
+    manifest = rows(DIGITS / "manifest.csv")
+    group = {str((DIGITS / r["path"]).resolve()): r["group"] for r in manifest}
+    plain, by_group = tmp_path / "plain.csv", tmp_path / "by_group.csv"
+    for out, extra in ((plain, []), (by_group, ["--balance", "--balance-by", "group"])):
+        rc, stdout, err = seqmamba("audio", "predict", "--model", run, DIGITS / "manifest.csv",
+                                   "--out", out, "--no-progress", *extra)
+        assert rc == 0, err
+    n_groups = len(set(group.values()))
+    assert f"balanced 200 files in {n_groups} groups (strength 1)" in stdout
+    raw = {r["file"]: [float(r[f"p_{n}"]) for n in labels] for r in rows(plain)}
+    got = rows(by_group)
+    q = np.array([[float(r[f"p_{n}"]) for n in labels] for r in got])
+    for g in sorted(set(group.values())):
+        sel = [i for i, r in enumerate(got) if group[r["file"]] == g]
+        np.testing.assert_allclose(q[sel].mean(0), 1 / len(labels), atol=1e-4)
+        expect = balance(torch.tensor([raw[got[i]["file"]] for i in sel]), 1.0).numpy()
+        np.testing.assert_allclose(q[sel], expect, atol=2e-6)
+    # not what one batch of all 200 gives: each voice got its own weights
+    one_batch = balance(torch.tensor([raw[r["file"]] for r in got]), 1.0).numpy()
+    assert np.abs(q - one_batch).max() > 1e-3
+    m = json.loads((tmp_path / "by_group.metrics.json").read_text())["balance"]
+    assert m["by"] == "group" and set(m["groups"]) == set(group.values())
+    assert sum(v["files"] for v in m["groups"].values()) == 200
+    assert m["labels_changed"] == sum(v["labels_changed"] for v in m["groups"].values())
+
+    # folders: two of 12 clips each (copies of the voices' clips)
+    picked = sorted(DIGITS.glob("*.wav"))[:24]
+    for i, f in enumerate(picked):
+        (tmp_path / "voices" / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, tmp_path / "voices" / "ab"[i % 2] / f.name)
+    for out, extra in ((tmp_path / "f_plain.csv", []),
+                       (tmp_path / "f_bal.csv", ["--balance", "--balance-by", "folder"])):
+        rc, _, err = seqmamba("audio", "predict", "--model", run, tmp_path / "voices", "--out",
+                              out, "--no-progress", *extra)
+        assert rc == 0, err
+    raw = {r["file"]: [float(r[f"p_{n}"]) for n in labels] for r in rows(tmp_path / "f_plain.csv")}
+    got = rows(tmp_path / "f_bal.csv")
+    for folder in "ab":
+        sel = [r for r in got if Path(r["file"]).parent.name == folder]
+        assert len(sel) == 12
+        expect = balance(torch.tensor([raw[r["file"]] for r in sel]), 1.0).numpy()
+        np.testing.assert_allclose([[float(r[f"p_{n}"]) for n in labels] for r in sel], expect,
+                                   atol=2e-6)
+
+    small = tmp_path / "small.csv"
+    with open(small, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "group"])
+        w.writerows([[str(DIGITS / r["path"]), r["label"], "one" if i < 3 else "two"]
+                     for i, r in enumerate(manifest[:40])])
+    for inputs, extra, needle in (
+            ([DIGITS / "manifest.csv"], ["--balance-by", "group"], "add --balance"),
+            ([tmp_path / "voices"], ["--balance", "--balance-by", "group"], "group column"),
+            ([small], ["--balance", "--balance-by", "group"], "in each group; one has 3")):
+        rc, _, err = seqmamba("audio", "predict", "--model", run, *inputs, "--out",
+                              tmp_path / "r.csv", *extra)
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and needle in lines[0], err
+        assert not (tmp_path / "r.csv").exists()
 
 
 def test_predict_resamples_to_the_rate_the_model_stores(tmp_path, classifier):
@@ -624,6 +696,26 @@ def test_finetune_trains_on_unlabelled_clips_the_teachers_are_sure_of(tmp_path, 
     assert [int(got[f]["kept"]) for f in files] == (conf >= mid).int().tolist()
     assert [got[f]["label"] for f in files] != [want[f][0] for f in files]  # it did re-weight
     assert json.loads((run_b / "report.json").read_text())["pseudo_labels"]["balance"] == 1.0
+    # --pseudo-balance-by folder: two voices' folders of 12 clips, each balanced on its own
+    by_name = {Path(f).name: f for f in files}
+    names = sorted(by_name)
+    for i, n in enumerate(names):
+        (tmp_path / "two" / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(by_name[n], tmp_path / "two" / "ab"[i % 2] / n)
+    run_f = tmp_path / "run_folders"
+    rc, _, err = seqmamba("audio", "finetune", *common, "--out", run_f, "--max-steps", 1,
+                          "--unlabelled", tmp_path / "two", "--teacher", *teachers,
+                          "--pseudo-balance", "--pseudo-balance-by", "folder",
+                          "--pseudo-threshold", 1e-6)
+    assert rc == 0, err
+    got = {Path(r["file"]).name: r for r in rows(run_f / "pseudo_labels.csv")}
+    raw_of = dict(zip(files, raw))
+    for half in (names[0::2], names[1::2]):
+        conf, top = balance(torch.stack([raw_of[by_name[n]] for n in half])).max(-1)
+        assert [got[n]["label"] for n in half] == [labels[int(i)] for i in top]
+        np.testing.assert_allclose([float(got[n]["confidence"]) for n in half], conf, atol=1e-4)
+    assert json.loads((run_f / "report.json").read_text())["pseudo_labels"]["balance_by"] == \
+        "folder"
 
     inside = DIGITS / rows(train)[0]["path"]
     for extra, needle in ((["--unlabelled", unl], "needs classifiers"),
@@ -634,6 +726,10 @@ def test_finetune_trains_on_unlabelled_clips_the_teachers_are_sure_of(tmp_path, 
                           (["--unlabelled", unl, "--teacher", teachers[0],
                             "--pseudo-threshold", 0.999], "lower --pseudo-threshold"),
                           (["--pseudo-balance"], "--pseudo-balance re-weights"),
+                          (["--unlabelled", unl, "--teacher", teachers[0],
+                            "--pseudo-balance-by", "folder"], "add --pseudo-balance"),
+                          (["--unlabelled", *sorted(unl.glob("*.wav"))[:6], "--teacher",
+                            teachers[0], "--pseudo-balance"], "clips as classes (10); got 6"),
                           (["--unlabelled", unl, "--teacher", teachers[0],
                             "--pseudo-balance", 0], "must be in (0, 1]")):
         rc, _, err = seqmamba("audio", "finetune", *common, "--out", tmp_path / "refused",

@@ -100,11 +100,9 @@ def pseudo_labelled(a, names, init, labelled, val_clips) -> tuple:
         rows = pseudo_labels.mark_kept(
             pseudo_labels.label_files(teachers, a.unlabelled, names, a.max_seconds,
                                       "cuda" if uses_gpu(a.accelerator) else "cpu",
-                                      progress=not a.no_progress, balance=a.pseudo_balance),
+                                      progress=not a.no_progress, balance=a.pseudo_balance,
+                                      balance_by=a.pseudo_balance_by),
             a.pseudo_threshold)
-    if a.pseudo_balance and len(rows) < len(names):
-        raise InputError(f"--pseudo-balance needs at least as many --unlabelled clips as classes "
-                         f"({len(names)}); got {len(rows)}", fix="drop --pseudo-balance")
     unlabelled = [os.path.normpath(r["file"]) for r in rows]
     clash = sorted(set(unlabelled) & {os.path.normpath(c.path) for c in labelled})
     if clash:
@@ -115,7 +113,7 @@ def pseudo_labelled(a, names, init, labelled, val_clips) -> tuple:
         raise InputError(f"no clip of --unlabelled ({len(rows)}) reaches --pseudo-threshold "
                          f"{a.pseudo_threshold}", fix="lower --pseudo-threshold")
     info = pseudo_labels.summary(rows, a.pseudo_threshold, a.pseudo_repeat, teachers,
-                                 a.pseudo_balance)
+                                 a.pseudo_balance, a.pseudo_balance_by)
     # a held-out clip that was also pseudo-labelled: its score is adaptation to that very clip
     info["val_clips_unlabelled_too"] = len({os.path.normpath(c.path) for c in val_clips}
                                            & set(unlabelled))
@@ -181,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the teachers' probabilities over them towards equally frequent classes "
                         "before labelling (as audio predict --balance; STRENGTH < 1 goes part "
                         "of the way)")
+    g.add_argument("--pseudo-balance-by", choices=("all", "folder"), default="all",
+                   help="--pseudo-balance: over all --unlabelled clips (all), or over the clips "
+                        "of each folder on its own (folder: one voice a folder)")
     g = p.add_argument_group("model")
     g.add_argument("--init", type=Path, default=None,
                    help="audio model to start from (RUN or RUN/final of finetune or pretrain)")
@@ -245,6 +246,9 @@ def run(argv=None) -> int:
     if a.pseudo_balance is not None and not a.unlabelled:
         raise InputError("--pseudo-balance re-weights the labels of --unlabelled recordings, "
                          "and none were given", fix="add --unlabelled INPUT..., or drop it")
+    if a.pseudo_balance_by != "all" and a.pseudo_balance is None:
+        raise InputError(f"--pseudo-balance-by {a.pseudo_balance_by} says how --pseudo-balance "
+                         "groups the clips", fix="add --pseudo-balance, or drop it")
     if a.teacher and not a.unlabelled:
         raise InputError("--teacher labels --unlabelled recordings, and none were given",
                          fix="add --unlabelled INPUT..., or drop --teacher")

@@ -28,7 +28,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "which undoes a model's bias on an unheard voice (pipelines/balance.py). "
                         "Wrong when the classes are skewed: STRENGTH < 1 (e.g. 0.3) goes part "
                         "of the way, for a smaller gain and loss (README, FSDD)")
+    p.add_argument("--balance-by", choices=("all", "group", "folder"), default="all",
+                   help="--balance: all inputs as one batch (all), each group of the CSV "
+                        "manifests' group column on its own (group: one speaker each), or "
+                        "the files of each folder on its own (folder); each batch must hold "
+                        "every class about equally often")
     p.add_argument("--restart", action="store_true", help="ignore an earlier OUT.partial")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
@@ -277,6 +282,9 @@ def run(argv=None) -> int:
     if a.balance is not None and a.out is None:
         raise InputError("--balance re-weights the rows of --out; --track is not balanced",
                          fix="add --out FILE, or drop --balance")
+    if a.balance_by != "all" and a.balance is None:
+        raise InputError(f"--balance-by {a.balance_by} says how --balance groups the files",
+                         fix="add --balance, or drop --balance-by")
     truth: dict = {}
     files, errors = expand_inputs(a.inputs, truth)
     table_outs = [] if a.out is None else [
@@ -287,10 +295,10 @@ def run(argv=None) -> int:
     if (truth or a.track or a.balance) and predictor.task != "audio-classify":
         raise InputError("labelled manifests, --track and --balance need a classifier; this "
                          "model is a language model", path=predictor.model_dir)
-    if a.balance and len(files) < len(predictor.labels):
-        raise InputError(f"--balance needs at least as many files as classes "
-                         f"({len(predictor.labels)}); got {len(files)}",
-                         fix="predict the inputs of one voice together, or drop --balance")
+    group_of = None
+    if a.balance:
+        group_of = balance_groups_of(files, a.balance_by, truth)
+        check_balance_groups(list(group_of.values()), len(predictor.labels), "files")
     for _, msg in errors:
         print(f"seqmamba: {msg}", file=sys.stderr)
     rc = 0
@@ -298,7 +306,8 @@ def run(argv=None) -> int:
         rc = run_track(a, predictor, files, errors)
     if a.out is not None:
         with OutputLock(a.out, "table"):
-            code, balance_info = _predict(a, predictor, files, errors, table_outs[1])
+            code, balance_info = _predict(a, predictor, files, errors, table_outs[1],
+                                          group_of)
             rc = max(rc, code)
             if truth and a.out.exists():
                 evaluate_table(a.out, truth, predictor.labels, balance=balance_info)
@@ -435,25 +444,73 @@ def classified(predictor: AudioPredictor, paths, max_seconds: Optional[float], b
         yield from flush(pending)
 
 
-def balanced_rows(predictor: AudioPredictor, rows: List[dict], strength: float
-                  ) -> Tuple[list, dict]:
-    """--balance: the table's rows with their probabilities re-weighted over all of them
-    (``pipelines.balance``) and each label the new top class; and what was done (strength,
-    class weights, how many labels changed), which is also printed."""
-    from ..balance import balance, class_weights
+def balance_groups_of(files: List[Path], by: str, truth: dict) -> Dict[str, str]:
+    """--balance-by: {file (the table's key): the batch it is balanced in}.  ``all``: one
+    batch; ``folder``: each file's folder; ``group``: the group column of the CSV manifest
+    that listed it (``truth``), which every file must have."""
+    if by == "all":
+        return {str(f): "all" for f in files}
+    if by == "folder":
+        return {str(f): str(f.parent) for f in files}
+    out = {}
+    for f in files:
+        group = truth.get(str(f), ("", ""))[1]
+        if not group:
+            raise InputError("--balance-by group needs every file's group from a CSV "
+                             "manifest's group column; this one has none", path=f,
+                             fix="list the files in a manifest with a group column, or use "
+                                 "--balance-by folder")
+        out[str(f)] = group
+    return out
+
+
+def check_balance_groups(groups: List[str], classes: int, what: str,
+                         fix: str = "predict the inputs of one voice together, or drop "
+                                    "--balance", option: str = "--balance") -> None:
+    """Refuse ``option`` (--balance, --pseudo-balance) when a batch (a group, or all the
+    inputs) holds fewer ``what`` (files, predicted files) than there are classes: it cannot
+    hold every class equally often."""
+    counts: Dict[str, int] = {}
+    for g in groups:
+        counts[g] = counts.get(g, 0) + 1
+    small = [(g, n) for g, n in counts.items() if n < classes]
+    if not counts or small:
+        g, n = small[0] if small else ("all", 0)
+        where = "" if g == "all" else f" in each group; {g} has"
+        raise InputError(f"{option} needs at least as many {what} as classes ({classes})"
+                         f"{where}{'' if where else '; got'} {n}", fix=fix)
+
+
+def balanced_rows(predictor: AudioPredictor, rows: List[dict], strength: float,
+                  group_of: Dict[str, str]) -> Tuple[list, dict]:
+    """--balance: the table's rows with their probabilities re-weighted within each batch of
+    ``group_of`` (``pipelines.balance``) and each label the new top class; and what was done
+    (strength, and per batch its files, class weights and labels changed), which is also
+    printed."""
+    from ..balance import balance_groups
 
     labels = predictor.labels
     probs = torch.tensor([[float(r[f"p_{n}"]) for n in labels] for r in rows])
-    weights = class_weights(probs)
-    new = [predictor.labelled(r, p) for r, p in zip(rows, balance(probs, strength, weights))]
-    changed = sum(r["label"] != n["label"] for r, n in zip(rows, new))
+    groups = [group_of[r["file"]] for r in rows]
+    balanced, weights = balance_groups(probs, groups, strength)
+    new = [predictor.labelled(r, p) for r, p in zip(rows, balanced)]
+    per = {g: {"files": 0, "labels_changed": 0,
+               "class_weights": {n: round(float(x), 4) for n, x in zip(labels, w)}}
+           for g, w in weights.items()}
+    for g, r, n in zip(groups, rows, new):
+        per[g]["files"] += 1
+        per[g]["labels_changed"] += r["label"] != n["label"]
+    changed = sum(v["labels_changed"] for v in per.values())
     info = {"strength": strength, "files": len(rows), "labels_changed": changed,
-            "class_weights": {n: round(float(w), 4) for n, w in zip(labels, weights ** strength)}}
-    print(f"balanced {len(rows)} files (strength {strength:g}): {changed} labels changed")
+            "groups": per}
+    batches = "" if list(per) == ["all"] else f" in {len(per)} groups"
+    print(f"balanced {len(rows)} files{batches} (strength {strength:g}): {changed} labels "
+          "changed")
     return new, info
 
 
-def _predict(a, predictor, files, errors, err_file) -> Tuple[int, Optional[dict]]:
+def _predict(a, predictor, files, errors, err_file, group_of=None
+             ) -> Tuple[int, Optional[dict]]:
     """The --out table -> (exit code, what --balance did or None)."""
     from tqdm.auto import tqdm
 
@@ -491,12 +548,14 @@ def _predict(a, predictor, files, errors, err_file) -> Tuple[int, Optional[dict]
         return 2, None
     if a.balance:
         rows = table.rows()
-        if len(rows) < len(predictor.labels):
-            table.close()
-            raise InputError(f"--balance needs at least as many predicted files as classes "
-                             f"({len(predictor.labels)}); {len(rows)} were predicted",
-                             fix="fix the failed inputs, or drop --balance")
-        rows, balance_info = balanced_rows(predictor, rows, a.balance)
+        try:
+            check_balance_groups([group_of[r["file"]] for r in rows], len(predictor.labels),
+                                 "predicted files", fix="fix the failed inputs, or drop --balance")
+        except InputError:
+            table.close()  # the model's own probabilities stay in OUT.partial for a rerun
+            raise
+        rows, balance_info = balanced_rows(predictor, rows, a.balance, group_of)
+        balance_info["by"] = a.balance_by
         table.finish(rows)
     else:
         table.finish()

@@ -32,23 +32,29 @@ GROUP = "unlabelled"  # the group (speaker) column of every pseudo-labelled clip
 
 def label_files(teachers: Sequence[Path], inputs: Sequence[str], labels: Sequence[str],
                 max_seconds: float, device: str = "cpu", batch_size: int = 32,
-                progress: bool = False, balance: Optional[float] = None) -> List[dict]:
+                progress: bool = False, balance: Optional[float] = None,
+                balance_by: str = "all") -> List[dict]:
     """Rows (file, label, confidence) for every audio file ``inputs`` name (files, folders,
     glob patterns; a CSV manifest's clips with its labels ignored), labelled by the mean class
     probabilities of ``teachers`` (classifier runs of ``audio finetune``, read alike); with
     ``balance`` (a strength in (0, 1]), those probabilities are first re-weighted over all the
     files towards equally frequent classes (``pipelines.balance``, as ``audio predict
-    --balance``).
+    --balance``); with ``balance_by`` "folder", over the files of each folder on its own (one
+    voice a folder).
 
     Every problem is one InputError: an input naming nothing or a file that cannot be read,
     a teacher that is not a classifier, or one whose labels are not ``labels``."""
     from tqdm.auto import tqdm
 
-    from .predict import AudioPredictor, classified, expand_inputs
+    from .predict import AudioPredictor, check_balance_groups, classified, expand_inputs
 
     files, errors = expand_inputs([str(i) for i in inputs])
     if errors:
         raise InputError(f"--unlabelled {errors[0][1]}")
+    batch_of = (lambda f: str(Path(f).parent)) if balance_by == "folder" else (lambda f: "all")
+    if balance:
+        check_balance_groups([batch_of(f) for f in files], len(labels), "--unlabelled clips",
+                             fix="drop --pseudo-balance", option="--pseudo-balance")
     predictor = AudioPredictor(list(teachers), device, chunk_seconds=10.0)
     if predictor.task != "audio-classify":
         raise InputError("the teacher is not a classifier", path=predictor.model_dir,
@@ -71,9 +77,9 @@ def label_files(teachers: Sequence[Path], inputs: Sequence[str], labels: Sequenc
                          + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""))
     probs = torch.stack(probs)
     if balance:
-        from ..balance import balance as rebalance
+        from ..balance import balance_groups
 
-        probs = rebalance(probs, balance)
+        probs = balance_groups(probs, [batch_of(f) for f in files_read], balance)[0]
     conf, k = probs.max(-1)
     return [{"file": str(path), "label": predictor.labels[int(i)], "confidence": round(float(c), 6)}
             for path, c, i in zip(files_read, conf, k)]
@@ -102,9 +108,10 @@ def kept_clips(rows: List[dict], repeat: int) -> List[Clip]:
 
 
 def summary(rows: List[dict], threshold: float, repeat: int, teachers: Sequence[Path],
-            balance: Optional[float] = None) -> Dict:
+            balance: Optional[float] = None, balance_by: str = "all") -> Dict:
     """The report's account of the pseudo-labels: how many were kept, of which classes."""
     per_label = Counter(r["label"] for r in rows if int(r["kept"]))
     return {"clips": len(rows), "kept": sum(per_label.values()), "threshold": threshold,
             "repeat": repeat, "teachers": [str(t) for t in teachers], "balance": balance,
+            "balance_by": balance_by if balance else None,
             "kept_per_label": dict(sorted(per_label.items()))}
