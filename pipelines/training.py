@@ -257,13 +257,20 @@ class ClassifierTask(_Task):
     speaker; -1: none) from the pooled features, through a gradient reversal, so the backbone
     learns features that do not tell the groups apart.  Its pull on the backbone ramps from 0
     to ``adversary_weight`` over training (2 / (1 + exp(-10 p)) - 1 of the run's progress p, as
-    Ganin et al. do).  The adversary is the task's, not the model's: it is not saved with it."""
+    Ganin et al. do).  The adversary is the task's, not the model's: it is not saved with it.
+
+    With ``mixup`` > 0 (a float input, e.g. waveforms), mixup (Zhang et al. 2018): each
+    training clip is mixed with another clip of the batch, ``lam x + (1 - lam) x'``, and the
+    loss is the same mixture of the two labels' losses; ``lam`` ~ Beta(mixup, mixup) folded to
+    [0.5, 1], so each clip's own label stays the larger part."""
 
     model_cls = MambaForSequenceClassification
 
-    def __init__(self, *args, adversary_groups: int = 0, adversary_weight: float = 0.0, **kw):
+    def __init__(self, *args, adversary_groups: int = 0, adversary_weight: float = 0.0,
+                 mixup: float = 0.0, **kw):
         super().__init__(*args, **kw)
         self._val = []
+        self.mixup = mixup
         self.adversary = None
         if adversary_groups > 1 and adversary_weight > 0:
             d = self.model.backbone.feature_dim
@@ -280,11 +287,29 @@ class ClassifierTask(_Task):
         """The reversed gradient's weight now: 0 at the start, adversary_weight at the end."""
         return self.adversary_weight * adversary_ramp(self.global_step / max(1, self.hparams.max_steps))
 
+    def mix(self, x: torch.Tensor, y: torch.Tensor):
+        """mixup of a batch: x (batch, ...) float inputs, y (batch,) labels -> (mixed inputs
+        (batch, ...), lam (batch,) in [0.5, 1], the partner labels (batch,)).  Partners are a
+        random permutation of the batch (torch's global generator, which the trainer seeds)."""
+        lam = torch.distributions.Beta(self.mixup, self.mixup).sample((x.shape[0],))
+        lam = torch.maximum(lam, 1 - lam).to(x.device)
+        perm = torch.randperm(x.shape[0], device=x.device)
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        return lam.view(shape).to(x.dtype) * x + (1 - lam.view(shape).to(x.dtype)) * x[perm], \
+            lam, y[perm]
+
     def training_step(self, batch, _):
-        out = self.model(batch["input_ids"], attention_mask=batch.get("attention_mask"),
-                         labels=batch["label"])
-        acc = (out.logits.argmax(-1) == batch["label"]).float().mean()
-        n = batch["input_ids"].shape[0]
+        x, y = batch["input_ids"], batch["label"]
+        if self.mixup > 0:
+            x, lam, partner = self.mix(x, y)
+            out = self.model(x, attention_mask=batch.get("attention_mask"))
+            logits = out.logits.float()
+            out.loss = (lam * F.cross_entropy(logits, y, reduction="none")
+                        + (1 - lam) * F.cross_entropy(logits, partner, reduction="none")).mean()
+        else:
+            out = self.model(x, attention_mask=batch.get("attention_mask"), labels=y)
+        acc = (out.logits.argmax(-1) == y).float().mean()
+        n = x.shape[0]
         self.log("train_loss", out.loss, prog_bar=True, batch_size=n)
         self.log("train_acc", acc, prog_bar=True, batch_size=n)
         loss = out.loss

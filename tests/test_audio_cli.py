@@ -586,6 +586,54 @@ def test_speaker_adversary_trains_on_the_groups_and_is_not_saved(tmp_path):
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r1").exists()
 
 
+def test_mixup_mixes_clips_and_their_labels_alike(tmp_path, lm):
+    """ClassifierTask with mixup: each clip is lam x + (1 - lam) x' for a partner x' of the
+    batch, lam in [0.5, 1], and the loss is the same mixture of the two labels' cross-entropies
+    of the mixed clip.  `audio finetune --mixup` trains and logs a finite loss; a negative
+    alpha and a mu-law model are refused in one line."""
+    from pipelines.training import ClassifierTask
+
+    config = dict(d_model=16, n_layer=1, d_state=4, vocab_size=1, input_type="waveform",
+                  frame_size=80, num_labels=5, pooling="mean", dropout=0.0)
+    task = ClassifierTask(config, mixup=0.4).eval()
+    task.log = lambda *a, **k: None
+    x = torch.randn(6, 800)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    torch.manual_seed(3)
+    mixed, lam, partner = task.mix(x, y)
+    assert ((lam >= 0.5) & (lam <= 1)).all() and (lam < 0.99).any()
+    # recover each clip's partner: the clip whose mixture reproduces the mixed input
+    for i in range(6):
+        errs = [float((lam[i] * x[i] + (1 - lam[i]) * x[j] - mixed[i]).abs().max())
+                for j in range(6)]
+        j = int(np.argmin(errs))
+        assert errs[j] < 1e-5 and int(partner[i]) == int(y[j])
+    torch.manual_seed(3)
+    loss = task.training_step({"input_ids": x, "label": y, "group": torch.full((6,), -1)}, 0)
+    logits = task.model(mixed).logits.float()
+    F = torch.nn.functional
+    want = (lam * F.cross_entropy(logits, y, reduction="none")
+            + (1 - lam) * F.cross_entropy(logits, partner, reduction="none")).mean()
+    loss, want = float(loss.detach()), float(want.detach())
+    assert abs(loss - want) < 1e-5
+    assert abs(loss - float(F.cross_entropy(logits, y).detach())) > 1e-4  # not the plain loss
+
+    run = tmp_path / "run"
+    rc, _, err = seqmamba("audio", "finetune", "--train", DIGITS, "--out", run, "--seconds", 0.5,
+                          "--max-steps", 10, "--val-every", 10, "--mixup", 0.2, *TINY)
+    assert rc == 0, err
+    losses = [float(r["train_loss"]) for r in rows(run / "logs" / "metrics.csv")
+              if r.get("train_loss")]
+    assert losses and all(np.isfinite(losses))
+    for extra, needle in ((["--mixup", -1], "--mixup >= 0"),
+                          (["--mixup", 0.2, "--init", lm[0]], "--mixup mixes waveforms")):
+        rc, _, err = seqmamba("audio", "finetune", "--train", DIGITS, "--out", tmp_path / "r",
+                              "--max-steps", 1, *extra, *TINY)
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and needle in lines[0], err
+        assert not (tmp_path / "r").exists()
+
+
 def test_shipped_fsdd_recipe_trains_on_real_and_bundled_synthetic_voices(tmp_path):
     """audio_fsdd (the recipe a user runs on real speakers) needs nothing outside the
     checkout: all three of its training sets are bundled, with its augmentations set."""

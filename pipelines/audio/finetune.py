@@ -198,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(speakers, voices): a speaker classifier on the pooled features whose "
                         "reversed gradient, weighted up to W, pushes the backbone to features "
                         "that do not tell voices apart (0: off; e.g. 0.3)")
+    g.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                   help="mixup: each training clip mixed with another clip of the batch, and "
+                        "their labels alike, in a share drawn from Beta(ALPHA, ALPHA) (0: off; "
+                        "e.g. 0.2)")
     g.add_argument("--causal", action="store_true",
                    help="a one-directional backbone (default: bidirectional 'add')")
     g.add_argument("--baseline", default="logmel", choices=["logmel", "none"])
@@ -220,9 +224,10 @@ def run(argv=None) -> int:
             or not 0 <= a.speed < 0.5 or a.mask_bands < 0 or a.mask_frames < 0 \
             or not 0 <= a.reverb <= 1 or not 0 <= a.trim <= 1 or a.babble_snr < 0 \
             or not 0 <= a.tempo <= 1 or not 0 <= a.formant <= 1 or a.speaker_adversary < 0 \
-            or not 0 <= a.band_limit <= 1:
+            or not 0 <= a.band_limit <= 1 or a.mixup < 0:
         raise InputError("--seconds must be positive, --shift-seconds, --gain-db, --eq-db, "
-                         "--babble-snr, --mask-bands, --mask-frames and --speaker-adversary >= 0, "
+                         "--babble-snr, --mask-bands, --mask-frames, --speaker-adversary and "
+                         "--mixup >= 0, "
                          "--speed in [0, 0.5), --reverb, --trim, --tempo, --formant and "
                          "--band-limit in [0, 1]")
     if (a.mask_bands or a.mask_frames or a.frontend_norm) and a.frontend != "filterbank":
@@ -237,6 +242,9 @@ def run(argv=None) -> int:
                          path=init)
     encoding = init_extra.get("encoding", "waveform") if init else "waveform"
     bidirectional = None if a.causal else a.bidirectional
+    if a.mixup and encoding != "waveform":
+        raise InputError(f"--mixup mixes waveforms; the --init model reads {encoding} samples",
+                         path=init, fix="drop --mixup")
 
     labelled, val_clips, how = split_sets(a)
     names = label_names(labelled)
@@ -295,10 +303,12 @@ def run(argv=None) -> int:
                       num_labels=len(names), pooling=a.pooling, bidirectional=bidirectional,
                       dropout=a.dropout, extra=extra)
         per_clip = num_samples if encoding != "waveform" else -(-num_samples // a.frame_size)
-        adversary = {"adversary_groups": len(train_groups),
-                     "adversary_weight": a.speaker_adversary} if a.speaker_adversary else {}
+        task_kwargs = {"adversary_groups": len(train_groups),
+                       "adversary_weight": a.speaker_adversary} if a.speaker_adversary else {}
+        if a.mixup:
+            task_kwargs["mixup"] = a.mixup
         return Job(ClassifierTask, config, loader, val_loader, init,
-                   step_positions=a.batch_size * per_clip, task_kwargs=adversary)
+                   step_positions=a.batch_size * per_clip, task_kwargs=task_kwargs)
 
     def report(model):
         m, pred = score_classifier(model, val_loader, names, a.out)
