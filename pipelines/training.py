@@ -294,9 +294,8 @@ class ClassifierTask(_Task):
         lam = torch.distributions.Beta(self.mixup, self.mixup).sample((x.shape[0],))
         lam = torch.maximum(lam, 1 - lam).to(x.device)
         perm = torch.randperm(x.shape[0], device=x.device)
-        shape = (-1,) + (1,) * (x.dim() - 1)
-        return lam.view(shape).to(x.dtype) * x + (1 - lam.view(shape).to(x.dtype)) * x[perm], \
-            lam, y[perm]
+        share = lam.view((-1,) + (1,) * (x.dim() - 1)).to(x.dtype)  # broadcast over a clip
+        return share * x + (1 - share) * x[perm], lam, y[perm]
 
     def training_step(self, batch, _):
         x, y = batch["input_ids"], batch["label"]

@@ -470,15 +470,15 @@ def check_balance_groups(groups: List[str], classes: int, what: str,
     """Refuse ``option`` (--balance, --pseudo-balance) when a batch (a group, or all the
     inputs) holds fewer ``what`` (files, predicted files) than there are classes: it cannot
     hold every class equally often."""
-    counts: Dict[str, int] = {}
-    for g in groups:
-        counts[g] = counts.get(g, 0) + 1
-    small = [(g, n) for g, n in counts.items() if n < classes]
-    if not counts or small:
-        g, n = small[0] if small else ("all", 0)
-        where = "" if g == "all" else f" in each group; {g} has"
-        raise InputError(f"{option} needs at least as many {what} as classes ({classes})"
-                         f"{where}{'' if where else '; got'} {n}", fix=fix)
+    from collections import Counter
+
+    small = [(g, n) for g, n in Counter(groups).items() if n < classes] or \
+        ([] if groups else [("all", 0)])
+    if small:
+        g, n = small[0]
+        where = f"; got {n}" if g == "all" else f" in each group; {g} has {n}"
+        raise InputError(f"{option} needs at least as many {what} as classes ({classes}){where}",
+                         fix=fix)
 
 
 def balanced_rows(predictor: AudioPredictor, rows: List[dict], strength: float,

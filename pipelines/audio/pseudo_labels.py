@@ -46,14 +46,15 @@ def label_files(teachers: Sequence[Path], inputs: Sequence[str], labels: Sequenc
     a teacher that is not a classifier, or one whose labels are not ``labels``."""
     from tqdm.auto import tqdm
 
-    from .predict import AudioPredictor, check_balance_groups, classified, expand_inputs
+    from .predict import (AudioPredictor, balance_groups_of, check_balance_groups, classified,
+                          expand_inputs)
 
     files, errors = expand_inputs([str(i) for i in inputs])
     if errors:
         raise InputError(f"--unlabelled {errors[0][1]}")
-    batch_of = (lambda f: str(Path(f).parent)) if balance_by == "folder" else (lambda f: "all")
+    group_of = balance_groups_of(files, balance_by, {})  # {file: the batch it is balanced in}
     if balance:
-        check_balance_groups([batch_of(f) for f in files], len(labels), "--unlabelled clips",
+        check_balance_groups(list(group_of.values()), len(labels), "--unlabelled clips",
                              fix="drop --pseudo-balance", option="--pseudo-balance")
     predictor = AudioPredictor(list(teachers), device, chunk_seconds=10.0)
     if predictor.task != "audio-classify":
@@ -79,7 +80,7 @@ def label_files(teachers: Sequence[Path], inputs: Sequence[str], labels: Sequenc
     if balance:
         from ..balance import balance_groups
 
-        probs = balance_groups(probs, [batch_of(f) for f in files_read], balance)[0]
+        probs = balance_groups(probs, [group_of[str(f)] for f in files_read], balance)[0]
     conf, k = probs.max(-1)
     return [{"file": str(path), "label": predictor.labels[int(i)], "confidence": round(float(c), 6)}
             for path, c, i in zip(files_read, conf, k)]
