@@ -65,7 +65,7 @@ from statistics import median
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))  # `kernels` when run from anywhere
+sys.path.insert(0, str(ROOT))  # `seqmamba_kernels` when run from anywhere
 sys.path.insert(0, str(HERE))  # `_proc`
 
 from _proc import write_csv_atomic  # noqa: E402
@@ -138,7 +138,7 @@ def check(fn, name):
 # Each returns (scan function taking the make_inputs() tensors, build_s, note).
 
 def torch_eager_loop(threads):
-    from kernels import selective_scan
+    from seqmamba_kernels import selective_scan
 
     def scan(u, delta, A, B, C, D, z):
         with torch.no_grad():

@@ -13,7 +13,7 @@ Parts (each writes its own CSV in benchmarks/results/, atomically):
     backends alternate call by call and the best of ``--repeats`` is kept, so a change in the
     machine's load hits both.  Beside them, G state-updates/s (batch*dim*length*state / s) and
     the roofline: the same arithmetic per state update (one exp, three FMAs) with every
-    operand in registers (``kernels.cpu_scan.roofline_gups``), measured in the same run.
+    operand in registers (``seqmamba_kernels.cpu_scan.roofline_gups``), measured in the same run.
 
 ``shared`` -> cpu_scan_shared.csv
     The same forward call (batch 1, dim 512, length 4096) in a loop: alone; as two processes
@@ -67,7 +67,7 @@ def _inputs(batch, dim, length, grad, seed=0):
 def _call(x, backend, grad):
     import torch
 
-    from kernels import selective_scan
+    from seqmamba_kernels import selective_scan
 
     with torch.set_grad_enabled(grad):
         out = selective_scan(**x, delta_softplus=True, backend=backend)
@@ -80,7 +80,7 @@ def _call(x, backend, grad):
 def part_speed(a) -> list:
     import torch
 
-    from kernels.cpu_scan import roofline_gups
+    from seqmamba_kernels.cpu_scan import roofline_gups
 
     torch.set_num_threads(a.threads)
     rows = []
@@ -109,7 +109,7 @@ def part_speed(a) -> list:
             if not grad:  # the recurrence alone: no softplus, no z gate (where the rest goes)
                 core = {k: v for k, v in x.items() if k != "z"}
                 core["delta"] = torch.nn.functional.softplus(core["delta"])
-                from kernels import selective_scan
+                from seqmamba_kernels import selective_scan
 
                 selective_scan(**core, backend="cpu")
                 ts = []
@@ -132,7 +132,7 @@ def part_speed(a) -> list:
 _LOOP = """
 import json, sys, time, torch
 sys.path.insert(0, {root!r})
-from kernels import selective_scan
+from seqmamba_kernels import selective_scan
 g = torch.Generator().manual_seed(0)
 x = dict(u=torch.randn(1, 512, 4096, generator=g), delta=torch.randn(1, 512, 4096, generator=g) - 2,
          A=-torch.arange(1, 17.).repeat(512, 1), B=torch.randn(1, 16, 4096, generator=g),

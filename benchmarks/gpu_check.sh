@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check for the Triton scan kernels, on a CUDA machine (run from anywhere):
 #   1. the Triton tests compiled for the GPU at real sizes, fp32 and bf16 (both reverse-scan
-#      modes of the backward kernel, see kernels/triton_kernels.py), and the conformance vectors
+#      modes of the backward kernel, see seqmamba_kernels/triton_kernels.py), and the conformance vectors
 #      in full, gradients included;
 #   2. forward and forward+backward timings at batch 8, dim 2048, state 16, lengths 2k..64k,
 #      against the memory-traffic floor (bytes of u, delta, B, C, z read and out written, over

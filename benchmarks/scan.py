@@ -88,7 +88,7 @@ def _run_once(impl, x, grad):
     if impl == "mambapy":
         out = _mambapy_scan(**x)
     else:
-        from kernels import selective_scan
+        from seqmamba_kernels import selective_scan
 
         out = selective_scan(x["u"], x["delta"], x["A"], x["B"], x["C"], D=x["D"], z=x["z"],
                              delta_softplus=True, backend=impl)
@@ -365,14 +365,14 @@ def _impl_available(impl, device) -> bool:
         sys.path.insert(0, str(ROOT))
         import torch
 
-        from kernels import available_backends
+        from seqmamba_kernels import available_backends
 
         return device != "cpu" and available_backends(torch.device(device))["triton"] is None
     if impl == "cpu":
         sys.path.insert(0, str(ROOT))
         import torch
 
-        from kernels import available_backends
+        from seqmamba_kernels import available_backends
 
         return available_backends(torch.device(device))["cpu"] is None
     return True

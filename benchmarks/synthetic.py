@@ -343,7 +343,7 @@ def train_induction(spec: TrainSpec, seed: int, length: int, state_passing: bool
 def use_triton_if_it_checks_out(device: str) -> None:
     """On a GPU, run the Triton scan only if it matches the float64 reference here (values
     and gradients, fp32 and bf16); else train with the torch backend and say so."""
-    from kernels.selfcheck import self_check
+    from seqmamba_kernels.selfcheck import self_check
 
     bad = [r for r in self_check(torch.device(device), backends=["triton"]) if not r.ok]
     if bad:

@@ -49,9 +49,9 @@ def _version(module: str) -> str:
 def cmd_info(args) -> int:
     import torch
 
-    import kernels
+    import seqmamba_kernels
     import seqmamba
-    from kernels.dispatch import ENV_VAR, triton_interpreted
+    from seqmamba_kernels.dispatch import ENV_VAR, triton_interpreted
 
     print(f"seqmamba {seqmamba.__version__}  python {platform.python_version()}  "
           f"{platform.system()} {platform.machine()}")
@@ -65,9 +65,9 @@ def cmd_info(args) -> int:
           f"TRITON_INTERPRET={'1' if triton_interpreted() else '(unset)'}")
     print("scan backends:")
     for dev in devices:
-        auto = kernels.resolve_backend(None, dev, torch.float32) if not os.environ.get(ENV_VAR) \
+        auto = seqmamba_kernels.resolve_backend(None, dev, torch.float32) if not os.environ.get(ENV_VAR) \
             else None
-        for name, why in kernels.available_backends(dev).items():
+        for name, why in seqmamba_kernels.available_backends(dev).items():
             mark = "yes" if why is None else f"no: {why}"
             star = "  <- automatic choice" if name == auto else ""
             print(f"  {dev.type:<5} {name:<10} {mark}{star}")
@@ -86,7 +86,7 @@ def _print_checks(results) -> bool:
 
 
 def cmd_selfcheck(args) -> int:
-    from kernels.selfcheck import self_check
+    from seqmamba_kernels.selfcheck import self_check
 
     conf = Path(args.conformance) if args.conformance else CONFORMANCE
     if args.conformance and not conf.exists():

@@ -1,6 +1,6 @@
 """seqmamba: Mamba selective state-space models for million-length DNA and raw audio.
 
-The selective-scan engine lives in the ``kernels`` package; this package holds the model:
+The selective-scan engine lives in the ``seqmamba_kernels`` package; this package holds the model:
 
     from seqmamba import MambaConfig, MambaLMHeadModel
     model = MambaLMHeadModel(MambaConfig(d_model=128, n_layer=2, vocab_size=16))

@@ -89,7 +89,7 @@ class MambaConfig:
     label_complement: Optional[list] = None
     pooling: str = "mean"
     pad_token_id: Optional[int] = None
-    # Scan backend for this model (None: the dispatcher's choice, see kernels.dispatch).
+    # Scan backend for this model (None: the dispatcher's choice, see seqmamba_kernels.dispatch).
     scan_backend: Optional[str] = None
     # Free-form metadata a pipeline stores with the model (tokenizer, label names, task).
     extra: dict = field(default_factory=dict)

@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from kernels import causal_conv1d, selective_scan
+from seqmamba_kernels import causal_conv1d, selective_scan
 
 from .cache import LayerCache
 from .config import MambaConfig

@@ -5,7 +5,7 @@ thousand elements, so Python overhead (module calls, attribute look-ups, dtype c
 more than the arithmetic.  :class:`RecurrentStepper` reads every weight once into plain local
 structures and runs the same arithmetic as the model's forward pass on one position: the tests
 compare it with full forward passes.  The state update is the model's scan backend's
-``selective_state_update`` (``kernels``); ``compile=True`` compiles this same step.
+``selective_state_update`` (``seqmamba_kernels``); ``compile=True`` compiles this same step.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import List, NamedTuple, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from kernels.dispatch import state_update_fn
+from seqmamba_kernels.dispatch import state_update_fn
 
 from .cache import InferenceCache
 

@@ -8,12 +8,12 @@ from typing import Optional
 
 import torch
 
-from kernels.selfcheck import TOLERANCE
+from seqmamba_kernels.selfcheck import TOLERANCE
 
 DEVICE = torch.device(os.environ.get("SEQMAMBA_TEST_DEVICE", "cpu"))
 ON_GPU = DEVICE.type == "cuda"
 
-# Relative error allowed per input dtype: the self-check's table (kernels.selfcheck.TOLERANCE).
+# Relative error allowed per input dtype: the self-check's table (seqmamba_kernels.selfcheck.TOLERANCE).
 TOL = TOLERANCE
 
 INPUT_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
@@ -109,7 +109,7 @@ def run_scan(fn, inputs: dict, softplus: bool, dtype: torch.dtype, device=DEVICE
 def direct(impl, **options):
     """A backend's implementation called directly (to pass its tuning options), after the
     public argument checks, with the signature of ``selective_scan``."""
-    from kernels._checks import check_scan_args
+    from seqmamba_kernels._checks import check_scan_args
 
     def fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
            initial_state=None, return_last_state=True):

@@ -1,9 +1,9 @@
-"""The causal depthwise convolution (kernels.causal_conv1d) against its float64 reference."""
+"""The causal depthwise convolution (seqmamba_kernels.causal_conv1d) against its float64 reference."""
 
 import pytest
 import torch
 
-from kernels import causal_conv1d, causal_conv1d_ref
+from seqmamba_kernels import causal_conv1d, causal_conv1d_ref
 from scan_cases import rel_err
 
 SHAPES = [(1, 1, 1, 4), (2, 5, 3, 4), (2, 16, 40, 4), (3, 37, 100, 4), (1, 20, 9000, 3),

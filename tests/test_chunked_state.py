@@ -5,7 +5,7 @@ from functools import partial
 import pytest
 import torch
 
-from kernels import selective_scan
+from seqmamba_kernels import selective_scan
 from scan_cases import DEVICE, ON_GPU, TOL, Case, make_inputs, rel_err
 
 TIME_KEYS = ("u", "delta", "z")

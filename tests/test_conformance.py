@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernels import selective_scan, selective_state_update
-from kernels.selfcheck import FLOAT32_BACKENDS, TOLERANCE
+from seqmamba_kernels import selective_scan, selective_state_update
+from seqmamba_kernels.selfcheck import FLOAT32_BACKENDS, TOLERANCE
 from scan_cases import DEVICE, ON_GPU, rel_err
 
 VECTORS = Path(__file__).parent / "data" / "conformance" / "selective_scan_v1.pt"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernels import selective_scan, selective_scan_ref, selective_state_update
-from kernels.cpu_scan import _blocks, _supers, roofline_gups, selective_scan_cpu
+from seqmamba_kernels import selective_scan, selective_scan_ref, selective_state_update
+from seqmamba_kernels.cpu_scan import _blocks, _supers, roofline_gups, selective_scan_cpu
 from scan_cases import TOL, Case, assert_close_all, direct, make_inputs, rel_err, run_scan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,7 +182,7 @@ def test_no_compiler_falls_back_to_torch_with_one_warning(tmp_path):
     env.pop("SEQMAMBA_SCAN_BACKEND", None)
     r = _run_python("""
         import warnings, torch
-        from kernels import selective_scan, selective_scan_ref, resolve_backend
+        from seqmamba_kernels import selective_scan, selective_scan_ref, resolve_backend
         g = torch.Generator().manual_seed(0)
         x = dict(u=torch.randn(1, 4, 30, generator=g), delta=torch.randn(1, 4, 30, generator=g),
                  A=-torch.rand(4, 3, generator=g), B=torch.randn(1, 3, 30, generator=g),
@@ -216,7 +216,7 @@ def test_concurrent_first_builds_leave_one_complete_library(tmp_path):
     env = {**os.environ, "SEQMAMBA_KERNEL_CACHE": str(tmp_path / "cache")}
     code = textwrap.dedent("""
         import torch
-        from kernels import selective_scan, selective_scan_ref
+        from seqmamba_kernels import selective_scan, selective_scan_ref
         x = dict(u=torch.randn(1, 20, 50), delta=torch.randn(1, 20, 50), A=-torch.rand(20, 4),
                  B=torch.randn(1, 4, 50), C=torch.randn(1, 4, 50))
         out = selective_scan(**x, delta_softplus=True, backend="cpu")
@@ -242,8 +242,8 @@ def test_unusable_cache_folder_builds_in_a_private_temporary_folder(tmp_path):
     env = {**os.environ, "SEQMAMBA_KERNEL_CACHE": str(blocker / "cache")}
     r = _run_python("""
         import os, torch
-        from kernels.cpu_scan import cpu_kernel_unavailable_reason
-        from kernels._cpu_build import _state
+        from seqmamba_kernels.cpu_scan import cpu_kernel_unavailable_reason
+        from seqmamba_kernels._cpu_build import _state
         print(cpu_kernel_unavailable_reason())
         path = _state["lib"]._name
         st = os.stat(os.path.dirname(path))

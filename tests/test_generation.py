@@ -127,7 +127,7 @@ def test_recurrent_stepper_equals_full_forward(kw):
 def test_recurrent_stepper_runs_the_models_scan_backend(backend, monkeypatch):
     """The step's state update is the kernels' update of cfg.scan_backend, and every backend
     gives the full forward's logits."""
-    import kernels.dispatch as dispatch
+    import seqmamba_kernels.dispatch as dispatch
     from seqmamba.stepper import RecurrentStepper
 
     m = model(4, scan_backend=backend)

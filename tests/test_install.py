@@ -8,6 +8,7 @@ the source tree, where walking up from ``__file__`` to a repository would find n
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -53,11 +54,38 @@ def installed(tmp_path_factory):
     return venv / "bin", env, work
 
 
+OUR_PACKAGES = {"seqmamba_kernels", "seqmamba", "pipelines"}
+
+
+def test_no_other_distribution_installs_our_top_level_names():
+    """Each top-level package we install is ours alone.  The scan engine was once the package
+    ``kernels``, the name of Hugging Face's kernel hub client, which transformers 5.x installs:
+    beside it, ``seqmamba`` run from outside the checkout imported theirs and failed."""
+    owners = importlib.metadata.packages_distributions()
+    ours = {name for name, dists in owners.items() if "seqmamba" in dists}
+    assert ours == OUR_PACKAGES
+    for name in ours:
+        assert set(owners[name]) == {"seqmamba"}, (name, owners[name])
+
+
+def test_the_command_imports_the_checkout_from_anywhere(tmp_path):
+    """The console script, run outside the source tree (where the current folder does not put
+    the checkout first on sys.path), imports our packages and not a namesake."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    where = _run([sys.executable, "-c", "import pipelines, seqmamba, seqmamba_kernels; "
+                  "print(pipelines.__file__, seqmamba.__file__, seqmamba_kernels.__file__)"],
+                 tmp_path, env)
+    for f in where.split():
+        assert Path(f).resolve().is_relative_to(ROOT), f
+    info = _run([str(Path(sys.executable).parent / "seqmamba"), "info"], tmp_path, env)
+    assert "scan backends:" in info
+
+
 def test_the_installed_package_is_not_the_checkout(installed):
     bin_, env, work = installed
     where = _run([str(bin_ / "python"), "-c",
-                  "import pipelines, seqmamba, kernels; "
-                  "print(pipelines.__file__, seqmamba.__file__, kernels.__file__)"], work, env)
+                  "import pipelines, seqmamba, seqmamba_kernels; "
+                  "print(pipelines.__file__, seqmamba.__file__, seqmamba_kernels.__file__)"], work, env)
     for f in where.split():
         assert not Path(f).resolve().is_relative_to(ROOT), f
 

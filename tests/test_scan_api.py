@@ -5,8 +5,8 @@ import warnings
 import pytest
 import torch
 
-import kernels
-from kernels import dispatch, selective_scan, selective_state_update
+import seqmamba_kernels
+from seqmamba_kernels import dispatch, selective_scan, selective_state_update
 from scan_cases import Case, make_inputs
 
 
@@ -132,19 +132,19 @@ def test_automatic_fallback_warns_once(monkeypatch):
 
 def test_available_backends_reports_reasons(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
-    avail = kernels.available_backends(torch.device("cpu"))
+    avail = seqmamba_kernels.available_backends(torch.device("cpu"))
     assert avail["reference"] is None and avail["torch"] is None and avail["cpu"] is None
     assert "CUDA" in avail["triton"]
-    assert "float64" in kernels.available_backends(torch.device("cpu"), torch.float64)["cpu"]
-    assert "CPU tensors" in kernels.available_backends(torch.device("meta"))["cpu"]
+    assert "float64" in seqmamba_kernels.available_backends(torch.device("cpu"), torch.float64)["cpu"]
+    assert "CPU tensors" in seqmamba_kernels.available_backends(torch.device("meta"))["cpu"]
 
 
 def test_kernels_does_not_import_upward():
-    """kernels depends on torch/triton only: no import of seqmamba or pipelines anywhere in it."""
+    """seqmamba_kernels depends on torch/triton only: no import of seqmamba or pipelines anywhere in it."""
     import ast
     from pathlib import Path
 
-    for path in Path(kernels.__file__).parent.glob("*.py"):
+    for path in Path(seqmamba_kernels.__file__).parent.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names = []

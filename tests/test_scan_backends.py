@@ -6,8 +6,8 @@ from functools import partial
 import pytest
 import torch
 
-from kernels import selective_scan, selective_scan_ref
-from kernels.torch_scan import selective_scan_torch
+from seqmamba_kernels import selective_scan, selective_scan_ref
+from seqmamba_kernels.torch_scan import selective_scan_torch
 from scan_cases import (ON_GPU, TOL, Case, assert_close_all, direct, make_inputs,
                         run_scan)
 
@@ -47,7 +47,7 @@ def _torch_fn(chunk):
 
 
 def _triton_fn(block_l, reverse_via_flip=None):
-    from kernels.triton_scan import TileConfig, selective_scan_triton
+    from seqmamba_kernels.triton_scan import TileConfig, selective_scan_triton
 
     return direct(selective_scan_triton,
                    tiles=TileConfig(block_l=block_l, reverse_via_flip=reverse_via_flip))

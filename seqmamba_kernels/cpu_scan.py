@@ -1,6 +1,6 @@
 """The fused CPU backend: the selective scan and its one-step update in compiled C.
 
-The kernel (``csrc/selective_scan_cpu.c``, built by :mod:`kernels._cpu_build`) makes one
+The kernel (``csrc/selective_scan_cpu.c``, built by :mod:`seqmamba_kernels._cpu_build`) makes one
 pass over the inputs per direction: the exp of dt*A, the recurrence and the contraction with
 C happen in registers, vectorised over 16 channels, and the (batch, length, dim, state)
 tensor is never formed.  Memory beyond inputs and outputs: the state at every ``tile``

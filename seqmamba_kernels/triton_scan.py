@@ -1,4 +1,4 @@
-"""Launchers for the Triton kernels in :mod:`kernels.triton_kernels` and their autograd glue.
+"""Launchers for the Triton kernels in :mod:`seqmamba_kernels.triton_kernels` and their autograd glue.
 
 Importing this module imports triton: set ``TRITON_INTERPRET=1`` before that to run the
 kernels on CPU tensors (slowly; the tests do this on small shapes).
@@ -131,7 +131,7 @@ class _TritonScanFn(torch.autograd.Function):
 
 def selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
                           shapes: ScanShapes, tiles: TileConfig = DEFAULT_TILES):
-    """Fused Triton selective scan (inputs already validated by ``kernels.selective_scan``).
+    """Fused Triton selective scan (inputs already validated by ``seqmamba_kernels.selective_scan``).
 
     u, delta, z: (batch, dim, length); A: (dim, state); B: (batch, state, length),
     (batch, groups, state, length) or (dim, state); C: (batch, [groups,] state, length);

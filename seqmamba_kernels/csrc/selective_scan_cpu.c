@@ -1,7 +1,7 @@
 /* Fused CPU selective scan (Mamba S6): forward, backward and the one-step update.
  *
  * Plain C (GNU vector extensions, pthreads), no torch headers: it is compiled on first use
- * by kernels/_cpu_build.py and called through ctypes by kernels/cpu_scan.py, which validates
+ * by seqmamba_kernels/_cpu_build.py and called through ctypes by seqmamba_kernels/cpu_scan.py, which validates
  * every argument first.  All arithmetic is float32; inputs arrive as float32 with arbitrary
  * element strides (the model hands over transposed views, which are read in place).
  *

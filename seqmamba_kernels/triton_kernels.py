@@ -17,7 +17,7 @@ whose GPU lowering has been reported wrong for non-commutative combine functions
 (triton-lang/triton#4362).  The interpreter implements reverse=True as flip-scan-flip, so CI
 checks both modes; ``benchmarks/gpu_check.sh`` checks both on a real GPU.
 
-These kernels trust their inputs; ``kernels.triton_scan`` validates and launches them.
+These kernels trust their inputs; ``seqmamba_kernels.triton_scan`` validates and launches them.
 """
 
 import triton

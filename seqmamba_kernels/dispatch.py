@@ -1,12 +1,12 @@
 """Backend choice and the public entry points ``selective_scan`` / ``selective_state_update``.
 
 Backends:
-  ``"reference"``  loop over time (:mod:`kernels.reference`), any dtype, autograd.
-  ``"torch"``      chunked PyTorch ops with a hand-written backward (:mod:`kernels.torch_scan`):
+  ``"reference"``  loop over time (:mod:`seqmamba_kernels.reference`), any dtype, autograd.
+  ``"torch"``      chunked PyTorch ops with a hand-written backward (:mod:`seqmamba_kernels.torch_scan`):
                    the portable path, on any device and dtype.
-  ``"cpu"``        the fused, compiled CPU kernel (:mod:`kernels.cpu_scan`), built with the
+  ``"cpu"``        the fused, compiled CPU kernel (:mod:`seqmamba_kernels.cpu_scan`), built with the
                    machine's C compiler on first use; float32 arithmetic (bf16/fp16 accepted).
-  ``"triton"``     fused Triton kernels (:mod:`kernels.triton_scan`) on CUDA tensors, or on CPU
+  ``"triton"``     fused Triton kernels (:mod:`seqmamba_kernels.triton_scan`) on CUDA tensors, or on CPU
                    tensors when ``TRITON_INTERPRET=1`` was set before triton was imported.
 
 Order of precedence: an explicit ``backend=`` argument, then the environment variable

@@ -2,7 +2,7 @@
 
 Public API::
 
-    from kernels import selective_scan, selective_scan_ref, selective_state_update, \
+    from seqmamba_kernels import selective_scan, selective_scan_ref, selective_state_update, \
         selective_state_update_ref, causal_conv1d, causal_conv1d_ref
 
 This package depends on torch (and optionally triton) only; it never imports ``seqmamba`` or

@@ -94,7 +94,7 @@ def _check_bc(name: str, t: torch.Tensor, batch: int, dim: int, state: int, leng
 
 def check_scan_args(u, delta, A, B, C, D=None, z=None, delta_bias=None,
                     initial_state=None) -> ScanShapes:
-    """Validate the arguments of :func:`kernels.selective_scan`; return the sizes.
+    """Validate the arguments of :func:`seqmamba_kernels.selective_scan`; return the sizes.
 
     u, delta, z: (batch, dim, length); A: (dim, state); B: (batch, state, length),
     (batch, groups, state, length) or (dim, state); C: (batch, state, length) or
@@ -139,7 +139,7 @@ def check_scan_args(u, delta, A, B, C, D=None, z=None, delta_bias=None,
 
 
 def check_state_update_args(state, x, dt, A, B, C, D=None, z=None, dt_bias=None) -> int:
-    """Validate the arguments of :func:`kernels.selective_state_update`; return groups of B/C.
+    """Validate the arguments of :func:`seqmamba_kernels.selective_state_update`; return groups of B/C.
 
     state: (batch, dim, state); x, dt, z: (batch, dim); A: (dim, state);
     B, C: (batch, state) or (batch, groups, state); D, dt_bias: (dim,).
