@@ -114,6 +114,23 @@ def override_args(settings) -> list:
     return out
 
 
+def dropped_speakers(speaker: str, k: int) -> list:
+    """The ``k`` real speakers a fold also leaves out of training (``--drop-speakers``): those
+    after ``speaker`` in SPEAKERS, wrapping round, so each speaker is dropped by ``k`` folds."""
+    i = SPEAKERS.index(speaker)
+    return [SPEAKERS[(i + j) % len(SPEAKERS)] for j in range(1, k + 1)]
+
+
+def without_speakers(manifest: Path, speakers, out: Path) -> Path:
+    """``manifest`` less the clips of the groups ``speakers``, as a new CSV at ``out``."""
+    import csv
+
+    with open(manifest, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("group", "") not in set(speakers)]
+    write_csv_atomic(rows, out)
+    return out
+
+
 def train_fold(speaker: str, a) -> Path:
     """Train the fold (``finetune`` with ``speaker`` held out) unless it has finished; a fold
     that stopped part way (killed, or cut off on a lent GPU) continues from its last
@@ -122,7 +139,11 @@ def train_fold(speaker: str, a) -> Path:
     if (run / "report.json").is_file():
         return run
     sets = training_sets(a.recipe_file, a.mix)
-    manifest = sets[0] if len(sets) == 1 else mixed_manifest(sets, a.workdir / "train_manifest.csv")
+    manifest = sets[0] if len(sets) == 1 and not a.drop_speakers else \
+        mixed_manifest(sets, a.workdir / "train_manifest.csv")  # absolute paths, to filter
+    if a.drop_speakers:
+        manifest = without_speakers(manifest, dropped_speakers(speaker, a.drop_speakers),
+                                    a.workdir / f"{speaker}_train_manifest.csv")
     cmd = [sys.executable, "-m", "pipelines.cli", "audio", "finetune", "--config", a.recipe,
            "--train", str(manifest), "--split", "group", "--val-groups", speaker,
            "--out", str(run), "--no-progress", "--baseline", "none"]
@@ -289,7 +310,9 @@ def evaluate_fold(speaker: str, runs: list, clips, a) -> tuple:
     several: an ensemble) and the baselines on the held-out speaker, clean and with noise."""
     models, extra = load_fold_models(runs)
     sr, names = int(extra["sample_rate"]), extra["labels"]
-    tr_w, tr_y = clip_arrays([c for c in clips if c.group != speaker], names, sr)
+    # the baselines train on the same real speakers as the model
+    unheard = {speaker, *dropped_speakers(speaker, a.drop_speakers)}
+    tr_w, tr_y = clip_arrays([c for c in clips if c.group not in unheard], names, sr)
     va_w, va_y = clip_arrays([c for c in clips if c.group == speaker], names, sr)
     baselines = {k: fit_baseline(k, tr_w, tr_y, sr, seed=0) for k in ("logmel_lr", "svm")}
     t0 = time.perf_counter()
@@ -349,6 +372,8 @@ def settings_label(a) -> str:
     if a.adapt:
         parts.append("adapt=" + "+".join(t.name.split("_", 2)[-1] if t.name != "fsdd_loso"
                                          else "recipe" for t in a.adapt))
+    if a.drop_speakers:
+        parts.append(f"drop_speakers={a.drop_speakers}")
     if a.mix:
         parts.append(f"mix={a.mix.parent.name if a.mix.name == 'manifest.csv' else a.mix.name}")
     return " ".join(parts) or "recipe"
@@ -372,6 +397,10 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--mix", type=Path, default=None,
                    help="manifest of extra training clips (path,label,group), e.g. synthetic voices")
+    p.add_argument("--drop-speakers", type=int, default=0, choices=range(len(SPEAKERS) - 1),
+                   help="also leave this many more real speakers out of each fold's training "
+                        "(and the baselines'): how accuracy on an unheard voice grows with the "
+                        "number of real voices trained on")
     p.add_argument("--pretrain", type=int, default=0,
                    help="start each fold from this many steps of masked-frame pretraining on "
                         "its training audio (0: from scratch)")

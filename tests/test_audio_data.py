@@ -730,6 +730,36 @@ def test_loso_benchmark_ensemble_averages_the_models_probabilities():
     assert list(model_predict([a, b, c], extra, waves)) == [2, 2, 2]
 
 
+def test_loso_benchmark_drops_more_speakers_from_training(tmp_path):
+    """benchmarks/audio_fsdd.py --drop-speakers K: each fold also leaves the K speakers after
+    its held-out one out of training, so each speaker is dropped by K folds and never by his
+    own; the training manifest loses exactly their clips and keeps every other row whole."""
+    import csv
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from audio_fsdd import SPEAKERS, dropped_speakers, without_speakers
+
+    for k in (1, 2):
+        folds = {s: dropped_speakers(s, k) for s in SPEAKERS}
+        assert all(len(set(d)) == k and s not in d for s, d in folds.items())
+        for s in SPEAKERS:
+            assert sum(s in d for d in folds.values()) == k
+    rows = [{"path": f"/clips/{g}_{i}.wav", "label": str(i % 10), "group": g}
+            for g in (*SPEAKERS, "espeak_en", "") for i in range(7)]
+    src = tmp_path / "all.csv"
+    with open(src, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["path", "label", "group"])
+        w.writeheader()
+        w.writerows(rows)
+    gone = dropped_speakers("lucas", 2)
+    out = without_speakers(src, gone, tmp_path / "kept.csv")
+    with open(out, newline="") as f:
+        kept = list(csv.DictReader(f))
+    assert kept == [r for r in rows if r["group"] not in gone]
+    assert src.read_text().count("\n") == len(rows) + 1  # the input is not touched
+
+
 def test_loso_benchmark_confusion_rows_count_each_digit_heard_as_each_other():
     import sys as _sys
 
