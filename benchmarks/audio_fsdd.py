@@ -18,6 +18,8 @@
                   # fold fine-tuned further on the clips the three runs label confidently
     python benchmarks/audio_fsdd.py --evaluate-only --ensemble '' band_limit band_limit_s2 \
         --balance 1 --tag ens3_balance   # each speaker's probabilities balanced over his clips
+    python benchmarks/audio_fsdd.py --drop-speakers 1 --tag drop1
+                  # two real voices trained on instead of three (the baselines too)
 
 For each speaker, ``seqmamba audio finetune`` trains the recipe on the other three and is
 scored on all 500 clips of the held-out one (a voice it never heard), beside two classic

@@ -404,6 +404,43 @@ def fsdd_seeds() -> str:
     return "\n".join(out)
 
 
+# How an unheard voice's accuracy grows with the real voices trained on (audio_fsdd.py
+# --drop-speakers K leaves 3 - K of the other three): (real speakers, drop_speakers, files)
+FSDD_VOICES = [(2, 1, ["audio_fsdd_loso_drop1.csv"]), (3, 0, FSDD_SEEDS["audio_fsdd"])]
+
+
+def _dropped(settings: str) -> int:
+    return next((int(kv[14:]) for kv in (settings or "").split()
+                 if kv.startswith("drop_speakers=")), 0)
+
+
+def fsdd_voices() -> str:
+    """One row per number of real speakers trained on: the shipped recipe's accuracy on each
+    held-out speaker and the mean (over its seeds' runs where there are several), beside the
+    two baselines fitted on the same real speakers."""
+    speakers = ["george", "jackson", "lucas", "nicolas"]
+    out = ["| real speakers trained on | runs | " + " | ".join(speakers)
+           + " | mean | log-mel + LR | log-mel + MFCC + RBF SVM |",
+           "|---" * (5 + len(speakers)) + "|"]
+    for n, drop, files in FSDD_VOICES:
+        runs = []
+        for name in files:
+            rows = {r["held_out"]: r for r in _csv(name)}
+            if _dropped(rows["mean"].get("settings")) != drop or set(rows) != {*speakers, "mean"}:
+                raise SystemExit(f"{name}: not the audio_fsdd recipe on {n} real speakers for "
+                                 f"all four held out")
+            runs.append(rows)
+
+        def cell(speaker, key, runs=runs):
+            return np.mean([float(r[speaker][key]) for r in runs])
+
+        out.append(f"| {n} | {len(runs)} | "
+                   + " | ".join(f"{cell(s, 'model_acc'):.3f}" for s in speakers)
+                   + f" | **{cell('mean', 'model_acc'):.3f}** | {cell('mean', 'logmel_lr_acc'):.3f}"
+                   + f" | {cell('mean', 'svm_acc'):.3f} |")
+    return "\n".join(out)
+
+
 # Adapting a fold to its held-out speaker from his unlabelled clips (audio_fsdd.py --adapt), and
 # balancing the predictions over his clips (--balance): (row, result file)
 FSDD_ADAPT = [("seed 0", "audio_fsdd_loso.csv"),
@@ -602,6 +639,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "audio holdout": audio_holdout, "generation": generation,
     "variant zero shot": variant_zero_shot, "variant speed": variant_speed, "fsdd loso": fsdd_loso, "fsdd noise": fsdd_noise,
     "fsdd ablation": fsdd_ablation, "fsdd seeds": fsdd_seeds, "fsdd digits": fsdd_digits,
+    "fsdd voices": fsdd_voices,
     "fsdd adapt": fsdd_adapt, "fsdd balance": fsdd_balance,
     "fsdd channels": fsdd_channels, "fsdd recipe speed": fsdd_recipe_speed,
     "busy cores": busy_cores,
