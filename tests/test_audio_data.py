@@ -853,7 +853,7 @@ def test_loso_benchmark_resumes_a_stopped_fold_and_skips_a_finished_one(tmp_path
     calls = []
     monkeypatch.setattr(audio_fsdd.subprocess, "run", lambda cmd, **kw: calls.append(cmd))
     a = argparse.Namespace(workdir=tmp_path, recipe="audio_fsdd", mix=None, pretrain=0,
-                           recipe_file=audio_fsdd.recipe_path("audio_fsdd"),
+                           drop_speakers=0, recipe_file=audio_fsdd.recipe_path("audio_fsdd"),
                            set=["seed=2"], train_set=["workers=3", "precision=32-true"],
                            adapt=[])
     (tmp_path / "lucas" / "checkpoints").mkdir(parents=True)
@@ -889,7 +889,7 @@ def test_loso_benchmark_adapts_a_fold_from_the_held_out_voice_without_his_labels
     monkeypatch.setattr(audio_fsdd.subprocess, "run", lambda cmd, **kw: calls.append(cmd))
     teachers = [tmp_path / "fsdd_loso", tmp_path / "fsdd_loso_seed1"]
     a = argparse.Namespace(workdir=tmp_path / "fsdd_loso_adapt", recipe="audio_fsdd", mix=None,
-                           pretrain=0, recipe_file=audio_fsdd.recipe_path("audio_fsdd"),
+                           pretrain=0, drop_speakers=0, recipe_file=audio_fsdd.recipe_path("audio_fsdd"),
                            set=[], train_set=[], adapt=teachers)
     audio_fsdd.train_fold("jackson", a)
     (cmd,) = calls
