@@ -406,7 +406,8 @@ def fsdd_seeds() -> str:
 
 # How an unheard voice's accuracy grows with the real voices trained on (audio_fsdd.py
 # --drop-speakers K leaves 3 - K of the other three): (real speakers, drop_speakers, files)
-FSDD_VOICES = [(2, 1, ["audio_fsdd_loso_drop1.csv"]), (3, 0, FSDD_SEEDS["audio_fsdd"])]
+FSDD_VOICES = [(1, 2, ["audio_fsdd_loso_drop2.csv"]), (2, 1, ["audio_fsdd_loso_drop1.csv"]),
+               (3, 0, FSDD_SEEDS["audio_fsdd"])]
 
 
 def _dropped(settings: str) -> int:
