@@ -123,16 +123,6 @@ def dropped_speakers(speaker: str, k: int) -> list:
     return [SPEAKERS[(i + j) % len(SPEAKERS)] for j in range(1, k + 1)]
 
 
-def without_speakers(manifest: Path, speakers, out: Path) -> Path:
-    """``manifest`` less the clips of the groups ``speakers``, as a new CSV at ``out``."""
-    import csv
-
-    with open(manifest, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("group", "") not in set(speakers)]
-    write_csv_atomic(rows, out)
-    return out
-
-
 def train_fold(speaker: str, a) -> Path:
     """Train the fold (``finetune`` with ``speaker`` held out) unless it has finished; a fold
     that stopped part way (killed, or cut off on a lent GPU) continues from its last
@@ -141,11 +131,12 @@ def train_fold(speaker: str, a) -> Path:
     if (run / "report.json").is_file():
         return run
     sets = training_sets(a.recipe_file, a.mix)
-    manifest = sets[0] if len(sets) == 1 and not a.drop_speakers else \
-        mixed_manifest(sets, a.workdir / "train_manifest.csv")  # absolute paths, to filter
-    if a.drop_speakers:
-        manifest = without_speakers(manifest, dropped_speakers(speaker, a.drop_speakers),
-                                    a.workdir / f"{speaker}_train_manifest.csv")
+    if a.drop_speakers:  # a manifest of its own for each fold, less the speakers it drops
+        manifest = mixed_manifest(sets, a.workdir / f"{speaker}_train_manifest.csv",
+                                  drop=set(dropped_speakers(speaker, a.drop_speakers)))
+    else:
+        manifest = sets[0] if len(sets) == 1 else \
+            mixed_manifest(sets, a.workdir / "train_manifest.csv")
     cmd = [sys.executable, "-m", "pipelines.cli", "audio", "finetune", "--config", a.recipe,
            "--train", str(manifest), "--split", "group", "--val-groups", speaker,
            "--out", str(run), "--no-progress", "--baseline", "none"]
@@ -207,14 +198,17 @@ def pretrain_fold(speaker: str, manifest: Path, a) -> Path:
     return run
 
 
-def mixed_manifest(sources, out: Path) -> Path:
-    """The clips of the ``sources`` manifests (absolute paths, their own groups) as one CSV."""
+def mixed_manifest(sources, out: Path, drop=()) -> Path:
+    """The clips of the ``sources`` manifests (absolute paths, their own groups) as one CSV,
+    less those of the groups in ``drop``."""
     import csv
 
     rows = []
     for src in map(Path, sources):
         with open(src, newline="") as f:
             for r in csv.DictReader(f):
+                if r.get("group", "") in drop:
+                    continue
                 path = Path(r["path"])
                 path = path if path.is_absolute() else (src.parent / path).resolve()
                 rows.append({"path": str(path), "label": r["label"], "group": r.get("group", "")})

@@ -378,8 +378,10 @@ FSDD_SEEDS = {"audio_fsdd": ["audio_fsdd_loso.csv", "audio_fsdd_loso_band_limit.
                                  "audio_fsdd_loso_max_seed2.csv"]}
 
 
-def _seed_of(settings: str) -> int:
-    return next((int(kv[5:]) for kv in (settings or "").split() if kv.startswith("seed=")), 0)
+def _setting(settings: str, key: str) -> int:
+    """An integer ``key=value`` of a run's ``settings`` label (0 when the run left it alone)."""
+    return next((int(kv.split("=", 1)[1]) for kv in (settings or "").split()
+                 if kv.startswith(f"{key}=")), 0)
 
 
 def fsdd_seeds() -> str:
@@ -392,7 +394,7 @@ def fsdd_seeds() -> str:
         accs, means = [], []
         for seed, name in enumerate(files):
             rows = {r["held_out"]: r for r in _csv(name)}
-            if _seed_of(rows["mean"].get("settings")) != seed or set(rows) != {*speakers, "mean"}:
+            if _setting(rows["mean"].get("settings"), "seed") != seed or set(rows) != {*speakers, "mean"}:
                 raise SystemExit(f"{name}: not seed {seed} of {recipe} on all four speakers")
             accs.append([float(rows[s]["model_acc"]) for s in speakers])
             means.append(float(rows["mean"]["model_acc"]))  # as the file's own table shows it
@@ -410,11 +412,6 @@ FSDD_VOICES = [(1, 2, ["audio_fsdd_loso_drop2.csv"]), (2, 1, ["audio_fsdd_loso_d
                (3, 0, FSDD_SEEDS["audio_fsdd"])]
 
 
-def _dropped(settings: str) -> int:
-    return next((int(kv[14:]) for kv in (settings or "").split()
-                 if kv.startswith("drop_speakers=")), 0)
-
-
 def fsdd_voices() -> str:
     """One row per number of real speakers trained on: the shipped recipe's accuracy on each
     held-out speaker and the mean (over its seeds' runs where there are several), beside the
@@ -427,7 +424,7 @@ def fsdd_voices() -> str:
         runs = []
         for name in files:
             rows = {r["held_out"]: r for r in _csv(name)}
-            if _dropped(rows["mean"].get("settings")) != drop or set(rows) != {*speakers, "mean"}:
+            if _setting(rows["mean"].get("settings"), "drop_speakers") != drop or set(rows) != {*speakers, "mean"}:
                 raise SystemExit(f"{name}: not the audio_fsdd recipe on {n} real speakers for "
                                  f"all four held out")
             runs.append(rows)

@@ -738,7 +738,7 @@ def test_loso_benchmark_drops_more_speakers_from_training(tmp_path):
     import sys as _sys
 
     _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from audio_fsdd import SPEAKERS, dropped_speakers, without_speakers
+    from audio_fsdd import SPEAKERS, dropped_speakers, mixed_manifest
 
     for k in (1, 2):
         folds = {s: dropped_speakers(s, k) for s in SPEAKERS}
@@ -753,7 +753,7 @@ def test_loso_benchmark_drops_more_speakers_from_training(tmp_path):
         w.writeheader()
         w.writerows(rows)
     gone = dropped_speakers("lucas", 2)
-    out = without_speakers(src, gone, tmp_path / "kept.csv")
+    out = mixed_manifest([src], tmp_path / "kept.csv", drop=set(gone))
     with open(out, newline="") as f:
         kept = list(csv.DictReader(f))
     assert kept == [r for r in rows if r["group"] not in gone]
@@ -889,7 +889,8 @@ def test_loso_benchmark_adapts_a_fold_from_the_held_out_voice_without_his_labels
     monkeypatch.setattr(audio_fsdd.subprocess, "run", lambda cmd, **kw: calls.append(cmd))
     teachers = [tmp_path / "fsdd_loso", tmp_path / "fsdd_loso_seed1"]
     a = argparse.Namespace(workdir=tmp_path / "fsdd_loso_adapt", recipe="audio_fsdd", mix=None,
-                           pretrain=0, drop_speakers=0, recipe_file=audio_fsdd.recipe_path("audio_fsdd"),
+                           pretrain=0, drop_speakers=0,
+                           recipe_file=audio_fsdd.recipe_path("audio_fsdd"),
                            set=[], train_set=[], adapt=teachers)
     audio_fsdd.train_fold("jackson", a)
     (cmd,) = calls
