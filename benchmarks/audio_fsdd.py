@@ -3,8 +3,8 @@
     python benchmarks/audio_fsdd.py                          # train the 4 folds, then evaluate
     python benchmarks/audio_fsdd.py --recipe audio_fsdd --set max_steps=1500 --tag short
     python benchmarks/audio_fsdd.py --evaluate-only          # re-score trained folds
-    python benchmarks/audio_fsdd.py --speakers george --set mask_bands=8 mask_frames=12 \
-        --tag specaugment                                    # an ablation on one fold
+    python benchmarks/audio_fsdd.py --speakers george --set d_model=128 \
+        --tag d128                                           # an ablation on one fold
     python benchmarks/audio_fsdd.py --mix runs/synth_digits/manifest.csv --tag synth
                                           # train on extra voices too (never scored on them)
     python benchmarks/audio_fsdd.py --set seed=1 --tag seed1   # the recipe with another seed
@@ -140,8 +140,6 @@ def train_fold(speaker: str, a) -> Path:
     cmd = [sys.executable, "-m", "pipelines.cli", "audio", "finetune", "--config", a.recipe,
            "--train", str(manifest), "--split", "group", "--val-groups", speaker,
            "--out", str(run), "--no-progress", "--baseline", "none"]
-    if a.pretrain:
-        cmd += ["--init", str(pretrain_fold(speaker, manifest, a))]
     if a.adapt:
         # the held-out speaker's recordings as plain audio files: no label goes in
         teachers = [str(t / speaker) for t in a.adapt]
@@ -152,48 +150,6 @@ def train_fold(speaker: str, a) -> Path:
     if (run / "checkpoints" / "last.ckpt").is_file():
         cmd.append("--resume")
     print(f"== fold {speaker}: {' '.join(cmd[3:])}", flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    return run
-
-
-# the recipe's settings a masked-frame pretraining shares with the fine-tuning that starts from it
-PRETRAIN_KEYS = ("sample_rate", "frame_size", "frontend", "filters", "filter_taps",
-                 "frontend_norm", "d_model", "n_layer", "d_state", "bidirectional", "batch_size",
-                 "lr", "warmup_steps", "weight_decay", "seed", "peak")
-
-
-def pretrain_fold(speaker: str, manifest: Path, a) -> Path:
-    """``seqmamba audio pretrain --objective masked`` for ``a.pretrain`` steps on the fold's
-    training audio (the held-out speaker is its held-out set, never trained on), or with
-    ``--pretrain-on all`` on the held-out speaker's clips as well (unlabelled: what a user
-    with unlabelled recordings of the voices to come could do), with the
-    recipe's front end, backbone and optimiser and crops of the recipe's clip length."""
-    from pipelines.audio.finetune import build_parser
-    from pipelines.runs import parse_with_recipe
-
-    run = a.workdir / f"{speaker}_pretrain"
-    if (run / "report.json").is_file():
-        return run
-    if a.pretrain_on == "all":  # the held-out speaker's clips too, unlabelled (transductive)
-        held = [c for c in read_clips(manifest) if c.group == speaker]
-        heard = a.workdir / f"{speaker}_heldout.csv"
-        write_csv_atomic([{"path": c.path, "label": c.label, "group": c.group} for c in held],
-                         heard)
-        split = ["--val", str(heard)]
-    else:
-        split = ["--split", "group", "--val-groups", speaker]
-    r = parse_with_recipe(build_parser(), ["--config", str(a.recipe_file), "--out", "-",
-                                           *override_args(a.set)])
-    seq_len = int(round(r.seconds * r.sample_rate)) // r.frame_size * r.frame_size
-    cmd = [sys.executable, "-m", "pipelines.cli", "audio", "pretrain", "--objective", "masked",
-           "--train", str(manifest), *split,
-           "--out", str(run), "--no-progress", "--max-steps", str(a.pretrain),
-           "--val-every", str(a.pretrain), "--seq-len", str(seq_len)]
-    for k in PRETRAIN_KEYS:
-        v = getattr(r, k)
-        if v is not None:
-            cmd += [f"--{k.replace('_', '-')}", str(v)]
-    print(f"== pretrain {speaker}: {' '.join(cmd[3:])}", flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
     return run
 
@@ -262,7 +218,7 @@ def model_predict(models, extra, waves, balance=None, **kw) -> np.ndarray:
 
 def train_seconds(run: Path) -> float:
     """The fold's training time: fine-tuning, plus the masked-frame pretraining it started
-    from (RUN_pretrain) when it had one."""
+    from (RUN_pretrain) when it had one (the pretraining left the product; its runs remain)."""
     seconds = json.loads((run / "report.json").read_text())["train_seconds"]
     pre = run.with_name(run.name + "_pretrain") / "report.json"
     return seconds + (json.loads(pre.read_text())["train_seconds"] if pre.is_file() else 0.0)
@@ -352,10 +308,6 @@ def settings_label(a) -> str:
         return "/".join(f"{x:g}" for x in xs)
 
     parts = list(a.set)
-    if a.pretrain:
-        parts.append(f"pretrain={a.pretrain}")
-        if a.pretrain_on != "train":
-            parts.append(f"pretrain_on={a.pretrain_on}")
     if a.tta != [1.0]:
         parts.append(f"tta={factors(a.tta)}")
     if a.tta_formant != [1.0]:
@@ -397,12 +349,6 @@ def main(argv=None) -> int:
                    help="also leave this many more real speakers out of each fold's training "
                         "(and the baselines'): how accuracy on an unheard voice grows with the "
                         "number of real voices trained on")
-    p.add_argument("--pretrain", type=int, default=0,
-                   help="start each fold from this many steps of masked-frame pretraining on "
-                        "its training audio (0: from scratch)")
-    p.add_argument("--pretrain-on", default="train", choices=["train", "all"],
-                   help="the audio pretraining reads: the fold's training clips, or all clips "
-                        "(the held-out speaker's too, without labels)")
     p.add_argument("--tta", type=float, nargs="+", default=[1.0],
                    help="test-time augmentation: average over the clip played at these speeds, "
                         "e.g. 0.9 1 1.1")

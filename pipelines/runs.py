@@ -58,8 +58,7 @@ def add_pooling_arg(g) -> None:
 
     g.add_argument("--pooling", default="mean", choices=list(POOLING_MODES),
                    help="how per-position features become one vector (center: the middle "
-                        "position, for windows centred on a site; attention: a learned "
-                        "softmax-weighted average)")
+                        "position, for windows centred on a site)")
 
 
 def parse_with_recipe(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:

@@ -10,7 +10,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -24,7 +24,6 @@ from seqmamba import (MambaConfig, MambaForSequenceClassification, MambaForToken
                       MambaLMHeadModel,
                       MambaPreTrainedModel)
 from seqmamba.atomic import atomic_output, write_json_atomic
-from seqmamba.model import weight_decay_groups
 from seqmamba.schedule import warmup_cosine
 
 from .errors import InputError
@@ -51,13 +50,9 @@ class _Task(L.LightningModule):
         else:
             self.model = self.model_cls(MambaConfig.from_dict(model_config))
 
-    def extra_param_groups(self, weight_decay: float) -> list:
-        """Parameters the task trains beside the model's (none here)."""
-        return []
-
     def configure_optimizers(self):
         h = self.hparams
-        groups = self.model.param_groups(h.weight_decay) + self.extra_param_groups(h.weight_decay)
+        groups = self.model.param_groups(h.weight_decay)
         opt = torch.optim.AdamW(groups, lr=h.lr, betas=(0.9, 0.95))
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: warmup_cosine(s, h.warmup_steps, h.max_steps))
@@ -229,100 +224,23 @@ class LMTask(_Task):
         self.log("val_bits", out.loss / LN2, prog_bar=True, sync_dist=True, batch_size=n)
 
 
-def adversary_ramp(progress: float) -> float:
-    """2 / (1 + exp(-10 p)) - 1 for training progress p in [0, 1] (Ganin et al. 2016): 0 at the
-    start, when the features are still noise and an adversary would only disturb them, 0.99
-    by half-way."""
-    return 2.0 / (1.0 + math.exp(-10.0 * min(1.0, max(0.0, progress)))) - 1.0
-
-
-class _ReverseGradient(torch.autograd.Function):
-    """Identity forward; the gradient times -scale backward (Ganin & Lempitsky 2015)."""
-
-    @staticmethod
-    def forward(ctx, x, scale: float):
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return -ctx.scale * grad, None
-
-
 class ClassifierTask(_Task):
-    """Sequence classification; logs accuracy, MCC, macro-F1 and AUROC (scikit-learn).
-
-    With ``adversary_groups`` > 1 and ``adversary_weight`` > 0, a group adversary (domain-
-    adversarial training): a small MLP learns to tell the batch's ``group`` (batch,) (a
-    speaker; -1: none) from the pooled features, through a gradient reversal, so the backbone
-    learns features that do not tell the groups apart.  Its pull on the backbone ramps from 0
-    to ``adversary_weight`` over training (2 / (1 + exp(-10 p)) - 1 of the run's progress p, as
-    Ganin et al. do).  The adversary is the task's, not the model's: it is not saved with it.
-
-    With ``mixup`` > 0 (a float input, e.g. waveforms), mixup (Zhang et al. 2018): each
-    training clip is mixed with another clip of the batch, ``lam x + (1 - lam) x'``, and the
-    loss is the same mixture of the two labels' losses; ``lam`` ~ Beta(mixup, mixup) folded to
-    [0.5, 1], so each clip's own label stays the larger part."""
+    """Sequence classification; logs accuracy, MCC, macro-F1 and AUROC (scikit-learn)."""
 
     model_cls = MambaForSequenceClassification
 
-    def __init__(self, *args, adversary_groups: int = 0, adversary_weight: float = 0.0,
-                 mixup: float = 0.0, **kw):
+    def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         self._val = []
-        self.mixup = mixup
-        self.adversary = None
-        if adversary_groups > 1 and adversary_weight > 0:
-            d = self.model.backbone.feature_dim
-            self.adversary = torch.nn.Sequential(torch.nn.Linear(d, d), torch.nn.ReLU(),
-                                                 torch.nn.Linear(d, adversary_groups))
-        self.adversary_weight = adversary_weight
-
-    def extra_param_groups(self, weight_decay: float) -> list:
-        if self.adversary is None:
-            return []
-        return weight_decay_groups(self.adversary, weight_decay)
-
-    def adversary_scale(self) -> float:
-        """The reversed gradient's weight now: 0 at the start, adversary_weight at the end."""
-        return self.adversary_weight * adversary_ramp(self.global_step / max(1, self.hparams.max_steps))
-
-    def mix(self, x: torch.Tensor, y: torch.Tensor):
-        """mixup of a batch: x (batch, ...) float inputs, y (batch,) labels -> (mixed inputs
-        (batch, ...), lam (batch,) in [0.5, 1], the partner labels (batch,)).  Partners are a
-        random permutation of the batch (torch's global generator, which the trainer seeds)."""
-        lam = torch.distributions.Beta(self.mixup, self.mixup).sample((x.shape[0],))
-        lam = torch.maximum(lam, 1 - lam).to(x.device)
-        perm = torch.randperm(x.shape[0], device=x.device)
-        share = lam.view((-1,) + (1,) * (x.dim() - 1)).to(x.dtype)  # broadcast over a clip
-        return share * x + (1 - share) * x[perm], lam, y[perm]
 
     def training_step(self, batch, _):
         x, y = batch["input_ids"], batch["label"]
-        if self.mixup > 0:
-            x, lam, partner = self.mix(x, y)
-            out = self.model(x, attention_mask=batch.get("attention_mask"))
-            logits = out.logits.float()
-            out.loss = (lam * F.cross_entropy(logits, y, reduction="none")
-                        + (1 - lam) * F.cross_entropy(logits, partner, reduction="none")).mean()
-        else:
-            out = self.model(x, attention_mask=batch.get("attention_mask"), labels=y)
+        out = self.model(x, attention_mask=batch.get("attention_mask"), labels=y)
         acc = (out.logits.argmax(-1) == y).float().mean()
         n = x.shape[0]
         self.log("train_loss", out.loss, prog_bar=True, batch_size=n)
         self.log("train_acc", acc, prog_bar=True, batch_size=n)
-        loss = out.loss
-        if self.adversary is not None:
-            groups = batch["group"]
-            logits = self.adversary(_ReverseGradient.apply(out.pooled, self.adversary_scale()))
-            known = groups >= 0
-            if known.any():
-                adv = F.cross_entropy(logits.float()[known], groups[known])
-                self.log("train_adversary_loss", adv, batch_size=n)
-                self.log("train_adversary_acc",
-                         (logits[known].argmax(-1) == groups[known]).float().mean(), batch_size=n)
-                loss = loss + adv
-        return loss
+        return out.loss
 
     def validation_step(self, batch, _):
         out = self.model(batch["input_ids"], attention_mask=batch.get("attention_mask"),
@@ -493,7 +411,7 @@ def build_task(job: "Job", a) -> "_Task":
     keeping the command's ``extra`` metadata on the model even when ``init`` brought its own."""
     task = job.task_cls(job.model_config, lr=a.lr, weight_decay=a.weight_decay,
                         warmup_steps=a.warmup_steps, max_steps=a.max_steps,
-                        init=str(job.init) if job.init else None, **job.task_kwargs)
+                        init=str(job.init) if job.init else None)
     extra = job.model_config.get("extra")
     if extra:
         task.model.config.extra = {**(task.model.config.extra or {}), **extra}
@@ -677,7 +595,6 @@ class Job:
     init: Optional[Path] = None
     callbacks: Sequence = ()
     step_positions: int = 0  # model positions in one training batch (batch x length)
-    task_kwargs: dict = field(default_factory=dict)  # the task's own options (an adversary)
 
 
 # Peak bytes of one float32 training step (forward + backward) per position and per

@@ -176,7 +176,7 @@ def from_pretrained(cls, directory, **config_overrides):
         cfg = cfg.replace(**config_overrides)
     model = cls(cfg)
     own = model.state_dict()
-    heads = ("lm_head.", "classifier.", "pool_score.")
+    heads = ("lm_head.", "classifier.")
     # Head weights of another task, or of this task with another number of classes, are
     # dropped: the new head starts from its initialisation.
     state = {k: v for k, v in state.items()

@@ -16,7 +16,10 @@ from typing import Optional, Union
 
 BIDIRECTIONAL_MODES = (None, "add", "ew_multiply")
 FRONTENDS = ("linear", "filterbank")
-POOLING_MODES = ("mean", "last", "max", "center", "attention")
+POOLING_MODES = ("mean", "last", "max", "center")
+# Fields earlier versions saved that no longer exist: training-time SpecAugment masks, which
+# never changed a model's outputs outside training (removed: they lost their ablation).
+RETIRED_FIELDS = ("mask_bands", "mask_frames")
 
 
 @dataclass
@@ -69,13 +72,6 @@ class MambaConfig:
     frontend: str = "linear"
     frontend_filters: int = 64
     frontend_taps: int = 0  # 0: frame_size // 2
-    # SpecAugment-style masks on the filterbank's log band energies, in training only: two
-    # bands of up to ``mask_bands`` adjacent filters and two runs of up to ``mask_frames``
-    # frames are set to the clip's mean log energy (0 disables).  Why: a model that cannot lean
-    # on one formant band or one instant has to use the whole pattern, which is what carries
-    # over to a voice it never heard.
-    mask_bands: int = 0
-    mask_frames: int = 0
     # "cmn": subtract from each filter's log energy its mean over the clip's voiced frames
     # (cepstral mean normalisation, as speech recognisers do): removes a microphone's or a
     # room's fixed colouring, which a model would otherwise learn as part of a speaker.  The
@@ -119,17 +115,10 @@ class MambaConfig:
             if self.frontend not in FRONTENDS:
                 raise ValueError(f"MambaConfig.frontend must be one of {FRONTENDS}, got {self.frontend!r}")
             positive("frontend_filters")
-            for name in ("mask_bands", "mask_frames"):
-                v = getattr(self, name)
-                if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                    raise ValueError(f"MambaConfig.{name} must be an integer >= 0, got {v!r}")
             if self.frontend_norm not in (None, "cmn") or \
                     (self.frontend_norm and self.frontend != "filterbank"):
                 raise ValueError("MambaConfig.frontend_norm must be None or 'cmn' (with "
                                  f"frontend='filterbank'), got {self.frontend_norm!r}")
-            if (self.mask_bands or self.mask_frames) and self.frontend != "filterbank":
-                raise ValueError("MambaConfig.mask_bands/mask_frames mask filterbank energies: "
-                                 "they need frontend='filterbank'")
             if not (isinstance(self.frontend_taps, int) and 0 <= self.frontend_taps <= self.frame_size):
                 raise ValueError(f"MambaConfig.frontend_taps must be 0 (auto) or 1..frame_size "
                                  f"({self.frame_size}), got {self.frontend_taps!r}")
@@ -148,6 +137,10 @@ class MambaConfig:
             raise ValueError("MambaConfig.label_complement must map each of the num_labels="
                              f"{self.num_labels} classes to its other-strand class, and back "
                              f"(an involution), got {lc!r}")
+        if self.pooling == "attention":
+            raise ValueError("MambaConfig.pooling 'attention' was removed from seqmamba (it lost "
+                             "its ablation to mean/max pooling); retrain with pooling 'max' or "
+                             "'mean'")
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"MambaConfig.pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
         if self.rc_equivariant:
@@ -220,6 +213,8 @@ class MambaConfig:
         d = dict(d)
         d.pop("model_type", None)
         d.pop("architecture", None)
+        for name in RETIRED_FIELDS:
+            d.pop(name, None)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -55,16 +55,13 @@ class FilterbankEmbedding(nn.Module):
 
     EPS = 1e-6  # energy floor: about -60 dB below a full-scale sine's energy (0.5)
 
-    MASKS = 2  # of each kind, as in SpecAugment's LibriSpeech policies
-
     VOICED_DB = 40.0  # cmn: frames within this of the clip's loudest frame set the mean
 
     def __init__(self, frame: int, d_model: int, filters: int, taps: int,
-                 mask_bands: int = 0, mask_frames: int = 0, norm=None):
+                 norm=None):
         super().__init__()
         self.norm = norm
         self.frame, self.taps = frame, taps
-        self.mask_bands, self.mask_frames = mask_bands, mask_frames
         self.stride = max(1, taps // 8)
         self.conv = nn.Conv1d(1, filters, taps, stride=self.stride, bias=False)
         self.proj = nn.Linear(filters, d_model)
@@ -76,7 +73,7 @@ class FilterbankEmbedding(nn.Module):
 
     def band_energies(self, wave: torch.Tensor) -> torch.Tensor:
         """(batch, samples) -> (batch, ceil(samples / frame), filters) float32 log band
-        energies, mean-normalised with norm='cmn' and masked in training with masks set."""
+        energies, mean-normalised with norm='cmn'."""
         frames = frames_of(wave, self.frame).to(self.conv.weight.dtype)  # (batch, T, frame)
         bsz, t, _ = frames.shape
         # energies and their log in fp32: squares of small bf16 values underflow the floor
@@ -84,8 +81,6 @@ class FilterbankEmbedding(nn.Module):
         feats = torch.log(energy + self.EPS).view(bsz, t, -1)  # (batch, T, filters)
         if self.norm == "cmn":
             feats = self.mean_normalise(feats)
-        if self.training and (self.mask_bands or self.mask_frames):
-            feats = self.spec_mask(feats)
         return feats
 
     def mean_normalise(self, feats: torch.Tensor) -> torch.Tensor:
@@ -99,30 +94,10 @@ class FilterbankEmbedding(nn.Module):
         w = (level >= floor).to(feats.dtype).unsqueeze(-1)  # (batch, T, 1)
         return feats - (feats * w).sum(1, keepdim=True) / w.sum(1, keepdim=True)
 
-    def spec_mask(self, feats: torch.Tensor) -> torch.Tensor:
-        """(batch, T, filters) -> the same with, per clip, ``MASKS`` random bands of up to
-        ``mask_bands`` filters and ``MASKS`` random runs of up to ``mask_frames`` frames set to
-        that clip's mean log energy (a neutral value: zero would be a loud band here).
-        Uses torch's global generator, which the trainer seeds."""
-        bsz, t, f = feats.shape
-        dev = feats.device
-        keep = torch.ones(bsz, t, f, dtype=torch.bool, device=dev)
-        for width, size, axis in ((self.mask_bands, f, 2), (self.mask_frames, t, 1)):
-            if not width:
-                continue
-            for _ in range(self.MASKS):
-                w = torch.randint(0, min(width, size) + 1, (bsz, 1), device=dev)
-                start = (torch.rand(bsz, 1, device=dev) * (size - w + 1)).long()
-                pos = torch.arange(size, device=dev)[None]
-                hit = (pos >= start) & (pos < start + w)  # (batch, size)
-                keep &= ~(hit[:, None, :] if axis == 2 else hit[:, :, None])
-        fill = feats.mean(dim=(1, 2), keepdim=True)
-        return torch.where(keep, feats, fill)
-
 
 def waveform_embedding(cfg) -> nn.Module:
     if cfg.frontend == "filterbank":
         taps = cfg.frontend_taps or max(1, cfg.frame_size // 2)
         return FilterbankEmbedding(cfg.frame_size, cfg.d_model, cfg.frontend_filters, taps,
-                                   cfg.mask_bands, cfg.mask_frames, cfg.frontend_norm)
+                                   cfg.frontend_norm)
     return WaveformEmbedding(cfg.frame_size, cfg.d_model)

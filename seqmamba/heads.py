@@ -171,27 +171,14 @@ class MambaLMHeadModel(MambaPreTrainedModel):
 
 
 class MambaForSequenceClassification(MambaPreTrainedModel):
-    """One label per sequence: pooled features (mean / last / max / center / attention-weighted
-    average of the real positions) -> logits (batch, num_labels)."""
-
+    """One label per sequence: pooled features (mean / last / max / center of the real
+    positions) -> logits (batch, num_labels)."""
 
     def __init__(self, config: MambaConfig):
         super().__init__(config)
         self.classifier = nn.Linear(self.backbone.feature_dim, config.num_labels)
         self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
-        # attention pooling's scorer, one score per position (a small tanh MLP, as in attentive
-        # pooling for speaker and language recognition); part of the head, like the classifier
-        d = self.backbone.feature_dim
-        self.pool_score = nn.Sequential(nn.Linear(d, d // 2), nn.Tanh(), nn.Linear(d // 2, 1)) \
-            if config.pooling == "attention" else None
         init_weights(self, config)
-
-    def pool_scores(self, feats: torch.Tensor) -> Optional[torch.Tensor]:
-        """Backbone features (batch, length, feature_dim) -> attention scores (batch, length), or
-        None when the model does not pool by attention."""
-        if self.pool_score is None:
-            return None
-        return self.pool_score(feats.to(self.pool_score[0].weight.dtype)).squeeze(-1).float()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
                 labels: Optional[torch.Tensor] = None, chunk_size: Optional[int] = None,
@@ -199,17 +186,14 @@ class MambaForSequenceClassification(MambaPreTrainedModel):
         """input_ids: (batch, length) -> logits (batch, num_labels); labels: (batch,) class ids."""
         lengths = self._prepare(input_ids, attention_mask, None, chunk_size)
         pool = StreamingPool(pooling or self.config.pooling)
-        if pool.mode == "attention" and self.pool_score is None:
-            raise ValueError("attention pooling needs a model built with pooling='attention' (its "
-                             "scorer is trained with it)")
         if lengths is None and pool.mode == "center":  # unpadded: every row is full length
             n = input_ids.shape[1]
             if self.config.input_type == "waveform":
                 n = -(-n // self.config.frame_size)
             lengths = torch.full((input_ids.shape[0],), n, dtype=torch.long, device=input_ids.device)
 
-        def pool_features(f):  # scored only when pooling by attention (``pooling=`` may differ)
-            pool.update(f, lengths, self.pool_scores(f) if pool.mode == "attention" else None)
+        def pool_features(f):
+            pool.update(f, lengths)
 
         if chunk_size and input_ids.shape[1] > chunk_size:
             cache = self.allocate_inference_cache(input_ids.shape[0])

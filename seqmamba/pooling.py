@@ -20,11 +20,6 @@ class StreamingPool:
         an even length): for fixed windows centred on a site (a splice junction, a variant),
         where a bidirectional model's middle position has read both flanks.  Needs the rows'
         lengths at every update (the middle is unknown until the end otherwise).
-      attention: the average weighted by softmax(scores) over real positions, the scores
-        (batch, chunk) coming from a learned scorer (the classifier's ``pool_score``): the model
-        learns which positions carry the class (a spoken digit, not the silence around it).
-        Streamed with a running maximum of the scores, as online softmax does, so chunks give
-        the one-pass result.
     """
 
     def __init__(self, mode: str):
@@ -33,13 +28,10 @@ class StreamingPool:
         self.mode = mode
         self.acc: Optional[torch.Tensor] = None
         self.count: Optional[torch.Tensor] = None
-        self.top: Optional[torch.Tensor] = None  # attention: the largest score so far (batch, 1)
         self.offset = 0
 
-    def update(self, feats: torch.Tensor, lengths: Optional[torch.Tensor],
-               scores: Optional[torch.Tensor] = None) -> None:
-        """feats: (batch, chunk, k) for positions offset..offset+chunk; lengths: (batch,) or None;
-        scores: (batch, chunk), attention pooling only."""
+    def update(self, feats: torch.Tensor, lengths: Optional[torch.Tensor]) -> None:
+        """feats: (batch, chunk, k) for positions offset..offset+chunk; lengths: (batch,) or None."""
         bsz, L, k = feats.shape
         pos = torch.arange(self.offset, self.offset + L, device=feats.device)[None, :]
         valid = (pos < lengths.to(feats.device)[:, None]) if lengths is not None \
@@ -51,9 +43,7 @@ class StreamingPool:
                                  "streamed sequence is unknown until its end)")
             n = lengths.to(feats.device)[:, None]
             valid = (pos == (n - 1) // 2) | (pos == n // 2)
-        if self.mode == "attention":
-            self._update_attention(f, valid, scores)
-        elif self.mode in ("mean", "center"):
+        if self.mode in ("mean", "center"):
             part = (f * valid[..., None]).sum(1)
             n = valid.sum(1, keepdim=True)
             self.acc = part if self.acc is None else self.acc + part
@@ -71,37 +61,13 @@ class StreamingPool:
                 self.acc = torch.where(has[:, None], part, self.acc)
         self.offset += L
 
-    def _update_attention(self, f: torch.Tensor, valid: torch.Tensor,
-                          scores: Optional[torch.Tensor]) -> None:
-        """acc = sum_t exp(s_t - top) f_t and count = sum_t exp(s_t - top) over the positions seen,
-        top the running maximum: each chunk rescales what came before, so no exp overflows."""
-        if scores is None or scores.shape != valid.shape:
-            raise ValueError("attention pooling needs scores of shape (batch, chunk), got "
-                             f"{None if scores is None else tuple(scores.shape)}")
-        s = scores.float().masked_fill(~valid, float("-inf"))
-        # the shift cancels in acc / count, so it carries no gradient
-        top = s.amax(1, keepdim=True).detach()
-        if self.top is not None:
-            top = torch.maximum(top, self.top)
-        # a row with no real position yet keeps top = -inf; 0 stands in so that exp() is 0, not nan
-        safe = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-        w = torch.exp(s - safe)
-        part, n = (w[..., None] * f).sum(1), w.sum(1, keepdim=True)
-        if self.acc is not None:
-            old = torch.where(torch.isfinite(self.top), self.top, torch.zeros_like(self.top))
-            scale = torch.where(self.count > 0, torch.exp((old - safe).clamp(max=0)),
-                                torch.zeros_like(safe))
-            part, n = part + scale * self.acc, n + scale * self.count
-        self.acc, self.count, self.top = part, n, top
-
     def state(self) -> dict:
         """The running sums as tensors, to save a long sequence's progress (see :meth:`restore`)."""
-        return {k: v for k, v in (("acc", self.acc), ("count", self.count), ("top", self.top))
-                if v is not None}
+        return {k: v for k, v in (("acc", self.acc), ("count", self.count)) if v is not None}
 
     def restore(self, state: dict, offset: int) -> None:
         """Continue from :meth:`state` saved after ``offset`` positions."""
-        self.acc, self.count, self.top = (state.get(k) for k in ("acc", "count", "top"))
+        self.acc, self.count = state.get("acc"), state.get("count")
         self.offset = offset
 
     def result(self) -> torch.Tensor:
@@ -109,15 +75,11 @@ class StreamingPool:
             raise ValueError("nothing was pooled: the sequence was empty")
         if self.mode in ("mean", "center"):
             return self.acc / self.count.clamp(min=1)
-        if self.mode == "attention":
-            return self.acc / self.count.clamp(min=torch.finfo(self.count.dtype).tiny)
         return self.acc
 
 
-def pool(feats: torch.Tensor, lengths: Optional[torch.Tensor], mode: str,
-         scores: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """feats: (batch, length, k), lengths: (batch,) or None, scores: (batch, length) for attention
-    -> (batch, k)."""
+def pool(feats: torch.Tensor, lengths: Optional[torch.Tensor], mode: str) -> torch.Tensor:
+    """feats: (batch, length, k), lengths: (batch,) or None -> (batch, k)."""
     p = StreamingPool(mode)
-    p.update(feats, lengths, scores)
+    p.update(feats, lengths)
     return p.result()

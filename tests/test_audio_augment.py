@@ -105,12 +105,19 @@ def test_augmented_babble_and_reverb_are_deterministic_and_at_the_asked_levels()
 
 
 def test_finetune_rejects_out_of_range_augmentation_in_one_line(tmp_path):
-    for opt, value in (("--reverb", 1.5), ("--babble-snr", -3), ("--trim", -0.1), ("--tempo", 2),
-                       ("--formant", -0.1), ("--band-limit", 1.2)):
+    """Each bad value is named on its own, with its option's range (not one merged list)."""
+    for opt, value, allowed in (("--reverb", 1.5, "in [0, 1]"), ("--babble-snr", -3, ">= 0"),
+                                ("--trim", -0.1, "in [0, 1]"), ("--tempo", 2, "in [0, 1]"),
+                                ("--formant", -0.1, "in [0, 1]"),
+                                ("--band-limit", 1.2, "in [0, 1]"),
+                                ("--speed", 0.5, "in [0, 0.5)"), ("--seconds", 0, "> 0")):
         rc, _, err = seqmamba("audio", "finetune", "--train", DIGITS, "--out",
                               tmp_path / "r", opt, value)
         lines = err.strip().splitlines()
-        assert rc == 2 and len(lines) == 1 and "--band-limit in [0, 1]" in lines[0], err
+        assert rc == 2 and len(lines) == 1 and f"{opt} {allowed}" in lines[0], err
+        others = [o for o in ("--reverb", "--babble-snr", "--trim", "--tempo", "--formant",
+                              "--band-limit", "--speed", "--seconds") if o != opt]
+        assert not any(o in lines[0] for o in others), err
     assert not (tmp_path / "r").exists()
 
 

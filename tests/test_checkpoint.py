@@ -130,3 +130,30 @@ def test_transformers_mamba_for_causal_lm_logits_match(tmp_path, tie):
         b = ours(x).logits
     assert a.shape == b.shape
     assert (a - b).abs().max() <= 1e-4 * a.abs().max()
+
+
+def test_model_directories_written_before_the_config_change_load_with_the_same_outputs():
+    """Directories written by commit c8c03e8 (tests/data/legacy: an audio filterbank classifier
+    whose config still holds the retired SpecAugment fields, and a DNA LM) load today and give
+    the logits that code computed."""
+    from safetensors.torch import load_file
+
+    from seqmamba import MambaForSequenceClassification, MambaLMHeadModel
+
+    from pathlib import Path
+
+    legacy = Path(__file__).resolve().parent / "data" / "legacy"
+    want = load_file(str(legacy / "expected.safetensors"))
+    audio = MambaForSequenceClassification.from_pretrained(legacy / "audio_classifier").eval()
+    dna = MambaLMHeadModel.from_pretrained(legacy / "dna_lm").eval()
+    assert not hasattr(audio.config, "mask_bands")
+    with torch.no_grad():
+        assert torch.allclose(audio(want["wave"]).logits, want["audio_logits"], atol=1e-5)
+        assert torch.allclose(dna(want["ids"]).logits, want["dna_logits"], atol=1e-5)
+
+
+def test_attention_pooling_configs_are_refused_with_the_fix():
+    from seqmamba import MambaConfig
+
+    with pytest.raises(ValueError, match="pooling 'attention' was removed.*retrain"):
+        MambaConfig(d_model=16, n_layer=1, pooling="attention")

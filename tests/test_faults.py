@@ -197,23 +197,16 @@ def test_prediction_killed_and_rerun_writes_the_unbroken_table(tmp_path, domain)
     assert not list(tmp_path.glob("*.partial*")) and not list(tmp_path.glob("*.lock"))
 
 
-@pytest.mark.parametrize("domain", ["dna", "audio", "audio-masked"])
+@pytest.mark.parametrize("domain", ["dna", "audio"])
 def test_finetuning_killed_and_resumed_ends_with_the_same_model(tmp_path, domain):
     """Shuffled epochs (a function of seed and epoch) resume mid-epoch where they stopped: the
-    resumed run exports the same weights, byte for byte, and the same held-out scores.  So does
-    masked-frame pretraining, whose k-means targets are fitted again on the resume (they must
-    come out the same) and whose masked crops are drawn by index."""
+    resumed run exports the same weights, byte for byte, and the same held-out scores."""
     if domain == "dna":
         args = ["dna", "finetune", "--train", DATA / "labelled" / "uci_ecoli_promoters.tsv",
                 "--batch-size", 8]
-    elif domain == "audio":
+    else:
         args = ["audio", "finetune", "--train", DATA / "audio" / "spoken_digits_espeak",
                 "--seconds", 0.25, "--batch-size", 8, "--d-state", 4]
-    else:
-        args = ["audio", "pretrain", "--objective", "masked", "--train",
-                DATA / "audio" / "spoken_digits_espeak", "--split", "stratified",
-                "--frontend", "filterbank", "--frame-size", 160, "--seq-len", 4000,
-                "--clusters", 8, "--batch-size", 8, "--d-state", 4]
     args += ["--max-steps", 120, "--val-every", 25, "--d-model", 8, "--n-layer", 1,
              "--warmup-steps", 5, "--no-progress"]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
@@ -232,8 +225,7 @@ def test_finetuning_killed_and_resumed_ends_with_the_same_model(tmp_path, domain
     assert (cut / "final" / "model.safetensors").read_bytes() == \
         (whole / "final" / "model.safetensors").read_bytes()
     ra, rb = (json.loads((r / "report.json").read_text()) for r in (whole, cut))
-    score = "val_masked_acc" if domain == "audio-masked" else "model"
-    assert ra[score] == rb[score] and ra["steps"] == rb["steps"] == 120
+    assert ra["model"] == rb["model"] and ra["steps"] == rb["steps"] == 120
     assert ra["hardware"]["devices"] == 1 and ra["hardware"]["precision"] == "32-true"
     # the time to the killed session's checkpoint counts in the resumed run's training time
     assert rb["resumed_from_step"] == before["global_step"] > 0 and "resumed_from_step" not in ra

@@ -44,9 +44,6 @@ def test_rc_equivariance_property(bidirectional, seed):
         for pooling in ("mean", "max", "center"):  # (the middle positions map onto themselves)
             a = seq(x, pooling=pooling).logits
             assert torch.allclose(seq(rc_ids(x), pooling=pooling).logits, a, atol=1e-5)
-        # attention: each position's score is computed from its strand-invariant features
-        att = MambaForSequenceClassification(cfg.replace(pooling="attention")).eval()
-        assert torch.allclose(att(rc_ids(x)).logits, att(x).logits, atol=1e-5)
 
 
 def test_rc_equivariance_holds_for_padded_batches():
@@ -125,95 +122,26 @@ def test_pooling_modes_respect_padding():
         pool(f, None, "center")
 
 
-def test_attention_pooling_is_the_softmax_weighted_mean_of_real_positions():
-    g = torch.Generator().manual_seed(2)
-    f = torch.randn(3, 9, 5, generator=g, dtype=torch.float64)
-    # scores far beyond exp()'s float range: the running maximum keeps the sums finite
-    scores = 400 * torch.randn(3, 9, generator=g, dtype=torch.float64)
-    lengths = torch.tensor([9, 2, 6])
-    out = pool(f.float(), lengths, "attention", scores.float()).double()
-    for i, n in enumerate(lengths.tolist()):
-        w = torch.softmax(scores[i, :n], 0)
-        assert torch.allclose(out[i], (w[:, None] * f[i, :n]).sum(0), atol=1e-5)
-    # equal scores give the plain mean; padding is never weighted
-    assert torch.allclose(pool(f, lengths, "attention", torch.zeros(3, 9, dtype=f.dtype)),
-                          pool(f, lengths, "mean"), atol=1e-12)
-    with pytest.raises(ValueError, match="attention pooling needs scores"):
-        pool(f, lengths, "attention")
-
-
-@pytest.mark.parametrize("mode", ["mean", "max", "last", "center", "attention"])
+@pytest.mark.parametrize("mode", ["mean", "max", "last", "center"])
 def test_streaming_pool_over_chunks_equals_one_pass(mode):
     g = torch.Generator().manual_seed(1)
     f = torch.randn(3, 20, 4, generator=g)
-    # rising scores, so later chunks hold the larger maximum and rescale what came before
-    scores = 30 * torch.randn(3, 20, generator=g) + torch.arange(20.0) * 5 \
-        if mode == "attention" else None
     lengths = torch.tensor([20, 6, 13])
     p = StreamingPool(mode)
     for s in range(0, 20, 8):  # chunks 0-8, 8-16, 16-20; row 1 ends in the first chunk
-        p.update(f[:, s:s + 8], lengths, None if scores is None else scores[:, s:s + 8])
-    whole = pool(f, lengths, mode, scores)
+        p.update(f[:, s:s + 8], lengths)
+    whole = pool(f, lengths, mode)
     assert torch.allclose(p.result(), whole, atol=1e-6)
     # saved after the first chunk and restored (a long record resumed), the same result
     q = StreamingPool(mode)
-    q.update(f[:, :8], lengths, None if scores is None else scores[:, :8])
+    q.update(f[:, :8], lengths)
     r = StreamingPool(mode)
     r.restore({k: v.clone() for k, v in q.state().items()}, 8)
-    r.update(f[:, 8:], lengths, None if scores is None else scores[:, 8:])
+    r.update(f[:, 8:], lengths)
     assert torch.allclose(r.result(), whole, atol=1e-6)
 
 
-def test_attention_pooling_learns_where_the_class_is():
-    """The class is a token planted at a random place in noise: mean pooling dilutes it, the
-    learned scorer finds it; the scorer is part of the head and round-trips a checkpoint."""
-    import tempfile
-
-    from seqmamba.checkpoint import FreshHeadWarning
-
-    torch.manual_seed(0)
-    cfg = MambaConfig(d_model=16, n_layer=1, vocab_size=VOCAB, d_state=4, num_labels=2,
-                      pooling="attention", bidirectional="add")
-    m = MambaForSequenceClassification(cfg)
-    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
-
-    def batch(n, seed):
-        g = torch.Generator().manual_seed(seed)
-        x = torch.randint(0, 4, (n, 24), generator=g)
-        y = torch.randint(0, 2, (n,), generator=g)
-        where = torch.randint(0, 24, (n,), generator=g)
-        x[torch.arange(n), where] = 5 + y  # token 5 or 6, once, somewhere
-        return x, y, where
-
-    for step in range(40):
-        x, y, _ = batch(16, step)
-        loss = m(x, labels=y).loss
-        opt.zero_grad()
-        loss.backward()
-        assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
-        opt.step()
-    m.eval()
-    x, y, where = batch(128, 10_000)
-    with torch.no_grad():
-        acc = (m(x).logits.argmax(-1) == y).float().mean().item()
-        weights = m.pool_scores(m.backbone.features(m.backbone(x))).softmax(1)
-    # the planted position's weight, against 1/24 for a uniform average (0.04 at initialisation)
-    planted = weights[torch.arange(128), where].mean().item()
-    assert acc > 0.95 and planted > 6 / 24, (acc, planted)
-    with tempfile.TemporaryDirectory() as d:
-        m.save_pretrained(d)
-        back = MambaForSequenceClassification.from_pretrained(d).eval()
-        with torch.no_grad():
-            assert torch.equal(back(x).logits, m(x).logits)
-        # started as a mean-pooling classifier, the scorer is a new head part
-        with pytest.warns(FreshHeadWarning, match="pool_score"):
-            MambaForSequenceClassification.from_pretrained(d, pooling="mean").save_pretrained(d)
-            MambaForSequenceClassification.from_pretrained(d, pooling="attention")
-    with pytest.raises(ValueError, match="attention pooling needs a model built with"):
-        MambaForSequenceClassification(cfg.replace(pooling="mean"))(x, pooling="attention")
-
-
-@pytest.mark.parametrize("mode", ["mean", "max", "last", "center", "attention"])
+@pytest.mark.parametrize("mode", ["mean", "max", "last", "center"])
 def test_sequence_classifier_chunked_equals_full(mode):
     torch.manual_seed(4)
     m = MambaForSequenceClassification(MambaConfig(d_model=32, n_layer=2, vocab_size=VOCAB,

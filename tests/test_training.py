@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from pipelines.errors import InputError
-from pipelines.training import (ClassifierTask, accuracy_by_group, adversary_ramp, ema_callback,
-                                trainer_from_args)
+from pipelines.training import accuracy_by_group, ema_callback, trainer_from_args
 from seqmamba.schedule import warmup_cosine
 
 
@@ -94,62 +93,3 @@ def test_reports_name_checkpoints_relative_to_the_run(tmp_path):
     assert best_or_last(SimpleNamespace(checkpoint_callback=cb, default_root_dir=str(run))) == \
         "/elsewhere/x.ckpt"
     assert best_or_last(SimpleNamespace(checkpoint_callback=None, default_root_dir=str(run))) is None
-
-
-def test_speaker_adversary_reverses_its_gradient_into_the_backbone_only():
-    """One training step with a group adversary: the adversary itself descends its loss; the
-    backbone gets the classifier's gradient minus scale x the adversary loss's gradient (it
-    climbs that loss: features that do not tell the groups apart)."""
-    from seqmamba import MambaConfig
-
-    torch.manual_seed(0)
-    cfg = MambaConfig(d_model=16, n_layer=1, vocab_size=8, d_state=4, num_labels=3,
-                      bidirectional="add", pooling="max").to_dict()
-    task = ClassifierTask(cfg, adversary_groups=4, adversary_weight=0.5)
-    scale = 0.37
-    task.adversary_scale = lambda: scale
-    task.log = lambda *a, **k: None  # no trainer to log to
-    g = torch.Generator().manual_seed(1)
-    batch = {"input_ids": torch.randint(0, 5, (6, 30), generator=g),
-             "label": torch.randint(0, 3, (6,), generator=g),
-             "group": torch.tensor([0, 1, 2, 3, -1, 1])}  # -1: a clip of no known group
-    params = dict(task.model.named_parameters())
-
-    def grads(loss_fn):
-        task.zero_grad()
-        loss_fn().backward()
-        return {k: (p.grad.clone() if p.grad is not None else torch.zeros_like(p))
-                for k, p in list(params.items()) + [("adv." + k, p) for k, p in
-                                                     task.adversary.named_parameters()]}
-
-    def cls_loss():
-        return task.model(batch["input_ids"], labels=batch["label"]).loss
-
-    def adv_loss():
-        pooled = task.model(batch["input_ids"]).pooled
-        known = batch["group"] >= 0
-        return torch.nn.functional.cross_entropy(task.adversary(pooled)[known],
-                                                 batch["group"][known])
-
-    total, c, a = grads(lambda: task.training_step(batch, 0)), grads(cls_loss), grads(adv_loss)
-    backbone = [k for k in params if k.startswith("backbone.")]
-    assert any(a[k].abs().max() > 1e-6 for k in backbone)
-    for k in backbone:
-        assert torch.allclose(total[k], c[k] - scale * a[k], atol=1e-6), k
-    for k in (k for k in total if k.startswith("adv.")):
-        assert torch.allclose(total[k], a[k], atol=1e-6), k
-    # the adversary is the task's: the model it trains saves without it
-    assert not any("adversary" in k for k in task.model.state_dict())
-    # and the optimiser decays its matrices, not its biases (as it does the model's)
-    decay, no_decay = task.extra_param_groups(0.1)
-    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
-    assert {p.dim() for p in decay["params"]} == {2}
-    assert {p.dim() for p in no_decay["params"]} == {1}
-    assert len(decay["params"]) + len(no_decay["params"]) == len(list(task.adversary.parameters()))
-
-
-def test_adversary_ramp_rises_from_zero_to_full_weight():
-    values = [adversary_ramp(p / 10) for p in range(11)]
-    assert values[0] == 0.0 and values[-1] == pytest.approx(1.0, abs=1e-4)
-    assert all(b > a for a, b in zip(values, values[1:]))
-    assert adversary_ramp(0.5) > 0.98 and adversary_ramp(2.0) == values[-1]

@@ -9,8 +9,7 @@ Every clip is read mono at ``--sample-rate`` and fitted to ``--seconds``: a rand
 a random place inside silence for a short clip) in training, the centre in evaluation.  The
 model reads the raw samples in non-overlapping frames of ``--frame-size`` (10 ms at 16 kHz)
 with a bidirectional Mamba backbone (``--causal`` for a one-directional one), pooled over
-the clip (``--pooling``: mean by default) into a linear classifier; ``--speaker-adversary``
-trains it against telling the training clips' groups (speakers) apart.  With ``--init`` it
+the clip (``--pooling``: mean by default) into a linear classifier.  With ``--init`` it
 starts from an audio model: a waveform classifier (new head), or a mu-law language model of
 ``seqmamba audio pretrain`` (the classifier then reads mu-law samples, one position per
 sample).  With ``--unlabelled`` it also trains on recordings that have no labels: the clips
@@ -47,16 +46,14 @@ from .models import encode_input, model_extra, resolve_model_dir
 # ---------------------------------------------------------------- data
 
 class Batches:
-    """collate -> the batch a ClassifierTask reads: input_ids (the encoded waveform), label,
-    group (for a speaker adversary)."""
+    """collate -> the batch a ClassifierTask reads: input_ids (the encoded waveform), label."""
 
     def __init__(self, encoding: str):
         self.encoding = encoding
 
     def __call__(self, items):
         b = collate(items)
-        return {"input_ids": encode_input(b["waveform"], self.encoding), "label": b["label"],
-                "group": b["group"]}
+        return {"input_ids": encode_input(b["waveform"], self.encoding), "label": b["label"]}
 
 
 def split_sets(a) -> tuple:
@@ -186,22 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--init", type=Path, default=None,
                    help="audio model to start from (RUN or RUN/final of finetune or pretrain)")
     add_frontend_args(g)
-    g.add_argument("--mask-bands", type=int, default=0,
-                   help="filterbank augmentation (SpecAugment): mask 2 bands of up to this many "
-                        "filters per clip in training")
-    g.add_argument("--mask-frames", type=int, default=0,
-                   help="filterbank augmentation (SpecAugment): mask 2 runs of up to this many "
-                        "frames per clip in training")
     add_pooling_arg(g)
-    g.add_argument("--speaker-adversary", type=float, default=0.0, metavar="W",
-                   help="domain-adversarial training against the training clips' groups "
-                        "(speakers, voices): a speaker classifier on the pooled features whose "
-                        "reversed gradient, weighted up to W, pushes the backbone to features "
-                        "that do not tell voices apart (0: off; e.g. 0.3)")
-    g.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
-                   help="mixup: each training clip mixed with another clip of the batch, and "
-                        "their labels alike, in a share drawn from Beta(ALPHA, ALPHA) (0: off; "
-                        "e.g. 0.2)")
     g.add_argument("--causal", action="store_true",
                    help="a one-directional backbone (default: bidirectional 'add')")
     g.add_argument("--baseline", default="logmel", choices=["logmel", "none"])
@@ -220,19 +202,10 @@ def run(argv=None) -> int:
         raise InputError("no input: pass --train CSV (path,label[,group]) or a folder per label")
     if a.rc_equivariant:
         raise InputError("--rc-equivariant is for DNA, not audio")
-    if a.seconds <= 0 or a.shift_seconds < 0 or a.gain_db < 0 or a.eq_db < 0 \
-            or not 0 <= a.speed < 0.5 or a.mask_bands < 0 or a.mask_frames < 0 \
-            or not 0 <= a.reverb <= 1 or not 0 <= a.trim <= 1 or a.babble_snr < 0 \
-            or not 0 <= a.tempo <= 1 or not 0 <= a.formant <= 1 or a.speaker_adversary < 0 \
-            or not 0 <= a.band_limit <= 1 or a.mixup < 0:
-        raise InputError("--seconds must be positive, --shift-seconds, --gain-db, --eq-db, "
-                         "--babble-snr, --mask-bands, --mask-frames, --speaker-adversary and "
-                         "--mixup >= 0, "
-                         "--speed in [0, 0.5), --reverb, --trim, --tempo, --formant and "
-                         "--band-limit in [0, 1]")
-    if (a.mask_bands or a.mask_frames or a.frontend_norm) and a.frontend != "filterbank":
-        raise InputError("--mask-bands/--mask-frames/--frontend-norm act on filterbank energies",
-                         fix="add --frontend filterbank, or drop the masks")
+    check_ranges(a)
+    if a.frontend_norm and a.frontend != "filterbank":
+        raise InputError("--frontend-norm acts on filterbank energies",
+                         fix="add --frontend filterbank, or drop --frontend-norm")
     init: Optional[Path] = resolve_model_dir(a.init) if a.init else None
     init_extra = model_extra(init) if init else {}
     sample_rate = a.sample_rate or int(init_extra.get("sample_rate", 16000))
@@ -242,9 +215,6 @@ def run(argv=None) -> int:
                          path=init)
     encoding = init_extra.get("encoding", "waveform") if init else "waveform"
     bidirectional = None if a.causal else a.bidirectional
-    if a.mixup and encoding != "waveform":
-        raise InputError(f"--mixup mixes waveforms; the --init model reads {encoding} samples",
-                         path=init, fix="drop --mixup")
 
     labelled, val_clips, how = split_sets(a)
     names = label_names(labelled)
@@ -266,14 +236,8 @@ def run(argv=None) -> int:
     if pseudo:
         pseudo[1]["training_clips"] = len(train_clips)
     num_samples = max(1, int(round(a.seconds * sample_rate)))
-    train_groups = sorted({c.group for c in train_clips if c.group})
-    if a.speaker_adversary and len(train_groups) < 2:
-        raise InputError(f"--speaker-adversary needs clips of 2 or more groups (speakers) to "
-                         f"train on; the training clips have {len(train_groups)}",
-                         path=", ".join(map(str, a.train)),
-                         fix="give the manifest a group column naming each clip's speaker")
     train_base = AudioClips(train_clips, names, num_samples, sample_rate, train=True, seed=a.seed,
-                            peak=a.peak, max_seconds=a.max_seconds, groups=train_groups)
+                            peak=a.peak, max_seconds=a.max_seconds)
     val_ds = AudioClips(val_clips, names, num_samples, sample_rate, train=False, peak=a.peak,
                         max_seconds=a.max_seconds)
     batches = Batches(encoding)
@@ -299,16 +263,11 @@ def run(argv=None) -> int:
         extra = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
                  "seconds": a.seconds, "encoding": encoding, "peak": a.peak}
         config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, vocab_size=1,
-                      **frontend_config(a), mask_bands=a.mask_bands, mask_frames=a.mask_frames,
-                      num_labels=len(names), pooling=a.pooling, bidirectional=bidirectional,
+                      **frontend_config(a), num_labels=len(names), pooling=a.pooling, bidirectional=bidirectional,
                       dropout=a.dropout, extra=extra)
         per_clip = num_samples if encoding != "waveform" else -(-num_samples // a.frame_size)
-        task_kwargs = {"adversary_groups": len(train_groups),
-                       "adversary_weight": a.speaker_adversary} if a.speaker_adversary else {}
-        if a.mixup:
-            task_kwargs["mixup"] = a.mixup
         return Job(ClassifierTask, config, loader, val_loader, init,
-                   step_positions=a.batch_size * per_clip, task_kwargs=task_kwargs)
+                   step_positions=a.batch_size * per_clip)
 
     def report(model):
         m, pred = score_classifier(model, val_loader, names, a.out)
@@ -347,6 +306,29 @@ def run(argv=None) -> int:
         return fields, lines
 
     return run_training(a, job, report)
+
+
+# (option, lowest, highest, whether the highest is allowed); None: no bound
+RANGES = (("seconds", 0.0, None, False), ("shift_seconds", 0.0, None, True),
+          ("gain_db", 0.0, None, True), ("eq_db", 0.0, None, True),
+          ("babble_snr", 0.0, None, True), ("speed", 0.0, 0.5, False),
+          ("reverb", 0.0, 1.0, True), ("trim", 0.0, 1.0, True), ("tempo", 0.0, 1.0, True),
+          ("formant", 0.0, 1.0, True), ("band_limit", 0.0, 1.0, True))
+
+
+def check_ranges(a) -> None:
+    """Each numeric option in its range, or one line naming that option and the range."""
+    for name, low, high, closed in RANGES:
+        v = getattr(a, name)
+        above = low if name == "seconds" else None  # a crop must be longer than 0
+        bad = (v <= above) if above is not None else (v < low)
+        if high is not None:
+            bad = bad or (v > high if closed else v >= high)
+        if bad:
+            flag = "--" + name.replace("_", "-")
+            lo = f"> {low:g}" if above is not None else f">= {low:g}"
+            rng = lo if high is None else f"in [{low:g}, {high:g}{']' if closed else ')'}"
+            raise InputError(f"out of range: {flag} {rng}, got {v:g}")
 
 
 def logmel_report(fields, train_clips, names, num_samples, sample_rate, val_ds, a):

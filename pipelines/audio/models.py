@@ -9,10 +9,8 @@ import torch
 from ..model_dirs import model_extra, resolve_model_dir as _resolve
 from .mulaw import mulaw_encode
 
-AUDIO_TASKS = ("audio-classify", "audio-lm", "audio-masked")
+AUDIO_TASKS = ("audio-classify", "audio-lm")
 _KINDS = {"audio-lm": "an audio language model (seqmamba audio pretrain)",
-          "audio-masked": "a masked-frame pretrained model (seqmamba audio pretrain "
-                          "--objective masked)",
           "audio-classify": "an audio classifier (seqmamba audio finetune)"}
 
 __all__ = ["AUDIO_TASKS", "encode_input", "model_extra", "resolve_model_dir"]

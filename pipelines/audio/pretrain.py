@@ -1,20 +1,14 @@
 """``seqmamba audio pretrain``: self-supervised pretraining on audio clips.
 
-Two objectives.  ``--objective mulaw`` (the default) trains a causal language model of the
-samples: every clip is read mono at ``--sample-rate`` and mapped to 8-bit mu-law classes (256
+``--objective mulaw`` (the only one) trains a causal language model of the samples: every clip is read mono at ``--sample-rate`` and mapped to 8-bit mu-law classes (256
 tokens, silence = 128), as in SaShiMi and the Mamba paper's audio models; the model learns to predict
 each sample from the ones before it.  Training draws random crops of ``--seq-len`` samples
 (clips picked in proportion to their length; a clip shorter than the crop is masked after its
 end).  Held out: the clips of whole groups when the manifest has a group column (speakers,
 accents), else a random ``--val-fraction`` of the clips, or ``--val`` clips.  The report gives
 held-out bits per sample (loss / ln 2; 8 bits = a uniform guess) beside order-0 and order-1
-Markov models of the mu-law classes fitted on the same training clips.
-
-``--objective masked`` trains the model a classifier fine-tunes (``--frontend``, bidirectional
-by default) to name the k-means cluster of the log-mel spectrum of frames silenced in its input
-(``pipelines/audio/masked_frames.py``); ``seqmamba audio finetune --init RUN`` starts from it.
-The report gives the share of masked frames named right beside the commonest cluster and the
-cluster of the nearest unmasked frame.
+Markov models of the mu-law classes fitted on the same training clips.  (Masked-frame
+pretraining was tried and removed: classifiers started from it did worse than from scratch.)
 
 Input: a CSV manifest (path,label[,split][,group]; labels are not used), a folder holding
 ``manifest.csv``, or any folder of .wav/.flac files (searched recursively).
@@ -34,8 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import InputError
 from ..runs import add_trainer_args, parse_with_recipe
-from .args import (add_clip_reading_args, add_clip_set_args, add_frontend_args, frontend_config,
-                   train_sources)
+from .args import add_clip_reading_args, add_clip_set_args, train_sources
 from .datasets import (Clip, joined_clip_sets, read_clips, split_clips, split_fields,
                        split_method)
 from .io import AUDIO_EXTENSIONS, normalize_peak, read_audio
@@ -161,15 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--val-windows", type=int, default=64,
                    help="held-out windows of --seq-len scored (0: all)")
     g = p.add_argument_group("objective")
-    g.add_argument("--objective", default="mulaw", choices=["mulaw", "masked"],
-                   help="mulaw: next-sample prediction (causal); masked: name the log-mel "
-                        "cluster of silenced frames (for a classifier's --init)")
-    g.add_argument("--clusters", type=int, default=64, help="masked: k-means targets")
-    g.add_argument("--mask-prob", type=float, default=0.65,
-                   help="masked: span starts per frame x --mask-span (wav2vec 2.0's 0.65 masks "
-                        "about half the frames)")
-    g.add_argument("--mask-span", type=int, default=10, help="masked: frames per masked span")
-    add_frontend_args(g)
+    g.add_argument("--objective", default="mulaw", choices=["mulaw"],
+                   help="mulaw: next-sample prediction (causal)")
     add_trainer_args(p)
     p.set_defaults(d_model=64, n_layer=4)
     return p
@@ -187,18 +173,8 @@ def run(argv=None) -> int:
         raise InputError("--rc-equivariant is for DNA, not audio")
     if a.seq_len < 2 or a.sample_rate < 1:
         raise InputError("--seq-len must be at least 2 and --sample-rate positive")
-    if a.objective == "mulaw":
-        if a.bidirectional:
-            raise InputError("next-sample pretraining needs a causal model: drop "
-                             "--bidirectional (or pass --objective masked)")
-        if a.frontend != "linear" or a.frontend_norm:
-            raise InputError("--frontend and --frontend-norm are for --objective masked (the "
-                             "mu-law model reads sample classes)")
-    elif a.clusters < 2 or a.mask_span < 1 or not 0 < a.mask_prob <= 1 or a.frame_size < 2 \
-            or a.seq_len % a.frame_size:
-        raise InputError("--objective masked needs --clusters >= 2, --mask-span >= 1, "
-                         "--mask-prob in (0, 1], and --seq-len a multiple of --frame-size "
-                         f"(got {a.seq_len} and {a.frame_size})")
+    if a.bidirectional:
+        raise InputError("next-sample pretraining needs a causal model", fix="drop --bidirectional")
     clips = joined_clip_sets(a.train, pretrain_clips)
     if a.val is not None:
         train_clips, val_clips = clips, pretrain_clips(a.val)
@@ -211,8 +187,6 @@ def run(argv=None) -> int:
         raise InputError(f"the split leaves {len(train_clips)} training and {len(val_clips)} "
                          f"held-out clips", path=a.train[0],
                          fix="pass --val, or change --val-fraction")
-    if a.objective == "masked":
-        return run_masked(a, train_clips, val_clips, how)
     train_arrays = load_mulaw(train_clips, a.sample_rate, a.peak, a.max_seconds)
     val_arrays = load_mulaw(val_clips, a.sample_rate, a.peak, a.max_seconds)
     windows = heldout_windows(val_arrays, a.seq_len, a.val_windows)
@@ -250,54 +224,5 @@ def run(argv=None) -> int:
         return fields, [f"held-out bits per sample ({len(windows)} windows of {len(val_clips)} "
                         f"clips): model {bits:.4f} | order-1 Markov {markov[1]:.4f} | order-0 "
                         f"{markov[0]:.4f} | uniform 8"]
-
-    return run_training(a, job, report)
-
-
-def run_masked(a, train_clips, val_clips, how) -> int:
-    """--objective masked: targets, masked crops, a TokenTask over frames, and its report."""
-    from ..training import Job, TokenTask, run_training, training_loader
-    from . import masked_frames as mf
-
-    train_waves, val_waves = (load_waves(c, a.sample_rate, a.peak, a.max_seconds)
-                              for c in (train_clips, val_clips))
-    train_feats = mf.clip_features(train_waves, a.sample_rate, a.frame_size)
-    clusters = mf.FrameClusters(train_feats, a.clusters, a.seed)
-    train_targets = [clusters.assign(f) for f in train_feats]
-    val_targets = [clusters.assign(f) for f in mf.clip_features(val_waves, a.sample_rate,
-                                                                 a.frame_size)]
-    masking = dict(seq_len=a.seq_len, frame=a.frame_size, prob=a.mask_prob, span=a.mask_span,
-                   seed=a.seed)
-    val_ds = mf.MaskedFrames(val_waves, val_targets, **masking)
-    val_loader = DataLoader(val_ds, batch_size=max(a.batch_size, 32), collate_fn=mf.collate)
-
-    def job() -> Job:
-        samples = a.train_samples or a.max_steps * a.batch_size
-        train_ds = mf.MaskedFrames(train_waves, train_targets, samples=samples, **masking)
-        loader = training_loader(train_ds, a.batch_size, a.seed, shuffle=False,
-                                 num_workers=a.workers, collate_fn=mf.collate, drop_last=True,
-                                 persistent_workers=a.workers > 0)
-        extra = {"task": "audio-masked", "sample_rate": a.sample_rate, "encoding": "waveform",
-                 "seq_len": a.seq_len, "peak": a.peak, "clusters": a.clusters,
-                 "mask_prob": a.mask_prob, "mask_span": a.mask_span}
-        config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, vocab_size=1,
-                      **frontend_config(a), num_labels=a.clusters,
-                      bidirectional=a.bidirectional or "add", dropout=a.dropout, extra=extra)
-        return Job(TokenTask, config, loader, val_loader,
-                   step_positions=a.batch_size * (a.seq_len // a.frame_size))
-
-    def report(model):
-        acc = mf.masked_accuracy(model, val_loader)
-        base = mf.baseline_accuracies(val_ds, train_targets)
-        fields = {"task": "audio-masked", "objective": "masked", "sample_rate": a.sample_rate,
-                  "seq_len": a.seq_len, "frame_size": a.frame_size, "clusters": a.clusters,
-                  "split": split_fields(how, train_clips, val_clips),
-                  "train_audio_seconds": sum(len(w) for w in train_waves) / a.sample_rate,
-                  "val_masked_frames": base.pop("masked_frames"),
-                  "val_masked_acc": acc, "baseline_masked_acc": base}
-        return fields, [f"held-out masked frames ({fields['val_masked_frames']} of "
-                        f"{len(val_clips)} clips) named right: model {acc:.4f} | nearest "
-                        f"unmasked frame {base['nearest_unmasked']:.4f} | commonest cluster "
-                        f"{base['majority']:.4f}"]
 
     return run_training(a, job, report)

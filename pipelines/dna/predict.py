@@ -187,7 +187,7 @@ def predict_record(model, task, tok: DNATokenizer, name: str, length: int, read,
                 win_sum = torch.zeros(-(-length // a.embed_window), f.shape[-1])
             win_sum.index_add_(0, idx, f)
         if task == "dna-classify":
-            pool.update(feats, whole, model.pool_scores(feats))
+            pool.update(feats, whole)
             probs = model.classifier(feats.to(model.classifier.weight.dtype)).float() \
                 .softmax(-1)[0] if a.track else None
             # every class (L, C) for a bigWig per class, else the one --track-class (L,)
