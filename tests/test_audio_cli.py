@@ -19,7 +19,7 @@ from dna_helpers import DATA, seqmamba
 from pipelines.audio.io import DEFAULT_MAX_SECONDS
 from pipelines.audio.models import resolve_model_dir
 from pipelines.balance import balance
-from pipelines.runs import model_provenance
+from pipelines.io.tables import model_provenance
 
 DIGITS = DATA / "audio" / "spoken_digits_espeak"
 TINY = ["--d-model", 16, "--n-layer", 1, "--d-state", 4, "--batch-size", 8, "--warmup-steps", 1,

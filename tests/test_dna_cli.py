@@ -9,7 +9,7 @@ import pytest
 
 from dna_helpers import DATA, seqmamba, tiny_classifier, tiny_lm, write
 from pipelines.dna.models import resolve_model_dir
-from pipelines.runs import model_provenance
+from pipelines.io.tables import model_provenance
 
 HPYLORI = DATA / "genomes" / "Hpylori_G27_NC_011333.1.fa.gz"
 PROMOTERS = DATA / "labelled" / "uci_ecoli_promoters.tsv"

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from pipelines.errors import InputError
-from pipelines.training import accuracy_by_group, ema_callback, trainer_from_args
+from pipelines.metrics import accuracy_by_group
+from pipelines.training import ema_callback, trainer_from_args
 from seqmamba.schedule import warmup_cosine
 
 
@@ -71,7 +72,7 @@ def test_accuracy_by_group():
 
 
 def test_confusion_classes_in_natural_order():
-    from pipelines.training import natural_order
+    from pipelines.plots import natural_order
 
     words = ["eight", "five", "four", "nine", "one", "seven", "six", "three", "two", "zero"]
     assert [words[i] for i in natural_order(words)] == [

@@ -108,7 +108,7 @@ def logmel_baseline(train_waves, train_labels, val_waves, val_labels, num_classe
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from ..training import classification_metrics
+    from ..metrics import classification_metrics
 
     xtr = logmel_features(train_waves, sample_rate, grid=grid)
     xva = logmel_features(val_waves, sample_rate, grid=grid)

@@ -193,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv=None) -> int:
-    from ..training import (ClassifierTask, Job, accuracy_by_group, run_training,
-                            score_classifier, training_loader)
+    from ..metrics import accuracy_by_group
+    from ..training import ClassifierTask, Job, run_training, score_classifier, training_loader
 
     a = parse_with_recipe(build_parser(), argv)
     train_sources(a)

@@ -37,7 +37,7 @@ from seqmamba.atomic import write_csv_atomic, write_json_atomic
 
 from ..errors import InputError, regular_file
 from ..model_dirs import load_pretrained
-from ..runs import OutputLock, PartialTable, check_outputs, model_provenance
+from ..io.tables import OutputLock, PartialTable, check_outputs, model_provenance
 from .crop import center_crop
 from .datasets import read_clips
 from .models import encode_input, model_extra, resolve_model_dir
@@ -344,7 +344,8 @@ def evaluate_table(out: Path, truth: dict, labels: List[str], balance: Optional[
 
     import numpy as np
 
-    from ..training import accuracy_by_group, natural_order, plot_confusion
+    from ..metrics import accuracy_by_group
+    from ..plots import natural_order, plot_confusion
 
     delim = "\t" if out.suffix.lower() in (".tsv", ".txt") else ","
     with open(out, newline="") as f:

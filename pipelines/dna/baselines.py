@@ -36,7 +36,7 @@ def logistic_baseline(train, val, names, kind: str = "auto", seed: int = 0, k: i
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from ..training import classification_metrics
+    from ..metrics import classification_metrics
 
     index = {n: i for i, n in enumerate(names)}
     ytr = np.array([index[e.label] for e in train])

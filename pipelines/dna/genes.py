@@ -175,7 +175,7 @@ def boundary_recall(truth: np.ndarray, pred: np.ndarray, coding: Sequence[int],
 def score_annotation(truth: Dict[str, np.ndarray], pred: Dict[str, np.ndarray],
                      labels: Sequence[str]) -> dict:
     """Per-base accuracy, per-class F1, macro-F1 and CDS boundary recall over records."""
-    from ..training import confusion_scores
+    from ..metrics import confusion_scores
 
     k = len(labels)
     cm = np.zeros((k, k), np.int64)
@@ -215,7 +215,7 @@ def plot_gene_track(tracks: Dict[str, np.ndarray], labels: Sequence[str], record
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    from ..training import save_figure
+    from ..plots import save_figure
 
     # one image row per track, one column per base: fast for any number of segments
     palette = ["#ffffff"] + [COLOURS.get(c, "#888888") for c in labels]  # masked first

@@ -35,11 +35,13 @@ import torch
 
 from seqmamba import (MambaForSequenceClassification, MambaForTokenClassification,
                       MambaLMHeadModel, MambaPreTrainedModel)
-from seqmamba.atomic import atomic_output, commit, temp_beside, write_text_atomic
+from seqmamba.atomic import atomic_output, write_text_atomic
 from seqmamba.pooling import StreamingPool
 
 from ..errors import InputError, regular_file
-from ..runs import OutputLock, PartialTable, check_outputs, model_provenance
+from ..io.segments import SegmentWriter
+from ..io.tables import OutputLock, PartialTable, check_outputs, model_provenance
+from ..io.tracks import BigWigWriter, PerClassBigWig, TrackWriter, add_to_bins
 from .fasta import FastaFile
 from ..model_dirs import load_pretrained, model_extra
 from .annotation import segments as class_runs
@@ -295,57 +297,6 @@ def predict_token_record(model, tok, name, length, read, a, path) -> RecordResul
     return res
 
 
-def add_to_bins(bin_sum: np.ndarray, bin_cnt: np.ndarray, start: int, vals: np.ndarray,
-                width: int) -> None:
-    """Add per-position scores of positions start.. (n,) or (n, classes) into bins of ``width``
-    positions: bin_sum (bins,) or (bins, classes), bin_cnt (bins,) counts the positions added.
-    NaN scores (1-D: a language model's first base) are not counted."""
-    idx = np.arange(start, start + len(vals)) // width - start // width
-    first, k = start // width, int(idx[-1]) + 1
-    ok = ~np.isnan(vals) if vals.ndim == 1 else np.ones(len(vals), bool)
-    if vals.ndim == 1:
-        bin_sum[first:first + k] += np.bincount(idx[ok], weights=vals[ok], minlength=k)
-    else:
-        for c in range(vals.shape[1]):
-            bin_sum[first:first + k, c] += np.bincount(idx, weights=vals[:, c], minlength=k)
-    bin_cnt[first:first + k] += np.bincount(idx[ok], minlength=k)
-
-
-class SegmentWriter:
-    """Predicted segments of an annotation model as GFF3 (CDS rows with their strand, intron,
-    UTR; column 6 the mean probability) or BED6 (name = class, score = 1000 x probability),
-    every class but intergenic, written to a temporary file and renamed when complete."""
-
-    SO_TYPES = {"cds_plus": ("CDS", "+"), "cds_minus": ("CDS", "-"), "intron": ("intron", "."),
-                "utr": ("UTR", ".")}
-
-    def __init__(self, path: Path, labels):
-        if path.suffix.lower() not in (".gff3", ".gff", ".bed"):
-            raise InputError("--segments is written as GFF3 or BED", path=path,
-                             fix="name it x.gff3 or x.bed")
-        self.path, self.labels, self.rows = path, labels, []
-        self.bed = path.suffix.lower() == ".bed"
-
-    def add(self, chrom: str, segs) -> None:
-        for s, e, c, p in segs:
-            label = self.labels[c]
-            if label == "intergenic":
-                continue
-            so, strand = self.SO_TYPES.get(label, (label, "."))
-            if self.bed:
-                self.rows.append(f"{chrom}\t{s}\t{e}\t{label}\t{int(round(1000 * p))}\t{strand}\n")
-            else:
-                self.rows.append(f"{chrom}\tseqmamba\t{so}\t{s + 1}\t{e}\t{p:.3f}\t{strand}\t.\t"
-                                 f"ID={label}_{chrom}_{s + 1};class={label}\n")
-
-    def finish(self) -> None:
-        head = "" if self.bed else "##gff-version 3\n"
-        write_text_atomic(head + "".join(self.rows), self.path)
-
-    def abort(self) -> None:
-        pass  # nothing is on disk before finish
-
-
 class RecordProgress:
     """The progress of the record being predicted, kept beside the table
     (OUT.partial.record.safetensors, written atomically): where it stopped, the model's carried
@@ -397,34 +348,6 @@ class RecordProgress:
 
 # ---------------------------------------------------------------- output files
 
-class TrackWriter:
-    """bedGraph written to a temporary file beside the target and renamed when complete."""
-
-    def __init__(self, path: Path, task: str):
-        self.tmp = temp_beside(path)
-        self.f, self.path = open(self.tmp, "w"), path
-        self.f.write(f'track type=bedGraph name="seqmamba {task}"\n')
-
-    def write(self, chrom: str, length: int, width: int, sums: np.ndarray, counts: np.ndarray):
-        keep = np.flatnonzero(counts)
-        starts = keep * width
-        ends = np.minimum(starts + width, length)
-        vals = sums[keep] / counts[keep]
-        self.f.writelines(f"{chrom}\t{s}\t{e}\t{v:.5g}\n" for s, e, v in
-                          zip(starts.tolist(), ends.tolist(), vals.tolist()))
-
-    def finish(self):
-        self.f.close()
-        commit(self.tmp, self.path)
-
-    def abort(self):
-        try:
-            self.f.close()
-        except OSError:  # its last flush may be what failed (a full disk)
-            pass
-        self.tmp.unlink(missing_ok=True)
-
-
 def run(argv=None) -> int:
     a = build_parser().parse_args(argv)
     if a.chunk_size < 1 or a.track_bin < 1 or (a.max_length is not None and a.max_length < 1):
@@ -443,58 +366,6 @@ def run(argv=None) -> int:
         return _predict(a, model, task, tok)
     finally:
         lock.release()
-
-
-class BigWigWriter:
-    """The same bins as bigWig (pyBigWig), which IGV and JBrowse read: the header holds every
-    record's size from the FASTA index, bins are added in record order, and the file is
-    written to a temporary name and renamed when complete."""
-
-    def __init__(self, path: Path, sizes: List[Tuple[str, int]]):
-        import pyBigWig
-
-        self.tmp, self.path = temp_beside(path, ".bw"), path
-        self.bw = pyBigWig.open(str(self.tmp), "w")
-        self.bw.addHeader(list(sizes))
-
-    def write(self, chrom: str, length: int, width: int, sums: np.ndarray, counts: np.ndarray):
-        keep = np.flatnonzero(counts)
-        if keep.size:
-            starts = keep * width
-            ends = np.minimum(starts + width, length)
-            self.bw.addEntries([chrom] * keep.size, starts.tolist(), ends=ends.tolist(),
-                               values=(sums[keep] / counts[keep]).tolist())
-
-    def finish(self):
-        self.bw.close()
-        commit(self.tmp, self.path)
-
-    def abort(self):
-        try:
-            self.bw.close()
-        except Exception:  # a failed write may leave it unclosable
-            pass
-        self.tmp.unlink(missing_ok=True)
-
-
-class PerClassBigWig:
-    """One bigWig per class (``x.bw`` -> ``x.<label>.bw``), from bins holding every class."""
-
-    def __init__(self, path: Path, sizes, labels):
-        self.paths = [path.with_name(f"{path.stem}.{lab}{path.suffix}") for lab in labels]
-        self.writers = [BigWigWriter(p, sizes) for p in self.paths]
-
-    def write(self, chrom, length, width, sums, counts):
-        for c, w in enumerate(self.writers):
-            w.write(chrom, length, width, sums[:, c], counts)
-
-    def finish(self):
-        for w in self.writers:
-            w.finish()
-
-    def abort(self):
-        for w in self.writers:
-            w.abort()
 
 
 def track_writer(a, task, labels=()):

@@ -35,7 +35,7 @@ from seqmamba.atomic import atomic_output
 from ..errors import InputError, regular_file
 from ..model_dirs import load_pretrained, model_extra
 from ..checksums import file_sha256
-from ..runs import OutputLock, PartialTable, check_outputs, model_provenance
+from ..io.tables import OutputLock, PartialTable, check_outputs, model_provenance
 from .fasta import FastaFile
 from .models import resolve_model_dir, tokenizer_of
 
