@@ -11,6 +11,8 @@ machine was doing unless the user asked for that.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Optional, Tuple
@@ -55,3 +57,39 @@ def lowered_threads(default: int, free: Optional[float]) -> int:
     if free is None:
         return default
     return max(1, min(default, int(free + 0.5)))
+
+
+def threads_requested(option: Optional[str]) -> Optional[int]:
+    """Torch threads for ``--threads N|auto`` (else SEQMAMBA_THREADS; None: torch's default);
+    ``auto`` counts the idle cores.  A bad value is one InputError naming where it came from."""
+    from .errors import InputError
+
+    value, where = (option, "--threads") if option is not None else \
+        (os.environ.get("SEQMAMBA_THREADS") or None, "SEQMAMBA_THREADS")
+    if value is None:
+        return None
+    if value == "auto":
+        return threads_for_idle_cores()
+    try:
+        n = int(value)
+        if n < 1:
+            raise ValueError
+    except ValueError:
+        raise InputError(f"{where} takes a positive number of threads or 'auto', got "
+                         f"{value!r}") from None
+    return n
+
+
+def threads_for_idle_cores() -> int:
+    """``--threads auto``: torch's default thread count, lowered to the cores other processes
+    leave idle (measured over 0.2 s; pipelines.cores), said in one line when lowered."""
+    import torch
+
+    default = torch.get_num_threads()
+    cores = os.cpu_count() or default
+    free = free_cores(cores)
+    n = lowered_threads(default, free)
+    if n < default:
+        print(f"seqmamba: other processes keep {cores - free:.1f} of {cores} cores busy; "
+              f"running with {n} thread{'s' if n > 1 else ''}, not {default}", file=sys.stderr)
+    return n

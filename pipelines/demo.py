@@ -11,8 +11,8 @@
    and score it on a fourth it never heard, beside log-mel logistic regression; then
    batch-predict that speaker's clips.
 
-The settings are the shortest at which each model is measured ahead of its baseline; the
-longer recipes' figures (``benchmarks/results/``) are quoted beside the table.
+The settings are the shortest at which each model is measured ahead of its baseline; what
+the longer recipes reach is in the docs (docs/dna.md, docs/audio.md).
 """
 
 from __future__ import annotations
@@ -20,15 +20,10 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Optional
 
 from seqmamba.atomic import write_text_atomic
 
 from .bundled import bundled
-
-# where the longer runs' reports are, in a source checkout (an installed wheel has none)
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
-
 
 def _banner(text: str) -> None:
     print(f"\n== {text} ==", flush=True)
@@ -39,7 +34,10 @@ def _report(run: Path) -> dict:
 
 
 def demo_dna(workdir: Path, pretrain_steps: int, splice_steps: int) -> int:
-    from .dna.cli import main as dna
+    from .cli import run_command
+
+    def dna(argv):
+        return run_command("dna", argv[0], argv[1:])
 
     data = bundled("data")
     quiet = ["--no-progress"]
@@ -72,7 +70,10 @@ def demo_dna(workdir: Path, pretrain_steps: int, splice_steps: int) -> int:
 
 
 def demo_audio(workdir: Path, steps: int) -> int:
-    from .audio.cli import main as audio
+    from .cli import run_command
+
+    def audio(argv):
+        return run_command("audio", argv[0], argv[1:])
 
     fsdd = bundled("data", "audio", "fsdd")
     _banner(f"audio: spoken digits from raw 8 kHz waveforms of 3 real speakers ({steps} steps), "
@@ -93,35 +94,9 @@ def demo_audio(workdir: Path, steps: int) -> int:
                   "--out", str(workdir / "digit_predictions.csv"), "--no-progress"])
 
 
-def _recipe_line(name: str, describe) -> Optional[str]:
-    path = RESULTS / name
-    if not path.is_file():
-        return None
-    return describe(json.loads(path.read_text()))
-
-
-def _loso_line() -> Optional[str]:
-    """The audio_fsdd recipe left one speaker out at a time (benchmarks/audio_fsdd.py)."""
-    import csv
-
-    path = RESULTS / "audio_fsdd_loso.csv"
-    if not path.is_file():
-        return None
-    with open(path, newline="") as f:
-        mean = next((r for r in csv.DictReader(f) if r["held_out"] == "mean"), None)
-    if mean is None:
-        return None
-    return (f"audio_fsdd recipe (real speakers + bundled synthetic voices), each real "
-            f"speaker held out in turn: "
-            f"{float(mean['model_acc']):.3f} "
-            f"vs log-mel LR {float(mean['logmel_lr_acc']):.3f}, RBF SVM "
-            f"{float(mean['svm_acc']):.3f}")
-
-
 def summary(workdir: Path) -> str:
-    """The closing table (task, model, baseline, plots) from the runs' report.json files, and
-    one line per task on what the longer recipe reached."""
-    rows, notes = [], []
+    """The closing table (task, model, baseline, plots) from the runs' report.json files."""
+    rows = []
     pre = workdir / "pretrain"
     if (pre / "report.json").is_file():
         r = _report(pre)
@@ -129,18 +104,12 @@ def summary(workdir: Path) -> str:
                      f"{r['val_bits_per_base']:.4f}",
                      f"Markov order {r['best_markov_order']}: {r['best_markov_bits_per_base']:.4f}",
                      pre / "loss_curve.png"))
-        notes.append(_recipe_line("dna_ecoli_pretrain_report.json", lambda x: (
-            f"dna_pretrain_ecoli recipe ({x['steps']} steps): {x['val_bits_per_base']:.4f} bits "
-            f"per base vs Markov {x['best_markov_bits_per_base']:.4f}")))
     splice = workdir / "splice"
     if (splice / "report.json").is_file():
         r = _report(splice)
         rows.append(("splice junctions, held-out 20%, accuracy", f"{r['model']['acc']:.4f}",
                      f"{r['baseline']['name']}: {r['baseline']['acc']:.4f}",
                      splice / "confusion.png"))
-        notes.append(_recipe_line("dna_splice_report.json", lambda x: (
-            f"dna_splice recipe ({x['steps']} steps): {x['model']['acc']:.4f} vs "
-            f"{x['baseline']['acc']:.4f}")))
     digits = workdir / "digits"
     if (digits / "report.json").is_file():
         r = _report(digits)
@@ -149,7 +118,6 @@ def summary(workdir: Path) -> str:
                      f"{r['model']['acc']:.4f}",
                      f"log-mel + logistic regression: {r['baseline']['acc']:.4f}",
                      digits / "confusion.png"))
-        notes.append(_loso_line())
     if not rows:
         return ""
     head = ("task", "seqmamba", "classic baseline, same split", "plots")
@@ -157,9 +125,7 @@ def summary(workdir: Path) -> str:
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    notes = [n for n in notes if n]
-    if notes:
-        lines += ["", "longer runs (benchmarks/results/): " + "; ".join(notes)]
+    lines += ["", "what the longer recipes reach: docs/dna.md and docs/audio.md"]
     return "\n".join(lines)
 
 

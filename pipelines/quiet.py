@@ -29,11 +29,9 @@ _IGNORED = (
 )
 
 
-def verbose_requested(argv: list) -> tuple[bool, list]:
-    """(verbose?, argv without a leading --verbose/-v)."""
-    if argv and argv[0] in ("--verbose", "-v"):
-        return True, argv[1:]
-    return os.environ.get("SEQMAMBA_VERBOSE", "") not in ("", "0"), argv
+def verbose_from_environment() -> bool:
+    """SEQMAMBA_VERBOSE=1 asks for the libraries' messages as ``seqmamba --verbose`` does."""
+    return os.environ.get("SEQMAMBA_VERBOSE", "") not in ("", "0")
 
 
 # Lightning's informational messages go through these loggers.  Their parents are set to INFO

@@ -14,39 +14,12 @@ from .bundled import shipped_recipe, shipped_recipe_names
 from .errors import InputError, regular_file
 
 
-def add_trainer_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("training")
-    g.add_argument("--out", type=Path, required=True, help="run directory")
-    g.add_argument("--config", type=Path, default=None,
-                   help="recipe YAML, or the name of a shipped recipe (e.g. dna_splice): any of "
-                        "these options as keys; the command line wins")
-    g.add_argument("--max-steps", type=int, default=1000)
-    g.add_argument("--batch-size", type=int, default=16)
-    g.add_argument("--lr", type=float, default=2e-3)
-    g.add_argument("--weight-decay", type=float, default=0.1)
-    g.add_argument("--warmup-steps", type=int, default=100)
-    g.add_argument("--val-every", type=int, default=200, help="validate every N steps")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--ema", type=float, default=0.0,
-                   help="keep an exponential moving average of the weights with this decay "
-                        "(e.g. 0.995; 0: off), validate and export it: steadier final models")
-    g.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
-    g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g = p.add_argument_group("model (ignored with --init or --resume)")
-    g.add_argument("--d-model", type=int, default=128)
-    g.add_argument("--n-layer", type=int, default=4)
-    g.add_argument("--d-state", type=int, default=16)
-    g.add_argument("--bidirectional", default=None, choices=["add", "ew_multiply"])
-    g.add_argument("--rc-equivariant", action="store_true")
-    g.add_argument("--dropout", type=float, default=0.0)
-    g = p.add_argument_group("hardware (passed to Lightning)")
-    g.add_argument("--accelerator", default="auto")
-    g.add_argument("--devices", default="auto")
-    g.add_argument("--num-nodes", type=int, default=1)
-    g.add_argument("--strategy", default="auto")
-    g.add_argument("--precision", default=None,
-                   help="e.g. 32-true, bf16-mixed (default: bf16-mixed on GPU, 32-true on CPU)")
+def add_trainer_args(p: argparse.ArgumentParser, exclude=()) -> None:
+    """The training, model and hardware options (``pipelines.options``), less ``exclude``: the
+    fields this command cannot honour."""
+    from .options import add_training_options
+
+    add_training_options(p, exclude)
 
 
 def add_pooling_arg(g) -> None:
@@ -58,38 +31,104 @@ def add_pooling_arg(g) -> None:
                         "position, for windows centred on a site)")
 
 
-def parse_with_recipe(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
-    """Parse argv; keys of the ``--config`` recipe become defaults the command line overrides."""
-    args = parser.parse_args(argv)
-    if getattr(args, "config", None):
-        path = Path(args.config)
-        if path.exists():
-            regular_file(path)  # a folder, or a FIFO that would block
-        else:
-            path = shipped_recipe(str(args.config))
-        if path is None:
-            raise InputError("no such recipe file", path=args.config,
-                             fix="give a YAML file or a shipped recipe: "
-                                 + ", ".join(shipped_recipe_names()))
+def declared_options(parser: argparse.ArgumentParser) -> dict:
+    """{dest: argparse action} of every option the parser declares.  argparse offers no public
+    view of its actions; this is the one place that reads them."""
+    return {a.dest: a for a in parser._actions if a.dest != "help"}
+
+
+def read_recipe(name) -> tuple:
+    """(path, {key: value}) of a ``--config`` recipe: a YAML file, or a shipped recipe's name."""
+    path = Path(name)
+    if path.exists():
+        regular_file(path)  # a folder, or a FIFO that would block
+    else:
+        path = shipped_recipe(str(name))
+    if path is None:
+        raise InputError("no such recipe file", path=name,
+                         fix="give a YAML file or a shipped recipe: "
+                             + ", ".join(shipped_recipe_names()))
+    try:
+        recipe = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise InputError(f"not valid YAML ({str(e).splitlines()[0]})", path=path) from None
+    if not isinstance(recipe, dict):
+        raise InputError("a recipe is a mapping of option: value", path=path)
+    return path, {str(k).replace("-", "_"): v for k, v in recipe.items()}
+
+
+def parse_sets(items) -> dict:
+    """``--set key=value ...`` -> {key: value}, each value read as YAML (numbers, lists,
+    null), as it would be in a recipe."""
+    out = {}
+    for item in items or ():
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. --set max_steps=500")
         try:
-            recipe = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise InputError(f"not valid YAML ({str(e).splitlines()[0]})", path=path) from None
-        if not isinstance(recipe, dict):
-            raise InputError("a recipe is a mapping of option: value", path=path)
-        known = {a.dest for a in parser._actions}
-        recipe = {k.replace("-", "_"): v for k, v in recipe.items()}
-        unknown = sorted(set(recipe) - known)
-        if unknown:
-            raise InputError(f"unknown recipe keys {unknown}", path=path,
-                             fix="use the command's option names, e.g. max_steps, seq_len")
-        for a in parser._actions:  # paths in a recipe are relative to the recipe
-            if a.dest not in recipe or a.type is not Path or recipe[a.dest] is None:
-                continue
-            value = recipe[a.dest]  # one path, or a list of them (--train A B)
-            recipe[a.dest] = ([str(path.parent / v) for v in value] if isinstance(value, list)
-                              else str(path.parent / value))
-        parser.set_defaults(**recipe)
+            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip().replace("-", "_")] = value
+    return out
+
+
+def _check_value(action, key: str, value, where: str, path=None) -> None:
+    """A recipe or --set value of the option ``action`` has its type and is one of its
+    choices, or one line naming the key and what it takes."""
+    if value is None:
+        return
+    many = action.nargs in ("+", "*") or isinstance(action.nargs, int)
+    values = value if many and isinstance(value, list) else [value]
+    def converts(v, kind) -> bool:  # a string converts as argparse converts it from a flag
+        if isinstance(v, bool):
+            return False
+        if isinstance(v, str):
+            try:
+                kind(v)
+            except ValueError:
+                return False
+            return True
+        return isinstance(v, int) if kind is int else isinstance(v, (int, float))
+
+    if action.nargs == 0:  # a switch (store_true)
+        ok, what = isinstance(value, bool), "true or false"
+    elif action.type in (int, float):
+        ok = all(converts(v, action.type) for v in values)
+        what = "an integer" if action.type is int else "a number"
+    else:
+        ok, what = all(isinstance(v, (str, int, float)) for v in values), "a value"
+    if ok and action.choices is not None:
+        ok = all(v in action.choices for v in values)
+        what = "one of " + ", ".join(map(str, action.choices))
+    if not ok:
+        raise InputError(f"{where} key {key}: {value!r} is not {what}", path=path,
+                         fix=f"it sets {action.option_strings[-1]}")
+
+
+def parse_with_recipe(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """Parse argv; the ``--config`` recipe's keys, then ``--set key=value`` items, become
+    defaults that the options given as flags override.  Every key must be an option of the
+    command, with a value of its type (one line naming the key otherwise)."""
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None) or getattr(args, "set", None):
+        actions = declared_options(parser)
+        path, recipe = read_recipe(args.config) if args.config else (None, {})
+        sets = parse_sets(getattr(args, "set", None))
+        for where, mapping, at in (("recipe", recipe, path), ("--set", sets, None)):
+            unknown = sorted(set(mapping) - set(actions) - {"config", "set"})
+            if unknown:
+                raise InputError(f"unknown {where} keys {unknown}", path=at,
+                                 fix="use the command's option names, e.g. max_steps, seq_len "
+                                     f"(see {parser.prog} -h)")
+            for key, value in mapping.items():
+                if key in ("config", "set"):
+                    raise InputError(f"{where} key {key} cannot be set there", path=at)
+                _check_value(actions[key], key, value, where, at)
+        for key, value in recipe.items():  # paths in a recipe are relative to the recipe
+            if actions[key].type is Path and value is not None:  # one path, or a list (--train A B)
+                recipe[key] = ([str(path.parent / v) for v in value] if isinstance(value, list)
+                               else str(path.parent / value))
+        parser.set_defaults(**{**recipe, **sets})
         args = parser.parse_args(argv)
     if str(args.devices).isdigit():
         args.devices = int(args.devices)

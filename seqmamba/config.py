@@ -18,8 +18,10 @@ BIDIRECTIONAL_MODES = (None, "add", "ew_multiply")
 FRONTENDS = ("linear", "filterbank")
 POOLING_MODES = ("mean", "last", "max", "center")
 # Fields earlier versions saved that no longer exist: training-time SpecAugment masks, which
-# never changed a model's outputs outside training (removed: they lost their ablation).
-RETIRED_FIELDS = ("mask_bands", "mask_frames")
+# never changed a model's outputs outside training (removed: they lost their ablation), and
+# the scan backend, a choice of the machine that runs the model, not of the model
+# (``model.set_scan_backend``).
+RETIRED_FIELDS = ("mask_bands", "mask_frames", "scan_backend")
 
 
 @dataclass
@@ -85,8 +87,6 @@ class MambaConfig:
     label_complement: Optional[list] = None
     pooling: str = "mean"
     pad_token_id: Optional[int] = None
-    # Scan backend for this model (None: the dispatcher's choice, see seqmamba_kernels.dispatch).
-    scan_backend: Optional[str] = None
     # Free-form metadata a pipeline stores with the model (tokenizer, label names, task).
     extra: dict = field(default_factory=dict)
 

@@ -39,6 +39,19 @@ class MambaPreTrainedModel(nn.Module):
             raise ValueError(f"config must be a seqmamba.MambaConfig, got {type(config).__name__}")
         self.config = config
         self.backbone = MambaBackbone(config)
+        self.scan_backend: Optional[str] = None
+
+    def set_scan_backend(self, name: Optional[str]) -> "MambaPreTrainedModel":
+        """Run every scan of this model on the backend ``name`` ("cpu", "torch", "triton",
+        "reference"; None: the dispatcher's choice for each call's device and dtype).  A
+        choice of the machine, not of the model: it is not saved.  Returns the model."""
+        from .mixer import MambaMixer
+
+        for m in self.modules():
+            if isinstance(m, MambaMixer):
+                m.scan_backend = name
+        self.scan_backend = name
+        return self
 
     def _prepare(self, input_ids, attention_mask, inference_cache, chunk_size):
         """Validate the inputs; return the real length of each row in positions (or None).

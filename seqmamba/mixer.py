@@ -38,6 +38,10 @@ def _dt_bias_init(d_inner: int, cfg: MambaConfig) -> torch.Tensor:
 
 
 class MambaMixer(nn.Module):
+    # the scan backend this mixer calls (None: the dispatcher's choice); set at run time by
+    # MambaPreTrainedModel.set_scan_backend, never saved with the model
+    scan_backend: Optional[str] = None
+
     def __init__(self, cfg: MambaConfig, layer_idx: int = 0):
         super().__init__()
         self.cfg = cfg
@@ -82,7 +86,7 @@ class MambaMixer(nn.Module):
         the cache (and updating it)."""
         out, state = causal_conv1d(x, self.conv1d.weight[:, 0], self.conv1d.bias,
                                    initial_state=None if cache is None else cache.conv,
-                                   activation="silu", backend=self.cfg.scan_backend)
+                                   activation="silu", backend=self.scan_backend)
         if cache is not None:
             cache.conv = state
         return out
@@ -114,7 +118,7 @@ class MambaMixer(nn.Module):
         dt, B, C, dt_bias = self._ssm_inputs(x)
         A = -torch.exp(self.A_log.float())
         D = self.D.float()
-        backend = self.cfg.scan_backend
+        backend = self.scan_backend
         if cache is not None:
             y, cache.ssm = selective_scan(x, dt, A, B, C, D, z, dt_bias.float(), delta_softplus=True,
                                           initial_state=cache.ssm, return_last_state=True,

@@ -27,26 +27,47 @@ class MambaBlock(nn.Module):
     def __init__(self, cfg: MambaConfig, layer_idx: int):
         super().__init__()
         self.residual_in_fp32 = cfg.residual_in_fp32
-        mixer = BiMambaMixer(cfg, layer_idx) if cfg.bidirectional else MambaMixer(cfg, layer_idx)
-        norm = make_norm(cfg.mixer_width, cfg.rms_norm, cfg.norm_epsilon)
-        self.rc = cfg.rc_equivariant
-        self.mixer = RCPSWrapper(mixer, takes_lengths=True) if self.rc else mixer
-        self.norm = RCPSWrapper(norm) if self.rc else norm
+        self.mixer = self.make_mixer(cfg, layer_idx)
+        self.norm = make_norm(cfg.mixer_width, cfg.rms_norm, cfg.norm_epsilon)
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
 
-    def forward(self, hidden, residual, cache=None, lengths=None):
+    @staticmethod
+    def make_mixer(cfg: MambaConfig, layer_idx: int) -> nn.Module:
+        return BiMambaMixer(cfg, layer_idx) if cfg.bidirectional else MambaMixer(cfg, layer_idx)
+
+    def add_residual(self, hidden, residual):
         residual = hidden + residual if residual is not None else hidden
-        if self.residual_in_fp32:
-            residual = residual.float()
-        normed = self.norm(residual, lengths) if self.rc else self.norm(residual)
-        mixer_dtype = compute_dtype(self.mixer)
-        if not torch.is_autocast_enabled(normed.device.type):
-            normed = normed.to(mixer_dtype)
-        if self.rc:
-            out = self.mixer(normed, lengths, cache=cache)
-        else:
-            out = self.mixer(normed, cache=cache, lengths=lengths)
-        return self.drop(out), residual
+        return residual.float() if self.residual_in_fp32 else residual
+
+    def to_mixer_dtype(self, normed: torch.Tensor) -> torch.Tensor:
+        if torch.is_autocast_enabled(normed.device.type):
+            return normed
+        return normed.to(compute_dtype(self.mixer))
+
+    def forward(self, hidden, residual, cache=None, lengths=None):
+        """hidden, residual (batch, length, d_model) -> (new hidden, residual), same shapes."""
+        residual = self.add_residual(hidden, residual)
+        normed = self.to_mixer_dtype(self.norm(residual))
+        return self.drop(self.mixer(normed, cache=cache, lengths=lengths)), residual
+
+
+class RCPSMambaBlock(MambaBlock):
+    """The block under reverse-complement parameter sharing (Caduceus-PS): the hidden width is
+    a forward half and a reverse-complement half, and the norm and mixer run on both halves
+    with the same weights (``RCPSWrapper``), so the block maps the reverse complement of its
+    input to the reverse complement of its output."""
+
+    def __init__(self, cfg: MambaConfig, layer_idx: int):
+        super().__init__(cfg, layer_idx)
+        self.mixer = RCPSWrapper(self.mixer, takes_lengths=True)
+        self.norm = RCPSWrapper(self.norm)
+
+    def forward(self, hidden, residual, cache=None, lengths=None):
+        """hidden, residual (batch, length, d_model) -> (new hidden, residual), same shapes;
+        ``lengths`` (batch,) says where each row's reverse complement starts."""
+        residual = self.add_residual(hidden, residual)
+        normed = self.to_mixer_dtype(self.norm(residual, lengths))
+        return self.drop(self.mixer(normed, lengths, cache=cache)), residual
 
 
 def compute_dtype(module: nn.Module) -> torch.dtype:
@@ -85,7 +106,8 @@ class MambaBackbone(nn.Module):
             self.embedding = RCPSEmbedding(cfg.padded_vocab_size, cfg.d_model // 2, cfg.complement_map)
         else:
             self.embedding = nn.Embedding(cfg.padded_vocab_size, cfg.d_model)
-        self.layers = nn.ModuleList(MambaBlock(cfg, i) for i in range(cfg.n_layer))
+        block = RCPSMambaBlock if cfg.rc_equivariant else MambaBlock
+        self.layers = nn.ModuleList(block(cfg, i) for i in range(cfg.n_layer))
         norm_f = make_norm(cfg.mixer_width, cfg.rms_norm, cfg.norm_epsilon)
         self.norm_f = RCPSWrapper(norm_f) if cfg.rc_equivariant else norm_f
 

@@ -73,7 +73,7 @@ class RecurrentStepper:
             raise ValueError("RecurrentStepper(compile=True) supports float32 models only")
         # the model's scan backend does the state update; compiled, the backend's traceable
         # form (on a CPU the torch backend's update, which inductor fuses with the rest)
-        self.update = state_update_fn(cfg.scan_backend, self.emb.device, self.dtype,
+        self.update = state_update_fn(model.scan_backend, self.emb.device, self.dtype,
                                       traceable=compile)
         self._run = self._step
         if compile:

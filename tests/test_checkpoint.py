@@ -157,3 +157,26 @@ def test_attention_pooling_configs_are_refused_with_the_fix():
 
     with pytest.raises(ValueError, match="pooling 'attention' was removed.*retrain"):
         MambaConfig(d_model=16, n_layer=1, pooling="attention")
+
+
+def test_the_scan_backend_is_a_runtime_choice_not_saved(tmp_path):
+    """set_scan_backend changes which kernel runs (same logits within float tolerance) and is
+    not written into config.json; a legacy config that holds the field still loads."""
+    from seqmamba import MambaConfig, MambaLMHeadModel
+
+    torch.manual_seed(0)
+    m = MambaLMHeadModel(MambaConfig(d_model=16, n_layer=1, vocab_size=8, d_state=4)).eval()
+    x = torch.randint(0, 8, (2, 20))
+    with torch.no_grad():
+        ref = m.set_scan_backend("reference")(x).logits
+        fast = m.set_scan_backend("torch")(x).logits
+    assert torch.allclose(ref, fast, atol=1e-4)
+    m.save_pretrained(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert "scan_backend" not in cfg
+    cfg["scan_backend"] = "torch"  # as earlier versions wrote it
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    back = MambaLMHeadModel.from_pretrained(tmp_path / "m").eval()
+    assert back.scan_backend is None
+    with torch.no_grad():
+        assert torch.allclose(back(x).logits, fast, atol=1e-4)

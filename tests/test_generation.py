@@ -125,12 +125,12 @@ def test_recurrent_stepper_equals_full_forward(kw):
 
 @pytest.mark.parametrize("backend", ["reference", "torch", "cpu"])
 def test_recurrent_stepper_runs_the_models_scan_backend(backend, monkeypatch):
-    """The step's state update is the kernels' update of cfg.scan_backend, and every backend
-    gives the full forward's logits."""
+    """The step's state update is the kernels' update of the model's scan backend (a runtime
+    choice, set_scan_backend), and every backend gives the full forward's logits."""
     import seqmamba_kernels.dispatch as dispatch
     from seqmamba.stepper import RecurrentStepper
 
-    m = model(4, scan_backend=backend)
+    m = model(4).set_scan_backend(backend)
     p = prompt(2, 16, 7)
     resolved = []
     real = dispatch.resolve_backend

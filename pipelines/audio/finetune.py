@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--causal", action="store_true",
                    help="a one-directional backbone (default: bidirectional 'add')")
     g.add_argument("--baseline", default="logmel", choices=["logmel", "none"])
-    add_trainer_args(p)
+    add_trainer_args(p, exclude=("rc_equivariant",))  # a DNA strand symmetry
     p.set_defaults(bidirectional="add")
     return p
 
@@ -200,8 +200,6 @@ def run(argv=None) -> int:
     train_sources(a)
     if a.train is None:
         raise InputError("no input: pass --train CSV (path,label[,group]) or a folder per label")
-    if a.rc_equivariant:
-        raise InputError("--rc-equivariant is for DNA, not audio")
     check_ranges(a)
     if a.frontend_norm and a.frontend != "filterbank":
         raise InputError("--frontend-norm acts on filterbank energies",

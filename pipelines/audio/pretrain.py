@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("objective")
     g.add_argument("--objective", default="mulaw", choices=["mulaw"],
                    help="mulaw: next-sample prediction (causal)")
-    add_trainer_args(p)
+    add_trainer_args(p, exclude=("bidirectional", "rc_equivariant"))  # causal, not DNA
     p.set_defaults(d_model=64, n_layer=4)
     return p
 
@@ -169,12 +169,8 @@ def run(argv=None) -> int:
     train_sources(a)
     if a.train is None:
         raise InputError("no input: pass --train FOLDER (of .wav/.flac) or a CSV manifest")
-    if a.rc_equivariant:
-        raise InputError("--rc-equivariant is for DNA, not audio")
     if a.seq_len < 2 or a.sample_rate < 1:
         raise InputError("--seq-len must be at least 2 and --sample-rate positive")
-    if a.bidirectional:
-        raise InputError("next-sample pretraining needs a causal model", fix="drop --bidirectional")
     clips = joined_clip_sets(a.train, pretrain_clips)
     if a.val is not None:
         train_clips, val_clips = clips, pretrain_clips(a.val)

@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--keep-case", action="store_true", help="keep soft-masked lowercase apart")
     g.add_argument("--markov-orders", type=int, nargs="+", default=list(range(0, 9)))
     g.add_argument("--audit-dir", type=Path, default=None, help=argparse.SUPPRESS)
-    add_trainer_args(p)
+    # next-token prediction needs a causal model (masked-LM pretraining is not in yet)
+    add_trainer_args(p, exclude=("bidirectional", "rc_equivariant"))
     return p
 
 
@@ -125,7 +126,7 @@ def run(argv=None) -> int:
                                  num_workers=a.workers, collate_fn=_collate, drop_last=True,
                                  persistent_workers=a.workers > 0)
         config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
-                      vocab_size=tok.vocab_size, pad_token_id=tok.pad_id,
+                      vocab_size=tok.vocab_size, pad_token_id=tok.pad_id, dropout=a.dropout,
                       extra={"task": "dna-lm", "tokenizer": tok.to_dict(), "seq_len": a.seq_len,
                              "fasta": [Path(f).name for f in files]})
         return Job(LMTask, config, loader, val_loader,

@@ -30,7 +30,7 @@ class _Task(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         if init:
-            overrides = {k: model_config[k] for k in ("num_labels", "pooling", "extra", "scan_backend",
+            overrides = {k: model_config[k] for k in ("num_labels", "pooling", "extra",
                                                       "dropout", "label_complement")
                          if k in model_config}
             self.model = load_pretrained(self.model_cls, Path(init), **overrides)

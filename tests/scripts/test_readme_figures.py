@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ["kernels.md", "model.md", "dna.md", "audio.md", "guarantees.md", "benchmarks.md", "gpu.md"]
 
 

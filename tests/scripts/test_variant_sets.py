@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pysam
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import mtb_variant_sets as S  # noqa: E402
