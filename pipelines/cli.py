@@ -40,6 +40,9 @@ COMMANDS = {
 DOMAIN_HELP = {"dna": "genomics: pretrain, fine-tune, predict, score variants",
                "audio": "audio: fine-tune classifiers, pretrain, predict, generate"}
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# what `pip install 'seqmamba[all]'` adds to the core (import names): the commands need them
+PIPELINE_MODULES = {"yaml", "lightning", "pyfaidx", "Bio", "sklearn", "matplotlib", "tqdm",
+                    "soundfile", "torchaudio", "pysam", "pyBigWig"}
 
 
 def run_command(domain: str, name: str, argv) -> int:
@@ -129,6 +132,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("seqmamba: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in PIPELINE_MODULES:
+            raise
+        print(f"seqmamba: this command needs {e.name}, which the core install leaves out "
+              "(install the pipelines: pip install 'seqmamba[all]')", file=sys.stderr)
+        return 2
     except OSError as e:
         if e.errno not in FULL_DISK:
             raise

@@ -135,3 +135,67 @@ def test_manifests_recipes_and_bundled_data_come_with_the_wheel(installed):
     _run([str(bin_ / "seqmamba"), "dna", "finetune", "--config", "dna_splice", "--out", str(run),
           "--max-steps", "2", "--val-every", "2", "--no-progress"], work, env)
     assert (run / "final" / "config.json").is_file() and (run / "final" / "model.safetensors").is_file()
+
+
+# the import names of what `seqmamba[all]` adds to the core
+PIPELINE_MODULES = ("yaml", "lightning", "pytorch_lightning", "pyfaidx", "Bio", "sklearn",
+                    "matplotlib", "tqdm", "soundfile", "torchaudio", "pysam", "pyBigWig")
+BLOCKER = f'''
+import sys
+BLOCKED = {PIPELINE_MODULES!r}
+class _Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, _Blocker())
+'''
+
+
+def test_the_core_needs_only_torch_numpy_and_safetensors(installed, tmp_path):
+    """`pip install seqmamba` (no extra) declares torch, numpy, safetensors (and triton on
+    Linux), and with none of the pipelines' packages importable the wheel's model library
+    still saves and loads a checkpoint, runs a forward pass, generates, and runs the fused CPU
+    kernel against the reference; the command line says in one line what to install."""
+    import zipfile
+
+    wheel = next((installed[0].parent.parent / "dist").glob("seqmamba-*.whl"))
+    meta = zipfile.ZipFile(wheel).read(
+        next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith("METADATA"))).decode()
+    core = {line.split(":", 1)[1].split(";")[0].strip().split(">")[0].split("=")[0].strip()
+            for line in meta.splitlines()
+            if line.startswith("Requires-Dist:") and "extra ==" not in line}
+    assert core == {"torch", "triton", "numpy", "safetensors"}, core
+    bin_dir, env, work = installed
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(BLOCKER)
+    env = dict(env, PYTHONPATH=str(block))
+    code = ("import sys, torch\n"
+            "from seqmamba import MambaConfig, MambaLMHeadModel\n"
+            "from seqmamba_kernels import selective_scan, selective_scan_ref\n"
+            "torch.manual_seed(0)\n"
+            "m = MambaLMHeadModel(MambaConfig(d_model=16, n_layer=2, vocab_size=8, d_state=4))\n"
+            f"m.save_pretrained({str(tmp_path / 'm')!r})\n"
+            f"back = MambaLMHeadModel.from_pretrained({str(tmp_path / 'm')!r}).eval()\n"
+            "x = torch.randint(0, 8, (2, 24))\n"
+            "with torch.no_grad():\n"
+            "    assert torch.allclose(back(x).logits, m.eval()(x).logits)\n"
+            "    out = back.generate(x[:, :4], max_new_tokens=5)\n"
+            "assert out.shape == (2, 9)\n"
+            "u, dt = torch.randn(1, 16, 40), torch.randn(1, 16, 40)\n"
+            "A, B, C = -torch.rand(16, 4) - 0.5, torch.randn(1, 4, 40), torch.randn(1, 4, 40)\n"
+            "y = selective_scan(u, dt, A, B, C, delta_softplus=True, backend='cpu')\n"
+            "r = selective_scan_ref(u.double(), dt.double(), A.double(), B.double(), C.double(),"
+            " delta_softplus=True)\n"
+            "assert (y.double() - r).abs().max() < 1e-4\n"
+            "blocked = [n for n in sys.modules if n.split('.')[0] in "
+            f"{PIPELINE_MODULES!r}]\n"
+            "assert not blocked, blocked\n"
+            "print('core ok')\n")
+    out = _run([str(bin_dir / "python"), "-c", code], work, env)
+    assert "core ok" in out
+    r = subprocess.run([str(bin_dir / "seqmamba"), "dna", "finetune", "--config", "dna_splice",
+                        "--out", str(tmp_path / "run")], cwd=work, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "pip install 'seqmamba[all]'" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
