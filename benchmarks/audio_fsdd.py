@@ -70,7 +70,7 @@ from pipelines.audio.datasets import bundled_set, read_clips  # noqa: E402
 from pipelines.audio.io import read_audio  # noqa: E402
 from pipelines.audio import pseudo_labels  # noqa: E402
 from pipelines.audio.models import encode_input  # noqa: E402
-from pipelines.audio.predict import AudioPredictor  # noqa: E402
+from pipelines.audio.predictor import AudioPredictor  # noqa: E402
 from pipelines.balance import balance as rebalance  # noqa: E402
 from pipelines.errors import InputError  # noqa: E402
 from pipelines.bundled import shipped_recipe, shipped_recipe_names  # noqa: E402

@@ -30,7 +30,7 @@ for p in (ROOT, HERE):
 
 from busy_cores import cores_busy  # noqa: E402
 from pipelines.audio.datasets import bundled_set, read_clips  # noqa: E402
-from pipelines.audio.predict import AudioPredictor  # noqa: E402
+from pipelines.audio.predictor import AudioPredictor  # noqa: E402
 from seqmamba import MambaConfig, MambaForSequenceClassification  # noqa: E402
 from seqmamba.atomic import write_csv_atomic  # noqa: E402
 

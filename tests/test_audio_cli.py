@@ -118,7 +118,7 @@ def test_predict_files_folder_glob_keeps_going_past_bad_files(tmp_path, classifi
     lines = [line for line in stderr.splitlines() if line.startswith("seqmamba:")]
     for name, why in zip(bad, ("empty file", "not an audio file", "NaN")):
         assert any(name in line and why in line for line in lines), (name, lines)
-    errors = rows(out.parent / "preds.csv.errors.csv")
+    errors = rows(out.parent / "preds.csv.errors.tsv")
     assert sorted(e["file"].rsplit("/", 1)[-1] for e in errors) == sorted(bad)
     assert not (out.parent / "preds.csv.partial").exists()
 
@@ -207,13 +207,13 @@ def test_pretrain_generate_wav_and_lm_bits(tmp_path, lm):
     assert extra["task"] == "audio-lm" and extra["encoding"] == "mulaw8"
     assert extra["sample_rate"] == 16000 and "bits per sample" in out
     wav = tmp_path / "gen.wav"
-    rc, stdout, err = seqmamba("audio", "generate", "--model", run, "--seconds", 0.05,
+    rc, stdout, err = seqmamba("audio", "generate", "--model", run, "--duration", 0.05,
                                "--out", wav, "--seed", 1, "--top-k", 50)
     assert rc == 0, err
     x, sr = sf.read(str(wav))
     assert sr == 16000 and x.shape == (800,) and np.isfinite(x).all() and "samples/s" in stdout
     # a prompt is continued: prompt + 0.01 s
-    rc, _, err = seqmamba("audio", "generate", "--model", run, "--seconds", 0.01, "--out", wav,
+    rc, _, err = seqmamba("audio", "generate", "--model", run, "--duration", 0.01, "--out", wav,
                           "--prompt", DIGITS / "one_0001.wav")
     assert rc == 0, err
     assert sf.info(str(wav)).frames == 16000 + 160
@@ -233,7 +233,7 @@ def test_bad_model_paths_give_one_line_errors(tmp_path, classifier):
     cases = [
         (("predict", "--model", tmp_path / "nowhere", DIGITS / "one_0001.wav", "--out",
           tmp_path / "p.csv"), "no such model directory"),
-        (("generate", "--model", clf, "--seconds", 0.01, "--out", tmp_path / "g.wav"),
+        (("generate", "--model", clf, "--duration", 0.01, "--out", tmp_path / "g.wav"),
          "needs an audio language model"),
         (("finetune", "--train", DIGITS, "--out", tmp_path / "ft", "--init", tmp_path),
          "not a model directory"),
@@ -298,7 +298,7 @@ def test_track_finds_each_sound_at_its_time_in_a_long_recording(tmp_path, tones_
     sf.write(str(rec), np.concatenate(parts), sr)
     track = tmp_path / "track.csv"
     rc, stdout, err = seqmamba("audio", "predict", "--model", tones_model, rec, "--track",
-                               track, "--window", 0.5, "--hop", 0.125, "--no-progress")
+                               track, "--window-seconds", 0.5, "--hop", 0.125, "--no-progress")
     assert rc == 0, err
     got = rows(track)
     assert abs(float(got[-1]["end"]) - (t + 0.5)) <= 0.13 and float(got[0]["start"]) == 0

@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..options import add_field
 from .io import DEFAULT_MAX_SECONDS
 
 
 def add_clip_set_args(g: argparse._ArgumentGroup, train_help: str) -> None:
     """--train/--val and, without --val, how the held-out clips are chosen (split_sets)."""
-    g.add_argument("--train", type=Path, nargs="+", default=None,
-                   help=train_help + "; several are joined into one set")
-    g.add_argument("--val", type=Path, default=None, help="held-out clips (CSV or folder)")
-    g.add_argument("--split", default="auto", choices=["auto", "column", "group", "stratified"],
-                   help="without --val: how to hold clips out (auto: the split column, else "
-                        "groups, else stratified by label)")
-    g.add_argument("--val-fraction", type=float, default=0.25,
-                   help="without --val: fraction of the groups (or of each label) held out")
+    add_field(g, "train", nargs="+", help=train_help + "; several are joined into one set")
+    add_field(g, "val", help="held-out clips (CSV or folder)")
+    add_field(g, "split", default="auto", choices=["auto", "column", "group", "stratified"],
+              help="without --val: how to hold clips out (auto: the split column, else groups, "
+                   "else stratified by label)")
+    add_field(g, "val_fraction", default=0.25,
+              help="without --val: fraction of the groups (or of each label) held out")
     g.add_argument("--val-groups", nargs="+", default=None, help="hold out these groups")
 
 
@@ -25,12 +25,17 @@ def add_clip_reading_args(g: argparse._ArgumentGroup) -> None:
     """How each file is read: level and the longest file accepted."""
     g.add_argument("--peak", type=float, default=None,
                    help="scale each clip down to this peak (default: as recorded)")
-    g.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
-                   help="a longer clip is an error")
+    add_max_seconds(g)
+
+
+def add_max_seconds(g, **use) -> None:
+    """--max-seconds: the longest file read (a longer one is an error, not hours of audio)."""
+    add_field(g, "max_seconds", **{"default": DEFAULT_MAX_SECONDS,
+                                   "help": "a longer file is an error", **use})
 
 
 def add_frontend_args(g: argparse._ArgumentGroup) -> None:
-    """How a waveform model turns samples into positions (finetune, masked-frame pretrain)."""
+    """How a waveform model turns samples into positions."""
     g.add_argument("--frame-size", type=int, default=160,
                    help="samples per frame (160 = 10 ms at 16 kHz)")
     g.add_argument("--frontend", default="linear", choices=["linear", "filterbank"],

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from seqmamba.atomic import write_csv_atomic
 
 from ..errors import InputError
+from ..options import add_field
 from ..runs import add_pooling_arg, add_trainer_args, parse_with_recipe
 from .args import (add_clip_reading_args, add_clip_set_args, add_frontend_args, frontend_config,
                    train_sources)
@@ -125,9 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqmamba audio finetune", description=__doc__.split("\n")[0])
     g = p.add_argument_group("data")
     add_clip_set_args(g, "CSV manifest (path,label[,split][,group]) or folder per label")
-    g.add_argument("--seconds", type=float, default=1.0, help="crop length")
-    g.add_argument("--sample-rate", type=int, default=None,
-                   help="clips are resampled to this rate (default 16000, or --init's)")
+    add_field(g, "seconds", help="clip length trained on (crop length)")
+    add_field(g, "sample_rate", help="clips are resampled to this rate (default 16000, or "
+                                     "--init's)")
     add_clip_reading_args(g)
     g.add_argument("--shift-seconds", type=float, default=0.0,
                    help="augmentation: random time shift of up to this much (zero-filled)")
@@ -180,13 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--pseudo-balance: over all --unlabelled clips (all), or over the clips "
                         "of each folder on its own (folder: one voice a folder)")
     g = p.add_argument_group("model")
-    g.add_argument("--init", type=Path, default=None,
-                   help="audio model to start from (RUN or RUN/final of finetune or pretrain)")
+    add_field(g, "init", help="audio model to start from (RUN or RUN/final of finetune or "
+                              "pretrain)")
     add_frontend_args(g)
     add_pooling_arg(g)
     g.add_argument("--causal", action="store_true",
                    help="a one-directional backbone (default: bidirectional 'add')")
-    g.add_argument("--baseline", default="logmel", choices=["logmel", "none"])
+    add_field(g, "baseline", default="logmel", choices=["logmel", "none"])
     add_trainer_args(p, exclude=("rc_equivariant",))  # a DNA strand symmetry
     p.set_defaults(bidirectional="add")
     return p

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 
 from seqmamba import MambaLMHeadModel
 
 from ..errors import InputError
+from ..options import add_field, add_renamed
 from .models import model_extra, resolve_model_dir
 from .io import DEFAULT_MAX_SECONDS, read_audio, write_wav_atomic
 from .mulaw import SILENCE, mulaw_decode, mulaw_encode
@@ -24,16 +24,17 @@ from .mulaw import SILENCE, mulaw_decode, mulaw_encode
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqmamba audio generate", description=__doc__.split("\n")[0])
-    p.add_argument("--model", type=Path, required=True, help="pretraining RUN or RUN/final")
-    p.add_argument("--seconds", type=float, required=True, help="audio to generate")
-    p.add_argument("--out", type=Path, required=True, help="WAV output")
-    p.add_argument("--prompt", type=Path, default=None, help="WAV/FLAC to continue")
-    p.add_argument("--max-prompt-seconds", type=float, default=DEFAULT_MAX_SECONDS)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
+    add_field(p, "model", help="pretraining RUN or RUN/final")
+    p.add_argument("--duration", type=float, required=True,
+                   help="seconds of audio to generate (it was --seconds)")
+    add_renamed(p, "--seconds", "--duration", "seconds of audio to generate",
+                "the clip length a classifier trains on")
+    add_field(p, "out", help="WAV output")
+    add_field(p, "prompt", help="WAV/FLAC to continue")
+    p.add_argument("--max-prompt-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                   help="a longer prompt file is an error")
+    for name in ("temperature", "top_k", "top_p", "seed", "device"):
+        add_field(p, name)
     p.add_argument("--compile", action="store_true",
                    help="compile the recurrent step first (~20 s once, then ~3x faster samples)")
     return p
@@ -44,9 +45,9 @@ def run(argv=None) -> int:
     d = resolve_model_dir(a.model, ("audio-lm",))
     extra = model_extra(d)
     sr = int(extra.get("sample_rate", 16000))
-    n_new = int(round(a.seconds * sr))
+    n_new = int(round(a.duration * sr))
     if n_new < 1:
-        raise InputError(f"--seconds {a.seconds:g} is less than one sample at {sr} Hz")
+        raise InputError(f"--duration {a.duration:g} is less than one sample at {sr} Hz")
     if a.temperature < 0 or not 0 < a.top_p <= 1 or a.top_k < 0:
         raise InputError("--temperature >= 0, 0 < --top-p <= 1 and --top-k >= 0, please")
     if a.prompt is not None:

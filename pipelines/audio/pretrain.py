@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import InputError
+from ..options import add_field
 from ..runs import add_trainer_args, parse_with_recipe
 from .args import add_clip_reading_args, add_clip_set_args, train_sources
 from .datasets import (Clip, joined_clip_sets, read_clips, split_clips, split_fields,
@@ -146,13 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqmamba audio pretrain", description=__doc__.split("\n")[0])
     g = p.add_argument_group("data")
     add_clip_set_args(g, "folder of .wav/.flac (recursive), or CSV manifest path,label[,group]")
-    g.add_argument("--seq-len", type=int, default=4096, help="samples per training crop")
-    g.add_argument("--sample-rate", type=int, default=16000)
+    add_field(g, "seq_len", default=4096, help="samples per training crop")
+    add_field(g, "sample_rate", default=16000)
     add_clip_reading_args(g)
-    g.add_argument("--train-samples", type=int, default=None,
-                   help="crops per epoch (default: max_steps x batch size)")
-    g.add_argument("--val-windows", type=int, default=64,
-                   help="held-out windows of --seq-len scored (0: all)")
+    add_field(g, "train_samples", help="crops per epoch (default: max_steps x batch size)")
+    add_field(g, "val_windows", help="held-out windows of --seq-len scored (0: all)")
     g = p.add_argument_group("objective")
     g.add_argument("--objective", default="mulaw", choices=["mulaw"],
                    help="mulaw: next-sample prediction (causal)")

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import InputError
+from ..options import add_field
 from ..runs import add_pooling_arg, add_trainer_args, parse_with_recipe
 from .baselines import logistic_baseline
 from .labelled import LabelledSet, pad_collate, read_labelled
@@ -31,23 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sequence: one label per sequence (--train); token: one label per base "
                         "from --annotation (gene annotation)")
     g = p.add_argument_group("data")
-    g.add_argument("--train", type=Path, default=None, help="labelled TSV or BED")
-    g.add_argument("--val", type=Path, default=None, help="held-out TSV or BED")
-    g.add_argument("--fasta", type=Path, default=None, help="FASTA for BED input")
-    g.add_argument("--val-fraction", type=float, default=0.2,
-                   help="without --val: stratified fraction of --train held out")
-    g.add_argument("--init", type=Path, default=None,
-                   help="pretrained model directory (RUN or RUN/final) to start from")
+    add_field(g, "train", help="labelled TSV or BED")
+    add_field(g, "val", help="held-out TSV or BED")
+    add_field(g, "fasta", help="FASTA for BED input, or the genome of --annotation")
+    add_field(g, "val_fraction", help="without --val: stratified fraction of --train held out")
+    add_field(g, "init", help="pretrained model directory (RUN or RUN/final) to start from")
     add_pooling_arg(g)
     g.add_argument("--rc-augment", action="store_true",
                    help="train on reverse complements too (for strand-symmetric labels)")
-    g.add_argument("--baseline", default="auto", choices=["auto", "onehot", "kmer", "none"])
+    add_field(g, "baseline", choices=["auto", "onehot", "kmer", "none"])
     g = p.add_argument_group("--task token (base-level annotation)")
     g.add_argument("--annotation", type=Path, default=None,
                    help="GFF3 (optionally gzipped) with CDS rows for the --fasta genome")
-    g.add_argument("--val-records", default=None,
-                   help="comma-separated records (chromosomes) held out whole for scoring")
-    g.add_argument("--seq-len", type=int, default=8192, help="training window (bases)")
+    add_field(g, "val_records", help="records (chromosomes) held out whole for scoring "
+                                     "(several, or comma-separated)")
+    add_field(g, "seq_len", default=8192, help="training window (bases)")
     g.add_argument("--eval-seq-len", type=int, default=None,
                    help="window for scoring the held-out records (default --seq-len)")
     g.add_argument("--overlaps", default="error", choices=["error", "mask"],
@@ -55,8 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "masked out of training and scoring")
     g.add_argument("--class-weights", default="none", choices=["none", "balanced"],
                    help="balanced: weigh the loss by inverse square-root class frequency")
-    g.add_argument("--val-windows", type=int, default=32,
-                   help="held-out windows scored at each validation during training")
+    add_field(g, "val_windows", default=32)
     g.add_argument("--plot-length", type=int, default=30000,
                    help="bases of the held-out stretch drawn in RUN/gene_track.png")
     add_trainer_args(p)

@@ -7,7 +7,6 @@ whatever the length.  Special tokens (and N, unless --allow-n) are never sampled
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
@@ -15,20 +14,19 @@ from seqmamba import MambaLMHeadModel
 from seqmamba.atomic import atomic_output
 
 from ..errors import InputError
+from ..options import add_field
 from .models import resolve_model_dir, tokenizer_of
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqmamba dna generate", description=__doc__.split("\n")[0])
-    p.add_argument("--model", type=Path, required=True, help="pretraining RUN or RUN/final")
-    p.add_argument("--prompt", default="", help="DNA to continue (default: none)")
+    add_field(p, "model", help="pretraining RUN or RUN/final")
+    add_field(p, "prompt", default="", help="DNA to continue (default: none)")
     p.add_argument("--length", type=int, required=True, help="bases to generate")
-    p.add_argument("--out", type=Path, required=True, help="FASTA output")
+    add_field(p, "out", help="FASTA output")
     p.add_argument("--num", type=int, default=1, help="sequences to sample")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    for name in ("temperature", "top_k", "top_p", "seed"):
+        add_field(p, name)
     p.add_argument("--line-width", type=int, default=80)
     p.add_argument("--allow-n", action="store_true", help="let the model emit N")
     return p

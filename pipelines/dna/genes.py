@@ -33,7 +33,7 @@ from ..errors import InputError
 from .annotation import IGNORE, Annotation, read_annotation, segments
 from .fasta import FastaFile
 from .tokenizer import DNATokenizer
-from .windows import POOL
+from .windows import POOL, record_names
 
 BOUNDARY_SLACK = 3  # bases: a CDS boundary predicted this close counts as exact
 
@@ -242,7 +242,7 @@ def read_split(a, tok: DNATokenizer):
     fa = FastaFile(a.fasta)
     lengths = {r.name: r.length for r in fa.records}
     ann = read_annotation(a.annotation, lengths, overlaps=a.overlaps)
-    val = [r.strip() for r in a.val_records.split(",") if r.strip()]
+    val = record_names(a.val_records)
     for r in val:
         if r not in lengths:
             raise InputError(f"--val-records: no record {r!r} in the FASTA", path=a.fasta)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..io.tables import OutputLock, check_outputs
+from ..options import add_field
 from .inference import load_model, predict_files
 
 
@@ -33,10 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The options of ``seqmamba dna predict``."""
     p = argparse.ArgumentParser(prog="seqmamba dna predict", description=__doc__.split("\n")[0])
     p.add_argument("inputs", nargs="+", type=Path, help="FASTA (plain/bgzip) or TSV files")
-    p.add_argument("--model", type=Path, required=True, help="RUN directory or RUN/final")
-    p.add_argument("--out", type=Path, required=True, help="predictions (.tsv or .csv)")
-    p.add_argument("--track", type=Path, default=None,
-                   help="per-position scores: .bedgraph, or .bw (bigWig, for IGV/JBrowse)")
+    add_field(p, "model")
+    add_field(p, "out", help="predictions (.tsv or .csv)")
+    add_field(p, "track", help="per-position scores: .bedgraph, or .bw (bigWig, for IGV/JBrowse)")
     p.add_argument("--track-class", default=None, help="class whose probability the track shows "
                                                        "(default: the last label)")
     p.add_argument("--track-bin", type=int, default=1, help="bases per bedGraph interval")
@@ -46,18 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "record, start and end (for clustering regions)")
     p.add_argument("--segments", type=Path, default=None,
                    help="annotation models: predicted segments as .gff3 or .bed")
-    p.add_argument("--window", type=int, default=None,
-                   help="annotation models: window for bidirectional ones (default: twice the "
-                        "training window)")
+    add_field(p, "window", help="annotation models: window for bidirectional ones (default: "
+                                "twice the training window)")
     p.add_argument("--chunk-size", type=int, default=1 << 16, help="bases per piece")
     p.add_argument("--max-length", type=int, default=None,
                    help="use only the first N bases of each record")
-    p.add_argument("--restart", action="store_true", help="ignore an earlier OUT.partial")
+    add_field(p, "restart")
     p.add_argument("--save-every", type=float, default=60.0,
                    help="seconds between saves of a long record's progress (its carried state), "
                         "so a stopped run resumes inside the record (0: after every chunk)")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--device", default="cpu")
+    add_field(p, "no_progress")
+    add_field(p, "device")
     return p
 
 

@@ -18,29 +18,27 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import InputError
+from ..options import add_field
 from ..runs import add_trainer_args, parse_with_recipe
 from .manifest import load_split
 from .markov import MarkovModel
 from .tokenizer import DNATokenizer
 from .windows import (POOL, GenomeWindows, check_intervals, fraction_intervals, read_bed,
-                      record_intervals, subtract)
+                      record_intervals, record_names, subtract)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqmamba dna pretrain", description=__doc__.split("\n")[0])
     g = p.add_argument_group("data")
-    g.add_argument("--fasta", type=Path, action="append", default=None,
-                   help="FASTA file (plain or bgzip); repeat for several")
-    g.add_argument("--seq-len", type=int, default=1024)
-    g.add_argument("--val-fraction", type=float, default=0.1,
-                   help="hold out the last fraction of every record")
-    g.add_argument("--val-records", nargs="+", default=None, help="hold out these records")
+    add_field(g, "fasta", action="append", help="FASTA file (plain or bgzip); repeat for several")
+    add_field(g, "seq_len")
+    add_field(g, "val_fraction", default=0.1, help="hold out the last fraction of every record")
+    add_field(g, "val_records")
     g.add_argument("--holdout-bed", type=Path, default=None, help="hold out these BED intervals")
-    g.add_argument("--manifest", type=Path, default=None, help="data manifest YAML")
-    g.add_argument("--split", default=None, help="split name in --manifest")
-    g.add_argument("--train-samples", type=int, default=None,
-                   help="windows per epoch (default: max_steps x batch size)")
-    g.add_argument("--val-windows", type=int, default=64)
+    add_field(g, "manifest")
+    add_field(g, "split", help="split name in --manifest")
+    add_field(g, "train_samples")
+    add_field(g, "val_windows")
     g.add_argument("--rc-prob", type=float, default=0.5, help="reverse-complement augmentation")
     g.add_argument("--max-n-frac", type=float, default=0.1)
     g.add_argument("--keep-case", action="store_true", help="keep soft-masked lowercase apart")
@@ -78,8 +76,9 @@ def _splits(a):
         val = read_bed(a.holdout_bed, files)
         return subtract(record_intervals(files), val), val, files
     if a.val_records:
-        return (record_intervals(files, exclude=a.val_records),
-                record_intervals(files, records=a.val_records), files)
+        names = record_names(a.val_records)
+        return (record_intervals(files, exclude=names), record_intervals(files, records=names),
+                files)
     return (fraction_intervals(files, 0.0, 1.0 - a.val_fraction),
             fraction_intervals(files, 1.0 - a.val_fraction, 1.0), files)
 

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from seqmamba.atomic import write_csv_atomic
 
+from ..options import add_field
 from ..runs import add_trainer_args, parse_with_recipe
 from .baselines import kmer_features
 from .manifest import split_by_label
@@ -31,8 +32,8 @@ from .windows import GenomeWindows
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqmamba dna species", description=__doc__.split("\n")[0])
-    p.add_argument("--manifest", type=Path, default=Path("genomes.yaml"))
-    p.add_argument("--split", default="species-80-20")
+    add_field(p, "manifest", default=Path("genomes.yaml"))
+    add_field(p, "split", default="species-80-20", help="split name in --manifest")
     p.add_argument("--lengths", type=int, nargs="+", default=[2 ** k for k in range(6, 13)])
     p.add_argument("--test-per-class", type=int, default=200,
                    help="test windows per species and length")

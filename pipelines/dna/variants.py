@@ -32,6 +32,7 @@ import torch
 
 from seqmamba.atomic import atomic_output
 
+from ..options import add_field
 from ..errors import InputError, regular_file
 from ..model_dirs import load_pretrained, model_extra
 from ..checksums import file_sha256
@@ -46,15 +47,15 @@ MISMATCH = "SM_REF_MISMATCH"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqmamba dna score-variants",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--model", type=Path, required=True, help="RUN directory or RUN/final")
-    p.add_argument("--fasta", type=Path, required=True, help="the reference (plain or bgzip)")
+    add_field(p, "model")
+    add_field(p, "fasta", required=True, help="the reference (plain or bgzip)")
     p.add_argument("--vcf", type=Path, required=True, help="VCF or BCF (plain, gzip or bgzip)")
-    p.add_argument("--out", type=Path, required=True, help=".vcf, .vcf.gz or .bcf")
-    p.add_argument("--window", type=int, default=None,
-                   help="bases per window (default: the model's training windows, else 1024)")
-    p.add_argument("--batch-size", type=int, default=64, help="windows per model call")
-    p.add_argument("--restart", action="store_true", help="ignore an earlier OUT.scores.partial")
-    p.add_argument("--device", default="cpu")
+    add_field(p, "out", help=".vcf, .vcf.gz or .bcf")
+    add_field(p, "window", help="bases per window (default: the model's training windows, "
+                                "else 1024)")
+    add_field(p, "batch_size", default=64, help="windows per model call")
+    add_field(p, "restart", help="ignore an earlier OUT.scores.partial")
+    add_field(p, "device")
     return p
 
 

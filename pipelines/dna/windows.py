@@ -197,3 +197,10 @@ class GenomeWindows(Dataset):
         if self.label is not None:
             item["label"] = self.label
         return item
+
+
+def record_names(value) -> list:
+    """``--val-records`` as a list of record names: several values, a comma-separated string
+    (a recipe's ``chr21,chr22``), or both."""
+    values = [value] if isinstance(value, str) else list(value or [])
+    return [r.strip() for v in values for r in str(v).split(",") if r.strip()]

@@ -1,5 +1,6 @@
 """Write model directories with the code of commit c8c03e8 (before issue 35's changes)."""
-import json, sys, torch
+import sys
+import torch
 from pathlib import Path
 from safetensors.torch import save_file
 from seqmamba import MambaConfig, MambaForSequenceClassification, MambaLMHeadModel
