@@ -24,30 +24,33 @@ from typing import Callable, Dict, List
 
 import numpy as np
 
+from pipelines.metrics import wilson_interval  # noqa: F401 (the tables' intervals; tests import it here)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RESULTS = HERE / "results"
+RESULTS = HERE / "results"  # speed and memory (benchmarks/)
+STUDIES = ROOT / "experiments" / "results"  # research studies and recipe reports (experiments/)
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 
 
+def _result(name: str) -> Path:
+    """A result file by name, from benchmarks/results/ or experiments/results/ (a name lives in
+    one of them only)."""
+    found = [d / name for d in (RESULTS, STUDIES) if (d / name).exists()]
+    if len(found) != 1:
+        raise SystemExit(f"result file {name!r}: found {len(found)} times in {RESULTS} and "
+                         f"{STUDIES}")
+    return found[0]
+
+
 def _csv(name: str) -> List[dict]:
-    with open(RESULTS / name, newline="") as f:
+    with open(_result(name), newline="") as f:
         return list(csv.DictReader(f))
 
 
 def _json(name: str) -> dict:
-    return json.loads((RESULTS / name).read_text())
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple:
-    """The Wilson score interval of a binomial proportion (95% by default): (low, high)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return json.loads(_result(name).read_text())
 
 
 def _pct(x: float, digits: int = 1) -> str:
@@ -143,7 +146,7 @@ def copying_curve() -> str:
 
 
 def _far_key_cells(get, longest) -> List[str]:
-    """The far-key read-out of one variant (benchmarks/induction_probe.py key_readout), as
+    """The far-key read-out of one variant (experiments/induction_probe.py key_readout), as
     three cells: correct/n, median logit shift when the key changes, drift of the stored key."""
     acc = get.get(("readout_accuracy", str(longest)))
     if acc is None:
@@ -160,7 +163,7 @@ def _by_variant(rows: List[dict]):
 
 
 def induction_probe() -> str:
-    """One row per benchmarks/induction_probe.py variant: accuracy at the longest screened
+    """One row per experiments/induction_probe.py variant: accuracy at the longest screened
     lengths, near and far keys there, the far-key read-out, and the longest memory half-life
     of the second layer."""
     rows = _csv("induction_probe.csv")
@@ -285,8 +288,8 @@ def audio_holdout() -> str:
                       f"| {f1(r['macro_f1'])} |" for r in rows])
 
 
-# benchmarks/audio_fsdd.py's result file of each recipe a tagged run changed: the shipped
-# audio_fsdd and its earlier versions in benchmarks/recipes/ (the FSDD-only one, which every
+# experiments/audio_fsdd.py's result file of each recipe a tagged run changed: the shipped
+# audio_fsdd and its earlier versions in experiments/recipes/ (the FSDD-only one, which every
 # file written before the script recorded its recipe was measured against)
 # recipe -> the results of that recipe as it stands (audio_fsdd_accents was measured as
 # audio_fsdd_compact with the accented voices mixed in, and audio_fsdd_trim as audio_fsdd_accents
@@ -320,13 +323,13 @@ def fsdd_loso() -> str:
 
 
 def fsdd_ablation() -> str:
-    """Every tagged run of benchmarks/audio_fsdd.py beside the recipe it changes, on the same
+    """Every tagged run of experiments/audio_fsdd.py beside the recipe it changes, on the same
     held-out speakers (a recipe's own unchanged result file is not a row)."""
     base = {k: {r["held_out"]: float(r["model_acc"]) for r in _csv(f)}
             for k, f in FSDD_BASES.items()}
     out = ["| change (`--set`, `--mix`) | to recipe | held out | seqmamba | that recipe | file |",
            "|---|---|---|---|---|---|"]
-    for path in sorted(RESULTS.glob("audio_fsdd_loso_*.csv")):
+    for path in sorted(STUDIES.glob("audio_fsdd_loso_*.csv")):
         rows = [r for r in _csv(path.name) if r["held_out"] != "mean"]
         if path.name in FSDD_BASES.values() and rows[0].get("settings") in (None, "", "recipe"):
             continue
@@ -341,7 +344,7 @@ def fsdd_ablation() -> str:
 
 def fsdd_noise() -> str:
     """Noisy held-out clips, mean over the folds, one row per model: the recipe and its
-    baselines, then every tagged run of benchmarks/audio_fsdd.py that scored all four
+    baselines, then every tagged run of experiments/audio_fsdd.py that scored all four
     speakers; a column per noise and SNR, after the clean clips' accuracy."""
     rows = _csv("audio_fsdd_noise.csv")
     speakers = {r["held_out"] for r in rows}
@@ -362,7 +365,7 @@ def fsdd_noise() -> str:
              ("log-mel + MFCC + RBF SVM", rows, "svm_acc", FSDD_BASES["audio_fsdd"])]
     # a run scored again under another tag (the same trained folds) is shown once
     seen = {column(rows)}
-    for path in sorted(RESULTS.glob("audio_fsdd_noise_*.csv")):
+    for path in sorted(STUDIES.glob("audio_fsdd_noise_*.csv")):
         trows = _csv(path.name)
         if {r["held_out"] for r in trows} == speakers and column(trows) not in seen:
             seen.add(column(trows))
@@ -469,7 +472,7 @@ def fsdd_adapt() -> str:
     out = ["| model | " + " | ".join(speakers) + " | mean | clips kept (right) |",
            "|---" * (len(speakers) + 3) + "|"]
     for name, f in FSDD_ADAPT:
-        if not (RESULTS / f).is_file():
+        if not (STUDIES / f).is_file():
             continue
         rows = {r["held_out"]: r for r in _csv(f)}
         mean = rows["mean"]
@@ -482,7 +485,7 @@ def fsdd_adapt() -> str:
 
 
 def fsdd_balance() -> str:
-    """benchmarks/audio_balance.py: per kind of batch of the held-out speakers' clips, the
+    """experiments/audio_balance.py: per kind of batch of the held-out speakers' clips, the
     accuracy as predicted and balanced at each strength, for each set of members."""
     rows = _csv("audio_balance.csv")
     members = list(dict.fromkeys(r["members"] for r in rows))
@@ -527,7 +530,7 @@ def fsdd_digits() -> str:
 
 
 def fsdd_recipe_speed() -> str:
-    """benchmarks/audio_recipe_speed.py: each recipe's training seconds per step on the same
+    """experiments/audio_recipe_speed.py: each recipe's training seconds per step on the same
     cores in one run, as a ratio to the reference (the last row), and its full fold projected
     from the reference's measured one."""
     rows = _csv("audio_recipe_speed.csv")
@@ -540,7 +543,7 @@ def fsdd_recipe_speed() -> str:
 
 
 def fsdd_channels() -> str:
-    """benchmarks/audio_channels.py: each fold's held-out clips through other channels, one row
+    """experiments/audio_channels.py: each fold's held-out clips through other channels, one row
     per run and held-out speaker (runs in the order of the file)."""
     rows = _csv("audio_channels.csv")
     channels = list(dict.fromkeys(r["channel"] for r in rows))
@@ -556,7 +559,7 @@ def variant_zero_shot() -> str:
     r = _json("variant_zero_shot.json")
     k = r["best_markov_order"]
     m = r["markov"][str(k)]  # (JSON object keys are strings)
-    return (f"Zero-shot variant effects (`benchmarks/variant_zero_shot.py`, "
+    return (f"Zero-shot variant effects (`experiments/variant_zero_shot.py`, "
             f"`variant_zero_shot.json`): {r['n_nonsense']} nonsense against {r['n_synonymous']} "
             f"synonymous SNVs in M. tuberculosis genes (`data/variants/`), scored with "
             f"{r['window']}-base windows by a model pretrained on E. coli only "

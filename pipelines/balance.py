@@ -13,7 +13,7 @@ probabilities"), with the new priors known (uniform) instead of estimated by EM.
 them by EM would not help: it reads the model's bias as the batch's class frequencies and
 strengthens it.
 
-The assumption matters.  ``benchmarks/audio_balance.py`` measures both sides: with the classes
+The assumption matters.  ``experiments/audio_balance.py`` measures both sides: with the classes
 equally frequent it lifts unheard voices by several points, and with skewed or missing
 classes full balancing loses many; ``strength`` below 1 moves the weights only part of the
 way (weights ** strength), keeping part of the gain and little of the loss.

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -47,3 +49,13 @@ def accuracy_by_group(pred, labels, groups) -> dict:
     pred, labels, groups = np.asarray(pred), np.asarray(labels), np.asarray(groups)
     return {str(g): round(float((pred[groups == g] == labels[groups == g]).mean()), 4)
             for g in sorted(set(groups.tolist()))}
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple:
+    """The Wilson score interval of a binomial proportion (95% by default): (low, high)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

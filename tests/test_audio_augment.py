@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from audio_helpers import _band_db
 from dna_helpers import DATA, seqmamba
 from pipelines.audio.augment import (Augmented, babble, band_limit, mix_at_snr, reverberate,
                                      room_impulse_response, shift_formants, trim_edges,
@@ -248,14 +249,6 @@ def test_augmented_formant_shift_is_deterministic_and_changes_every_clip():
         assert not torch.allclose(out, clean, atol=1e-3)
 
 
-def _band_db(w: torch.Tensor, ref: torch.Tensor, sr: int, lo: float, hi: float) -> float:
-    """Power of w over ref in the band [lo, hi) Hz, in dB."""
-    f = torch.fft.rfftfreq(w.shape[-1], 1.0 / sr)
-    band = (f >= lo) & (f < hi)
-    pw, pr = (torch.fft.rfft(x.double()).abs().pow(2)[band].sum() for x in (w, ref))
-    return float(10 * torch.log10(pw / pr))
-
-
 def test_band_limit_passes_the_band_and_falls_off_by_the_slope_outside_it():
     sr = 8000
     x = torch.randn(sr, generator=torch.Generator().manual_seed(5))
@@ -281,22 +274,3 @@ def test_augmented_band_limit_narrows_about_the_asked_fraction_of_clips():
             # every narrowed clip loses its top: the low-pass is at most 0.45 x 16 kHz
             assert _band_db(out, clean, 16000, 7600, 8000) < -3
     assert 6 <= narrowed <= 18  # about half of 24
-
-
-def test_channel_benchmark_filters_move_the_bands_they_name():
-    """benchmarks/audio_channels.py: each evaluation channel cuts or lifts its band and leaves
-    the rest, and 'as recorded' is the clip itself."""
-    import sys as _sys
-    from pathlib import Path as _Path
-
-    _sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / "benchmarks"))
-    from audio_channels import CHANNELS
-
-    sr = 8000
-    x = torch.randn(sr, generator=torch.Generator().manual_seed(2)) * 0.1
-    assert torch.equal(CHANNELS["as recorded"](x, sr), x)
-    lp, hp, tr = (CHANNELS[k](x, sr) for k in ("low-pass 2 kHz", "high-pass 300 Hz",
-                                               "treble +10 dB"))
-    assert _band_db(lp, x, sr, 3400, 3900) < -10 and abs(_band_db(lp, x, sr, 200, 800)) < 1
-    assert _band_db(hp, x, sr, 40, 90) < -10 and abs(_band_db(hp, x, sr, 1500, 3000)) < 1
-    assert _band_db(tr, x, sr, 3400, 3900) > 7 and abs(_band_db(tr, x, sr, 100, 500)) < 1

@@ -3,20 +3,8 @@
 import pytest
 import torch
 
+from audio_helpers import biased_batch
 from pipelines.balance import balance, balance_groups, class_weights
-
-
-def biased_batch(seed, n_per_class=40, k=10, bias_scale=2.0):
-    """(true labels (n,), the model's unbiased probabilities (n, k), the same model's
-    probabilities under a per-class logit bias (n, k), the bias (k,)): a batch with every
-    class equally frequent, as an unheard voice shifts some classes' scores up and others down
-    for every clip alike."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(k).repeat_interleave(n_per_class)
-    logits = torch.randn(len(y), k, generator=g) * 1.5
-    logits[torch.arange(len(y)), y] += 2.5
-    bias = torch.randn(k, generator=g) * bias_scale
-    return y, logits.softmax(-1), (logits + bias).softmax(-1), bias
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -92,41 +80,3 @@ def test_bad_arguments_are_refused():
         class_weights(torch.ones(5))
     with pytest.raises(ValueError, match="probabilities"):
         class_weights(torch.ones(0, 3))
-
-
-def test_balance_benchmark_draws_the_batches_it_names_and_scores_both_sides():
-    """benchmarks/audio_balance.py: each kind of batch holds what its name says, and a biased
-    model on balanced batches gains from balancing while skewed batches are scored too."""
-    import sys
-    from pathlib import Path
-
-    import numpy as np
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from audio_balance import batches, score
-
-    y = np.repeat(np.arange(10), 50)
-    seen = {}
-    for name, ix in batches(y, np.random.default_rng(0), draws=3):
-        counts = np.bincount(y[ix], minlength=10)
-        seen.setdefault(name, []).append(counts)
-        if name == "all":
-            assert (counts == 50).all()
-        elif name.startswith("stratified"):
-            assert (counts == int(name.split()[1]) // 10).all() and len(set(ix)) == len(ix)
-        elif name == "random 100":
-            assert counts.sum() == 100 and len(set(ix)) == 100
-        elif name == "seven digits":
-            assert counts.sum() == 200 and (counts > 0).sum() == 7
-        else:
-            assert name == "skewed" and counts.sum() == 500
-    assert {k: len(v) for k, v in seen.items()} == {
-        "all": 1, "stratified 100": 3, "stratified 20": 3, "random 100": 3, "skewed": 3,
-        "seven digits": 3}
-    assert max(c.max() / max(c.min(), 1) for c in seen["skewed"]) > 3  # really skewed
-
-    yt, _, p, _ = biased_batch(5, n_per_class=50)
-    got = score(p, yt.numpy(), [1.0, 0.3], draws=2, seed=0)
-    before, after, clips = np.array(got[("all", 1.0)]).T
-    assert clips[0] == 500 and after[0] > before[0] + 0.05
-    assert len(got[("skewed", 0.3)]) == 2

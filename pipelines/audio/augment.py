@@ -58,7 +58,7 @@ def band_limit(w: torch.Tensor, sr: int, high_pass_hz: float, low_pass_hz: float
     Why: a model trained on a few recorders learns their bandwidth with the words.  Leaving one
     FSDD speaker out, a filter on the held-out clips alone (a 2 kHz low-pass, a 300 Hz
     high-pass, a treble shelf) moves a fold's accuracy by up to 25 points
-    (``benchmarks/audio_channels.py``), so the channel's edges are drawn anew for every
+    (``experiments/audio_channels.py``), so the channel's edges are drawn anew for every
     training clip."""
     def gain_db(octave):
         loss_db = torch.zeros_like(octave)

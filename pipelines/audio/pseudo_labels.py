@@ -6,7 +6,7 @@ stranger.  Recordings of that voice with no labels still say what it sounds like
 the teachers are sure of (top class probability at least ``threshold``) are nearly all right,
 and training on them moves the model towards the new voice, which lifts the clips the
 teachers were unsure of as well.  Leaving one FSDD speaker out, the README's FSDD section
-gives the measured gain (``benchmarks/audio_fsdd.py --adapt``).
+gives the measured gain (``experiments/audio_fsdd.py --adapt``).
 
 The labels are written to ``RUN/pseudo_labels.csv`` (file, label, confidence, kept) before
 training starts; a resumed run reads them back, so it trains on exactly the same clips.

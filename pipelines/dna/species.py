@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline-train-per-class", type=int, default=400)
     p.add_argument("--no-rc", action="store_true", help="a plain (not RC-equivariant) model")
     add_trainer_args(p, exclude=("rc_equivariant",))  # its own --no-rc says it
-    # the settings of benchmarks/results/dna_species_report.json (about 17 min on one core)
+    # the settings of experiments/results/dna_species_report.json (about 17 min on one core)
     p.set_defaults(d_model=64, n_layer=2, batch_size=16, max_steps=1000, lr=3e-3,
                    warmup_steps=100, val_every=500, ema=0.995)
     return p

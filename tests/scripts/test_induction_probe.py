@@ -1,4 +1,4 @@
-"""benchmarks/induction_probe.py's diagnostics and synthetic.py's dt penalty, on models whose
+"""experiments/induction_probe.py's diagnostics and synthetic.py's dt penalty, on models whose
 step sizes are set by hand so that the right answer is known."""
 
 import importlib.util
@@ -13,12 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load(name):
-    """Import benchmarks/<name>.py (benchmarks/ is not a package; the probe imports
-    ``synthetic`` and ``readme_tables`` by name, so benchmarks/ goes on the path)."""
-    if str(ROOT / "benchmarks") not in sys.path:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
+    """Import experiments/<name>.py (experiments/ is not a package; the probe imports
+    ``synthetic`` by name, so experiments/ goes on the path)."""
+    if str(ROOT / "experiments") not in sys.path:
+        sys.path.insert(0, str(ROOT / "experiments"))
     spec = importlib.util.spec_from_file_location(f"seqmamba_bench_{name}",
-                                                  ROOT / "benchmarks" / f"{name}.py")
+                                                  ROOT / "experiments" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)

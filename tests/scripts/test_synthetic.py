@@ -1,4 +1,4 @@
-"""benchmarks/synthetic.py: the task generators, the curriculum, a tiny selective-copying run
+"""experiments/synthetic.py: the task generators, the curriculum, a tiny selective-copying run
 in which selection must clearly win, and a smoke run of the command line (CSV written)."""
 
 import csv
@@ -13,9 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_synthetic():
-    """Import benchmarks/synthetic.py as a module (benchmarks/ is not a package)."""
+    """Import experiments/synthetic.py as a module (experiments/ is not a package)."""
     spec = importlib.util.spec_from_file_location("seqmamba_bench_synthetic",
-                                                  ROOT / "benchmarks" / "synthetic.py")
+                                                  ROOT / "experiments" / "synthetic.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up while the class is built
     spec.loader.exec_module(mod)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pysam
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "experiments"))
 
 import mtb_variant_sets as S  # noqa: E402
 

@@ -1,14 +1,14 @@
 """Zero-shot variant effects with a known answer: nonsense SNVs in M. tuberculosis genes should
 look less likely than synonymous ones to a DNA language model that never saw M. tuberculosis.
 
-    python benchmarks/mtb_variant_sets.py                          # the two sets (once)
-    python benchmarks/variant_zero_shot.py --model runs/ecoli      # a model pretrained elsewhere
+    python experiments/mtb_variant_sets.py                          # the two sets (once)
+    python experiments/variant_zero_shot.py --model runs/ecoli      # a model pretrained elsewhere
 
 Both sets go through ``seqmamba dna score-variants`` (LLR = log P(alt window) - log P(ref
 window)); the score of "nonsense" is -LLR, and AUROC (nonsense vs synonymous) is reported with
 a bootstrap 95% interval (2,000 resamples).  Beside it, the same LLR from Markov models of
 orders 0-8 fitted on ``--markov-fasta`` (default: the E. coli genome the recipe pretrains on),
-each over the same windows.  Writes ``benchmarks/results/variant_zero_shot.json``.
+each over the same windows.  Writes ``experiments/results/variant_zero_shot.json``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Why induction heads trained at 256 stop extrapolating, and what changes it (issue 16).
 
-    python benchmarks/induction_probe.py                         # every variant, screening eval
-    python benchmarks/induction_probe.py --variants base state_passing --max-eval-log2 16
-    python benchmarks/induction_probe.py --variants base --checks  # + float64 / chunking checks
+    python experiments/induction_probe.py                         # every variant, screening eval
+    python experiments/induction_probe.py --variants base state_passing --max-eval-log2 16
+    python experiments/induction_probe.py --variants base --checks  # + float64 / chunking checks
 
-Each variant is the induction-heads run of ``benchmarks/synthetic.py`` (2 layers, d_model 64,
+Each variant is the induction-heads run of ``experiments/synthetic.py`` (2 layers, d_model 64,
 vocabulary 16, trained at length 256 after a 32-64-128 curriculum) with one thing changed.
 A trained variant is saved under ``runs/induction_probe/<variant>`` and reloaded on a rerun.
 For each it measures:
@@ -24,7 +24,7 @@ carried state (2^10 chunks) against one pass (largest logit difference and agree
 float64 against float32 (accuracy of each on the same sequences): is the evaluation itself,
 or float32 drift, part of the gap?
 
-Writes ``benchmarks/results/induction_probe.csv`` (one row per variant and measurement,
+Writes ``experiments/results/induction_probe.csv`` (one row per variant and measurement,
 rewritten after every row).
 """
 
@@ -47,7 +47,7 @@ for p in (str(ROOT), str(HERE)):
         sys.path.insert(0, p)
 
 import synthetic as S  # noqa: E402
-from readme_tables import wilson_interval  # noqa: E402
+from pipelines.metrics import wilson_interval  # noqa: E402
 from seqmamba import MambaLMHeadModel  # noqa: E402
 from seqmamba.atomic import write_csv_atomic  # noqa: E402
 

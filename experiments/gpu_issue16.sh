@@ -2,8 +2,8 @@
 # One device call for issue 16's induction-heads runs, with (CHECK=1, the default) the GPU
 # check every lent machine starts with.
 #
-#   BUDGET=170 bash benchmarks/gpu_issue16.sh                  # five batch sizes at once + check
-#   CHECK=0 BUDGET=250 VARIANTS=gpu_b32_state_passing bash benchmarks/gpu_issue16.sh
+#   BUDGET=170 bash experiments/gpu_issue16.sh                  # five batch sizes at once + check
+#   CHECK=0 BUDGET=250 VARIANTS=gpu_b32_state_passing bash experiments/gpu_issue16.sh
 #
 # 1. Each VARIANTS entry (induction_probe.py) trains on the GPU for about BUDGET s (the steps
 #    are fixed before training from a timed trial; several variants train at once), then is
@@ -28,9 +28,9 @@ mkdir -p "$OUT" "$W/logs" "$W/csv"
 nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total,clocks.sm,clocks.mem \
     --format=csv > "$W/logs/nvidia_smi.txt" 2>&1
 for v in $VARIANTS; do
-    (timeout $((BUDGET + 150)) python3 benchmarks/induction_probe.py --device cuda \
+    (timeout $((BUDGET + 150)) python3 experiments/induction_probe.py --device cuda \
          --time-budget "$BUDGET" --variants "$v" --out "$W/csv/probe_$v.csv" &&
-     timeout 150 python3 benchmarks/synthetic.py --tasks induction --induction-variant "$v" \
+     timeout 150 python3 experiments/synthetic.py --tasks induction --induction-variant "$v" \
          --device cuda --min-eval-seqs 128 --out "$W/csv/synthetic_$v.csv"
      echo "exit $?") > "$W/logs/$v.log" 2>&1 &
     trainer=$!

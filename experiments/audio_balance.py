@@ -1,12 +1,12 @@
 """When balancing a batch of predictions helps an unheard voice, and when it hurts.
 
-    python benchmarks/audio_balance.py                      # seed 0, and the 3 seeds averaged
-    python benchmarks/audio_balance.py --members '' --draws 50
+    python experiments/audio_balance.py                      # seed 0, and the 3 seeds averaged
+    python experiments/audio_balance.py --members '' --draws 50
 
 ``seqmamba audio predict --balance`` re-weights a batch's class probabilities so that every
 class is predicted equally often on average (``pipelines/balance.py``).  That is right when the
 batch holds the classes about equally often, and wrong when it does not.  This scores the
-held-out speaker's clips of each trained fold of ``benchmarks/audio_fsdd.py``
+held-out speaker's clips of each trained fold of ``experiments/audio_fsdd.py``
 (``runs/fsdd_loso[_TAG]/<speaker>``; several tags: their probabilities averaged, an ensemble)
 in batches drawn from his 500 clips (50 of each digit):
 
@@ -19,7 +19,7 @@ in batches drawn from his 500 clips (50 of each digit):
 
 Each batch is scored as predicted and balanced at each ``--strengths`` value, the mean over
 ``--draws`` draws per fold and over the four folds.  Writes
-``benchmarks/results/audio_balance.csv`` (members, batch, clips, strength, acc_before,
+``experiments/results/audio_balance.csv`` (members, batch, clips, strength, acc_before,
 acc_after, draws).
 """
 
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         missing = [r / s for r in runs for s in SPEAKERS if not (r / s / "report.json").is_file()]
         if missing:
             raise SystemExit(f"{missing[0]}: no finished run; train it with "
-                             f"benchmarks/audio_fsdd.py first")
+                             f"experiments/audio_fsdd.py first")
         per: dict = {}
         for i, speaker in enumerate(SPEAKERS):
             models, extra = load_fold_models([r / speaker for r in runs])

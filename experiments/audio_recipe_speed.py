@@ -1,11 +1,11 @@
 """Training cost of the shipped FSDD recipe against the recipe before it, as a ratio measured in
 one run.
 
-    python benchmarks/audio_recipe_speed.py      # -> benchmarks/results/audio_recipe_speed.csv
-    python benchmarks/audio_recipe_speed.py --recipes audio_fsdd \
-        benchmarks/recipes/audio_fsdd_max.yaml --steps 100 --repeats 2
+    python experiments/audio_recipe_speed.py      # -> experiments/results/audio_recipe_speed.csv
+    python experiments/audio_recipe_speed.py --recipes audio_fsdd \
+        experiments/recipes/audio_fsdd_max.yaml --steps 100 --repeats 2
 
-Each recipe trains for ``--steps`` steps exactly as a fold of ``benchmarks/audio_fsdd.py`` does
+Each recipe trains for ``--steps`` steps exactly as a fold of ``experiments/audio_fsdd.py`` does
 (its own training sets, nicolas held out, no baseline), on this machine's cores; the recipes
 alternate ``--repeats`` times, so a machine that slows down part way (other processes share
 the cores) slows them alike.  ``train_seconds`` comes from each run's report.json.  The last
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
                    default=["audio_fsdd", str(HERE / "recipes" / "audio_fsdd_max.yaml")],
                    help="shipped recipe names or recipe files; the last is the reference")
     p.add_argument("--reference-results", default="audio_fsdd_loso_max.csv",
-                   help="benchmarks/results file of the reference recipe's full folds")
+                   help="experiments/results file of the reference recipe's full folds")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--held-out", default="nicolas")

@@ -1,14 +1,14 @@
 """The Mamba paper's two synthetic tasks (section 4.1, appendix E.1) on a CPU.
 
-    python benchmarks/synthetic.py                    # the default table (CPU-sized copying)
-    python benchmarks/synthetic.py --quick            # smoke run, about a minute
-    python benchmarks/synthetic.py --tasks induction \
+    python experiments/synthetic.py                    # the default table (CPU-sized copying)
+    python experiments/synthetic.py --quick            # smoke run, about a minute
+    python experiments/synthetic.py --tasks induction \
         --induction-variant steps_x10_state_passing_dt_penalty \
         --min-eval-seqs 32 [--seed 1]                 # the README's induction columns
-    python benchmarks/synthetic.py --tasks copying --copy-length 4096 --copy-tokens 16 \
+    python experiments/synthetic.py --tasks copying --copy-length 4096 --copy-tokens 16 \
         --copy-batch 8 --copy-curriculum 256,1024 --copy-stage-frac 0.35 --steps 8000 \
         --curve-every 250                             # the paper's copying setting, with a curve
-    python benchmarks/synthetic.py --threads 1        # on a CPU shared with other jobs
+    python experiments/synthetic.py --threads 1        # on a CPU shared with other jobs
 
 Both tasks use the paper's model: a 2-layer Mamba LM, d_model 64, d_state 16, vocabulary 16,
 trained with AdamW (betas 0.9/0.95, gradient clipping 1.0, linear warmup over 10% of the steps,
@@ -41,7 +41,7 @@ Induction heads (paper: train at 256, Mamba perfect up to 2^20)
     steps and then carries over to 256.  Weight decay 0: decay pulls dt_proj toward an
     input-independent step, against the selection the task needs.  1500 steps give a model
     that is perfect at the training length and some multiple of it, then degrades;
-    ``benchmarks/induction_probe.py`` finds why (the evaluation is exact; far keys are kept
+    ``experiments/induction_probe.py`` finds why (the evaluation is exact; far keys are kept
     but misread) and what closes the gap to 2^20: state passing (``--state-passing``: each
     batch starts from the previous batch's final state) with 15000 steps, and a cost on the
     recall layer's log dt (``dt_penalty`` of :func:`train`), so ordinary tokens write nothing
@@ -53,7 +53,7 @@ Induction heads (paper: train at 256, Mamba perfect up to 2^20)
     in chunks of 2^16 with the recurrent state carried (``model(ids, chunk_size=...)``), so
     memory stays bounded at every length.
 
-Output: an accuracy table on stdout and ``benchmarks/results/synthetic.csv`` (``--out``;
+Output: an accuracy table on stdout and ``experiments/results/synthetic.csv`` (``--out``;
 ``synthetic_quick.csv`` with ``--quick``), rewritten atomically after every measured row; the
 rows of tasks and models not run this time are kept.  On a CPU busy with other jobs,
 ``--threads 1`` is much faster than torch's default of all cores (OpenMP threads waiting on
@@ -262,7 +262,7 @@ def train(model: MambaLMHeadModel, spec: TrainSpec,
 
     ``dt_penalty`` = λ adds λ times the mean of log dt (dt after softplus, floored at
     1e-11; every position and channel of the last layer) to the loss from step
-    ``penalty_from`` on (0: all steps).  Why (``benchmarks/induction_probe.py``): the recall
+    ``penalty_from`` on (0: all steps).  Why (``experiments/induction_probe.py``): the recall
     layer holds the key in channels whose dt on ordinary tokens is 1e-8..1e-6, tiny over the
     256 tokens of training, but summed over 2^17..2^20 tokens it decays the state entries of
     larger |A| and leaves the read-out pattern distorted.  Training at 256 never asks for
@@ -526,7 +526,7 @@ def main(argv=None) -> int:
                     help="train and evaluate here: cpu or cuda (there the Triton scan runs "
                          "if it passes the self-check, else the torch backend)")
     ap.add_argument("--out", type=Path, default=None,
-                    help="CSV path (default benchmarks/results/synthetic.csv, "
+                    help="CSV path (default experiments/results/synthetic.csv, "
                          "or synthetic_quick.csv with --quick); rows of tasks not run are kept")
     a = ap.parse_args(argv)
     tasks = [t.strip() for t in a.tasks.split(",") if t.strip()]

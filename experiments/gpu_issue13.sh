@@ -3,8 +3,8 @@
 # the GPU, with the GPU check's tests running beside them (correctness only, so sharing the GPU
 # does not matter) and its timings after them, with the GPU alone.
 #
-#   BUDGET=400 P=4 bash benchmarks/gpu_issue13.sh
-#   CHECK=0 JOBS="band_limit_s0:seed=0,band_limit=0.5:george" bash benchmarks/gpu_issue13.sh
+#   BUDGET=400 P=4 bash experiments/gpu_issue13.sh
+#   CHECK=0 JOBS="band_limit_s0:seed=0,band_limit=0.5:george" bash experiments/gpu_issue13.sh
 #
 # JOBS: "TAG:OVERRIDES:SPEAKER" entries, OVERRIDES comma-separated recipe keys (audio_fsdd.py's
 # --set), in priority order; P of them train at once (each with WORKERS data-loader processes:
@@ -48,7 +48,7 @@ fold() {  # one job: train until done or DEADLINE
     [ $left -gt 30 ] || { echo "$1: no time left, not started"; return 0; }
     local t0=$(date +%s)
     # one thread per process: P trainers and their workers share the machine's cores
-    OMP_NUM_THREADS=1 timeout $left python3 benchmarks/audio_fsdd.py --train-only --threads 1 \
+    OMP_NUM_THREADS=1 timeout $left python3 experiments/audio_fsdd.py --train-only --threads 1 \
         --tag "$tag" --speakers "$speaker" --set ${sets//,/ } \
         --train-set workers=$WORKERS precision=32-true > "$W/logs/${tag}_$speaker.log" 2>&1
     echo "$1: exit $? after $(( $(date +%s) - t0 )) s"

@@ -1,24 +1,24 @@
 """Spoken digits from real people, leaving one speaker out at a time (FSDD, 4 speakers).
 
-    python benchmarks/audio_fsdd.py                          # train the 4 folds, then evaluate
-    python benchmarks/audio_fsdd.py --recipe audio_fsdd --set max_steps=1500 --tag short
-    python benchmarks/audio_fsdd.py --evaluate-only          # re-score trained folds
-    python benchmarks/audio_fsdd.py --speakers george --set d_model=128 \
+    python experiments/audio_fsdd.py                          # train the 4 folds, then evaluate
+    python experiments/audio_fsdd.py --recipe audio_fsdd --set max_steps=1500 --tag short
+    python experiments/audio_fsdd.py --evaluate-only          # re-score trained folds
+    python experiments/audio_fsdd.py --speakers george --set d_model=128 \
         --tag d128                                           # an ablation on one fold
-    python benchmarks/audio_fsdd.py --mix runs/synth_digits/manifest.csv --tag synth
+    python experiments/audio_fsdd.py --mix runs/synth_digits/manifest.csv --tag synth
                                           # train on extra voices too (never scored on them)
-    python benchmarks/audio_fsdd.py --set seed=1 --tag seed1   # the recipe with another seed
-    python benchmarks/audio_fsdd.py --evaluate-only --ensemble '' seed1 --tag ensemble2
+    python experiments/audio_fsdd.py --set seed=1 --tag seed1   # the recipe with another seed
+    python experiments/audio_fsdd.py --evaluate-only --ensemble '' seed1 --tag ensemble2
                                           # both seeds' probabilities averaged, fold by fold
-    python benchmarks/audio_fsdd.py --recipe benchmarks/recipes/audio_fsdd_fsdd_only.yaml \
+    python experiments/audio_fsdd.py --recipe experiments/recipes/audio_fsdd_fsdd_only.yaml \
         --tag fsdd_only                   # the earlier recipe: the 4 real speakers alone
-    python benchmarks/audio_fsdd.py --adapt '' band_limit band_limit_s2 --tag adapt \
+    python experiments/audio_fsdd.py --adapt '' band_limit band_limit_s2 --tag adapt \
         --set max_steps=500 lr=0.001 warmup_steps=50
                   # adapt to the held-out voice from his unlabelled clips: the first run's
                   # fold fine-tuned further on the clips the three runs label confidently
-    python benchmarks/audio_fsdd.py --evaluate-only --ensemble '' band_limit band_limit_s2 \
+    python experiments/audio_fsdd.py --evaluate-only --ensemble '' band_limit band_limit_s2 \
         --balance 1 --tag ens3_balance   # each speaker's probabilities balanced over his clips
-    python benchmarks/audio_fsdd.py --drop-speakers 1 --tag drop1
+    python experiments/audio_fsdd.py --drop-speakers 1 --tag drop1
                   # two real voices trained on instead of three (the baselines too)
 
 For each speaker, ``seqmamba audio finetune`` trains the recipe on the other three and is
@@ -29,7 +29,7 @@ Every model and baseline is also scored on the held-out clips with noise added a
 and 5 dB: white noise, and babble made of three clips of the training speakers.  Folds whose
 run already finished are not retrained.
 
-Writes ``benchmarks/results/audio_fsdd_loso{_TAG}.csv`` (one row per speaker, and the mean;
+Writes ``experiments/results/audio_fsdd_loso{_TAG}.csv`` (one row per speaker, and the mean;
 the ``settings`` column holds the recipe overrides and the mixed-in manifest) and
 ``audio_fsdd_noise{_TAG}.csv`` (speaker, noise, SNR, model and baselines) and
 ``audio_fsdd_confusion{_TAG}.csv`` (speaker, digit, what the model heard, clips); the ``recipe``

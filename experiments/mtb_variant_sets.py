@@ -1,8 +1,8 @@
 """Two sets of SNVs with a known answer in M. tuberculosis H37Rv genes: synonymous ones, and
 nonsense ones (a new stop codon), for the zero-shot variant-effect check.
 
-    python benchmarks/mtb_variant_sets.py                  # 500 of each, seed 0
-    python benchmarks/mtb_variant_sets.py --per-set 2000 --seed 1 --out data/variants
+    python experiments/mtb_variant_sets.py                  # 500 of each, seed 0
+    python experiments/mtb_variant_sets.py --per-set 2000 --seed 1 --out data/variants
 
 Genes come from ``data/genomes/Mtb_H37Rv.prot_table`` (start, end, strand; 1-based); only
 genes whose CDS has a length divisible by 3, a start codon (ATG, GTG, TTG) and a stop codon at
@@ -85,7 +85,7 @@ def candidates(fa: FastaFile, chrom: str, margin: int, limit: int = 0):
 
 def vcf(chrom: str, length: int, rows) -> str:
     head = ["##fileformat=VCFv4.2", f"##contig=<ID={chrom},length={length}>",
-            "##source=seqmamba benchmarks/mtb_variant_sets.py",
+            "##source=seqmamba experiments/mtb_variant_sets.py",
             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
     return "\n".join(head + [f"{chrom}\t{p}\t{i}\t{r}\t{a}\t.\tPASS\t."
                              for p, r, a, i in rows]) + "\n"

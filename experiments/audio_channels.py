@@ -1,8 +1,8 @@
 """How much the recording channel moves a spoken-digit model on voices it has never heard.
 
-    python benchmarks/audio_channels.py --tags max_seed1 band_limit
+    python experiments/audio_channels.py --tags max_seed1 band_limit
 
-Scores the held-out speaker's clips of each trained fold of ``benchmarks/audio_fsdd.py``
+Scores the held-out speaker's clips of each trained fold of ``experiments/audio_fsdd.py``
 (``runs/fsdd_loso_<TAG>/<speaker>``) as recorded and through other channels: torchaudio's
 biquad low-pass at 2 kHz (a narrow-band microphone or line), high-pass at 300 Hz (a small
 loudspeaker or telephone capsule, no low end) and a +10 dB treble shelf above 2.5 kHz (a
@@ -10,7 +10,7 @@ bright microphone).  A model that has learnt the words and not the recorders sco
 through all of them.  The filters are torchaudio's, not the training augmentation's
 (``--band-limit``), so a model is not scored on the very transform it was trained with.
 
-Writes ``benchmarks/results/audio_channels.csv`` (run, held_out, channel, clips, model_acc);
+Writes ``experiments/results/audio_channels.csv`` (run, held_out, channel, clips, model_acc);
 the rows of runs not asked for this time are kept.
 """
 
@@ -60,7 +60,7 @@ def score_fold(run: Path, speaker: str, clips) -> list:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tags", nargs="+", required=True,
-                   help="runs of benchmarks/audio_fsdd.py --tag ('' for the untagged run)")
+                   help="runs of experiments/audio_fsdd.py --tag ('' for the untagged run)")
     p.add_argument("--speakers", nargs="+", default=list(SPEAKERS))
     p.add_argument("--workdir", type=Path, default=ROOT / "runs" / "fsdd_loso")
     p.add_argument("--threads", type=int, default=None)
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         done = [s for s in a.speakers if (base / s / "report.json").is_file()]
         if not done:
             raise SystemExit(f"{base}: no finished fold of {', '.join(a.speakers)}; train it "
-                             f"first (benchmarks/audio_fsdd.py --tag {tag})")
+                             f"first (experiments/audio_fsdd.py --tag {tag})")
         for s in done:
             for r in score_fold(base / s, s, clips):
                 rows.append({"run": tag or "recipe", **r})

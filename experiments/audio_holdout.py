@@ -1,14 +1,14 @@
 """Log-mel + logistic regression on spoken digits, holding out one group (accent or voice) at a time.
 
     python data/audio/make_digits.py                  # the mixed espeak-ng + flite set (~1 min)
-    python benchmarks/audio_holdout.py                # leave-one-group-out table (~2 min)
-    python benchmarks/audio_holdout.py --train data/audio/spoken_digits_espeak
+    python experiments/audio_holdout.py                # leave-one-group-out table (~2 min)
+    python experiments/audio_holdout.py --train data/audio/spoken_digits_espeak
 
 This is the classic baseline the issue quotes (97.5% holding out one espeak-ng accent at a time),
 computed on our own data with ``pipelines.audio.baselines.logmel_baseline`` — the same function
 ``seqmamba audio finetune --baseline logmel`` fits beside the model — and with the fixed held-out
 groups of the ``audio_digits_mixed`` recipe as one more row.  Writes
-``benchmarks/results/audio_holdout.csv``: one row per held-out set with its clip count and
+``experiments/results/audio_holdout.csv``: one row per held-out set with its clip count and
 accuracy / macro-F1, plus the clip-weighted mean over the leave-one-out rows.
 """
 
