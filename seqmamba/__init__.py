@@ -11,7 +11,7 @@ The DNA and audio pipelines with the ``seqmamba`` command line live in ``pipelin
 """
 
 from .cache import InferenceCache, LayerCache
-from .config import MambaConfig
+from .config import FrontendConfig, MambaConfig
 from .generation import generate, sample_next
 from .heads import (MambaForSequenceClassification, MambaForTokenClassification,
                     MambaLMHeadModel, MambaPreTrainedModel, ModelOutput)
@@ -21,7 +21,7 @@ from .mixer import MambaMixer
 __version__ = "0.1.0"
 
 __all__ = [
-    "InferenceCache", "LayerCache", "MambaBackbone", "MambaBlock", "MambaConfig",
+    "FrontendConfig", "InferenceCache", "LayerCache", "MambaBackbone", "MambaBlock", "MambaConfig",
     "MambaForSequenceClassification", "MambaForTokenClassification", "MambaLMHeadModel",
     "MambaMixer", "MambaPreTrainedModel", "ModelOutput", "generate", "sample_next",
 ]

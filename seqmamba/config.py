@@ -25,6 +25,52 @@ RETIRED_FIELDS = ("mask_bands", "mask_frames", "scan_backend")
 
 
 @dataclass
+class FrontendConfig:
+    """How a waveform model turns raw float samples into positions.
+
+    The samples are cut into non-overlapping frames of ``frame_size`` (at 16 kHz, 160 samples
+    are 10 ms, so a second of audio is 100 positions).  ``kind`` says how a frame becomes a
+    d_model vector: "linear" (one projection of the raw samples; sensitive to where a sound
+    falls inside a frame) or "filterbank" (a learned bank of ``filters`` FIR filters of ``taps``
+    taps run inside each frame, the log of each filter's mean output energy projected to
+    d_model: a learned, phase-insensitive log spectrum, which generalises across voices far
+    better).  Both are frame-local, so a waveform can be processed in chunks of whole frames
+    with exactly the same result.  ``norm`` "cmn" subtracts from each filter's log energy its
+    mean over the clip's voiced frames (cepstral mean normalisation): it removes a
+    microphone's or a room's fixed colouring, which a model would otherwise learn as part of a
+    speaker; the front end then depends on the whole clip, so chunked streaming is no longer
+    exact."""
+
+    frame_size: int = 160
+    kind: str = "linear"
+    filters: int = 64
+    taps: int = 0  # 0: frame_size // 2
+    norm: Optional[str] = None
+
+    def check(self) -> None:
+        for name in ("frame_size", "filters"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"MambaConfig.frontend.{name} must be a positive integer, "
+                                 f"got {v!r}")
+        if self.kind not in FRONTENDS:
+            raise ValueError(f"MambaConfig.frontend.kind must be one of {FRONTENDS}, got "
+                             f"{self.kind!r}")
+        if self.norm not in (None, "cmn") or (self.norm and self.kind != "filterbank"):
+            raise ValueError("MambaConfig.frontend.norm must be None or 'cmn' (with kind="
+                             f"'filterbank'), got {self.norm!r}")
+        if not (isinstance(self.taps, int) and 0 <= self.taps <= self.frame_size):
+            raise ValueError(f"MambaConfig.frontend.taps must be 0 (auto) or 1..frame_size "
+                             f"({self.frame_size}), got {self.taps!r}")
+
+
+# Earlier versions saved the front end as flat fields: (their name, FrontendConfig's)
+FLAT_FRONTEND = (("frame_size", "frame_size"), ("frontend", "kind"),
+                 ("frontend_filters", "filters"), ("frontend_taps", "taps"),
+                 ("frontend_norm", "norm"))
+
+
+@dataclass
 class MambaConfig:
     d_model: int = 256
     n_layer: int = 4
@@ -60,25 +106,8 @@ class MambaConfig:
     # splits into a forward half and a reverse-complement half; needs ``complement_map``.
     rc_equivariant: bool = False
     complement_map: Optional[list] = None  # token id -> id of its complement (length vocab_size)
-    # Input: "tokens" (ids into an embedding) or "waveform" (raw float samples, cut into
-    # non-overlapping frames of ``frame_size`` samples, each projected to d_model; at 16 kHz a
-    # frame of 160 samples is 10 ms, so a second of audio is 100 positions).
-    input_type: str = "tokens"
-    frame_size: int = 160
-    # How a waveform frame becomes a d_model vector: "linear" (one projection of the raw
-    # samples; sensitive to where a sound falls inside a frame) or "filterbank" (a learned bank
-    # of ``frontend_filters`` FIR filters of ``frontend_taps`` taps run inside each frame, the
-    # log of each filter's mean output energy projected to d_model: a learned, phase-insensitive
-    # log spectrum, which generalises across voices far better).  Both are frame-local, so a
-    # waveform can still be processed in chunks of whole frames with exactly the same result.
-    frontend: str = "linear"
-    frontend_filters: int = 64
-    frontend_taps: int = 0  # 0: frame_size // 2
-    # "cmn": subtract from each filter's log energy its mean over the clip's voiced frames
-    # (cepstral mean normalisation, as speech recognisers do): removes a microphone's or a
-    # room's fixed colouring, which a model would otherwise learn as part of a speaker.  The
-    # front end then depends on the whole clip, so chunked streaming is no longer exact.
-    frontend_norm: Optional[str] = None
+    # Input: token ids into an embedding, or, with a ``frontend``, raw waveform samples.
+    frontend: Optional[FrontendConfig] = None
     # Heads: number of classes and pooling for sequence classification.
     num_labels: int = 2
     # Token classification under rc_equivariant: label id -> the label it becomes on the other
@@ -108,20 +137,13 @@ class MambaConfig:
                              f"dt_max={self.dt_max}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"MambaConfig.dropout must be in [0, 1), got {self.dropout}")
-        if self.input_type not in ("tokens", "waveform"):
-            raise ValueError(f"MambaConfig.input_type must be 'tokens' or 'waveform', got {self.input_type!r}")
-        if self.input_type == "waveform":
-            positive("frame_size")
-            if self.frontend not in FRONTENDS:
-                raise ValueError(f"MambaConfig.frontend must be one of {FRONTENDS}, got {self.frontend!r}")
-            positive("frontend_filters")
-            if self.frontend_norm not in (None, "cmn") or \
-                    (self.frontend_norm and self.frontend != "filterbank"):
-                raise ValueError("MambaConfig.frontend_norm must be None or 'cmn' (with "
-                                 f"frontend='filterbank'), got {self.frontend_norm!r}")
-            if not (isinstance(self.frontend_taps, int) and 0 <= self.frontend_taps <= self.frame_size):
-                raise ValueError(f"MambaConfig.frontend_taps must be 0 (auto) or 1..frame_size "
-                                 f"({self.frame_size}), got {self.frontend_taps!r}")
+        if isinstance(self.frontend, dict):  # as read from JSON
+            self.frontend = FrontendConfig(**self.frontend)
+        if self.frontend is not None:
+            if not isinstance(self.frontend, FrontendConfig):
+                raise ValueError("MambaConfig.frontend must be a FrontendConfig (or None for "
+                                 f"token input), got {self.frontend!r}")
+            self.frontend.check()
             if self.rc_equivariant:
                 raise ValueError("MambaConfig.rc_equivariant is for DNA tokens, not waveform input")
         if self.dt_init not in ("random", "constant"):
@@ -198,6 +220,11 @@ class MambaConfig:
         return ((self.vocab_size + m - 1) // m) * m
 
     @property
+    def input_type(self) -> str:
+        """"waveform" (raw samples through ``frontend``) or "tokens"."""
+        return "tokens" if self.frontend is None else "waveform"
+
+    @property
     def causal(self) -> bool:
         """True when position t sees only positions <= t (needed for next-token LM and caches)."""
         return self.bidirectional is None and not self.rc_equivariant
@@ -206,6 +233,7 @@ class MambaConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["model_type"] = "seqmamba"
+        d["input_type"] = self.input_type  # for readers of config.json; derived, not read back
         return d
 
     @classmethod
@@ -215,6 +243,14 @@ class MambaConfig:
         d.pop("architecture", None)
         for name in RETIRED_FIELDS:
             d.pop(name, None)
+        input_type = d.pop("input_type", None)
+        flat = {new: d.pop(old) for old, new in FLAT_FRONTEND
+                if old in d and not (old == "frontend" and not isinstance(d[old], str))}
+        if input_type not in (None, "tokens", "waveform"):
+            raise ValueError(f"MambaConfig input_type must be 'tokens' or 'waveform', got "
+                             f"{input_type!r}")
+        if input_type == "waveform" and not isinstance(d.get("frontend"), dict):
+            d["frontend"] = flat  # written by an earlier version: flat front-end fields
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

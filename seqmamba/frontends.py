@@ -96,8 +96,8 @@ class FilterbankEmbedding(nn.Module):
 
 
 def waveform_embedding(cfg) -> nn.Module:
-    if cfg.frontend == "filterbank":
-        taps = cfg.frontend_taps or max(1, cfg.frame_size // 2)
-        return FilterbankEmbedding(cfg.frame_size, cfg.d_model, cfg.frontend_filters, taps,
-                                   cfg.frontend_norm)
-    return WaveformEmbedding(cfg.frame_size, cfg.d_model)
+    fe = cfg.frontend
+    if fe.kind == "filterbank":
+        taps = fe.taps or max(1, fe.frame_size // 2)
+        return FilterbankEmbedding(fe.frame_size, cfg.d_model, fe.filters, taps, fe.norm)
+    return WaveformEmbedding(fe.frame_size, cfg.d_model)

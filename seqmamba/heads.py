@@ -65,10 +65,11 @@ class MambaPreTrainedModel(nn.Module):
             check_input_ids(input_ids, self.config.vocab_size)
         lengths = lengths_from_mask(attention_mask, input_ids)
         if waveform and lengths is not None:
-            lengths = (lengths + self.config.frame_size - 1) // self.config.frame_size
-        if waveform and chunk_size and chunk_size % self.config.frame_size:
+            frame = self.config.frontend.frame_size
+            lengths = (lengths + frame - 1) // frame
+        if waveform and chunk_size and chunk_size % self.config.frontend.frame_size:
             raise ValueError(f"chunk_size ({chunk_size}) must be a multiple of frame_size "
-                             f"({self.config.frame_size}) for waveform input")
+                             f"({self.config.frontend.frame_size}) for waveform input")
         if (inference_cache is not None or chunk_size) and not self.config.causal:
             raise ValueError("inference_cache and chunk_size need a causal model; this one is "
                              "bidirectional or reverse-complement equivariant and reads the whole "
@@ -202,7 +203,7 @@ class MambaForSequenceClassification(MambaPreTrainedModel):
         if lengths is None and pool.mode == "center":  # unpadded: every row is full length
             n = input_ids.shape[1]
             if self.config.input_type == "waveform":
-                n = -(-n // self.config.frame_size)
+                n = -(-n // self.config.frontend.frame_size)
             lengths = torch.full((input_ids.shape[0],), n, dtype=torch.long, device=input_ids.device)
 
         def pool_features(f):

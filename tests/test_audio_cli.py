@@ -549,7 +549,7 @@ def test_finetune_joins_several_training_sets_and_refuses_a_clip_listed_twice(tm
     assert rep["split"]["train_clips"] + rep["split"]["val_clips"] == len(clips)
     assert rep["split"]["how"] == "group"
     cfg = json.loads((run / "final" / "config.json").read_text())
-    assert cfg["frontend"] == "filterbank" and "mask_bands" not in cfg
+    assert cfg["frontend"]["kind"] == "filterbank" and "mask_bands" not in cfg
     rc, _, err = seqmamba("audio", "finetune", "--train", parts[0], parts[0], "--out",
                           tmp_path / "r2", *TINY)
     assert rc == 2 and "is listed by both" in err and len(err.strip().splitlines()) == 1

@@ -71,12 +71,12 @@ def random_dna(n: int) -> bytes:
 
 
 def audio_model(directory: Path) -> Path:
-    from seqmamba import MambaConfig, MambaForSequenceClassification
+    from seqmamba import FrontendConfig, MambaConfig, MambaForSequenceClassification
 
     torch.manual_seed(0)
     labels = ["one", "two"]
-    cfg = MambaConfig(d_model=16, n_layer=1, d_state=4, vocab_size=1, input_type="waveform",
-                      frame_size=160, num_labels=2, bidirectional="add",
+    cfg = MambaConfig(d_model=16, n_layer=1, d_state=4, vocab_size=1,
+                      frontend=FrontendConfig(frame_size=160), num_labels=2, bidirectional="add",
                       extra={"task": "audio-classify", "labels": labels, "sample_rate": 16000,
                              "seconds": 0.5, "encoding": "waveform", "peak": None})
     MambaForSequenceClassification(cfg).save_pretrained(directory / "final")

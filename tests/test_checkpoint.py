@@ -1,6 +1,7 @@
 """save_pretrained / from_pretrained, and loading mamba-ssm and transformers checkpoints."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -180,3 +181,25 @@ def test_the_scan_backend_is_a_runtime_choice_not_saved(tmp_path):
     assert back.scan_backend is None
     with torch.no_grad():
         assert torch.allclose(back(x).logits, fast, atol=1e-4)
+
+
+def test_the_front_end_is_one_nested_field_and_flat_configs_still_read():
+    """A waveform model's config.json holds ``frontend`` as one nested object; the flat
+    fields earlier versions wrote (input_type, frame_size, frontend, frontend_filters, ...)
+    read back as the same FrontendConfig."""
+    from seqmamba import FrontendConfig, MambaConfig
+
+    cfg = MambaConfig(d_model=16, n_layer=1, vocab_size=1,
+                      frontend=FrontendConfig(frame_size=80, kind="filterbank", filters=12))
+    d = cfg.to_dict()
+    assert d["frontend"] == {"frame_size": 80, "kind": "filterbank", "filters": 12, "taps": 0,
+                             "norm": None} and d["input_type"] == "waveform"
+    assert MambaConfig.from_dict(json.loads(json.dumps(d))) == cfg
+    legacy = json.loads((Path(__file__).resolve().parent / "data" / "legacy" /
+                         "audio_classifier" / "config.json").read_text())
+    assert legacy["frontend"] == "filterbank" and legacy["input_type"] == "waveform"
+    old = MambaConfig.from_dict(legacy)
+    assert old.frontend == FrontendConfig(frame_size=80, kind="filterbank", filters=12)
+    tokens = MambaConfig.from_dict(json.loads((Path(__file__).resolve().parent / "data" /
+                                               "legacy" / "dna_lm" / "config.json").read_text()))
+    assert tokens.frontend is None and tokens.input_type == "tokens"

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from seqmamba import (MambaConfig, MambaForSequenceClassification, MambaForTokenClassification,
-                      MambaLMHeadModel)
+from seqmamba import (FrontendConfig, MambaConfig, MambaForSequenceClassification,
+                      MambaForTokenClassification, MambaLMHeadModel)
 from seqmamba.bidirectional import flip_length
 
 VOCAB = 12
@@ -43,8 +43,8 @@ def test_config_derived_sizes():
     (dict(d_model=0), "d_model"),
     (dict(bidirectional="both"), "bidirectional"),
     (dict(pooling="sum"), "pooling"),
-    (dict(input_type="waveform", frontend="mel"), "frontend"),
-    (dict(input_type="waveform", frontend="filterbank", frontend_taps=400), "frontend_taps"),
+    (dict(frontend=FrontendConfig(kind="mel")), "frontend.kind"),
+    (dict(frontend=FrontendConfig(kind="filterbank", taps=400)), "frontend.taps"),
     (dict(dt_min=0.2, dt_max=0.1), "dt_min"),
     (dict(rc_equivariant=True), "complement_map"),
     (dict(rc_equivariant=True, vocab_size=4, complement_map=[1, 2, 3, 0]), "own inverse"),
@@ -249,8 +249,8 @@ def test_non_causal_models_refuse_cache_and_lm_head():
 @pytest.mark.parametrize("frontend", ["linear", "filterbank"])
 def test_waveform_classifier_frames_padding_and_chunks(frontend):
     torch.manual_seed(8)
-    cfg = MambaConfig(d_model=32, n_layer=2, d_state=8, input_type="waveform", frame_size=80,
-                      num_labels=4, vocab_size=1, frontend=frontend)
+    cfg = MambaConfig(d_model=32, n_layer=2, d_state=8, num_labels=4, vocab_size=1,
+                      frontend=FrontendConfig(frame_size=80, kind=frontend))
     m = MambaForSequenceClassification(cfg).eval()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 1600, generator=g)
@@ -281,8 +281,8 @@ def test_filterbank_frontend_ignores_where_a_cycle_starts():
     a, b = tone[None, :16000], tone[None, 7:16007]  # the same sound, 7 samples (0.4 ms) later
     rel = {}
     for frontend in ("linear", "filterbank"):
-        cfg = MambaConfig(d_model=32, n_layer=1, input_type="waveform", frame_size=160,
-                          num_labels=2, vocab_size=1, frontend=frontend)
+        cfg = MambaConfig(d_model=32, n_layer=1, num_labels=2, vocab_size=1,
+                          frontend=FrontendConfig(frame_size=160, kind=frontend))
         emb = MambaForSequenceClassification(cfg).backbone.embedding
         with torch.no_grad():
             ea, eb = emb(a)[:, 1:-1], emb(b)[:, 1:-1]  # (1, frames, d_model)
@@ -316,6 +316,6 @@ def test_filterbank_mean_normalisation_removes_gain_and_ignores_silence():
         assert raw > 2.2
         assert (emb.band_energies(louder) - ref).abs().mean() < 0.02 * raw
         assert (emb.band_energies(padded)[:, :100] - ref).abs().max() < 1e-4
-    with pytest.raises(ValueError, match="frontend_norm"):
-        MambaConfig(d_model=16, n_layer=1, vocab_size=1, input_type="waveform",
-                    frontend="linear", frontend_norm="cmn")
+    with pytest.raises(ValueError, match="frontend.norm"):
+        MambaConfig(d_model=16, n_layer=1, vocab_size=1,
+                    frontend=FrontendConfig(kind="linear", norm="cmn"))

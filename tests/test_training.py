@@ -94,3 +94,30 @@ def test_reports_name_checkpoints_relative_to_the_run(tmp_path):
     assert best_or_last(SimpleNamespace(checkpoint_callback=cb, default_root_dir=str(run))) == \
         "/elsewhere/x.ckpt"
     assert best_or_last(SimpleNamespace(checkpoint_callback=None, default_root_dir=str(run))) is None
+
+
+def test_token_task_weighs_the_loss_by_its_class_weights_and_saves_none():
+    """TokenTask's class weights are a training option: the loss is the weighted
+    cross-entropy over labelled positions (label -100 ignored), and the model keeps no trace
+    of them (they travel in the task, not in the model's config)."""
+    from pipelines.training import TokenTask
+    from seqmamba import MambaConfig
+
+    cfg = MambaConfig(d_model=16, n_layer=1, vocab_size=8, d_state=4, num_labels=3).to_dict()
+    torch.manual_seed(0)
+    weighted = TokenTask(cfg, class_weights=[0.2, 1.0, 5.0])
+    torch.manual_seed(0)
+    plain = TokenTask(cfg)
+    g = torch.Generator().manual_seed(1)
+    batch = {"input_ids": torch.randint(0, 8, (2, 12), generator=g),
+             "labels": torch.randint(0, 3, (2, 12), generator=g)}
+    batch["labels"][0, :3] = -100
+    loss_w, logits, labels = weighted._loss(batch)
+    loss_p, _, _ = plain._loss(batch)
+    ok = labels != -100
+    nll = torch.nn.functional.cross_entropy(logits.float()[ok], labels[ok], reduction="none")
+    w = torch.tensor([0.2, 1.0, 5.0])[labels[ok]]
+    assert torch.allclose(loss_w, (w * nll).sum() / w.sum(), atol=1e-6)
+    assert torch.allclose(loss_p, nll.mean(), atol=1e-6)
+    assert "class_weights" not in (weighted.model.config.extra or {})
+    assert not any("class_weights" in k for k in weighted.model.state_dict())

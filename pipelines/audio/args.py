@@ -50,10 +50,10 @@ def add_frontend_args(g: argparse._ArgumentGroup) -> None:
 
 
 def frontend_config(a) -> dict:
-    """The MambaConfig fields of :func:`add_frontend_args`' options."""
-    return dict(input_type="waveform", frame_size=a.frame_size, frontend=a.frontend,
-                frontend_filters=a.filters, frontend_taps=a.filter_taps,
-                frontend_norm=a.frontend_norm)
+    """The MambaConfig field of :func:`add_frontend_args`' options: ``frontend``, as the plain
+    dict a config is saved as (a training checkpoint's hyper-parameters hold plain data only)."""
+    return dict(frontend=dict(frame_size=a.frame_size, kind=a.frontend, filters=a.filters,
+                              taps=a.filter_taps, norm=a.frontend_norm))
 
 
 def train_sources(a) -> None:

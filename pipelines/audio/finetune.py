@@ -276,8 +276,9 @@ def run(argv=None) -> int:
                   "split": split_fields(how, labelled, val_clips),
                   "architecture": {"d_model": cfg.d_model, "n_layer": cfg.n_layer,
                                    "d_state": cfg.d_state, "bidirectional": cfg.bidirectional,
-                                   "input_type": cfg.input_type, "frame_size": cfg.frame_size,
-                                   "frontend": cfg.frontend,
+                                   "input_type": cfg.input_type,
+                                   "frame_size": cfg.frontend.frame_size,
+                                   "frontend": cfg.frontend.kind,
                                    "parameters": model.num_parameters()},
                   "model": m, "init": str(init) if init else None}
         if pseudo:

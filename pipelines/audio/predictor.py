@@ -76,7 +76,7 @@ class AudioPredictor:
         self.chunk = self.chunks[0]
 
     def _chunk(self, cfg, chunk_seconds: float) -> Optional[int]:
-        step = cfg.frame_size if cfg.input_type == "waveform" else 1
+        step = cfg.frontend.frame_size if cfg.frontend is not None else 1
         return max(step, int(chunk_seconds * self.sample_rate) // step * step) \
             if cfg.causal else None
 

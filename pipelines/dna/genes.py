@@ -285,7 +285,7 @@ def run_token(a) -> int:
                                  num_workers=a.workers, drop_last=True,
                                  persistent_workers=a.workers > 0)
         extra = {"task": "dna-token", "labels": ann.labels, "tokenizer": tok.to_dict(),
-                 "seq_len": seq_len, "class_weights": weights}
+                 "seq_len": seq_len}
         config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
                       vocab_size=tok.vocab_size, pad_token_id=tok.pad_id,
                       num_labels=len(ann.labels), bidirectional=a.bidirectional,
@@ -294,7 +294,8 @@ def run_token(a) -> int:
                       label_complement=ann.label_complement() if a.rc_equivariant else None,
                       extra=extra)
         return Job(TokenTask, config, loader, val_loader, init,
-                   step_positions=a.batch_size * seq_len)
+                   step_positions=a.batch_size * seq_len,
+                   task_options={"class_weights": weights} if weights else {})
 
     def report(model):
         reader = FastaFile(fasta)

@@ -4,7 +4,7 @@ report."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -33,6 +33,8 @@ class Job:
     init: Optional[Path] = None
     callbacks: Sequence = ()
     step_positions: int = 0  # model positions in one training batch (batch x length)
+    # the task's own training options, never saved with the model (TokenTask's class_weights)
+    task_options: dict = field(default_factory=dict)
 
 
 # Peak bytes of one float32 training step (forward + backward) per position and per

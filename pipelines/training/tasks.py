@@ -157,14 +157,14 @@ class ClassifierTask(_Task):
 
 class TokenTask(_Task):
     """Per-position classification (gene annotation): cross-entropy over labelled positions
-    (label -100 is ignored), weighted per class by ``extra["class_weights"]`` when given; logs
+    (label -100 is ignored), weighted per class by ``class_weights`` (classes,) when given; logs
     per-base accuracy and macro-F1 from a confusion matrix accumulated over the held-out set."""
 
     model_cls = MambaForTokenClassification
 
-    def __init__(self, *args, **kw):
+    def __init__(self, *args, class_weights: Optional[list] = None, **kw):
         super().__init__(*args, **kw)
-        w = (self.model.config.extra or {}).get("class_weights")
+        w = class_weights
         self.register_buffer("class_weights", torch.tensor(w, dtype=torch.float32)
                              if w else None, persistent=False)
         self._confusion = None
@@ -214,7 +214,7 @@ def build_task(job, a) -> "_Task":
     keeping the command's ``extra`` metadata on the model even when ``init`` brought its own."""
     task = job.task_cls(job.model_config, lr=a.lr, weight_decay=a.weight_decay,
                         warmup_steps=a.warmup_steps, max_steps=a.max_steps,
-                        init=str(job.init) if job.init else None)
+                        init=str(job.init) if job.init else None, **job.task_options)
     extra = job.model_config.get("extra")
     if extra:
         task.model.config.extra = {**(task.model.config.extra or {}), **extra}
