@@ -69,20 +69,9 @@ def _make_inputs(impl, batch, dim, state, length, device, grad):
 
 
 def _run_once(impl, x, grad):
-    import torch
+    from pipelines.scan_timing import run_scan  # one way to call each implementation
 
-    if impl == "mambapy":
-        from pipelines.scan_timing import mambapy_scan  # the one wrapper of the peer
-
-        out = mambapy_scan(**x)
-    else:
-        from seqmamba_kernels import selective_scan
-
-        out = selective_scan(x["u"], x["delta"], x["A"], x["B"], x["C"], D=x["D"], z=x["z"],
-                             delta_softplus=True, backend=impl)
-    if grad:
-        out.backward(torch.ones_like(out))
-    return out
+    return run_scan(impl, x, grad)
 
 
 def child(args) -> dict:

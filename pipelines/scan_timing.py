@@ -47,7 +47,9 @@ def _inputs(native: bool, batch: int, dim: int, state: int, length: int, device,
                 C=rnd(*bs), D=rnd(dim), z=rnd(*xs))
 
 
-def _run(impl: str, x: dict, grad: bool) -> None:
+def run_scan(impl: str, x: dict, grad: bool) -> torch.Tensor:
+    """One scan of ``impl`` (a backend name, or "mambapy") on inputs ``x`` (``_inputs``'s
+    layout for it), and its backward with ``grad``; waits for a GPU to finish.  -> out."""
     from seqmamba_kernels import selective_scan
 
     if impl == "mambapy":
@@ -59,6 +61,7 @@ def _run(impl: str, x: dict, grad: bool) -> None:
         out.backward(torch.ones_like(out))
     if out.is_cuda:
         torch.cuda.synchronize()
+    return out
 
 
 def implementations(device: str) -> List[str]:
@@ -92,10 +95,10 @@ def time_scans(lengths, dim: int = 256, state: int = 16, batch: int = 1, device:
                 x = _inputs(impl == "mambapy", batch, dim, state, length, device, grad)
                 best = float("inf")
                 try:
-                    _run(impl, x, grad)  # warm-up: a kernel's first call builds or compiles it
+                    run_scan(impl, x, grad)  # warm-up: a kernel's first call builds or compiles it
                     for _ in range(repeats):
                         t0 = time.perf_counter()
-                        _run(impl, x, grad)
+                        run_scan(impl, x, grad)
                         best = min(best, time.perf_counter() - t0)
                     row["time_s"] = best
                 except (RuntimeError, MemoryError) as e:
