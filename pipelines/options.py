@@ -198,3 +198,25 @@ def add_renamed(group, old: str, new: str, meaning: str, elsewhere: str) -> None
                              f"{elsewhere} elsewhere)", fix=f"write {new} {values}")
 
     group.add_argument(old, action=Renamed, help=argparse.SUPPRESS)
+
+
+def check_range(a, name: str, low=None, high=None, low_open: bool = False,
+                high_open: bool = False, optional: bool = False) -> None:
+    """The option ``name`` of the parsed ``a`` in its range, or one line naming that option,
+    its range and the value given (``optional``: None is allowed).  One option a message, so a
+    user is never left to guess which of several was wrong."""
+    from .errors import InputError
+
+    v = getattr(a, name)
+    if v is None and optional:
+        return
+    bad = v is None or (low is not None and (v <= low if low_open else v < low)) \
+        or (high is not None and (v >= high if high_open else v > high))
+    if bad:
+        if high is None:
+            rng = f"> {low:g}" if low_open else f">= {low:g}"
+        elif low is None:
+            rng = f"< {high:g}" if high_open else f"<= {high:g}"
+        else:
+            rng = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise InputError(f"out of range: {flag(name)} {rng}, got {v}")

@@ -12,6 +12,7 @@ import yaml
 
 from .bundled import shipped_recipe, shipped_recipe_names
 from .errors import InputError, regular_file
+from .options import check_range
 
 
 def add_trainer_args(p: argparse.ArgumentParser, exclude=()) -> None:
@@ -151,9 +152,8 @@ def check_trainer_args(a) -> None:
     for name, low, message in rules:
         if getattr(a, name) < low:
             raise InputError(f"{message}, got {getattr(a, name)}")
-    if not a.lr > 0 or not a.weight_decay >= 0:
-        raise InputError(f"--lr must be > 0 and --weight-decay >= 0, got {a.lr} and "
-                         f"{a.weight_decay}")
+    check_range(a, "lr", 0, low_open=True)
+    check_range(a, "weight_decay", 0)
     if not 0 <= a.dropout < 1:
         raise InputError(f"--dropout must be in [0, 1), got {a.dropout}")
     if a.devices == 0 or (isinstance(a.devices, str) and a.devices != "auto"

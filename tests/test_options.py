@@ -175,3 +175,22 @@ def test_each_option_is_one_field_of_one_dataclass():
     for cls in CATALOGUE:
         for f in dataclasses.fields(cls):
             assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["dna", "predict", "x.fa", "--model", "m", "--out", "p.tsv", "--chunk-size", "0"],
+     "out of range: --chunk-size >= 1, got 0"),
+    (["dna", "predict", "x.fa", "--model", "m", "--out", "p.tsv", "--track-bin", "0"],
+     "out of range: --track-bin >= 1, got 0"),
+    (["audio", "predict", "x.wav", "--model", "m", "--out", "p.csv", "--batch-size", "0"],
+     "out of range: --batch-size >= 1, got 0"),
+    (["dna", "generate", "--model", "m", "--length", "5", "--out", "g.fa", "--top-p", "1.5"],
+     "out of range: --top-p in (0, 1], got 1.5"),
+    (["dna", "finetune", "--train", "t.tsv", "--out", "r", "--lr", "0"],
+     "out of range: --lr > 0, got 0.0"),
+])
+def test_each_bad_value_is_named_alone_with_its_range(tmp_path, args, needle):
+    rc, _, err = seqmamba(*args, cwd=tmp_path)
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and needle in lines[0], err
+    assert not list(tmp_path.iterdir())

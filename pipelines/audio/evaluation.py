@@ -71,7 +71,7 @@ def evaluate_table(out: Path, truth: Dict[str, Tuple[str, str]], labels: List[st
     -> the metrics of :func:`score`, written to OUT.metrics.json with the confusion plot in
     OUT.confusion.png; a one-line summary and one line per group on stdout.  ``balance``
     (--balance's strength and class weights) is recorded with them."""
-    from ..plots import natural_order, plot_confusion
+    from ..plots import plot_confusion
 
     rows = scored_rows(out, truth)
     metrics = score([r["label"] for r in rows], [truth[r["file"]][0] for r in rows],
@@ -79,10 +79,8 @@ def evaluate_table(out: Path, truth: Dict[str, Tuple[str, str]], labels: List[st
     if balance:
         metrics["balance"] = balance
     write_json_atomic(metrics, eval_path(out, ".metrics.json"))
-    order = natural_order(labels)
     confusion = np.array(metrics["confusion"], np.int64).reshape(len(labels), len(labels))
-    plot_confusion(confusion[np.ix_(order, order)], [labels[i] for i in order],
-                   eval_path(out, ".confusion.png"))
+    plot_confusion(confusion, labels, eval_path(out, ".confusion.png"))  # in natural order
     print(f"scored {len(rows)} labelled clips: accuracy {metrics['accuracy']:.4f}, macro-F1 "
           f"{metrics['macro_f1']:.4f}; {eval_path(out, '.metrics.json')}")
     for g, acc in metrics["accuracy_by_group"].items():

@@ -16,7 +16,7 @@ import torch
 from seqmamba import MambaLMHeadModel
 
 from ..errors import InputError
-from ..options import add_field, add_renamed
+from ..options import add_field, add_renamed, check_range
 from .models import model_extra, resolve_model_dir
 from .io import DEFAULT_MAX_SECONDS, read_audio, write_wav_atomic
 from .mulaw import SILENCE, mulaw_decode, mulaw_encode
@@ -48,8 +48,9 @@ def run(argv=None) -> int:
     n_new = int(round(a.duration * sr))
     if n_new < 1:
         raise InputError(f"--duration {a.duration:g} is less than one sample at {sr} Hz")
-    if a.temperature < 0 or not 0 < a.top_p <= 1 or a.top_k < 0:
-        raise InputError("--temperature >= 0, 0 < --top-p <= 1 and --top-k >= 0, please")
+    check_range(a, "temperature", 0)
+    check_range(a, "top_p", 0, 1, low_open=True)
+    check_range(a, "top_k", 0)
     if a.prompt is not None:
         wave = read_audio(a.prompt, sr, mono=True, max_seconds=a.max_prompt_seconds)[0][0]
         prompt = mulaw_encode(wave.clamp(-1, 1))

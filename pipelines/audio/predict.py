@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from ..options import add_field, add_renamed
+from ..options import add_field, add_renamed, check_range
 from .args import add_max_seconds
 from .predictor import predict_files
 
@@ -82,9 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv=None) -> int:
     a = build_parser().parse_args(argv)
-    if a.chunk_seconds <= 0 or (a.max_seconds is not None and a.max_seconds <= 0) \
-            or a.batch_size < 1:
-        raise InputError("--chunk-seconds, --max-seconds and --batch-size must be positive")
+    check_range(a, "chunk_seconds", 0, low_open=True)
+    check_range(a, "max_seconds", 0, low_open=True, optional=True)
+    check_range(a, "batch_size", 1)
     if a.out is None and a.track is None:
         raise InputError("nothing to write: pass --out (a row per file) and/or --track "
                          "(probabilities over time)")

@@ -14,7 +14,7 @@ from seqmamba import MambaLMHeadModel
 from seqmamba.atomic import atomic_output
 
 from ..errors import InputError
-from ..options import add_field
+from ..options import add_field, check_range
 from .models import resolve_model_dir, tokenizer_of
 
 
@@ -34,8 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv=None) -> int:
     a = build_parser().parse_args(argv)
-    if a.length < 1 or a.num < 1:
-        raise InputError("--length and --num must be positive")
+    for name in ("length", "num"):
+        check_range(a, name, 1)
+    check_range(a, "temperature", 0)
+    check_range(a, "top_p", 0, 1, low_open=True)
+    check_range(a, "top_k", 0)
     d = resolve_model_dir(a.model)
     tok = tokenizer_of(d)
     import json

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..io.tables import OutputLock, check_outputs
-from ..options import add_field
+from ..options import add_field, check_range
 from .inference import load_model, predict_files
 
 
@@ -65,12 +65,11 @@ def run(argv=None) -> int:
     lock on ``--out`` (``inference.predict_files``); the exit code: 0, or 2 when an input
     failed."""
     a = build_parser().parse_args(argv)
-    if a.chunk_size < 1 or a.track_bin < 1 or (a.max_length is not None and a.max_length < 1):
-        raise InputError("--chunk-size, --track-bin and --max-length must be positive")
+    for name in ("chunk_size", "track_bin", "max_length"):
+        check_range(a, name, 1, optional=name == "max_length")
     if a.embed_window is not None and (a.embed_window < 1 or a.embed is None):
         raise InputError("--embed-window takes a positive number of bases, with --embed FILE")
-    if a.window is not None and a.window < 1:
-        raise InputError("--window must be positive")
+    check_range(a, "window", 1, optional=True)
     check_outputs([a.out, a.track, a.embed, a.segments], a.inputs)
     model, task, tok = load_model(a.model, a.device)
     if a.segments is not None and task != "dna-token":
