@@ -33,7 +33,7 @@ from pipelines.dna.fasta import FastaFile  # noqa: E402
 from pipelines.dna.markov import MarkovModel  # noqa: E402
 from pipelines.dna.models import model_extra, resolve_model_dir  # noqa: E402
 from pipelines.dna.tokenizer import DNATokenizer  # noqa: E402
-from pipelines.dna.variants import alt_window  # noqa: E402
+from pipelines.dna.variant_scoring import alt_window  # noqa: E402
 from seqmamba.atomic import write_json_atomic  # noqa: E402
 
 GENOME = ROOT / "data" / "genomes" / "Mtb_H37Rv_NC_000962.2.fa.gz"

@@ -5,7 +5,8 @@ piece to piece by ``seqmamba.streaming.Stream`` (a bidirectional model reads the
 once); a language model's bits per base are counted by ``NextTokenBits``, the one
 implementation of bits per token over chunks.  ``predict_files`` runs every record of every
 input into a resumable table (``pipelines.io.tables.PartialTable``), tracks, segments and
-embeddings; a long record's carried state is saved as it goes (``record_progress``).
+embeddings (the track writer and the embeddings .npz come from ``prediction_outputs``); a long
+record's carried state is saved as it goes (``record_progress``).
 
 ``a`` is the parsed command line of ``seqmamba dna predict`` (``pipelines/dna/predict.py``).
 """
@@ -24,18 +25,18 @@ import torch
 
 from seqmamba import (MambaForSequenceClassification, MambaForTokenClassification,
                       MambaLMHeadModel, MambaPreTrainedModel)
-from seqmamba.atomic import atomic_output
 from seqmamba.pooling import StreamingPool
 from seqmamba.streaming import NextTokenBits, Stream
 
 from ..errors import InputError, regular_file
 from ..io.segments import SegmentWriter
 from ..io.tables import PartialTable, model_provenance, write_errors
-from ..io.tracks import BigWigWriter, PerClassBigWig, TrackWriter, add_to_bins
+from ..io.tracks import PerClassBigWig, add_to_bins
 from ..model_dirs import load_pretrained, model_extra
 from .annotation import segments as class_runs
 from .fasta import FastaFile
 from .models import DNA_TASKS, resolve_model_dir, tokenizer_of
+from .prediction_outputs import track_writer, write_embeddings
 from .record_progress import RecordProgress
 from .tokenizer import DNATokenizer
 
@@ -272,48 +273,6 @@ def predict_token_record(model, tok: DNATokenizer, name: str, length: int, read:
 
 # ---------------------------------------------------------------- every record of every input
 
-def track_writer(a, task: str, labels=()):
-    """The --track writer: bedGraph, or bigWig for a --track ending in .bw/.bigwig (FASTA
-    inputs only: the header needs every record's size up front), one bigWig per class for an
-    annotation model (``labels``) without --track-class; None without --track."""
-    if a.track is None:
-        return None
-    if a.track.suffix.lower() not in (".bw", ".bigwig"):
-        return TrackWriter(a.track, task)
-    sizes = []
-    for path in a.inputs:
-        if path.suffix.lower() in (".tsv", ".txt"):
-            raise InputError("a bigWig track is along FASTA records; TSV rows have no "
-                             "coordinates", path=path, fix="write the track as .bedgraph")
-        sizes += [(r.name, r.length) for r in FastaFile(path, strict=False).records]
-    names = [n for n, _ in sizes]
-    if len(set(names)) != len(names):
-        raise InputError("two inputs share a record name; one bigWig cannot hold both",
-                         path=a.track, fix="write one track per FASTA")
-    if labels and a.track_class is None:
-        return PerClassBigWig(a.track, sizes, labels)
-    return BigWigWriter(a.track, sizes)
-
-
-def _write_embeddings(a, k: int, embeds: list, embed_ids: list, windows: list) -> None:
-    """--embed as .npz: ``ids`` (records,), ``embeddings`` (records, k) float32; with
-    --embed-window also ``window_record``, ``window_start``, ``window_end`` (windows,) and
-    ``window_embeddings`` (windows, k) from ``windows``' (record, starts, ends, means)."""
-    extra = {}
-    if a.embed_window:
-        extra = dict(
-            window_record=np.array([w[0] for w in windows for _ in w[1]]),
-            window_start=np.concatenate([w[1] for w in windows]) if windows else
-            np.zeros(0, np.int64),
-            window_end=np.concatenate([w[2] for w in windows]) if windows else
-            np.zeros(0, np.int64),
-            window_embeddings=np.concatenate([w[3] for w in windows]).astype(np.float32)
-            if windows else np.zeros((0, k), np.float32))
-    with atomic_output(a.embed, suffix=".npz") as tmp:
-        np.savez(tmp, ids=np.array(embed_ids), embeddings=np.stack(embeds) if embeds else
-                 np.zeros((0, k), np.float32), **extra)
-
-
 def predict_files(a, model, task: str, tok: DNATokenizer) -> int:
     """Every record of ``a.inputs`` into the table ``a.out`` (one row per record, keyed by
     file and record, resumed from ``OUT.partial``) and the --track, --segments and --embed
@@ -402,7 +361,7 @@ def predict_files(a, model, task: str, tok: DNATokenizer) -> int:
         if segments is not None:
             segments.finish()
         if a.embed:
-            _write_embeddings(a, model.backbone.feature_dim, embeds, embed_ids, windows)
+            write_embeddings(a, model.backbone.feature_dim, embeds, embed_ids, windows)
         tracks = ", ".join(map(str, getattr(track, "paths", [a.track]))) if a.track else ""
         print(f"wrote {a.out} ({n_done} records)" + (f", {tracks}" if a.track else "")
               + (f", {a.segments}" if a.segments else "")

@@ -24,27 +24,16 @@ and the partial scores are removed.  VCF reading and writing is pysam's (htslib)
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
 
-import torch
-
-from seqmamba.atomic import atomic_output
-
+from ..errors import InputError
+from ..io.tables import check_outputs
 from ..options import add_field
-from ..errors import InputError, regular_file
-from ..model_dirs import load_pretrained, model_extra
-from ..checksums import file_sha256
-from ..io.tables import OutputLock, PartialTable, check_outputs, model_provenance
-from .fasta import FastaFile
-from .models import resolve_model_dir, tokenizer_of
-
-LLR_FIELD = "SM_LLR"
-MISMATCH = "SM_REF_MISMATCH"
+from .variant_scoring import score_variants
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The options of ``seqmamba dna score-variants``."""
     p = argparse.ArgumentParser(prog="seqmamba dna score-variants",
                                 description=__doc__.split("\n")[0])
     add_field(p, "model")
@@ -59,203 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def open_vcf(path: Path):
-    import pysam
-
-    regular_file(path)
-    try:
-        return pysam.VariantFile(str(path))
-    except NotImplementedError:  # htslib reads gzip only as BGZF here
-        raise InputError("plain gzip: a compressed VCF must be bgzip-compressed", path=path,
-                         fix=f"gunzip -c {path.name} | bgzip > {path.stem}.bgz.gz "
-                             "(bgzip is in htslib/tabix), or gunzip it") from None
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read as VCF/BCF ({e})", path=path,
-                         fix="give a VCF (plain, gzip or bgzip) or a BCF") from None
-
-
-def alt_window(fa: FastaFile, chrom: str, pos0: int, ref: str, alt: str, window: int
-               ) -> Optional[Tuple[str, str]]:
-    """(ref window, alt window) of ``window`` bases with the variant starting at the middle, or
-    None where the record is too close to the chromosome's end for a full window."""
-    n = fa.length(chrom)
-    left = window // 2
-    start = pos0 - left
-    if start < 0 or pos0 + len(ref) > n:
-        return None
-    ref_win_end = start + window
-    if ref_win_end > n:
-        return None
-    ref_w = fa.fetch(chrom, start, ref_win_end)
-    right_len = window - left - len(alt)
-    if right_len < 0:
-        return None
-    right_start = pos0 + len(ref)
-    right = fa.fetch(chrom, right_start, min(n, right_start + right_len))
-    if len(right) < right_len:
-        return None
-    alt_w = ref_w[:left] + alt + right
-    return ref_w, alt_w
-
-
-@torch.no_grad()
-def lm_loglik(model, ids: torch.Tensor) -> torch.Tensor:
-    """ids (batch, L) -> log-likelihood of positions 1..L-1 given the ones before (batch,)."""
-    logits = model(ids).logits.float()
-    lp = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0]
-    return lp.sum(1)
-
-
-@torch.no_grad()
-def score_batch(model, task, tok, pairs: List[Tuple[str, str]], device, rc: bool):
-    """pairs of (ref window, alt window) -> LLR (n,) for an LM, or delta probabilities
-    (n, classes) for a classifier; both strands averaged for an RC-equivariant model."""
-    ref = torch.stack([tok.encode(r) for r, _ in pairs]).to(device)
-    alt = torch.stack([tok.encode(a) for _, a in pairs]).to(device)
-    strands = [(ref, alt)] + ([(tok.reverse_complement(ref), tok.reverse_complement(alt))]
-                              if rc else [])
-    out = 0
-    for r, a in strands:
-        if task == "dna-lm":
-            out = out + (lm_loglik(model, a) - lm_loglik(model, r))
-        else:
-            out = out + (model(a).logits.float().softmax(-1) - model(r).logits.float().softmax(-1))
-    return (out / len(strands)).cpu()
-
-
 def run(argv=None) -> int:
+    """Check the options and the outputs, then score every variant into ``--out``
+    (``variant_scoring.score_variants``, which checks the model, the VCF and its contigs);
+    the exit code: 0."""
     a = build_parser().parse_args(argv)
     if a.batch_size < 1 or (a.window is not None and a.window < 8):
         raise InputError("--batch-size must be >= 1 and --window >= 8")
     check_outputs([a.out], [a.vcf, a.fasta])
-    d = resolve_model_dir(a.model)
-    extra = model_extra(d)
-    task = extra.get("task", "dna-lm")
-    if task not in ("dna-lm", "dna-classify"):
-        raise InputError(f"a {task} model does not score variants", path=d,
-                         fix="pass a language model (dna pretrain) or a sequence classifier")
-    from seqmamba import MambaForSequenceClassification, MambaLMHeadModel
-
-    cls = MambaForSequenceClassification if task == "dna-classify" else MambaLMHeadModel
-    model = load_pretrained(cls, d).to(a.device).eval()
-    tok = tokenizer_of(d)
-    window = a.window or int(extra.get("seq_len", 1024))
-    fa = FastaFile(a.fasta)
-    vin = open_vcf(a.vcf)
-    contigs = {r.name for r in fa.records}
-    missing = [c for c in vin.header.contigs if c not in contigs]
-    if missing:
-        raise InputError(f"contig(s) {missing[:5]} of the VCF header are not in {a.fasta}",
-                         path=a.vcf, fix="score against the reference the VCF was called on")
-    labels = extra.get("labels", [])
-    header = vin.header.copy()
-    if task == "dna-lm":
-        header.info.add(LLR_FIELD, "A", "Float",
-                        f"seqmamba: log P(alt window) - log P(ref window), nats, {window}-base "
-                        f"windows centred on the variant ({d})")
-    else:
-        for lab in labels:
-            header.info.add(f"SM_D_{lab}", "A", "Float",
-                            f"seqmamba: P({lab} | alt window) - P({lab} | ref window) ({d})")
-    header.filters.add(MISMATCH, None, None, "REF differs from the reference FASTA (not scored)")
-    import pysam
-
-    mode = "wb" if a.out.suffix == ".bcf" else "wz" if a.out.name.endswith(".gz") else "w"
-    rc = bool(model.config.rc_equivariant)
-    value_cols = ["llr"] if task == "dna-lm" else [f"d_{lab}" for lab in labels]
-    provenance = model_provenance(d, window=window, vcf=str(a.vcf.resolve()),
-                                  vcf_sha256=file_sha256(a.vcf), fasta=str(a.fasta.resolve()))
-    with OutputLock(a.out, "VCF"):
-        table = PartialTable(a.out.with_name(a.out.name + ".scores"), ["record", "alt"] + value_cols,
-                             a.restart, key=("record", "alt"), default_delim="\t",
-                             provenance=provenance)
-        if table.done:
-            print(f"seqmamba: continuing: {len(table.done):,} alleles already scored "
-                  f"({table.partial})", file=sys.stderr)
-        try:
-            counts, mismatches = _score_pass(vin, fa, contigs, model, task, tok, window, a, rc,
-                                             table)
-            vin.close()
-            scores = {(int(r["record"]), int(r["alt"])): [float(r[c]) for c in value_cols]
-                      for r in table.rows()}
-            with atomic_output(a.out, suffix=a.out.suffix) as tmp:
-                vout = pysam.VariantFile(str(tmp), mode, header=header)
-                for i, rec in enumerate(open_vcf(a.vcf)):
-                    rec.translate(vout.header)  # the same record, under the header with ours
-                    if i in mismatches:
-                        rec.filter.add(MISMATCH)
-                    mine = {k: v[0] if task == "dna-lm" else v
-                            for k in range(len(rec.alts or ()))
-                            if (v := scores.get((i, k))) is not None}
-                    if mine:
-                        write_scores(rec, mine, task, labels)
-                    vout.write(rec)
-                vout.close()
-        except BaseException:
-            table.f.close()  # kept: the rerun continues from it
-            raise
-        table.discard()
-    for m in list(mismatches.values())[:20]:
-        print(f"seqmamba: {a.vcf}: {m}", file=sys.stderr)
-    print(f"wrote {a.out}: {counts['scored']} records scored, {len(mismatches)} REF mismatches "
-          f"(FILTER {MISMATCH}), {counts['skipped']} not scorable (symbolic alleles, or too near "
-          "an end)")
-    return 0
-
-
-def _score_pass(vin, fa, contigs, model, task, tok, window, a, rc, table):
-    """Score every scorable allele not in ``table`` yet, appending rows (record index, alt
-    index, values) batch by batch.  Returns ({"scored", "skipped"} record counts, {record
-    index: REF mismatch message})."""
-    counts = {"scored": 0, "skipped": 0}
-    mismatches = {}
-    pending: list = []  # (record index, allele index, (ref window, alt window))
-
-    def flush():
-        for j in range(0, len(pending), a.batch_size):
-            part = pending[j:j + a.batch_size]
-            s = score_batch(model, task, tok, [p[2] for p in part], a.device, rc)
-            for (i, k, _), v in zip(part, s):
-                vals = [float(v)] if task == "dna-lm" else [float(x) for x in v]
-                # 9 significant digits hold a float32 exactly: a resumed run writes the same
-                table.add({"record": i, "alt": k, **dict(zip(table.fields[2:],
-                                                             (f"{x:.9g}" for x in vals)))})
-        pending.clear()
-
-    for i, rec in enumerate(vin):
-        if rec.chrom not in contigs:
-            raise InputError(f"record {rec.chrom}:{rec.pos}: contig {rec.chrom!r} is not in "
-                             f"{a.fasta}", path=a.vcf)
-        pos0 = rec.pos - 1
-        ref_fa = fa.fetch(rec.chrom, pos0, min(fa.length(rec.chrom), pos0 + len(rec.ref)))
-        if ref_fa.upper() != rec.ref.upper():
-            mismatches[i] = (f"{rec.chrom}:{rec.pos} REF {rec.ref} but the FASTA has "
-                             f"{ref_fa or '(past the end)'}")
-            continue
-        any_scored = False
-        for k, alt in enumerate(rec.alts or ()):
-            if not alt or not set(alt.upper()) <= set("ACGTN"):
-                continue  # symbolic (<DEL>), breakend or missing: left unscored
-            pair = alt_window(fa, rec.chrom, pos0, rec.ref, alt, window)
-            if pair is not None:
-                any_scored = True
-                if (str(i), str(k)) not in table.done:
-                    pending.append((i, k, pair))
-        counts["scored" if any_scored else "skipped"] += 1
-        if len(pending) >= 8 * a.batch_size:
-            flush()
-    flush()
-    return counts, mismatches
-
-
-def write_scores(rec, scores: dict, task: str, labels) -> None:
-    """scores {alt index: value}: one value per ALT (missing where not scored)."""
-    n = len(rec.alts)
-    if task == "dna-lm":
-        rec.info[LLR_FIELD] = tuple(round(float(scores[k]), 5) if k in scores else None
-                                    for k in range(n))
-    else:
-        for j, lab in enumerate(labels):
-            rec.info[f"SM_D_{lab}"] = tuple(round(float(scores[k][j]), 6) if k in scores
-                                            else None for k in range(n))
-
+    return score_variants(a.model, a.fasta, a.vcf, a.out, window=a.window,
+                          batch_size=a.batch_size, restart=a.restart, device=a.device)
