@@ -16,6 +16,26 @@ from pipelines.cli import COMMANDS, build_parser
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def cli(capsys, monkeypatch, tmp_path):
+    """The command line in this process (as tests/test_bad_input_corpus.py runs it: the
+    option checks take milliseconds, not a Python start-up each), from ``tmp_path``:
+    ``cli(*args) -> (exit code, stdout, stderr)``."""
+    from pipelines.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args):
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as e:  # argparse's own usage errors
+            rc = e.code
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
+
+
 def _declarations():
     """{option string: {(command, file:line that declared it)}} over every command's parser:
     argparse's add_argument is wrapped while the parsers are built, to note its caller."""
@@ -98,10 +118,10 @@ def test_global_options_are_the_root_parsers_and_shown_in_help():
     ("--window", "--window-seconds", ["audio", "predict", "x.wav", "--model", "run",
                                       "--track", "t.csv"]),
 ])
-def test_a_renamed_option_names_its_new_spelling_in_one_line(tmp_path, old, new, args):
+def test_a_renamed_option_names_its_new_spelling_in_one_line(cli, tmp_path, old, new, args):
     """--seconds (the clip length in audio finetune) was also generate's output length, and
     --window (bases in DNA) was seconds in audio predict: the second meanings have new names."""
-    rc, _, err = seqmamba(*args, old, "0.5", cwd=tmp_path)
+    rc, _, err = cli(*args, old, "0.5")
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1 and f"{old} is now {new}" in lines[0], err
     assert "Traceback" not in err and not list(tmp_path.iterdir())
@@ -112,9 +132,9 @@ def test_a_renamed_option_names_its_new_spelling_in_one_line(tmp_path, old, new,
         assert old + " " not in parser.format_help()  # the old spelling is not offered
 
 
-def test_a_command_not_offering_an_option_refuses_it_in_argparse():
-    rc, _, err = seqmamba("audio", "pretrain", "--train", DATA / "audio" / "spoken_digits_espeak",
-                          "--out", "-", "--bidirectional", "add")
+def test_a_command_not_offering_an_option_refuses_it_in_argparse(cli):
+    rc, _, err = cli("audio", "pretrain", "--train", DATA / "audio" / "spoken_digits_espeak",
+                     "--out", "-", "--bidirectional", "add")
     assert rc == 2 and "--bidirectional" in err
 
 
@@ -124,9 +144,9 @@ def test_a_command_not_offering_an_option_refuses_it_in_argparse():
     (["nonsense=1"], "unknown --set keys ['nonsense']"),
     (["max_steps"], "expected KEY=VALUE"),
 ])
-def test_set_reaches_recipe_keys_and_names_a_bad_one(tmp_path, sets, needle):
-    rc, _, err = seqmamba("dna", "finetune", "--config", "dna_promoters", "--out",
-                          tmp_path / "r", "--set", *sets)
+def test_set_reaches_recipe_keys_and_names_a_bad_one(cli, tmp_path, sets, needle):
+    rc, _, err = cli("dna", "finetune", "--config", "dna_promoters", "--out", tmp_path / "r",
+                     "--set", *sets)
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1 and needle in lines[0], err
     assert not (tmp_path / "r").exists()
@@ -143,11 +163,11 @@ def test_set_overrides_the_recipe_and_flags_override_set():
                                           ["--config", "dna_promoters", "--out", "x"]).d_model
 
 
-def test_a_recipe_value_of_the_wrong_type_names_the_key(tmp_path):
+def test_a_recipe_value_of_the_wrong_type_names_the_key(cli, tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("max_steps: 10\nbatch_size: many\n")
-    rc, _, err = seqmamba("dna", "finetune", "--config", recipe, "--out", tmp_path / "run",
-                          "--train", DATA / "labelled" / "uci_ecoli_promoters.tsv")
+    rc, _, err = cli("dna", "finetune", "--config", recipe, "--out", tmp_path / "run",
+                     "--train", DATA / "labelled" / "uci_ecoli_promoters.tsv")
     assert rc == 2 and "recipe key batch_size: 'many' is not an integer" in err
     assert str(recipe) in err and not (tmp_path / "run").exists()
 
@@ -189,8 +209,8 @@ def test_each_option_is_one_field_of_one_dataclass():
     (["dna", "finetune", "--train", "t.tsv", "--out", "r", "--lr", "0"],
      "out of range: --lr > 0, got 0.0"),
 ])
-def test_each_bad_value_is_named_alone_with_its_range(tmp_path, args, needle):
-    rc, _, err = seqmamba(*args, cwd=tmp_path)
+def test_each_bad_value_is_named_alone_with_its_range(cli, tmp_path, args, needle):
+    rc, _, err = cli(*args)
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1 and needle in lines[0], err
     assert not list(tmp_path.iterdir())
