@@ -140,22 +140,13 @@ def parse_with_recipe(parser: argparse.ArgumentParser, argv) -> argparse.Namespa
 def check_trainer_args(a) -> None:
     """Options of :func:`add_trainer_args` that cannot make a run, refused before anything is
     read or written (an untrained model is never exported: --max-steps is at least 1)."""
-    rules = [("max_steps", 1, "--max-steps must be at least 1"),
-             ("batch_size", 1, "--batch-size must be at least 1"),
-             ("val_every", 1, "--val-every must be at least 1"),
-             ("warmup_steps", 0, "--warmup-steps must be >= 0"),
-             ("workers", 0, "--workers must be >= 0"),
-             ("num_nodes", 1, "--num-nodes must be at least 1"),
-             ("d_model", 1, "--d-model must be at least 1"),
-             ("n_layer", 1, "--n-layer must be at least 1"),
-             ("d_state", 1, "--d-state must be at least 1")]
-    for name, low, message in rules:
-        if getattr(a, name) < low:
-            raise InputError(f"{message}, got {getattr(a, name)}")
+    for name, low in (("max_steps", 1), ("batch_size", 1), ("val_every", 1), ("warmup_steps", 0),
+                      ("workers", 0), ("num_nodes", 1), ("d_model", 1), ("n_layer", 1),
+                      ("d_state", 1)):
+        check_range(a, name, low)
     check_range(a, "lr", 0, low_open=True)
     check_range(a, "weight_decay", 0)
-    if not 0 <= a.dropout < 1:
-        raise InputError(f"--dropout must be in [0, 1), got {a.dropout}")
+    check_range(a, "dropout", 0, 1, high_open=True)
     if a.devices == 0 or (isinstance(a.devices, str) and a.devices != "auto"
                           and not all(p.strip().lstrip("-").isdigit()
                                       for p in a.devices.split(",") if p.strip())):

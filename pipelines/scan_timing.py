@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 
@@ -131,7 +131,7 @@ def report(rows: List[dict]) -> List[str]:
     return lines
 
 
-def write_csv(rows: List[dict], out: Path) -> Optional[Path]:
+def write_csv(rows: List[dict], out: Path) -> Path:
     from seqmamba.atomic import write_csv_atomic
 
     write_csv_atomic(rows, out, FIELDS)

@@ -49,10 +49,7 @@ class FrontendConfig:
 
     def check(self) -> None:
         for name in ("frame_size", "filters"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"MambaConfig.frontend.{name} must be a positive integer, "
-                                 f"got {v!r}")
+            _positive("MambaConfig.frontend", name, getattr(self, name))
         if self.kind not in FRONTENDS:
             raise ValueError(f"MambaConfig.frontend.kind must be one of {FRONTENDS}, got "
                              f"{self.kind!r}")
@@ -62,6 +59,11 @@ class FrontendConfig:
         if not (isinstance(self.taps, int) and 0 <= self.taps <= self.frame_size):
             raise ValueError(f"MambaConfig.frontend.taps must be 0 (auto) or 1..frame_size "
                              f"({self.frame_size}), got {self.taps!r}")
+
+
+def _positive(owner: str, name: str, v) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ValueError(f"{owner}.{name} must be a positive integer, got {v!r}")
 
 
 # Earlier versions saved the front end as flat fields: (their name, FrontendConfig's)
@@ -123,9 +125,7 @@ class MambaConfig:
         self._check_types()
 
         def positive(name):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"MambaConfig.{name} must be a positive integer, got {v!r}")
+            _positive("MambaConfig", name, getattr(self, name))
 
         for name in ("d_model", "n_layer", "vocab_size", "d_state", "d_conv", "expand",
                      "pad_vocab_size_multiple", "num_labels"):

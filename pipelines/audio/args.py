@@ -28,10 +28,9 @@ def add_clip_reading_args(g: argparse._ArgumentGroup) -> None:
     add_max_seconds(g)
 
 
-def add_max_seconds(g, **use) -> None:
+def add_max_seconds(g, help: str = "a longer file is an error") -> None:
     """--max-seconds: the longest file read (a longer one is an error, not hours of audio)."""
-    add_field(g, "max_seconds", **{"default": DEFAULT_MAX_SECONDS,
-                                   "help": "a longer file is an error", **use})
+    add_field(g, "max_seconds", default=DEFAULT_MAX_SECONDS, help=help)
 
 
 def add_frontend_args(g: argparse._ArgumentGroup) -> None:

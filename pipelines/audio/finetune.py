@@ -28,7 +28,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from ..options import add_field
+from ..options import add_field, check_range
 from ..runs import add_pooling_arg, add_trainer_args, parse_with_recipe
 from .args import add_clip_reading_args, add_clip_set_args, add_frontend_args, train_sources
 from .classifier_training import train_classifier
@@ -118,23 +118,15 @@ def run(argv=None) -> int:
 
 
 # (option, lowest, highest, whether the highest is allowed); None: no bound
-RANGES = (("seconds", 0.0, None, False), ("shift_seconds", 0.0, None, True),
-          ("gain_db", 0.0, None, True), ("eq_db", 0.0, None, True),
-          ("babble_snr", 0.0, None, True), ("speed", 0.0, 0.5, False),
-          ("reverb", 0.0, 1.0, True), ("trim", 0.0, 1.0, True), ("tempo", 0.0, 1.0, True),
-          ("formant", 0.0, 1.0, True), ("band_limit", 0.0, 1.0, True))
+# each numeric option's range (pipelines.options.check_range): a crop must be longer than 0
+RANGES = (dict(name="seconds", low=0, low_open=True), dict(name="shift_seconds", low=0),
+          dict(name="gain_db", low=0), dict(name="eq_db", low=0), dict(name="babble_snr", low=0),
+          dict(name="speed", low=0, high=0.5, high_open=True),
+          *(dict(name=n, low=0, high=1) for n in ("reverb", "trim", "tempo", "formant",
+                                                   "band_limit")))
 
 
 def check_ranges(a) -> None:
     """Each numeric option in its range, or one line naming that option and the range."""
-    for name, low, high, closed in RANGES:
-        v = getattr(a, name)
-        above = low if name == "seconds" else None  # a crop must be longer than 0
-        bad = (v <= above) if above is not None else (v < low)
-        if high is not None:
-            bad = bad or (v > high if closed else v >= high)
-        if bad:
-            flag = "--" + name.replace("_", "-")
-            lo = f"> {low:g}" if above is not None else f">= {low:g}"
-            rng = lo if high is None else f"in [{low:g}, {high:g}{']' if closed else ')'}"
-            raise InputError(f"out of range: {flag} {rng}, got {v:g}")
+    for rule in RANGES:
+        check_range(a, **rule)

@@ -27,6 +27,16 @@ def add_to_bins(bin_sum: np.ndarray, bin_cnt: np.ndarray, start: int, vals: np.n
     bin_cnt[first:first + k] += np.bincount(idx[ok], minlength=k)
 
 
+def bin_intervals(length: int, width: int, sums: np.ndarray, counts: np.ndarray) -> tuple:
+    """The bins of one record that hold a score: (starts, ends, mean scores) as lists, from
+    bin sums (bins,) and counts (bins,) of ``width`` positions (the last bin ends at
+    ``length``)."""
+    keep = np.flatnonzero(counts)
+    starts = keep * width
+    ends = np.minimum(starts + width, length)
+    return starts.tolist(), ends.tolist(), (sums[keep] / counts[keep]).tolist()
+
+
 class TrackWriter:
     """bedGraph written to a temporary file beside the target and renamed when complete."""
 
@@ -36,12 +46,8 @@ class TrackWriter:
         self.f.write(f'track type=bedGraph name="seqmamba {task}"\n')
 
     def write(self, chrom: str, length: int, width: int, sums: np.ndarray, counts: np.ndarray):
-        keep = np.flatnonzero(counts)
-        starts = keep * width
-        ends = np.minimum(starts + width, length)
-        vals = sums[keep] / counts[keep]
-        self.f.writelines(f"{chrom}\t{s}\t{e}\t{v:.5g}\n" for s, e, v in
-                          zip(starts.tolist(), ends.tolist(), vals.tolist()))
+        starts, ends, vals = bin_intervals(length, width, sums, counts)
+        self.f.writelines(f"{chrom}\t{s}\t{e}\t{v:.5g}\n" for s, e, v in zip(starts, ends, vals))
 
     def finish(self):
         self.f.close()
@@ -68,12 +74,9 @@ class BigWigWriter:
         self.bw.addHeader(list(sizes))
 
     def write(self, chrom: str, length: int, width: int, sums: np.ndarray, counts: np.ndarray):
-        keep = np.flatnonzero(counts)
-        if keep.size:
-            starts = keep * width
-            ends = np.minimum(starts + width, length)
-            self.bw.addEntries([chrom] * keep.size, starts.tolist(), ends=ends.tolist(),
-                               values=(sums[keep] / counts[keep]).tolist())
+        starts, ends, vals = bin_intervals(length, width, sums, counts)
+        if starts:
+            self.bw.addEntries([chrom] * len(starts), starts, ends=ends, values=vals)
 
     def finish(self):
         self.bw.close()
