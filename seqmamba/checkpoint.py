@@ -1,5 +1,5 @@
-"""Checkpoints: ``config.json`` + ``model.safetensors``, and import from mamba-ssm and
-Hugging Face transformers ``MambaForCausalLM`` directories.
+"""Checkpoints: ``config.json`` + ``model.safetensors``, and import from mamba-ssm, Hugging Face
+transformers ``MambaForCausalLM`` and Caduceus / PlantCaduceus directories.
 
 Exported weights are never pickled; a ``pytorch_model.bin`` from elsewhere is read with
 ``torch.load(weights_only=True)``, which refuses arbitrary objects.
@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_output
+from .caduceus import config_from_caduceus, is_caduceus, state_from_caduceus
 from .config import MambaConfig
 
 CONFIG_NAME = "config.json"
@@ -96,12 +97,15 @@ def _config_from_mamba_ssm(c: dict) -> MambaConfig:
 def detect_format(cfg: dict) -> str:
     if cfg.get("model_type") == "seqmamba":
         return "seqmamba"
+    if is_caduceus(cfg):
+        return "caduceus"
     if cfg.get("model_type") == "mamba" or "hidden_size" in cfg:
         return "transformers"
     if "d_model" in cfg and "n_layer" in cfg:
         return "mamba-ssm"
-    raise ValueError("config.json is neither a seqmamba, a mamba-ssm nor a transformers Mamba "
-                     "config (expected model_type 'seqmamba' or 'mamba', or d_model/n_layer keys)")
+    raise ValueError("config.json is not a seqmamba, mamba-ssm, transformers Mamba or Caduceus "
+                     "config (expected model_type 'seqmamba', 'mamba' or 'caduceus', or "
+                     "d_model/n_layer keys)")
 
 
 def _read_weights(d: Path) -> dict:
@@ -151,6 +155,8 @@ def load_directory(directory) -> Tuple[MambaConfig, dict, str]:
             cfg = MambaConfig.from_dict(raw)
         elif fmt == "transformers":
             cfg = _config_from_hf(raw)
+        elif fmt == "caduceus":
+            cfg = config_from_caduceus(raw)
         else:
             cfg = _config_from_mamba_ssm(raw)
     except (TypeError, ValueError, KeyError) as e:
@@ -158,6 +164,11 @@ def load_directory(directory) -> Tuple[MambaConfig, dict, str]:
     state = _read_weights(d)
     if fmt == "transformers":
         state = {k.replace("backbone.embeddings.", "backbone.embedding."): v for k, v in state.items()}
+    elif fmt == "caduceus":
+        try:
+            state = state_from_caduceus(state, cfg)
+        except ValueError as e:
+            raise ValueError(f"{d}: {_first_line(e)}") from None
     return cfg, state, fmt
 
 
@@ -203,3 +214,22 @@ def from_pretrained(cls, directory, **config_overrides):
                       "starts from its initialisation", FreshHeadWarning, stacklevel=3)
     model.load_state_dict(state, strict=False)
     return model
+
+
+def model_class_name(directory) -> str:
+    """The seqmamba class a checkpoint directory loads into: the one a seqmamba directory was
+    saved from; MambaForMaskedLM for Caduceus; MambaLMHeadModel for mamba-ssm and transformers."""
+    d = Path(directory)
+    try:
+        raw = json.loads((d / CONFIG_NAME).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{d / CONFIG_NAME}: cannot read it ({_first_line(e)})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{d / CONFIG_NAME}: must hold a JSON object of settings")
+    try:
+        fmt = detect_format(raw)
+    except ValueError as e:
+        raise ValueError(f"{d / CONFIG_NAME}: {e}") from None
+    if fmt == "seqmamba":
+        return raw.get("architecture") or "MambaLMHeadModel"
+    return "MambaForMaskedLM" if fmt == "caduceus" else "MambaLMHeadModel"

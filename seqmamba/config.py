@@ -108,6 +108,11 @@ class MambaConfig:
     # splits into a forward half and a reverse-complement half; needs ``complement_map``.
     rc_equivariant: bool = False
     complement_map: Optional[list] = None  # token id -> id of its complement (length vocab_size)
+    # Under rc_equivariant, each block swaps the forward and reverse-complement halves of the
+    # residual stream before its norm.  That is what Caduceus computes with fused_add_norm
+    # (how its released PS checkpoints are set; see docs/model.md): still RC-equivariant, but
+    # different logits from the same weights.  Only imported Caduceus checkpoints set it.
+    rc_swap_halves: bool = False
     # Input: token ids into an embedding, or, with a ``frontend``, raw waveform samples.
     frontend: Optional[FrontendConfig] = None
     # Heads: number of classes and pooling for sequence classification.
@@ -176,6 +181,9 @@ class MambaConfig:
             if sorted(cm) != list(range(self.vocab_size)) or any(cm[cm[i]] != i for i in range(len(cm))):
                 raise ValueError("MambaConfig.complement_map must be a permutation of the vocabulary "
                                  "that is its own inverse (complement of complement = token)")
+        if self.rc_swap_halves and not self.rc_equivariant:
+            raise ValueError("MambaConfig.rc_swap_halves swaps the forward and reverse-complement "
+                             "halves; it needs rc_equivariant=True")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"MambaConfig.pad_token_id={self.pad_token_id} is outside the "
                              f"vocabulary (0..{self.vocab_size - 1})")

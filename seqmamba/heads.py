@@ -184,6 +184,61 @@ class MambaLMHeadModel(MambaPreTrainedModel):
         return generate(self, input_ids, max_new_tokens, **kw)
 
 
+class MambaForMaskedLM(MambaPreTrainedModel):
+    """Masked language model (the BERT, Caduceus and GPN objective): logits (batch, length,
+    vocab_size) over the token at every position, from a backbone that reads both ways
+    (``bidirectional`` and/or ``rc_equivariant``).
+
+    Under ``rc_equivariant`` the head reads the two halves apart, with the weight rows of the
+    complement tokens for the reverse-complement half (Caduceus's RCPS head):
+    ``logits = h_fwd W^T + flip_c(h_rc) W[complement]^T``, so the logits of the reverse
+    complement at the mirrored position are those of the sequence with tokens complemented."""
+
+    def __init__(self, config: MambaConfig):
+        super().__init__(config)
+        if config.input_type != "tokens":
+            raise ValueError("MambaForMaskedLM predicts tokens and needs token input")
+        if config.causal:
+            raise ValueError("MambaForMaskedLM needs a model that reads both directions "
+                             "(bidirectional='add' and/or rc_equivariant=True); a causal model "
+                             "is a next-token MambaLMHeadModel")
+        self.lm_head = nn.Linear(config.mixer_width, config.padded_vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.backbone.embedding.weight
+        if config.rc_equivariant:
+            comp = torch.arange(config.padded_vocab_size)
+            comp[: config.vocab_size] = torch.tensor(config.complement_map)
+            self.register_buffer("complement", comp, persistent=False)
+        init_weights(self, config)
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Backbone hidden states (batch, length, d_model) -> logits (batch, length, vocab_size)."""
+        w = self.lm_head.weight.to(hidden.dtype)
+        if self.config.rc_equivariant:
+            k = hidden.shape[-1] // 2
+            logits = hidden[..., :k] @ w.t() + hidden[..., k:].flip(-1) @ w[self.complement].t()
+        else:
+            logits = hidden @ w.t()
+        return logits[..., : self.config.vocab_size]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
+                labels: Optional[torch.Tensor] = None) -> ModelOutput:
+        """input_ids: (batch, length), masked positions holding the mask token -> logits
+        (batch, length, vocab_size).  labels: (batch, length) true ids at the positions the
+        loss is over and -100 elsewhere (and at padding); the loss is their mean
+        cross-entropy."""
+        lengths = self._prepare(input_ids, attention_mask, None, None)
+        logits = self.head(self.backbone(input_ids, lengths))
+        loss = None
+        if labels is not None:
+            target = labels.clone()
+            if attention_mask is not None:
+                target[attention_mask == 0] = -100
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                                   target.reshape(-1), ignore_index=-100)
+        return ModelOutput(logits=logits, loss=loss)
+
+
 class MambaForSequenceClassification(MambaPreTrainedModel):
     """One label per sequence: pooled features (mean / last / max / center of the real
     positions) -> logits (batch, num_labels)."""

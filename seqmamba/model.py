@@ -61,11 +61,17 @@ class RCPSMambaBlock(MambaBlock):
         super().__init__(cfg, layer_idx)
         self.mixer = RCPSWrapper(self.mixer, takes_lengths=True)
         self.norm = RCPSWrapper(self.norm)
+        self.swap_halves = cfg.rc_swap_halves
 
     def forward(self, hidden, residual, cache=None, lengths=None):
         """hidden, residual (batch, length, d_model) -> (new hidden, residual), same shapes;
         ``lengths`` (batch,) says where each row's reverse complement starts."""
         residual = self.add_residual(hidden, residual)
+        if self.swap_halves:
+            # Caduceus's fused add+norm treats the second half as the forward one; swapping
+            # commutes with RC (which swaps the halves too), so equivariance holds either way.
+            k = residual.shape[-1] // 2
+            residual = torch.cat([residual[..., k:], residual[..., :k]], dim=-1)
         normed = self.to_mixer_dtype(self.norm(residual, lengths))
         return self.drop(self.mixer(normed, lengths, cache=cache)), residual
 
