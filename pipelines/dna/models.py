@@ -10,7 +10,7 @@ from ..model_dirs import resolve_model_dir as _resolve
 from .tokenizer import DNATokenizer
 
 
-DNA_TASKS = ("dna-lm", "dna-classify", "dna-token")
+DNA_TASKS = ("dna-lm", "dna-mlm", "dna-classify", "dna-token")
 
 
 def resolve_model_dir(path: Path) -> Path:

@@ -63,6 +63,11 @@ class DNATokenizer:
         return out
 
     @property
+    def acgt_ids(self) -> list:
+        """ids of A C G T (then a c g t with keep_case): the bases a masked LM predicts."""
+        return [self.symbols.index(b) for b in ("ACGTacgt" if self.keep_case else "ACGT")]
+
+    @property
     def base_ids(self) -> list:
         """ids of the nucleotide symbols (what a DNA language model should generate)."""
         return list(range(len(self.symbols)))

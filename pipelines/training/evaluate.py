@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -43,6 +44,23 @@ def heldout_bits(model, loader) -> float:
         bits.start_sequence()  # each window is a sequence of its own
         bits.update(model(ids, attention_mask=mask).logits, ids, mask)
     return bits.per_token()
+
+
+@torch.no_grad()
+def masked_bits(model, loader) -> float:
+    """Bits per masked base of a masked LM over a loader of {input_ids, labels} batches: the
+    summed cross-entropy at every labelled position over their count (pooled over the set)."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for b in loader:
+        labels = b["labels"].to(device)
+        logits = model(b["input_ids"].to(device)).logits.float()
+        keep = labels != -100
+        total += float(torch.nn.functional.cross_entropy(logits[keep], labels[keep],
+                                                         reduction="sum"))
+        count += int(keep.sum())
+    return total / count / math.log(2) if count else math.nan
 
 
 def score_classifier(model, loader, names, out: Path) -> tuple:

@@ -12,8 +12,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from seqmamba import (MambaConfig, MambaForSequenceClassification, MambaForTokenClassification,
-                      MambaLMHeadModel, MambaPreTrainedModel)
+from seqmamba import (MambaConfig, MambaForMaskedLM, MambaForSequenceClassification,
+                      MambaForTokenClassification, MambaLMHeadModel, MambaPreTrainedModel)
 from seqmamba.schedule import warmup_cosine
 from seqmamba.streaming import LN2
 
@@ -113,6 +113,27 @@ class LMTask(_Task):
         n = batch["input_ids"].shape[0]
         self.log("val_loss", out.loss, prog_bar=True, sync_dist=True, batch_size=n)
         self.log("val_bits", out.loss / LN2, prog_bar=True, sync_dist=True, batch_size=n)
+
+
+class MaskedLMTask(_Task):
+    """Masked-LM pretraining on batches of {input_ids (corrupted), labels (-100 where not
+    chosen)}; logs loss and bits per masked base."""
+
+    model_cls = MambaForMaskedLM
+
+    def _step(self, batch, stage: str):
+        out = self.model(batch["input_ids"], labels=batch["labels"])
+        n = batch["input_ids"].shape[0]
+        sync = stage == "val"
+        self.log(f"{stage}_loss", out.loss, prog_bar=True, sync_dist=sync, batch_size=n)
+        self.log(f"{stage}_bits", out.loss / LN2, prog_bar=sync, sync_dist=sync, batch_size=n)
+        return out.loss
+
+    def training_step(self, batch, _):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, _):
+        self._step(batch, "val")
 
 
 class ClassifierTask(_Task):

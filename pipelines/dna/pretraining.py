@@ -1,0 +1,119 @@
+"""What ``seqmamba dna pretrain`` needs beyond the options: the train / held-out split, the
+batches of each objective, and the baselines of its report (Markov for next-token models, the
+two-sided counts for masked LMs), each fitted on the training intervals and scored on exactly
+the held-out positions the model is scored on."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .manifest import load_split
+from .markov import MarkovModel
+from .masking import MaskingCollate
+from .two_sided import two_sided_bits
+from .windows import (POOL, fraction_intervals, read_bed, record_intervals, record_names,
+                      subtract)
+
+OBJECTIVES = ("lm", "mlm")
+
+
+def pretrain_splits(a):
+    """(train intervals, held-out intervals, FASTA files) from the command's options."""
+    chosen = [opt for opt, v in (("--manifest", a.manifest), ("--holdout-bed", a.holdout_bed),
+                                 ("--val-records", a.val_records)) if v]
+    if len(chosen) > 1:
+        raise InputError(f"{' and '.join(chosen)} each choose the held-out data; pass one of them")
+    if a.manifest and a.fasta:
+        raise InputError("--manifest names its own FASTA files; drop --fasta (or --manifest)")
+    if a.split and not a.manifest:
+        raise InputError("--split names a split of a --manifest; pass --manifest too")
+    if not 0 < a.val_fraction < 1:
+        raise InputError(f"--val-fraction must be in (0, 1), got {a.val_fraction}")
+    if a.seq_len < 2 or a.val_windows < 1:
+        raise InputError("--seq-len must be at least 2 and --val-windows at least 1")
+    if a.manifest:
+        if not a.split:
+            raise InputError("--manifest needs --split NAME")
+        return load_split(a.manifest, a.split)
+    if not a.fasta:
+        raise InputError("no input: pass --fasta FILE (or --manifest M --split S)")
+    files = [str(f) for f in a.fasta]
+    for f in files:
+        POOL.get(f)  # sniff and index now, so a bad file fails before anything is written
+    if a.holdout_bed:
+        val = read_bed(a.holdout_bed, files)
+        return subtract(record_intervals(files), val), val, files
+    if a.val_records:
+        names = record_names(a.val_records)
+        return (record_intervals(files, exclude=names), record_intervals(files, records=names),
+                files)
+    return (fraction_intervals(files, 0.0, 1.0 - a.val_fraction),
+            fraction_intervals(files, 1.0 - a.val_fraction, 1.0), files)
+
+
+def check_objective(a) -> None:
+    """A next-token model must be causal; a masked LM must read both ways."""
+    if a.objective == "lm" and (a.bidirectional or a.rc_equivariant):
+        raise InputError("--bidirectional and --rc-equivariant read the sequence from both ends, "
+                         "which next-token pretraining cannot use; add --objective mlm")
+    if a.objective == "mlm" and not (a.bidirectional or a.rc_equivariant):
+        a.bidirectional = "add"  # Caduceus's default: a masked LM reads both directions
+
+
+def collate_for(objective: str, tok, seed: int, heldout: bool):
+    """The DataLoader collate of an objective: plain windows, or masked ones (fixed per
+    window; held-out windows with every chosen base hidden)."""
+    if objective == "mlm":
+        return MaskingCollate(tok.mask_id, tok.acgt_ids, seed, heldout)
+
+    def collate(items):
+        return {"input_ids": torch.stack([it["input_ids"] for it in items]),
+                "window": [f"{it['record']}:{it['start']}{it['strand']}" for it in items]}
+    return collate
+
+
+def _training_arrays(train_iv, tokenizer) -> list:
+    return [tokenizer.encode(POOL.get(iv.path).fetch(iv.record, iv.start, iv.end)).numpy()
+            for iv in train_iv]
+
+
+def markov_report(train_iv, val_ds, orders, tokenizer) -> dict:
+    """Held-out bits per base of Markov orders, fitted on the training intervals and scored
+    on exactly the positions the model is scored on: every position t >= 1 of each held-out
+    window, with the order-k model backing off to order t where t < k."""
+    train = _training_arrays(train_iv, tokenizer)
+    windows = [val_ds[i]["input_ids"].numpy() for i in range(len(val_ds))]
+    models = {k: MarkovModel(k).fit(train) for k in range(max(orders) + 1)}
+    out = {}
+    for k in orders:
+        total, n = models[k].bits(windows)
+        for t in range(1, k):  # position t has only t bases of context
+            b, c = models[t].bits([w[: t + 1] for w in windows])
+            total, n = total + b, n + c
+        out[k] = total / n if n else math.nan
+    return out
+
+
+def two_sided_report(train_iv, val_loader, tokenizer, orders=range(0, 7)) -> dict:
+    """Held-out bits per masked base of the two-sided count models (order k: k bases each
+    side), fitted on the training intervals, scored on the held-out loader's masked positions."""
+    acgt = np.asarray(tokenizer.acgt_ids)
+
+    def fold(ids):  # A C G T (and a c g t) -> 0..3, everything else -> 4
+        out = np.full(ids.shape, 4, dtype=np.int64)
+        for i, tid in enumerate(acgt):
+            out[ids == tid] = i % 4
+        return out
+
+    train = [fold(s) for s in _training_arrays(train_iv, tokenizer)]
+    windows, masked = [], []
+    for b in val_loader:
+        for ids, labels in zip(b["input_ids"].numpy(), b["labels"].numpy()):
+            keep = labels != -100
+            windows.append(fold(np.where(keep, labels, ids)))
+            masked.append(np.flatnonzero(keep))
+    return two_sided_bits(train, windows, masked, orders)
