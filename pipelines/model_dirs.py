@@ -22,10 +22,18 @@ def model_extra(model_dir: Path) -> dict:
 
 
 def resolve_model_dir(path: Path, made_by: str, tasks=None, kinds=None) -> Path:
-    """RUN or RUN/final -> the directory holding config.json.
+    """RUN or RUN/final -> the directory holding config.json; a hub id ``hf:ORG/NAME`` -> its
+    snapshot in the Hugging Face cache (downloaded where the machine is online).
 
     ``made_by`` names the commands that write such a directory (for the fix in the message);
     with ``tasks``, the model's stored task must be one of them (``kinds`` describes each)."""
+    from seqmamba.hub import is_hub_id, resolve
+
+    if is_hub_id(str(path)):
+        try:
+            path = resolve(str(path))
+        except ValueError as e:
+            raise InputError(str(e)) from None
     path = Path(path)
     if (path / "final" / "config.json").is_file():
         d = path / "final"

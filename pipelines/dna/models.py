@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..errors import InputError
 from ..model_dirs import model_extra
 from ..model_dirs import resolve_model_dir as _resolve
+from .checkpoint_vocab import CheckpointVocab, checkpoint_vocab
 from .tokenizer import DNATokenizer
 
 
@@ -25,6 +27,32 @@ def resolve_model_dir(path: Path) -> Path:
     return d
 
 
+def _raw_config(model_dir: Path) -> dict:
+    try:
+        raw = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read config.json ({e})", path=model_dir) from None
+    return raw if isinstance(raw, dict) else {}
+
+
+def model_task(model_dir: Path) -> str:
+    """The task of a DNA model directory: the one its command stored; for an imported
+    checkpoint, a masked LM (Caduceus family) or a causal LM (mamba-ssm, transformers)."""
+    task = model_extra(model_dir).get("task")
+    if task:
+        return task
+    return "dna-mlm" if _raw_config(model_dir).get("model_type") == "caduceus" else "dna-lm"
+
+
 def tokenizer_of(model_dir: Path) -> DNATokenizer:
-    extra = model_extra(model_dir)
-    return DNATokenizer.from_dict(extra["tokenizer"]) if "tokenizer" in extra else DNATokenizer()
+    """The tokenizer a model was trained with: stored by the command that trained it, else
+    the checkpoint's own vocabulary (Caduceus family), else seqmamba's default."""
+    saved = model_extra(model_dir).get("tokenizer")
+    if saved is not None:
+        if isinstance(saved, dict) and saved.get("type") == "dna-vocab":
+            return CheckpointVocab(saved.get("tokens") or [], saved.get("suffix") or ())
+        return DNATokenizer.from_dict(saved)
+    raw = _raw_config(model_dir)
+    if raw.get("model_type") == "caduceus":
+        return checkpoint_vocab(model_dir, raw)
+    return DNATokenizer()

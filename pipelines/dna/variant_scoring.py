@@ -4,7 +4,11 @@ Each ALT allele of a VCF record is scored on a window of ``window`` bases of the
 with the variant starting at the middle (``alt_window``): a language model's log-likelihood
 ratio ``log P(alt window) - log P(ref window)`` in nats (``lm_loglik``, ``score_batch``), or a
 classifier's change of every class probability, alt minus ref; an RC-equivariant model scores
-both strands and averages them.  ``score_variants`` runs the whole command after its option
+both strands and averages them.  A masked LM scores an SNV as PlantCaduceus and GPN do
+(``masked_window``, ``masked_llr``): the variant's base is masked at index (window - 1) // 2
+of a reference window (N beyond the record's ends) and the score is
+log P(alt) - log P(ref) there; one forward pass serves every ALT of a site; a model that is
+not RC-equivariant is scored on both strands, averaged.  ``score_variants`` runs the whole command after its option
 checks: model, reference and VCF, a first pass appending scores batch by batch to the
 resumable ``OUT.scores.partial`` (``_score_pass``), and a second pass over the input writing
 the VCF (INFO ``SM_LLR`` or ``SM_D_<label>``, FILTER ``SM_REF_MISMATCH``) to a temporary file
@@ -26,10 +30,14 @@ from ..errors import InputError, regular_file
 from ..io.tables import OutputLock, PartialTable, model_provenance
 from ..model_dirs import load_pretrained, model_extra
 from .fasta import FastaFile
-from .models import resolve_model_dir, tokenizer_of
+from .models import model_task, resolve_model_dir, tokenizer_of
 
 LLR_FIELD = "SM_LLR"
 MISMATCH = "SM_REF_MISMATCH"
+NOT_SNV = "SM_NOT_SNV"
+SCORED_TASKS = ("dna-lm", "dna-mlm", "dna-classify")
+SCORING = {"dna-lm": "causal-window-llr", "dna-mlm": "masked-site-llr",
+           "dna-classify": "classifier-delta"}
 
 
 def open_vcf(path: Path):
@@ -73,6 +81,42 @@ def alt_window(fa: FastaFile, chrom: str, pos0: int, ref: str, alt: str, window:
     return ref_w, alt_w
 
 
+def masked_window(fa: FastaFile, chrom: str, pos0: int, window: int) -> str:
+    """The ``window`` reference bases with position ``pos0`` at index (window - 1) // 2, padded
+    with N beyond the record's ends (the caller masks the centre)."""
+    start = pos0 - (window - 1) // 2
+    n = fa.length(chrom)
+    left, right = max(0, -start), max(0, start + window - n)
+    return "N" * left + fa.fetch(chrom, max(0, start), min(n, start + window)) + "N" * right
+
+
+@torch.no_grad()
+def masked_llr(model, tok, items, device, rc_equivariant: bool) -> torch.Tensor:
+    """items: (window, ref base, alt base) -> log P(alt) - log P(ref) (n,) in nats at the
+    masked centre.  Each distinct window (a site) goes through the model once; a model that is
+    not RC-equivariant also reads the reverse complement (centre mirrored, bases complemented)
+    and the two strands are averaged."""
+    windows = list(dict.fromkeys(w for w, _, _ in items))
+    row = {w: i for i, w in enumerate(windows)}
+    ids = torch.stack([tok.encode(w) for w in windows])
+    c = (ids.shape[1] - 1) // 2
+    ids[:, c] = tok.mask_id
+    comp = torch.tensor(tok.complement_map)
+    strands = [(ids, c, torch.arange(len(comp)))]
+    if not rc_equivariant:
+        strands.append((comp[ids].flip(-1), ids.shape[1] - 1 - c, comp))
+    suffix = torch.tensor(getattr(tok, "suffix", []), dtype=torch.long)
+    rows = torch.tensor([row[w] for w, _, _ in items])
+    ref = torch.stack([tok.encode(r)[0] for _, r, _ in items])
+    alt = torch.stack([tok.encode(a)[0] for _, _, a in items])
+    out = torch.zeros(len(items))
+    for x, centre, perm in strands:
+        x = torch.cat([x, suffix.expand(len(x), -1)], 1) if len(suffix) else x
+        lp = model(x.to(device)).logits[:, centre].float().log_softmax(-1).cpu()
+        out += lp[rows, perm[alt]] - lp[rows, perm[ref]]
+    return out / len(strands)
+
+
 @torch.no_grad()
 def lm_loglik(model, ids: torch.Tensor) -> torch.Tensor:
     """ids (batch, L) -> log-likelihood of positions 1..L-1 given the ones before (batch,)."""
@@ -108,16 +152,17 @@ def score_variants(model_dir: Path, fasta: Path, vcf: Path, out: Path, *,
     Prints the summary (REF mismatches on stderr); returns the exit code, 0."""
     d = resolve_model_dir(model_dir)
     extra = model_extra(d)
-    task = extra.get("task", "dna-lm")
-    if task not in ("dna-lm", "dna-classify"):
+    task = model_task(d)
+    if task not in SCORED_TASKS:
         raise InputError(f"a {task} model does not score variants", path=d,
                          fix="pass a language model (dna pretrain) or a sequence classifier")
-    from seqmamba import MambaForSequenceClassification, MambaLMHeadModel
+    from seqmamba import MambaForMaskedLM, MambaForSequenceClassification, MambaLMHeadModel
 
-    cls = MambaForSequenceClassification if task == "dna-classify" else MambaLMHeadModel
+    cls = {"dna-classify": MambaForSequenceClassification, "dna-mlm": MambaForMaskedLM}.get(
+        task, MambaLMHeadModel)
     model = load_pretrained(cls, d).to(device).eval()
     tok = tokenizer_of(d)
-    window = window or int(extra.get("seq_len", 1024))
+    window = window or int(extra.get("seq_len", 512 if task == "dna-mlm" else 1024))
     fa = FastaFile(fasta)
     vin = open_vcf(vcf)
     contigs = {r.name for r in fa.records}
@@ -127,10 +172,18 @@ def score_variants(model_dir: Path, fasta: Path, vcf: Path, out: Path, *,
                          path=vcf, fix="score against the reference the VCF was called on")
     labels = extra.get("labels", [])
     header = vin.header.copy()
+    header.add_line(f"##seqmamba_scoring={SCORING[task]}")
     if task == "dna-lm":
         header.info.add(LLR_FIELD, "A", "Float",
                         f"seqmamba: log P(alt window) - log P(ref window), nats, {window}-base "
                         f"windows centred on the variant ({d})")
+    elif task == "dna-mlm":
+        header.info.add(LLR_FIELD, "A", "Float",
+                        f"seqmamba masked LM: log P(alt) - log P(ref) at the variant's masked "
+                        f"position, nats, {window}-base window with the variant at index "
+                        f"{(window - 1) // 2} ({d})")
+        header.filters.add(NOT_SNV, None, None, "an ALT is not an SNV: a masked LM scores "
+                                                "SNVs only (that ALT's SM_LLR is missing)")
     else:
         for lab in labels:
             header.info.add(f"SM_D_{lab}", "A", "Float",
@@ -140,7 +193,7 @@ def score_variants(model_dir: Path, fasta: Path, vcf: Path, out: Path, *,
 
     mode = "wb" if out.suffix == ".bcf" else "wz" if out.name.endswith(".gz") else "w"
     rc = bool(model.config.rc_equivariant)
-    value_cols = ["llr"] if task == "dna-lm" else [f"d_{lab}" for lab in labels]
+    value_cols = [f"d_{lab}" for lab in labels] if task == "dna-classify" else ["llr"]
     provenance = model_provenance(d, window=window, vcf=str(vcf.resolve()),
                                   vcf_sha256=file_sha256(vcf), fasta=str(fasta.resolve()))
     with OutputLock(out, "VCF"):
@@ -151,9 +204,9 @@ def score_variants(model_dir: Path, fasta: Path, vcf: Path, out: Path, *,
             print(f"seqmamba: continuing: {len(table.done):,} alleles already scored "
                   f"({table.partial})", file=sys.stderr)
         try:
-            counts, mismatches = _score_pass(vin, fa, contigs, model, task, tok, window, rc,
-                                             table, batch_size=batch_size, device=device,
-                                             fasta=fasta, vcf=vcf)
+            counts, mismatches, not_snv = _score_pass(
+                vin, fa, contigs, model, task, tok, window, rc, table, batch_size=batch_size,
+                device=device, fasta=fasta, vcf=vcf)
             vin.close()
             scores = {(int(r["record"]), int(r["alt"])): [float(r[c]) for c in value_cols]
                       for r in table.rows()}
@@ -163,7 +216,9 @@ def score_variants(model_dir: Path, fasta: Path, vcf: Path, out: Path, *,
                     rec.translate(vout.header)  # the same record, under the header with ours
                     if i in mismatches:
                         rec.filter.add(MISMATCH)
-                    mine = {k: v[0] if task == "dna-lm" else v
+                    if i in not_snv:
+                        rec.filter.add(NOT_SNV)
+                    mine = {k: v if task == "dna-classify" else v[0]
                             for k in range(len(rec.alts or ()))
                             if (v := scores.get((i, k))) is not None}
                     if mine:
@@ -178,7 +233,8 @@ def score_variants(model_dir: Path, fasta: Path, vcf: Path, out: Path, *,
         print(f"seqmamba: {vcf}: {m}", file=sys.stderr)
     print(f"wrote {out}: {counts['scored']} records scored, {len(mismatches)} REF mismatches "
           f"(FILTER {MISMATCH}), {counts['skipped']} not scorable (symbolic alleles, or too near "
-          "an end)")
+          "an end)" + (f"; {len(not_snv)} with an indel ALT left unscored (FILTER {NOT_SNV})"
+                       if not_snv else ""))
     return 0
 
 
@@ -186,17 +242,22 @@ def _score_pass(vin, fa, contigs, model, task, tok, window, rc, table, *, batch_
                 device, fasta: Path, vcf: Path):
     """Score every scorable allele not in ``table`` yet, appending rows (record index, alt
     index, values) batch by batch (``batch_size`` window pairs per ``score_batch`` call).
-    Returns ({"scored", "skipped"} record counts, {record index: REF mismatch message})."""
+    Returns ({"scored", "skipped"} record counts, {record index: REF mismatch message},
+    {record indices with an ALT a masked LM cannot score})."""
     counts = {"scored": 0, "skipped": 0}
-    mismatches = {}
+    mismatches, not_snv = {}, set()
+    masked = task == "dna-mlm"
     pending: list = []  # (record index, allele index, (ref window, alt window))
 
     def flush():
         for j in range(0, len(pending), batch_size):
             part = pending[j:j + batch_size]
-            s = score_batch(model, task, tok, [p[2] for p in part], device, rc)
+            if masked:
+                s = masked_llr(model, tok, [p[2] for p in part], device, rc)
+            else:
+                s = score_batch(model, task, tok, [p[2] for p in part], device, rc)
             for (i, k, _), v in zip(part, s):
-                vals = [float(v)] if task == "dna-lm" else [float(x) for x in v]
+                vals = [float(x) for x in v] if task == "dna-classify" else [float(v)]
                 # 9 significant digits hold a float32 exactly: a resumed run writes the same
                 table.add({"record": i, "alt": k, **dict(zip(table.fields[2:],
                                                              (f"{x:.9g}" for x in vals)))})
@@ -216,7 +277,13 @@ def _score_pass(vin, fa, contigs, model, task, tok, window, rc, table, *, batch_
         for k, alt in enumerate(rec.alts or ()):
             if not alt or not set(alt.upper()) <= set("ACGTN"):
                 continue  # symbolic (<DEL>), breakend or missing: left unscored
-            pair = alt_window(fa, rec.chrom, pos0, rec.ref, alt, window)
+            if masked:
+                if len(alt) != 1 or len(rec.ref) != 1 or alt.upper() == "N":
+                    not_snv.add(i)
+                    continue
+                pair = (masked_window(fa, rec.chrom, pos0, window), ref_fa, alt)
+            else:
+                pair = alt_window(fa, rec.chrom, pos0, rec.ref, alt, window)
             if pair is not None:
                 any_scored = True
                 if (str(i), str(k)) not in table.done:
@@ -225,7 +292,7 @@ def _score_pass(vin, fa, contigs, model, task, tok, window, rc, table, *, batch_
         if len(pending) >= 8 * batch_size:
             flush()
     flush()
-    return counts, mismatches
+    return counts, mismatches, not_snv
 
 
 def write_scores(rec, scores: dict, task: str, labels) -> None:
@@ -233,7 +300,7 @@ def write_scores(rec, scores: dict, task: str, labels) -> None:
     the class deltas (classes,) for a classifier: one value per ALT (missing where not
     scored)."""
     n = len(rec.alts)
-    if task == "dna-lm":
+    if task != "dna-classify":
         rec.info[LLR_FIELD] = tuple(round(float(scores[k]), 5) if k in scores else None
                                     for k in range(n))
     else:
