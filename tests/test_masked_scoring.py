@@ -141,3 +141,39 @@ def test_an_imported_caduceus_scores_through_the_command(tmp_path):
     assert rc == 0, se
     rec = next(iter(pysam.VariantFile(str(out))))
     assert rec.info["SM_LLR"][0] is not None and abs(rec.info["SM_LLR"][0]) > 0
+
+
+def test_embeddings_of_an_imported_ps_model_are_strand_invariant(tmp_path):
+    """--embed on an RC-equivariant masked LM: the mean of the two strands' halves, so a
+    sequence and its reverse complement get the same record embedding."""
+    d, _ = caduceus_dir(tmp_path, rcps=True, fused=True, d_model=8)
+    seq = CHR[:300]
+    rc = seq[::-1].translate(str.maketrans("ACGT", "TGCA"))
+    fa = write(tmp_path / "two.fa", f">fwd\n{seq}\n>rev\n{rc}\n")
+    out, emb = tmp_path / "p.tsv", tmp_path / "e.npz"
+    code, so, se = seqmamba("dna", "predict", "--model", d, "--out", out, "--embed", emb, fa)
+    assert code == 0, se
+    z = np.load(emb)
+    assert z["embeddings"].shape == (2, 8)  # one Caduceus half: d_model 8
+    np.testing.assert_allclose(z["embeddings"][0], z["embeddings"][1], rtol=1e-4, atol=1e-5)
+    code, so, se = seqmamba("dna", "predict", "--model", d, "--out", tmp_path / "q.tsv", fa)
+    assert code == 2 and "--embed" in se and "Traceback" not in se
+
+
+def test_finetune_starts_from_an_imported_caduceus(tmp_path):
+    d, state = caduceus_dir(tmp_path, rcps=True, fused=True, d_model=8)
+    rows = ["id\tlabel\tsequence"] + [f"s{i}\t{'ab'[i % 2]}\t{CHR[i * 13:i * 13 + 40]}"
+                                      for i in range(24)]
+    train = write(tmp_path / "train.tsv", "\n".join(rows) + "\n")
+    code, so, se = seqmamba("dna", "finetune", "--init", d, "--train", train, "--max-steps", 2,
+                            "--val-every", 2, "--batch-size", 4, "--baseline", "none",
+                            "--lr", 1e-9, "--out", tmp_path / "ft")
+    assert code == 0, se
+    cfg = json.loads((tmp_path / "ft" / "final" / "config.json").read_text())
+    assert cfg["rc_swap_halves"] and cfg["d_model"] == 16 and cfg["vocab_size"] == 12
+    assert cfg["extra"]["tokenizer"]["tokens"][7:] == list("ACGTN")
+    from safetensors.torch import load_file
+    got = load_file(str(tmp_path / "ft" / "final" / "model.safetensors"))
+    want = state["caduceus.backbone.layers.1.mixer.submodule.mamba_rev.x_proj.weight"]
+    torch.testing.assert_close(got["backbone.layers.1.mixer.module.rev.x_proj.weight"], want,
+                               rtol=0, atol=1e-6)  # lr 1e-9: the imported weights, unchanged

@@ -23,8 +23,8 @@ from typing import Callable, Iterator, List, Optional, Tuple
 import numpy as np
 import torch
 
-from seqmamba import (MambaForSequenceClassification, MambaForTokenClassification,
-                      MambaLMHeadModel, MambaPreTrainedModel)
+from seqmamba import (MambaForMaskedLM, MambaForSequenceClassification,
+                      MambaForTokenClassification, MambaLMHeadModel, MambaPreTrainedModel)
 from seqmamba.pooling import StreamingPool
 from seqmamba.streaming import NextTokenBits, Stream
 
@@ -32,10 +32,10 @@ from ..errors import InputError, regular_file
 from ..io.segments import SegmentWriter
 from ..io.tables import PartialTable, model_provenance, write_errors
 from ..io.tracks import PerClassBigWig, add_to_bins
-from ..model_dirs import load_pretrained, model_extra
+from ..model_dirs import load_pretrained
 from .annotation import segments as class_runs
 from .fasta import FastaFile
-from .models import DNA_TASKS, resolve_model_dir, tokenizer_of
+from .models import DNA_TASKS, model_task, resolve_model_dir, tokenizer_of
 from .prediction_outputs import track_writer, write_embeddings
 from .record_progress import RecordProgress
 from .tokenizer import DNATokenizer
@@ -47,8 +47,8 @@ def load_model(model_dir: Path, device: str) -> Tuple[MambaPreTrainedModel, str,
     """(model in eval mode on ``device``, task, tokenizer) of a DNA run directory or RUN/final;
     the task (``dna-lm``, ``dna-classify``, ``dna-token``) picks the model class."""
     d = resolve_model_dir(model_dir)
-    task = model_extra(d).get("task", "dna-lm")
-    cls = {"dna-classify": MambaForSequenceClassification,
+    task = model_task(d)
+    cls = {"dna-classify": MambaForSequenceClassification, "dna-mlm": MambaForMaskedLM,
            "dna-token": MambaForTokenClassification}.get(task, MambaLMHeadModel)
     if task not in DNA_TASKS:
         raise InputError(f"model task {task!r} is not a DNA model", path=d)
@@ -173,9 +173,10 @@ def predict_record(model, task: str, tok: DNATokenizer, name: str, length: int, 
         h = stream.hidden(ids) if stream is not None else model.backbone(ids, None, None)
         feats = model.backbone.features(h)  # (1, L, k)
         if "embed" in pools:
-            pools["embed"].update(feats, whole)
+            # under RC sharing, the mean of the two strands' halves (PlantCaduceus's recipe)
+            pools["embed"].update(feats / 2 if model.config.rc_equivariant else feats, whole)
         if a.embed_window:  # window sums: window w holds positions [w N, (w + 1) N)
-            f = feats[0].float().cpu()
+            f = feats[0].float().cpu() / (2 if model.config.rc_equivariant else 1)
             idx = torch.arange(start, end) // a.embed_window
             if win_sum is None:
                 win_sum = torch.zeros(-(-length // a.embed_window), f.shape[-1])
@@ -186,6 +187,8 @@ def predict_record(model, task: str, tok: DNATokenizer, name: str, length: int, 
                 .softmax(-1)[0] if a.track else None  # (L, C)
             # every class (L, C) for a bigWig per class, else the one --track-class (L,)
             scores = None if probs is None else probs if track_class < 0 else probs[:, track_class]
+        elif task == "dna-mlm":
+            scores = None  # embeddings only (the command refuses --track)
         else:  # bits of base t given the bases before it, the prediction carried across pieces
             per_base = bits.update(stream.logits(h), ids)[0]  # (L,)
             scores = per_base if a.track else None
@@ -203,7 +206,7 @@ def predict_record(model, task: str, tok: DNATokenizer, name: str, length: int, 
         res.row["label"] = names[int(probs.argmax())]
         for n, p in zip(names, probs.tolist()):
             res.row[f"p_{n}"] = p
-    else:
+    elif task != "dna-mlm":
         res.row["bits_per_base"] = bits.per_token()
     if "embed" in pools:
         res.embedding = pools["embed"].result()[0].float().cpu().numpy()
@@ -290,7 +293,7 @@ def predict_files(a, model, task: str, tok: DNATokenizer) -> int:
     fields = ["file", "record", "length"] + (
         ["label"] + [f"p_{n}" for n in names] if task == "dna-classify" else
         [f"frac_{n}" for n in names] + ["cds_segments"] if task == "dna-token" else
-        ["bits_per_base"])
+        [] if task == "dna-mlm" else ["bits_per_base"])
     segments = SegmentWriter(a.segments, names) if a.segments else None
     track = track_writer(a, task, names)  # a bigWig reads every FASTA's index first
     if isinstance(track, PerClassBigWig):

@@ -75,6 +75,10 @@ def run(argv=None) -> int:
     if a.segments is not None and task != "dna-token":
         raise InputError("--segments is for base-level annotation models (dna finetune --task "
                          "token)", path=a.model)
+    if task == "dna-mlm" and (a.track or not a.embed):
+        raise InputError("a masked LM gives embeddings, not per-record or per-base scores",
+                         path=a.model, fix="pass --embed OUT.npz (and no --track); score "
+                                           "variants with dna score-variants")
     lock = OutputLock(a.out, "table")
     try:
         return predict_files(a, model, task, tok)
