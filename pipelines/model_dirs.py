@@ -77,5 +77,5 @@ def load_pretrained(cls, model_dir: Path, **config_overrides):
         return model
     except ValueError as e:
         raise InputError(f"cannot load the model: {e}", path=model_dir,
-                         fix="pass a RUN directory a seqmamba command wrote (or a mamba-ssm / "
-                             "transformers Mamba checkpoint)") from None
+                         fix="pass a RUN directory a seqmamba command wrote, or a mamba-ssm, "
+                             "transformers Mamba or Caduceus checkpoint") from None

@@ -24,6 +24,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from caduceus_helpers import COMPLEMENT, caduceus_dir
 from dna_helpers import DATA, tiny_classifier
 from pipelines.cli import main
 
@@ -290,6 +291,20 @@ CASES = [
     ("init with a pickle payload", lambda t: dna_finetune(
         t, "--train", write(t / "x.tsv", TSV_OK), "--init",
         broken_model(t / "bm", "bin_payload", t / "PWNED")), "bm"),
+    # ---- imported Caduceus / PlantCaduceus checkpoints: what seqmamba does not reproduce
+    *[(f"caduceus {name}", (lambda rcps, change: lambda t: dna_predict(
+        t, [_fa(t, "a.fa", ">r\nACGT\n")], model=caduceus_dir(t, rcps, True, **change)[0],
+        extra=["--embed", t / "e.npz"]))(rcps, change), key) for name, rcps, change, key in (
+        ("strategy", True, {"bidirectional_strategy": "concat"}, "bidirectional_strategy"),
+        ("ssm key", True, {"ssm_cfg": {"d_state": 4, "headdim": 64}}, "ssm_cfg"),
+        ("complement not involution", True, {"complement_map": COMPLEMENT | {"7": 9}},
+         "complement_map"),
+        ("classifier architecture", True,
+         {"architectures": ["CaduceusForSequenceClassification"]}, "architectures"),
+        ("causal", False, {"bidirectional": False}, "bidirectional"),
+        ("vocabulary unknown", False, {"vocab_size": 14}, "tokenizer"))],
+    ("hub id malformed", lambda t: dna_predict(t, [_fa(t, "a.fa", ">r\nACGT\n")],
+                                               model="hf:no-slash"), "hf:no-slash"),
     # ---- checkpoints
     ("resume payload checkpoint", lambda t: (dna_pretrain(
         t, "--fasta", HPYLORI, "--resume")[0], []) if payload_checkpoint(t / "run", t / "PWNED")
