@@ -1,7 +1,7 @@
 """Zero-shot variant effects of a masked LM beside a causal LM and count baselines, on a genome
 none of them saw: nonsense vs synonymous SNVs in M. tuberculosis genes.
 
-    seqmamba dna pretrain --config dna_mlm_bacteria --out runs/mlm_bacteria
+    seqmamba dna pretrain --config dna_pretrain_mlm_bacteria --out runs/mlm_bacteria
     seqmamba dna pretrain --config experiments/recipes/dna_lm_bacteria.yaml --out runs/lm_bacteria
     python experiments/mlm_zero_shot.py --mlm runs/mlm_bacteria --lm runs/lm_bacteria
 

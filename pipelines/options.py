@@ -58,6 +58,7 @@ class DataOptions:
     val_windows: int = opt(64, "held-out windows scored at each validation")
     init: Optional[Path] = opt(None, "model to start from (RUN or RUN/final)")
     baseline: str = opt("auto", "the classic baseline fitted on the same split")
+    objective: str = opt("lm", "what pretraining predicts")
     sample_rate: Optional[int] = opt(None, "audio: clips are resampled to this rate (Hz)")
     seconds: float = opt(1.0, "audio: clip length trained on (crop or pad)")
     max_seconds: Optional[float] = opt(None, "audio: a longer file is an error")

@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_field(g, "train_samples", help="crops per epoch (default: max_steps x batch size)")
     add_field(g, "val_windows", help="held-out windows of --seq-len scored (0: all)")
     g = p.add_argument_group("objective")
-    g.add_argument("--objective", default="mulaw", choices=["mulaw"],
-                   help="mulaw: next-sample prediction (causal)")
+    add_field(g, "objective", default="mulaw", choices=["mulaw"],
+              help="mulaw: next-sample prediction (causal)")
     add_trainer_args(p, exclude=("bidirectional", "rc_equivariant"))  # causal, not DNA
     p.set_defaults(d_model=64, n_layer=4)
     return p

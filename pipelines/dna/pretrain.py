@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--keep-case", action="store_true", help="keep soft-masked lowercase apart")
     g.add_argument("--markov-orders", type=int, nargs="+", default=list(range(0, 9)))
     g.add_argument("--audit-dir", type=Path, default=None, help=argparse.SUPPRESS)
-    g.add_argument("--objective", default="lm", choices=OBJECTIVES,
-                   help="lm: next token (causal); mlm: masked LM (reads both directions)")
+    add_field(g, "objective", choices=list(OBJECTIVES),
+              help="lm: next token (causal); mlm: masked LM (reads both directions)")
     add_trainer_args(p)
     return p
 
