@@ -579,6 +579,49 @@ def variant_speed() -> str:
             f"{r0['threads']} CPU threads): {parts}.")
 
 
+def mlm_speed() -> str:
+    """benchmarks/mlm_speed.py: masked-LM SNV scoring, seqmamba's fused CPU scan against
+    mamba-ssm's reference scan in Caduceus's wiring (same weights), beside PlantCaduceus's own
+    H100 figure (quoted); then peak memory of one long window per fresh process."""
+    # PlantCaduceus README, "Performance benchmarks": 5,000 SNPs, PlantCaduceus_l20 on one H100
+    # in 16 s (the l32 model: 47 s).  Quoted, not measured here.
+    h100_snps, h100_seconds = 5000, 16
+    rows = _csv("mlm_speed.csv")
+    ours = rows[0]
+    out = [f"SNV scoring, {ours['model']} (PlantCaduceus_l20's shape), random weights, "
+           f"{ours['window']}-base windows, batch {ours['batch']}, {ours['threads']} torch "
+           f"thread{'' if ours['threads'] == '1' else 's'}, 1-minute load average "
+           f"{float(ours['load_1min']):.1f} at the start "
+           "(`mlm_speed.csv`):", "",
+           "| path | variants | seconds | variants/s | ratio |", "|---|---|---|---|---|"]
+    for r in rows:
+        if r["status"] != "ok":
+            out.append(f"| {r['path']} | - | - | - | {r['status']} |")
+            continue
+        ratio = f"{float(r['ratio']):.1f}x" if r["ratio"] else "-"  # none without the peer
+        out.append(f"| {r['path']} | {r['variants']} | {float(r['seconds']):.1f} "
+                   f"| {float(r['variants_per_s']):.3g} | {ratio} |")
+    out.append(f"| PlantCaduceus_l20, Caduceus's CUDA kernels, one H100 (PlantCaduceus README; "
+               f"quoted, not measured here) | {h100_snps:,} | {h100_seconds} "
+               f"| {h100_snps / h100_seconds:,.0f} | - |")
+    if ours.get("max_abs_diff"):
+        out += ["", f"Scores of the peer's variants: largest difference "
+                    f"{float(ours['max_abs_diff']):.1e} nats (largest score "
+                    f"{float(ours['max_abs_score']):.1e})."]
+    mem = _csv("mlm_memory.csv")
+    out += ["", f"One window through a masked LM of {mem[0]['model']} (Caduceus-131k's shape), "
+                "each in a fresh process (`mlm_memory.csv`):", "",
+            "| path | length | peak resident set (GiB) | seconds |", "|---|---|---|---|"]
+    for r in mem:
+        if r["status"] not in ("ok", "extrapolated"):
+            out.append(f"| {r['path']} | {int(r['length']):,} | {r['status']} | - |")
+            continue
+        how = " (extrapolated)" if r["status"] == "extrapolated" else ""
+        out.append(f"| {r['path']}{how} | {int(r['length']):,} | {float(r['peak_gib']):.2f} "
+                   f"| {float(r['seconds']):,.0f} |")
+    return "\n".join(out)
+
+
 def _busy_table(rows, header: str, cells) -> str:
     """A table of speeds on idle and busy cores: 'other jobs' column, then ``cells(row)``."""
     out = [f"| other jobs | {header} |", "|---" * (header.count("|") + 2) + "|"]
@@ -715,6 +758,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "fsdd channels": fsdd_channels, "fsdd recipe speed": fsdd_recipe_speed,
     "busy cores": busy_cores,
     "audio predict speed": audio_predict_speed,
+    "mlm-speed": mlm_speed,
 }
 
 
