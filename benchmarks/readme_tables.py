@@ -622,6 +622,53 @@ def mlm_speed() -> str:
     return "\n".join(out)
 
 
+def _ci(r: dict) -> str:
+    return f"{r['auroc']:.3f} ({r['ci95'][0]:.3f}-{r['ci95'][1]:.3f})"
+
+
+def mlm_science() -> str:
+    """The masked-LM recipe beside its causal twin and the count baselines: held-out bits on
+    the genome none saw, and zero-shot AUROC on its variant sets (experiments/mlm_zero_shot.py)."""
+    mlm, lm = _json("dna_mlm_bacteria_report.json"), _json("dna_lm_bacteria_report.json")
+    zs, old = _json("mlm_zero_shot.json"), _json("variant_zero_shot.json")
+    res = zs["results"]
+    best_m = max((k for k in res if k.startswith("markov")), key=lambda k: res[k]["auroc"])
+    best_t = max((k for k in res if k.startswith("two-sided")), key=lambda k: res[k]["auroc"])
+    lo, hi = zs["mlm_minus_best_baseline_ci95"]
+    k_old = str(old["best_markov_order"])
+    verdict = ("ahead of the best baseline by a margin its interval does not cross" if lo > 0
+               else "behind the best baseline" if hi < 0 else
+               "level with the best baseline (the interval crosses 0)")
+    return "\n".join([
+        f"Four bacteria train ({mlm['train_bases']:,} bases), M. tuberculosis is held out whole "
+        f"({mlm['val_bases']:,} bases; {mlm['val_windows']} held-out windows of "
+        f"{mlm['seq_len']}); {mlm['steps']:,} steps each on 2 CPU cores; "
+        f"{zs['n_nonsense']} nonsense against {zs['n_synonymous']} synonymous SNVs "
+        f"(`mlm_zero_shot.json`, `dna_mlm_bacteria_report.json`, `dna_lm_bacteria_report.json`):",
+        "",
+        "| model or baseline | held-out M. tuberculosis | zero-shot AUROC (95% CI) |",
+        "|---|---|---|",
+        f"| masked LM, Caduceus-PS (`dna_pretrain_mlm_bacteria`, "
+        f"{_minutes(mlm['train_seconds'])}) | {mlm['val_bits_per_base']:.3f} bits per masked "
+        f"base | {_ci(res['mlm'])} |",
+        f"| two-sided counts, best order ({mlm['best_two_sided_order']} bases each side; "
+        f"masked-site LLR order {best_t.split('-')[-1]}) | "
+        f"{mlm['best_two_sided_bits_per_base']:.3f} bits per masked base | {_ci(res[best_t])} |",
+        f"| causal LM, same genomes, steps and width (`dna_lm_bacteria.yaml`, "
+        f"{_minutes(lm['train_seconds'])}) | {lm['val_bits_per_base']:.3f} bits per base "
+        f"| {_ci(res['lm'])} |",
+        f"| Markov, best order ({lm['best_markov_order']}; window LLR order "
+        f"{best_m.split('-')[-1]}), same genomes | {lm['best_markov_bits_per_base']:.3f} bits "
+        f"per base | {_ci(res[best_m])} |",
+        f"| Markov order {k_old} fitted on E. coli alone (`variant_zero_shot.json`) | - | "
+        f"{_ci(old['markov'][k_old])} |",
+        "",
+        f"Masked LM minus the best baseline ({zs['best_baseline']}), paired bootstrap: "
+        f"{lo:+.3f} to {hi:+.3f}: {verdict}. Masked LM minus the causal LM: "
+        f"{zs['mlm_minus_lm_ci95'][0]:+.3f} to {zs['mlm_minus_lm_ci95'][1]:+.3f}.",
+    ])
+
+
 def _busy_table(rows, header: str, cells) -> str:
     """A table of speeds on idle and busy cores: 'other jobs' column, then ``cells(row)``."""
     out = [f"| other jobs | {header} |", "|---" * (header.count("|") + 2) + "|"]
@@ -711,6 +758,16 @@ def headline() -> str:
            f"| spoken digits, a real speaker never heard (FSDD, each of {speakers} left out, "
            f"{len(fsdd)} seeds) | {fsdd_mean('model_acc'):.3f} accuracy "
            f"| log-mel + MFCC + RBF SVM {fsdd_mean('svm_acc'):.3f} | [audio](docs/audio.md) |"]
+    zs = _json("mlm_zero_shot.json")["results"]
+    best = max((k for k in zs if k not in ("mlm", "lm")), key=lambda k: zs[k]["auroc"])
+    speed = _csv("mlm_speed.csv")
+    out += [f"| masked LM (Caduceus-PS), zero-shot nonsense vs synonymous SNVs in a genome it "
+            f"never saw | AUROC {_ci(zs['mlm'])} | best count model ({best}) "
+            f"{_ci(zs[best])} | [dna](docs/dna.md) |",
+            f"| PlantCaduceus_l20-shaped SNV scoring on a CPU core, 512-base windows | "
+            f"{float(speed[0]['variants_per_s']):.2f} variants/s | Caduceus's CPU path "
+            f"(mamba-ssm reference scan) {float(speed[1]['variants_per_s']):.3f} variants/s "
+            f"| [dna](docs/dna.md) |"]
     cpu = _scan_rows("cpu")
     lengths = sorted({k[2] for k in cpu})
     fits = [n for n in lengths if cpu.get(("mambapy", "fwd+bwd", n), {}).get("status") == "ok"]
@@ -759,6 +816,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "busy cores": busy_cores,
     "audio predict speed": audio_predict_speed,
     "mlm-speed": mlm_speed,
+    "mlm-science": mlm_science,
 }
 
 

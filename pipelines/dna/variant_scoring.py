@@ -1,18 +1,18 @@
 """Variant effects from a DNA model: the library behind ``seqmamba dna score-variants``.
 
-Each ALT allele of a VCF record is scored on a window of ``window`` bases of the reference
-with the variant starting at the middle (``alt_window``): a language model's log-likelihood
-ratio ``log P(alt window) - log P(ref window)`` in nats (``lm_loglik``, ``score_batch``), or a
+Each ALT allele of a VCF record is scored on a window of ``window`` bases of the reference with
+the variant starting at the middle (``alt_window``): a language model's log-likelihood ratio
+``log P(alt window) - log P(ref window)`` in nats (``lm_loglik``, ``score_batch``), or a
 classifier's change of every class probability, alt minus ref; an RC-equivariant model scores
-both strands and averages them.  A masked LM scores an SNV as PlantCaduceus and GPN do
-(``masked_window``, ``masked_llr``): the variant's base is masked at index (window - 1) // 2
-of a reference window (N beyond the record's ends) and the score is
-log P(alt) - log P(ref) there; one forward pass serves every ALT of a site; a model that is
-not RC-equivariant is scored on both strands, averaged.  ``score_variants`` runs the whole command after its option
-checks: model, reference and VCF, a first pass appending scores batch by batch to the
-resumable ``OUT.scores.partial`` (``_score_pass``), and a second pass over the input writing
-the VCF (INFO ``SM_LLR`` or ``SM_D_<label>``, FILTER ``SM_REF_MISMATCH``) to a temporary file
-renamed when complete.  VCF reading and writing is pysam's (htslib).
+both strands and averages them. A masked LM scores an SNV as PlantCaduceus and GPN do
+(``masked_window``, ``masked_llr``): the variant's base is masked at index (window - 1) // 2 of
+a reference window (N beyond the record's ends) and the score is log P(alt) - log P(ref) there;
+one forward pass serves every ALT of a site; a model that is not RC-equivariant is scored on
+both strands, averaged. ``score_variants`` runs the whole command after its option checks:
+model, reference and VCF, a first pass appending scores batch by batch to the resumable
+``OUT.scores.partial`` (``_score_pass``), and a second pass over the input writing the VCF
+(INFO ``SM_LLR`` or ``SM_D_<label>``, FILTER ``SM_REF_MISMATCH``) to a temporary file renamed
+when complete. VCF reading and writing is pysam's (htslib).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from .run import Job, check_step_memory, run_training, uses_gpu
 from .tasks import ClassifierTask, LMTask, MaskedLMTask, TokenTask
 from .trainer import RankAudit, ema_callback, make_trainer, trainer_from_args
 
-__all__ = ["ClassifierTask", "Job", "LMTask", "MaskedLMTask", "RankAudit", "ResumableSampler", "TokenTask",
-           "check_step_memory", "ema_callback", "heldout_bits", "make_trainer", "masked_bits", "predict_probs",
-           "run_training", "score_classifier", "trainer_from_args", "training_loader", "uses_gpu"]
+__all__ = ["ClassifierTask", "Job", "LMTask", "MaskedLMTask", "RankAudit", "ResumableSampler",
+           "TokenTask", "check_step_memory", "ema_callback", "heldout_bits", "make_trainer",
+           "masked_bits", "predict_probs", "run_training", "score_classifier",
+           "trainer_from_args", "training_loader", "uses_gpu"]
