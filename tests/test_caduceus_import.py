@@ -158,3 +158,24 @@ def test_a_parameter_outside_the_published_layout_is_refused(tmp_path):
     save_file({k: v.contiguous() for k, v in state.items()}, str(d / "model.safetensors"))
     with pytest.raises(ValueError, match="unexpected"):
         seqmamba.from_pretrained(d)
+
+
+def test_from_pretrained_builds_the_class_a_directory_was_saved_from(tmp_path):
+    from seqmamba import MambaConfig, MambaForSequenceClassification, MambaLMHeadModel
+
+    cfg = MambaConfig(d_model=16, n_layer=1, vocab_size=8, d_state=4, num_labels=3)
+    ids = torch.randint(0, 8, (2, 9))
+    for cls in (MambaForSequenceClassification, MambaLMHeadModel):
+        model = cls(cfg).eval()
+        model.save_pretrained(tmp_path / cls.__name__)
+        loaded = seqmamba.from_pretrained(tmp_path / cls.__name__).eval()
+        assert type(loaded) is cls
+        torch.testing.assert_close(loaded(ids).logits, model(ids).logits)
+    (tmp_path / "mamba_ssm").mkdir()  # a mamba-ssm directory is a causal LM
+    (tmp_path / "mamba_ssm" / "config.json").write_text(
+        '{"d_model": 16, "n_layer": 1, "vocab_size": 8, "ssm_cfg": {"d_state": 4}}')
+    state = {k: v for k, v in MambaLMHeadModel(cfg.replace(pad_vocab_size_multiple=8))
+             .state_dict().items() if k != "lm_head.weight"}
+    save_file({k: v.contiguous() for k, v in state.items()},
+              str(tmp_path / "mamba_ssm" / "model.safetensors"))
+    assert type(seqmamba.from_pretrained(tmp_path / "mamba_ssm")) is MambaLMHeadModel
