@@ -642,7 +642,8 @@ def mlm_science() -> str:
     return "\n".join([
         f"Four bacteria train ({mlm['train_bases']:,} bases), M. tuberculosis is held out whole "
         f"({mlm['val_bases']:,} bases; {mlm['val_windows']} held-out windows of "
-        f"{mlm['seq_len']}); {mlm['steps']:,} steps each on 2 CPU cores; "
+        f"{mlm['seq_len']}); {mlm['steps']:,} steps each, on {mlm['hardware']['threads']} CPU "
+        f"thread each (the two runs shared a 2-core machine); "
         f"{zs['n_nonsense']} nonsense against {zs['n_synonymous']} synonymous SNVs "
         f"(`mlm_zero_shot.json`, `dna_mlm_bacteria_report.json`, `dna_lm_bacteria_report.json`):",
         "",
