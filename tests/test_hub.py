@@ -268,3 +268,23 @@ def test_without_huggingface_hub_the_fix_is_named(monkeypatch):
     with pytest.raises(ValueError, match="hf:acme/dna: .*pip install huggingface_hub"):
         resolve("hf:acme/dna")
     assert resolve("plain/dir") == Path("plain/dir")
+
+
+def test_a_cached_plantcaduceus_id_runs_the_command_and_loads_as_a_masked_lm(cache, tmp_path):
+    """The whole path a user takes: `--model hf:ORG/NAME` through the command, and
+    seqmamba.from_pretrained on the same id, from a populated cache while offline."""
+    import seqmamba
+    from caduceus_helpers import caduceus_dir
+    from dna_helpers import write
+    from pipelines.cli import main
+
+    d, _ = caduceus_dir(tmp_path, rcps=True, fused=True)
+    files = {p.name: p.read_bytes() for p in d.iterdir()}
+    cache_snapshot(cache, "kuleshov-group/PlantCaduceus_l20", NEW, files)
+    model = seqmamba.from_pretrained("hf:kuleshov-group/PlantCaduceus_l20")
+    assert type(model).__name__ == "MambaForMaskedLM" and model.config.rc_swap_halves
+    fa = write(tmp_path / "r.fa", ">r\n" + "ACGTTGCA" * 40 + "\n")
+    out, emb = tmp_path / "p.tsv", tmp_path / "e.npz"
+    assert main(["dna", "predict", "--model", "hf:kuleshov-group/PlantCaduceus_l20", str(fa),
+                 "--out", str(out), "--embed", str(emb), "--no-progress"]) == 0
+    assert out.exists() and emb.exists()
