@@ -12,9 +12,7 @@ import torch
 
 from ..errors import InputError
 from .manifest import load_split
-from .markov import MarkovModel
 from .masking import MaskingCollate
-from .two_sided import two_sided_bits
 from .windows import (POOL, fraction_intervals, read_bed, record_intervals, record_names,
                       subtract)
 
@@ -76,18 +74,12 @@ def collate_for(objective: str, tok, seed: int, heldout: bool):
     return collate
 
 
-def _training_arrays(train_iv, tokenizer) -> list:
-    return [tokenizer.encode(POOL.get(iv.path).fetch(iv.record, iv.start, iv.end)).numpy()
-            for iv in train_iv]
-
-
-def markov_report(train_iv, val_ds, orders, tokenizer) -> dict:
-    """Held-out bits per base of Markov orders, fitted on the training intervals and scored
-    on exactly the positions the model is scored on: every position t >= 1 of each held-out
-    window, with the order-k model backing off to order t where t < k."""
-    train = _training_arrays(train_iv, tokenizer)
+def markov_report(models, val_ds, orders) -> dict:
+    """Held-out bits per base of Markov orders (``models``: order -> model fitted on the
+    training intervals, ``genome_scan.scan_split``), scored on exactly the positions the model
+    is scored on: every position t >= 1 of each held-out window, with the order-k model backing
+    off to order t where t < k."""
     windows = [val_ds[i]["input_ids"].numpy() for i in range(len(val_ds))]
-    models = {k: MarkovModel(k).fit(train) for k in range(max(orders) + 1)}
     out = {}
     for k in orders:
         total, n = models[k].bits(windows)
@@ -98,9 +90,10 @@ def markov_report(train_iv, val_ds, orders, tokenizer) -> dict:
     return out
 
 
-def two_sided_report(train_iv, val_loader, tokenizer, orders=range(0, 7)) -> dict:
+def two_sided_report(counts, val_loader, tokenizer, orders=range(0, 7)) -> dict:
     """Held-out bits per masked base of the two-sided count models (order k: k bases each
-    side), fitted on the training intervals, scored on the held-out loader's masked positions."""
+    side; ``counts`` fitted on the training intervals by ``genome_scan.scan_split``), scored on
+    the held-out loader's masked positions."""
     acgt = np.asarray(tokenizer.acgt_ids)
 
     def fold(ids):  # A C G T (and a c g t) -> 0..3, everything else -> 4
@@ -109,11 +102,15 @@ def two_sided_report(train_iv, val_loader, tokenizer, orders=range(0, 7)) -> dic
             out[ids == tid] = i % 4
         return out
 
-    train = [fold(s) for s in _training_arrays(train_iv, tokenizer)]
     windows, masked = [], []
     for b in val_loader:
         for ids, labels in zip(b["input_ids"].numpy(), b["labels"].numpy()):
             keep = labels != -100
             windows.append(fold(np.where(keep, labels, ids)))
             masked.append(np.flatnonzero(keep))
-    return two_sided_bits(train, windows, masked, orders)
+    return {k: _bits(counts, windows, masked, k) for k in orders}
+
+
+def _bits(counts, windows, masked, k) -> float:
+    lp, _ = counts.log2_probs(windows, masked, k)
+    return float(-lp.mean()) if len(lp) else math.nan

@@ -1,0 +1,81 @@
+"""One streaming pass over a pretraining split before the first step: every base of the
+training and held-out intervals is checked (a character that is not DNA fails now, naming the
+file, record and position, not after training), and the training bases are counted for the
+report's baselines (Markov orders, and the two-sided counts of a masked LM) on the way.
+
+Memory does not grow with the genome: intervals are read in pieces of ``PIECE`` bases, and
+what is kept is the counts (4^9 entries for Markov order 8; 4^12 x 4 for two-sided order 6).
+Markov pieces overlap by the model's order, so every (k+1)-mer of an interval is counted once,
+as a whole-interval fit would count it; two-sided contexts are not carried across pieces, so
+the at most 12 centres per 4 Mb piece whose context straddles a piece boundary are not
+counted (a few per million).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import numpy as np
+
+from .markov import MarkovModel
+from .two_sided import TwoSidedCounts
+from .windows import POOL
+
+PIECE = 1 << 22  # bases read at a time (4 Mb: about 40 MB of int64 ids)
+
+
+@dataclass
+class BaselineCounts:
+    """The report's baselines, fitted on the training intervals."""
+
+    markov: Dict[int, MarkovModel] = field(default_factory=dict)
+    two_sided: Optional[TwoSidedCounts] = None
+
+
+def _pieces(iv, tokenizer):
+    """(start, ids (n,) int64) of an interval, PIECE bases at a time, checked as encoded."""
+    fa = POOL.get(iv.path)
+    for s in range(iv.start, iv.end, PIECE):
+        e = min(iv.end, s + PIECE)
+        yield s, tokenizer.encode(fa.fetch(iv.record, s, e), record=iv.record, offset=s,
+                                  path=iv.path).numpy()
+
+
+def scan_split(train_iv, val_iv, tokenizer, markov_orders=(), two_sided: bool = False,
+               progress: bool = True) -> BaselineCounts:
+    """Check every base of ``train_iv`` and ``val_iv`` and count the training bases for Markov
+    models of orders 0..max(markov_orders) and, with ``two_sided``, the two-sided counts.
+    A progress bar over the bases checked goes to stderr."""
+    from tqdm.auto import tqdm
+
+    out = BaselineCounts()
+    top = max(markov_orders, default=-1)
+    out.markov = {k: MarkovModel(k) for k in range(top + 1)}
+    if two_sided:
+        out.two_sided = TwoSidedCounts(6)
+        acgt = np.asarray(tokenizer.acgt_ids)
+    total = sum(iv.length for iv in list(train_iv) + list(val_iv))
+    bar = tqdm(total=total, unit="base", unit_scale=True, desc="checking the genome",
+               disable=not progress, file=sys.stderr, leave=False)
+    try:
+        for iv in val_iv:
+            for s, ids in _pieces(iv, tokenizer):
+                bar.update(len(ids))
+        for iv in train_iv:
+            tail = np.zeros(0, np.int64)  # the interval's last `top` ids before this piece
+            for s, ids in _pieces(iv, tokenizer):
+                for k, model in out.markov.items():
+                    model.fit([np.concatenate([tail[max(0, len(tail) - k):] if k else tail[:0], ids])])
+                if out.two_sided is not None:
+                    folded = np.full(ids.shape, 4, np.int64)
+                    for i, tid in enumerate(acgt):
+                        folded[ids == tid] = i % 4
+                    out.two_sided.fit([folded])
+                if top > 0:
+                    tail = np.concatenate([tail, ids])[-top:]
+                bar.update(len(ids))
+    finally:
+        bar.close()
+    return out
