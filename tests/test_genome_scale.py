@@ -49,3 +49,30 @@ def test_pretraining_memory_is_flat_in_genome_size(tmp_path):
                                  "--batch-size", "2", "--d-model", "8", "--n-layer", "1",
                                  "--val-windows", "2", "--no-progress"])
     assert peaks[60] < 1.15 * peaks[10], peaks  # 6x the genome, under 15% more memory
+
+
+def test_a_second_run_reads_the_saved_counts_and_a_changed_fasta_is_scanned_again(
+        tmp_path, monkeypatch):
+    from pipelines.dna import genome_scan
+    from pipelines.dna.tokenizer import DNATokenizer
+    from pipelines.dna.windows import fraction_intervals
+
+    fa = synthetic_genome(tmp_path / "g.fa", 200_000)
+    tok = DNATokenizer()
+
+    def split():
+        return (fraction_intervals([str(fa)], 0.0, 0.9), fraction_intervals([str(fa)], 0.9, 1.0))
+
+    first = genome_scan.scan_split(*split(), tok, range(0, 4), progress=False)
+    assert len(list(tmp_path.glob("g.fa.scan-*.npz"))) == 1
+    scans = []
+    real = genome_scan._scan
+    monkeypatch.setattr(genome_scan, "_scan", lambda *a: scans.append(a) or real(*a))
+    again = genome_scan.scan_split(*split(), tok, range(0, 4), progress=False)
+    assert scans == []  # read back, not rescanned
+    for k in range(4):
+        np.testing.assert_array_equal(again.markov[k].counts, first.markov[k].counts)
+    with open(fa, "ab") as f:  # the file changes: its stamp, and so the key, changes
+        f.write(b">chr9\nACGTACGTAC\n")
+    genome_scan.scan_split(*split(), tok, range(0, 4), progress=False)
+    assert len(scans) == 1
