@@ -670,6 +670,33 @@ def mlm_science() -> str:
     ])
 
 
+def genome_scale() -> str:
+    """benchmarks/genome_scale.py: peak memory and time of pretrain (first and second run) and
+    predict against genome size, with the fitted line projected to hg38's 3.1 Gb."""
+    rows = _csv("genome_scale.csv")
+    get = {(float(r["gb"]), r["command"], r["run"]): r for r in rows}
+    sizes = sorted({float(r["gb"]) for r in rows})
+    out = ["| genome | pretrain, first run | pretrain, second run | predict, whole genome |",
+           "|---|---|---|---|"]
+    for gb in sizes:
+        f, s2, pr = (get[(gb, "pretrain", "first")], get[(gb, "pretrain", "second")],
+                     get.get((gb, "predict", "first")))
+        predict = "-" if pr is None else (
+            f"{float(pr['peak_rss_gb']):.2f} GB, {float(pr['seconds']):.0f} s "
+            f"({float(pr['bases_per_s']) / 1e6:.2f} Mb/s)")
+        out.append(f"| {gb:g} Gb | {float(f['peak_rss_gb']):.2f} GB, {float(f['seconds']):.0f} s "
+                   f"| {float(s2['peak_rss_gb']):.2f} GB, {float(s2['seconds']):.0f} s "
+                   f"| {predict} |")
+    proj = []
+    for command, run in (("pretrain", "first"), ("pretrain", "second")):
+        y = [float(get[(gb, command, run)]["peak_rss_gb"]) for gb in sizes]
+        slope, icpt = np.polyfit(sizes, y, 1)
+        proj.append(f"{command} ({run} run) {slope:+.2f} GB per Gb, {icpt + slope * 3.1:.2f} GB "
+                    "at 3.1 Gb")
+    return "\n".join(out + ["", "Peak RSS fitted against genome size, projected to hg38 "
+                                "(`genome_scale.csv`): " + "; ".join(proj) + "."])
+
+
 def _busy_table(rows, header: str, cells) -> str:
     """A table of speeds on idle and busy cores: 'other jobs' column, then ``cells(row)``."""
     out = [f"| other jobs | {header} |", "|---" * (header.count("|") + 2) + "|"]
@@ -818,6 +845,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "audio predict speed": audio_predict_speed,
     "mlm-speed": mlm_speed,
     "mlm-science": mlm_science,
+    "genome scale": genome_scale,
 }
 
 
