@@ -32,7 +32,7 @@ from seqmamba.atomic import atomic_output
 
 from .fasta import _stamp, cache_dir
 from .markov import MarkovModel
-from .two_sided import TwoSidedCounts
+from .two_sided import TwoSidedCounts, fold_bases
 from .windows import POOL
 
 PIECE = 1 << 22  # bases read at a time (4 Mb: about 40 MB of int64 ids)
@@ -47,11 +47,11 @@ class BaselineCounts:
 
 
 def _pieces(iv, tokenizer):
-    """(start, ids (n,) int64) of an interval, PIECE bases at a time, checked as encoded."""
+    """ids (n,) int64 of an interval, PIECE bases at a time, checked as encoded."""
     fa = POOL.get(iv.path)
     for s in range(iv.start, iv.end, PIECE):
         e = min(iv.end, s + PIECE)
-        yield s, tokenizer.encode(fa.fetch(iv.record, s, e), record=iv.record, offset=s,
+        yield tokenizer.encode(fa.fetch(iv.record, s, e), record=iv.record, offset=s,
                                   path=iv.path).numpy()
 
 
@@ -117,24 +117,20 @@ def _scan(train_iv, val_iv, tokenizer, top: int, two_sided: bool, progress: bool
     out.markov = {k: MarkovModel(k) for k in range(top + 1)}
     if two_sided:
         out.two_sided = TwoSidedCounts(6)
-        acgt = np.asarray(tokenizer.acgt_ids)
     total = sum(iv.length for iv in list(train_iv) + list(val_iv))
     bar = tqdm(total=total, unit="base", unit_scale=True, desc="checking the genome",
                disable=not progress, file=sys.stderr, leave=False)
     try:
         for iv in val_iv:
-            for s, ids in _pieces(iv, tokenizer):
+            for ids in _pieces(iv, tokenizer):
                 bar.update(len(ids))
         for iv in train_iv:
             tail = np.zeros(0, np.int64)  # the interval's last `top` ids before this piece
-            for s, ids in _pieces(iv, tokenizer):
-                for k, model in out.markov.items():
-                    model.fit([np.concatenate([tail[max(0, len(tail) - k):] if k else tail[:0], ids])])
+            for ids in _pieces(iv, tokenizer):
+                for k, model in out.markov.items():  # tail[-k:] is all of a shorter tail
+                    model.fit([np.concatenate([tail[-k:] if k else tail[:0], ids])])
                 if out.two_sided is not None:
-                    folded = np.full(ids.shape, 4, np.int64)
-                    for i, tid in enumerate(acgt):
-                        folded[ids == tid] = i % 4
-                    out.two_sided.fit([folded])
+                    out.two_sided.fit([fold_bases(ids, tokenizer.acgt_ids)])
                 if top > 0:
                     tail = np.concatenate([tail, ids])[-top:]
                 bar.update(len(ids))

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import InputError
 from .manifest import load_split
+from .two_sided import fold_bases
 from .masking import MaskingCollate
 from .windows import (POOL, fraction_intervals, read_bed, record_intervals, record_names,
                       subtract)
@@ -94,19 +95,11 @@ def two_sided_report(counts, val_loader, tokenizer, orders=range(0, 7)) -> dict:
     """Held-out bits per masked base of the two-sided count models (order k: k bases each
     side; ``counts`` fitted on the training intervals by ``genome_scan.scan_split``), scored on
     the held-out loader's masked positions."""
-    acgt = np.asarray(tokenizer.acgt_ids)
-
-    def fold(ids):  # A C G T (and a c g t) -> 0..3, everything else -> 4
-        out = np.full(ids.shape, 4, dtype=np.int64)
-        for i, tid in enumerate(acgt):
-            out[ids == tid] = i % 4
-        return out
-
     windows, masked = [], []
     for b in val_loader:
         for ids, labels in zip(b["input_ids"].numpy(), b["labels"].numpy()):
             keep = labels != -100
-            windows.append(fold(np.where(keep, labels, ids)))
+            windows.append(fold_bases(np.where(keep, labels, ids), tokenizer.acgt_ids))
             masked.append(np.flatnonzero(keep))
     return {k: _bits(counts, windows, masked, k) for k in orders}
 

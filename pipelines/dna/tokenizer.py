@@ -26,6 +26,9 @@ class DNATokenizer:
     ``keep_case=False`` folds soft-masked (lowercase, usually repeats) bases to uppercase.
     """
 
+    # ids appended to a sequence a model reads whole (Caduceus's [SEP]); none here
+    suffix: tuple = ()
+
     def __init__(self, keep_case: bool = False):
         self.keep_case = keep_case
         self.symbols = list(BASES) + ([b.lower() for b in BASES] if keep_case else [])

@@ -22,6 +22,15 @@ MAX_ORDER = 6   # 4^13 bins at order 6 (int32: 270 MB); order 7 would be 16 time
 _NOT_BASE = 4   # every non-base token is folded to this value in the flat arrays below
 
 
+def fold_bases(ids: np.ndarray, acgt_ids) -> np.ndarray:
+    """Token ids (n,) of any tokenizer -> (n,) int64 this module reads: the ids ``acgt_ids``
+    (A C G T, then a c g t where case is kept) -> 0..3, everything else -> 4."""
+    out = np.full(np.shape(ids), 4, dtype=np.int64)
+    for i, tid in enumerate(acgt_ids):
+        out[ids == tid] = i % 4
+    return out
+
+
 def _fold(ids, name: str) -> np.ndarray:
     """ids (n,) token ids -> (n,) uint8: bases 0..3 kept, everything else _NOT_BASE."""
     ids = np.asarray(ids)

@@ -105,7 +105,7 @@ def masked_llr(model, tok, items, device, rc_equivariant: bool) -> torch.Tensor:
     strands = [(ids, c, torch.arange(len(comp)))]
     if not rc_equivariant:
         strands.append((comp[ids].flip(-1), ids.shape[1] - 1 - c, comp))
-    suffix = torch.tensor(getattr(tok, "suffix", []), dtype=torch.long)
+    suffix = torch.tensor(tok.suffix, dtype=torch.long)
     rows = torch.tensor([row[w] for w, _, _ in items])
     ref = torch.stack([tok.encode(r)[0] for _, r, _ in items])
     alt = torch.stack([tok.encode(a)[0] for _, _, a in items])
