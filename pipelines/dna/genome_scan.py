@@ -58,6 +58,7 @@ def _pieces(iv, tokenizer):
 def _saved_path(train_iv, val_iv, tokenizer, top: int, two_sided: bool) -> Path:
     """Where the counts of this split are saved: a name keyed by everything they depend on."""
     files = sorted({str(iv.path) for iv in list(train_iv) + list(val_iv)})
+    # "version": bump it whenever the counting changes, so saved counts of the old way are unused
     key = json.dumps({"version": 1, "piece": PIECE, "markov": top, "two_sided": two_sided,
                       "tokenizer": tokenizer.to_dict(),
                       "files": [[str(Path(f).resolve()), _stamp(Path(f))] for f in files],
