@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from dna_helpers import ROOT
 
@@ -76,3 +77,75 @@ def test_a_second_run_reads_the_saved_counts_and_a_changed_fasta_is_scanned_agai
         f.write(b">chr9\nACGTACGTAC\n")
     genome_scan.scan_split(*split(), tok, range(0, 4), progress=False)
     assert len(scans) == 1
+
+
+def test_all_markov_orders_in_one_pass_equal_each_order_fitted_alone():
+    from pipelines.dna.markov import MarkovModel, fit_orders
+
+    rng = np.random.default_rng()
+    for _ in range(30):
+        n = int(rng.integers(1, 2000))
+        ids = rng.integers(0, 4, n)
+        ids[rng.random(n) < rng.random() * 0.3] = rng.integers(4, 12)  # N, lowercase, specials
+        top = int(rng.integers(0, 9))
+        start = int(rng.integers(0, n))
+        together = {k: MarkovModel(k) for k in range(top + 1)}
+        fit_orders(together, ids, start=start)
+        for k in range(top + 1):
+            # the (k+1)-mers ending at or after `start` are those of ids[start - k:]
+            alone = MarkovModel(k).fit([ids[max(0, start - k):]])
+            np.testing.assert_array_equal(together[k].counts, alone.counts)
+
+
+def test_the_threaded_scan_counts_as_one_whole_interval_fit(tmp_path):
+    """Pieces of 1 kb read on 2 threads: every k-mer counted once, as fitting the whole
+    interval at once counts it, and the first bad base in the file is the one named."""
+    import torch
+
+    from pipelines.dna import genome_scan
+    from pipelines.dna.markov import MarkovModel
+    from pipelines.dna.tokenizer import DNATokenizer
+    from pipelines.dna.windows import POOL, fraction_intervals
+    from pipelines.errors import InputError
+
+    fa = synthetic_genome(tmp_path / "g.fa", 30_000, records=3)
+    tok = DNATokenizer()
+    train, val = fraction_intervals([str(fa)], 0.0, 0.8), fraction_intervals([str(fa)], 0.8, 1)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(genome_scan, "PIECE", 1000)
+            got = genome_scan._scan(train, val, tok, 8, False, False)
+            bad = tmp_path / "bad.fa"
+            text = fa.read_bytes()
+            at = len(text) // 2
+            bad.write_bytes(text[:at] + b"X" + text[at + 1:at + 2000] + b"Z" + text[at + 2001:])
+            with pytest.raises(InputError, match="'X'"):
+                genome_scan._scan(fraction_intervals([str(bad)], 0, 1), [], tok, 3, False, False)
+    finally:
+        torch.set_num_threads(threads)
+    for k in range(9):
+        whole = MarkovModel(k).fit([tok.encode(POOL.get(iv.path).fetch(iv.record, iv.start,
+                                                                         iv.end)).numpy()
+                                    for iv in train])
+        np.testing.assert_array_equal(got.markov[k].counts, whole.counts)
+
+
+def test_the_two_sided_counts_see_an_even_sample_of_the_training_pieces(tmp_path, monkeypatch):
+    from pipelines.dna import genome_scan
+    from pipelines.dna.tokenizer import DNATokenizer
+    from pipelines.dna.two_sided import TwoSidedCounts
+    from pipelines.dna.windows import POOL, fraction_intervals
+
+    fa = synthetic_genome(tmp_path / "g.fa", 24_000, records=2)  # 2 x 12 pieces of 1 kb
+    monkeypatch.setattr(genome_scan, "PIECE", 1000)
+    monkeypatch.setattr(genome_scan, "TWO_SIDED_PIECES", 4)  # every 6th piece
+    tok = DNATokenizer()
+    train = fraction_intervals([str(fa)], 0.0, 1.0)
+    got = genome_scan._scan(train, [], tok, 2, True, False).two_sided
+    fasta = POOL.get(str(fa))
+    want = TwoSidedCounts(6).fit([tok.encode(fasta.fetch(f"chr{r}", s, s + 1000)).numpy()
+                                  for r in (1, 2) for s in (0, 6000)])
+    for a, b in zip(got.counts, want.counts):
+        np.testing.assert_array_equal(a, b)

@@ -49,7 +49,7 @@ class CheckpointVocab(DNATokenizer):
         self.suffix = [ids[t] for t in suffix]
         self._ids = ids
         fallback = ids.get(self._sym("N"), self.unk_id)
-        lut = np.full(256, -1, dtype=np.int64)
+        lut = np.full(256, -1, dtype=np.int16)
         for c in "ACGTN" + IUPAC_AMBIGUOUS:
             i = ids.get(self._sym(c)) if c in "ACGTN" else None
             i = fallback if i is None else i

@@ -39,7 +39,7 @@ class DNATokenizer:
         self.bos_id = self.special_ids["[BOS]"]
         self.eos_id = self.special_ids["[EOS]"]
         self.cls_id = self.special_ids["[CLS]"]
-        lut = np.full(256, -1, dtype=np.int64)
+        lut = np.full(256, -1, dtype=np.int16)  # 256 entries: ids fit
         for i, s in enumerate(self.symbols):
             lut[ord(s)] = i
         n_up = self.symbols.index("N")
@@ -81,12 +81,16 @@ class DNATokenizer:
 
         ``record``, ``offset`` and ``path`` only make the error message exact.
         """
+        return torch.from_numpy(self.encode_array(seq, record, offset, path).astype(np.int64))
+
+    def encode_array(self, seq: Union[str, bytes], record: Optional[str] = None,
+                     offset: int = 0, path: Optional[object] = None) -> np.ndarray:
+        """seq (length,) characters -> token ids (length,) int16, checked as ``encode``: the
+        form for counting a genome, a quarter of the memory of int64."""
         raw = seq.encode("latin-1", errors="replace") if isinstance(seq, str) else bytes(seq)
-        codes = np.frombuffer(raw, dtype=np.uint8)
-        ids = self._lut[codes]
-        bad = np.flatnonzero(ids < 0)
-        if bad.size:
-            pos = int(bad[0])
+        ids = self._lut[np.frombuffer(raw, dtype=np.uint8)]
+        if (ids < 0).any():
+            pos = int(np.flatnonzero(ids < 0)[0])
             ch = raw[pos:pos + 1].decode("latin-1")
             what = {"\r": "a carriage return (CRLF line ends)", " ": "a space", "\t": "a tab"}.get(
                 ch, repr(ch))
@@ -94,7 +98,7 @@ class DNATokenizer:
                              f"(1-based)", path=path, record=record,
                              fix="DNA may hold A C G T N, IUPAC codes and lowercase; "
                                  "convert line ends with dos2unix and remove other characters")
-        return torch.from_numpy(ids.copy())
+        return ids
 
     def decode(self, ids: Union[Sequence[int], torch.Tensor], skip_special: bool = True) -> str:
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)

@@ -39,6 +39,18 @@ def _fold(ids, name: str) -> np.ndarray:
     return np.where((ids >= 0) & (ids < 4), ids, _NOT_BASE).astype(np.uint8)
 
 
+def _distinct(cells: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """cells (p,) in [0, size) -> (distinct cells, how often each): a histogram of ``size``
+    bins where that is small, a sort where it is not (order 6: 4^13 bins, 16 times a piece)."""
+    if size <= 1 << 22:
+        hist = np.bincount(cells, minlength=size)
+        u = np.flatnonzero(hist)
+        return u, hist[u]
+    cells = np.sort(cells)
+    first = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
+    return cells[first].astype(np.int64), np.diff(np.r_[first, cells.size])
+
+
 def _flatten(seqs: Sequence[np.ndarray], name: str) -> Tuple[np.ndarray, np.ndarray]:
     """seqs: m arrays (n_j,) -> (flat (N,) uint8, starts (m,) int64).
 
@@ -85,14 +97,42 @@ class TwoSidedCounts:
     def fit(self, seqs: Iterable[np.ndarray]) -> "TwoSidedCounts":
         """seqs: token-id arrays (n_j,).  Counts, for each order j, every position whose centre
         and whole order-j context (inside the same sequence) are bases; adds to earlier fits."""
+        return self.add(self.tally(seqs))
+
+    def tally(self, seqs: Iterable[np.ndarray]) -> list:
+        """What ``fit`` would add, without adding it: per order j, (cells (u,) int64, counts
+        (u,) int64), the distinct flat cells (context code * 4 + centre) of ``counts[j]`` and
+        how often each was seen.  It touches no state, so the pieces of a genome are tallied
+        on several threads and added to the one table in turn.
+
+        Each centre's top-order context is coded once; an order-j context is its middle 2j
+        digits, usable where the runs of bases either side of the centre are both >= j."""
         x, _ = _flatten(list(seqs), "seqs")
-        idx = np.flatnonzero(x < 4)   # the pads keep every idx +- MAX_ORDER inside x
-        centre = x[idx]
-        for j, table in enumerate(self.counts):
-            codes, ok = _context(x, idx, j)
-            codes, c = codes[ok], centre[ok]
-            for b in range(4):   # one bincount per centre: 4^12 int64 bins, not 4^13, at order 6
-                table[:, b] += np.bincount(codes[c == b], minlength=table.shape[0]).astype(np.int32)
+        k, m = self.k, MAX_ORDER
+        n = x.size - 2 * m
+        code = np.zeros(n, np.int32)   # at most 4^12 (int32 holds 4^13 cells too)
+        for off in [*range(-k, 0), *range(1, k + 1)]:   # slices of x, never a Python loop
+            code <<= 2
+            code |= x[m + off:m + off + n] & 3   # a non-base digit is never used (see below)
+        base = x < 4
+        at = np.arange(x.size)
+        run_left = at - np.maximum.accumulate(np.where(base, -1, at))   # bases ending at i
+        rev = at - np.maximum.accumulate(np.where(base[::-1], -1, at))
+        run_right = rev[::-1]   # bases starting at i
+        idx = np.flatnonzero(base[m:m + n]) + m   # the pads keep every idx +- m inside x
+        left, right = run_left[idx - 1], run_right[idx + 1]
+        code, centre = code[idx - m], x[idx].astype(np.int32)
+        out = []
+        for j in range(k + 1):
+            ok = (left >= j) & (right >= j)
+            cells = (code[ok] >> 2 * (k - j) & (4 ** (2 * j) - 1)) * 4 + centre[ok]
+            out.append(_distinct(cells, 4 ** (2 * j + 1)))
+        return out
+
+    def add(self, tallies: list) -> "TwoSidedCounts":
+        """Add what ``tally`` returned (for this order or higher) to the counts."""
+        for table, (cells, counts) in zip(self.counts, tallies):
+            table.reshape(-1)[cells] += counts.astype(np.int32)
         return self
 
     def log2_probs(self, windows: Sequence[np.ndarray], masked: Sequence[np.ndarray],
