@@ -52,6 +52,9 @@ class DataOptions:
     val_fraction: float = opt(0.2, "without --val: the fraction held out")
     val_records: Optional[str] = opt(None, "hold out these records (chromosomes) whole",
                                      nargs="+")
+    exclude_records: Optional[str] = opt(
+        None, "leave out the records whose name matches this regular expression (e.g. hg38's "
+              "alternates, unplaced contigs and mitochondrion: '_alt$|_random$|chrUn_|chrM')")
     seq_len: int = opt(1024, "training window (positions)")
     train_samples: Optional[int] = opt(None, "windows per epoch (default: max_steps x batch "
                                              "size)")

@@ -342,6 +342,10 @@ CASES = [
     ("val-records with holdout-bed", lambda t: dna_pretrain(
         t, "--fasta", HPYLORI, "--val-records", "x", "--holdout-bed", write(t / "h.bed", "")),
      "--holdout-bed and --val-records"),
+    ("exclude-records not a regex", lambda t: dna_pretrain(
+        t, "--fasta", HPYLORI, "--exclude-records", "chr(Un"), "--exclude-records"),
+    ("exclude-records leaves nothing", lambda t: dna_pretrain(
+        t, "--fasta", HPYLORI, "--exclude-records", "."), "leaves no training records"),
     ("manifest with fasta", lambda t: dna_pretrain(t, "--fasta", HPYLORI, "--manifest",
                                                    "genomes.yaml", "--split", "ecoli-90-10"),
      "drop --fasta"),

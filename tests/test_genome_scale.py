@@ -149,3 +149,23 @@ def test_the_two_sided_counts_see_an_even_sample_of_the_training_pieces(tmp_path
                                   for r in (1, 2) for s in (0, 6000)])
     for a, b in zip(got.counts, want.counts):
         np.testing.assert_array_equal(a, b)
+
+
+def test_exclude_records_drops_matching_records_from_both_sides_of_the_split(tmp_path):
+    from types import SimpleNamespace
+
+    from pipelines.dna.pretraining import pretrain_splits
+
+    fa = tmp_path / "g.fa"
+    names = ["chr1", "chr2", "chr2_KI270_alt", "chrUn_GL0002", "chrM", "chr8"]
+    fa.write_text("".join(f">{n}\n{'ACGT' * 50}\n" for n in names))
+    a = SimpleNamespace(manifest=None, holdout_bed=None, val_records=["chr8", "chrM"],
+                        fasta=[fa], split=None, val_fraction=0.1, seq_len=64, val_windows=1,
+                        exclude_records="_alt$|_random$|chrUn_|chrM")
+    train, val, _ = pretrain_splits(a)
+    assert [iv.record for iv in train] == ["chr1", "chr2"]
+    assert [iv.record for iv in val] == ["chr8"]
+    a.val_records, a.exclude_records = None, "^chr2"  # by fraction: every record on both sides
+    train, val, _ = pretrain_splits(a)
+    assert {iv.record for iv in train} == {iv.record for iv in val} == {
+        "chr1", "chrUn_GL0002", "chrM", "chr8"}

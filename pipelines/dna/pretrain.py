@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_field(g, "seq_len")
     add_field(g, "val_fraction", default=0.1, help="hold out the last fraction of every record")
     add_field(g, "val_records")
+    add_field(g, "exclude_records")
     g.add_argument("--holdout-bed", type=Path, default=None, help="hold out these BED intervals")
     add_field(g, "manifest")
     add_field(g, "split", help="split name in --manifest")

@@ -6,6 +6,7 @@ the held-out positions the model is scored on."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import torch
@@ -21,7 +22,26 @@ OBJECTIVES = ("lm", "mlm")
 
 
 def pretrain_splits(a):
-    """(train intervals, held-out intervals, FASTA files) from the command's options."""
+    """(train intervals, held-out intervals, FASTA files) from the command's options, less the
+    records ``--exclude-records`` matches."""
+    train, val, files = _splits(a)
+    if not a.exclude_records:
+        return train, val, files
+    try:
+        pattern = re.compile(a.exclude_records)
+    except re.error as e:
+        raise InputError(f"--exclude-records {a.exclude_records!r} is not a regular expression "
+                         f"({e})", fix="e.g. --exclude-records '_alt$|_random$|chrUn_|chrM'") from None
+    train, val = ([iv for iv in ivs if not pattern.search(iv.record)] for ivs in (train, val))
+    if not train or not val:
+        raise InputError(f"--exclude-records {a.exclude_records!r} leaves no "
+                         f"{'training' if not train else 'held-out'} records",
+                         fix="match fewer names (the pattern is searched anywhere in a name; "
+                             "anchor it with ^ and $)")
+    return train, val, files
+
+
+def _splits(a):
     chosen = [opt for opt, v in (("--manifest", a.manifest), ("--holdout-bed", a.holdout_bed),
                                  ("--val-records", a.val_records)) if v]
     if len(chosen) > 1:
