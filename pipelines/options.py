@@ -102,9 +102,12 @@ class TrainingOptions:
 class ModelOptions:
     """The backbone a new run builds (ignored with --init or --resume)."""
 
+    arch: str = opt("mamba", "the blocks: Mamba, or the Transformer++ baseline (RoPE "
+                             "attention and a SwiGLU MLP)", choices=["mamba", "transformer"])
     d_model: int = opt(128, "hidden width")
-    n_layer: int = opt(4, "Mamba blocks")
-    d_state: int = opt(16, "SSM state size per channel")
+    n_layer: int = opt(4, "blocks")
+    d_state: int = opt(16, "SSM state size per channel (Mamba)")
+    n_head: int = opt(4, "attention heads (transformer)")
     bidirectional: Optional[str] = opt(None, "combine a forward and a reversed scan (Caduceus's "
                                              "'add' or 'ew_multiply'); default: causal",
                                        choices=["add", "ew_multiply"])
@@ -224,3 +227,14 @@ def check_range(a, name: str, low=None, high=None, low_open: bool = False,
         else:
             rng = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         raise InputError(f"out of range: {flag(name)} {rng}, got {v}")
+
+
+def backbone_fields(a) -> dict:
+    """The MambaConfig fields every command sets the same way from ``ModelOptions``
+    (bidirectional and rc_equivariant depend on the task and are set by each command); a
+    transformer trained on windows of --seq-len attends that far when it predicts."""
+    out = {name: getattr(a, name) for name in ("arch", "d_model", "n_layer", "d_state",
+                                               "n_head", "dropout")}
+    if a.arch == "transformer" and getattr(a, "seq_len", None):
+        out["attn_window"] = a.seq_len  # what a causal transformer sees when it predicts
+    return out

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 BIDIRECTIONAL_MODES = (None, "add", "ew_multiply")
+ARCHS = ("mamba", "transformer")
 FRONTENDS = ("linear", "filterbank")
 POOLING_MODES = ("mean", "last", "max", "center")
 # Fields earlier versions saved that no longer exist: training-time SpecAugment masks, which
@@ -74,8 +75,17 @@ FLAT_FRONTEND = (("frame_size", "frame_size"), ("frontend", "kind"),
 
 @dataclass
 class MambaConfig:
+    # "mamba", or "transformer": the Transformer++ baseline (RoPE attention of n_head heads and
+    # a SwiGLU MLP per block, seqmamba/transformer.py) on the same embeddings and heads; the
+    # Mamba-only fields (d_state ... selective) are then unused
+    arch: str = "mamba"
     d_model: int = 256
     n_layer: int = 4
+    n_head: int = 4
+    # a causal transformer's attention span: each position sees the attn_window positions
+    # ending at it (0: all before it); training commands set it to the training window, so
+    # prediction along a chromosome sees the context it was trained on, in bounded memory
+    attn_window: int = 0
     vocab_size: int = 16
     d_state: int = 16
     d_conv: int = 4
@@ -132,9 +142,21 @@ class MambaConfig:
         def positive(name):
             _positive("MambaConfig", name, getattr(self, name))
 
-        for name in ("d_model", "n_layer", "vocab_size", "d_state", "d_conv", "expand",
+        for name in ("d_model", "n_layer", "n_head", "vocab_size", "d_state", "d_conv", "expand",
                      "pad_vocab_size_multiple", "num_labels"):
             positive(name)
+        if not isinstance(self.attn_window, int) or self.attn_window < 0:
+            raise ValueError(f"MambaConfig.attn_window must be >= 0 (0: unlimited), got "
+                             f"{self.attn_window!r}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"MambaConfig.arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.arch == "transformer":
+            if self.d_model % (2 * self.n_head):
+                raise ValueError(f"MambaConfig: a transformer's d_model ({self.d_model}) must "
+                                 f"split into n_head={self.n_head} heads of even width (RoPE)")
+            if self.rc_equivariant:
+                raise ValueError("MambaConfig.rc_equivariant is built for Mamba blocks; use "
+                                 "arch='mamba'")
         if self.dt_rank != "auto":
             positive("dt_rank")
         if not 0 < self.dt_min <= self.dt_max:
@@ -213,6 +235,12 @@ class MambaConfig:
     def mixer_width(self) -> int:
         """Channels one mixer sees: d_model, or half of it under RC parameter sharing."""
         return self.d_model // 2 if self.rc_equivariant else self.d_model
+
+    @property
+    def d_ff(self) -> int:
+        """A transformer's SwiGLU width: 8/3 d_model (as many weights as a 4 d_model MLP),
+        rounded up to a multiple of 8."""
+        return -(-8 * self.d_model // 3 // 8) * 8
 
     @property
     def d_inner(self) -> int:

@@ -21,6 +21,7 @@ from .model import (MambaBackbone, init_weights, lengths_from_mask, weight_decay
                     run_chunked)
 from .pooling import StreamingPool
 from .rc import RCTokenHead
+from .transformer import KVCache
 
 
 @dataclass
@@ -85,11 +86,16 @@ class MambaPreTrainedModel(nn.Module):
 
     def allocate_inference_cache(self, batch_size: int, dtype: Optional[torch.dtype] = None,
                                  device: Optional[torch.device] = None) -> InferenceCache:
-        """Zero conv and SSM state for every layer; pass it to forward to continue a sequence."""
+        """Zero conv and SSM state for every layer (a transformer: empty key/value caches);
+        pass it to forward to continue a sequence."""
         if not self.config.causal:
             raise ValueError("only causal models have a recurrent inference cache")
         p = self.backbone.embedding.weight
         c = self.config
+        if c.arch == "transformer":
+            return InferenceCache([KVCache.empty(batch_size, c.n_head, c.d_model // c.n_head,
+                                                 dtype or p.dtype, device or p.device)
+                                   for _ in range(c.n_layer)], batch_size)
         return InferenceCache.allocate(c.n_layer, batch_size, c.d_inner, c.d_conv, c.d_state,
                                        dtype or p.dtype, device or p.device)
 

@@ -19,6 +19,7 @@ from .frontends import waveform_embedding
 from .mixer import MambaMixer
 from .norms import make_norm
 from .rc import RCPSEmbedding, RCPSWrapper, rc_features
+from .transformer import TransformerBlock
 
 
 class MambaBlock(nn.Module):
@@ -112,7 +113,8 @@ class MambaBackbone(nn.Module):
             self.embedding = RCPSEmbedding(cfg.padded_vocab_size, cfg.d_model // 2, cfg.complement_map)
         else:
             self.embedding = nn.Embedding(cfg.padded_vocab_size, cfg.d_model)
-        block = RCPSMambaBlock if cfg.rc_equivariant else MambaBlock
+        block = (TransformerBlock if cfg.arch == "transformer" else
+                 RCPSMambaBlock if cfg.rc_equivariant else MambaBlock)
         self.layers = nn.ModuleList(block(cfg, i) for i in range(cfg.n_layer))
         norm_f = make_norm(cfg.mixer_width, cfg.rms_norm, cfg.norm_epsilon)
         self.norm_f = RCPSWrapper(norm_f) if cfg.rc_equivariant else norm_f

@@ -51,16 +51,16 @@ class Stream:
         return self.model.lm_head(hidden)[..., : self.model.config.vocab_size].float()
 
     def state(self) -> Dict[str, torch.Tensor]:
-        """Each layer's carried state: ``conv.{i}`` and ``ssm.{i}`` tensors."""
-        out = {}
-        for i, layer in enumerate(self.cache.layers):
-            out[f"conv.{i}"], out[f"ssm.{i}"] = layer.conv, layer.ssm
-        return out
+        """Each layer's carried state: ``conv.{i}`` and ``ssm.{i}`` tensors (a transformer's:
+        ``k.{i}`` and ``v.{i}``, every key and value so far)."""
+        return {f"{name}.{i}": t for i, layer in enumerate(self.cache.layers)
+                for name, t in vars(layer).items()}
 
     def restore(self, state: Dict[str, torch.Tensor], offset: int) -> None:
         """Continue after ``offset`` positions from :meth:`state` (its keys are consumed)."""
         for i, layer in enumerate(self.cache.layers):
-            layer.conv, layer.ssm = state.pop(f"conv.{i}"), state.pop(f"ssm.{i}")
+            for name in list(vars(layer)):
+                setattr(layer, name, state.pop(f"{name}.{i}"))
         self.cache.seqlen_offset = offset
 
 

@@ -342,6 +342,8 @@ CASES = [
     ("val-records with holdout-bed", lambda t: dna_pretrain(
         t, "--fasta", HPYLORI, "--val-records", "x", "--holdout-bed", write(t / "h.bed", "")),
      "--holdout-bed and --val-records"),
+    ("n-head not dividing d-model", lambda t: dna_pretrain(
+        t, "--fasta", HPYLORI, "--arch", "transformer", "--n-head", "3"), "n_head=3"),
     ("exclude-records not a regex", lambda t: dna_pretrain(
         t, "--fasta", HPYLORI, "--exclude-records", "chr(Un"), "--exclude-records"),
     ("exclude-records leaves nothing", lambda t: dna_pretrain(

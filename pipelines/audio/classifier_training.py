@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from seqmamba.atomic import write_csv_atomic
 
+from ..options import backbone_fields
 from ..errors import InputError
 from .args import frontend_config
 from . import pseudo_labels
@@ -167,9 +168,9 @@ def train_classifier(a) -> int:
                                  persistent_workers=a.workers > 0)
         extra = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
                  "seconds": a.seconds, "encoding": encoding, "peak": a.peak}
-        config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state, vocab_size=1,
+        config = dict(**backbone_fields(a), vocab_size=1,
                       **frontend_config(a), num_labels=len(names), pooling=a.pooling, bidirectional=bidirectional,
-                      dropout=a.dropout, extra=extra)
+                      extra=extra)
         per_clip = num_samples if encoding != "waveform" else -(-num_samples // a.frame_size)
         return Job(ClassifierTask, config, loader, val_loader, init,
                    step_positions=a.batch_size * per_clip)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..options import backbone_fields
 from ..errors import InputError
 from .datasets import (Clip, joined_clip_sets, read_clips, split_clips, split_fields,
                        split_method)
@@ -176,8 +177,7 @@ def train_mulaw_lm(a) -> int:
                                  persistent_workers=a.workers > 0)
         extra = {"task": "audio-lm", "sample_rate": a.sample_rate, "encoding": "mulaw8",
                  "seq_len": a.seq_len, "peak": a.peak}
-        config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
-                      vocab_size=CLASSES, dropout=a.dropout, extra=extra)
+        config = dict(**backbone_fields(a), vocab_size=CLASSES, extra=extra)
         return Job(LMTask, config, loader, val_loader,
                    step_positions=a.batch_size * a.seq_len)
 

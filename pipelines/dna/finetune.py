@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import InputError
-from ..options import add_field
+from ..options import add_field, backbone_fields
 from ..runs import add_pooling_arg, add_trainer_args, parse_with_recipe
 from .baselines import logistic_baseline
 from .labelled import LabelledSet, pad_collate, read_labelled
@@ -128,9 +128,9 @@ def run(argv=None) -> int:
                                  num_workers=a.workers, drop_last=len(train_ds) > a.batch_size)
         extra = {"task": "dna-classify", "labels": names, "tokenizer": tok.to_dict(),
                  "pooling": a.pooling}
-        config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
+        config = dict(**backbone_fields(a),
                       vocab_size=tok.vocab_size, pad_token_id=tok.pad_id, num_labels=len(names),
-                      pooling=a.pooling, bidirectional=a.bidirectional, dropout=a.dropout,
+                      pooling=a.pooling, bidirectional=a.bidirectional,
                       rc_equivariant=a.rc_equivariant,
                       complement_map=tok.complement_map if a.rc_equivariant else None,
                       extra=extra)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..options import backbone_fields
 from ..errors import InputError
 from .annotation import IGNORE, Annotation, read_annotation, segments
 from .fasta import FastaFile
@@ -286,10 +287,10 @@ def run_token(a) -> int:
                                  persistent_workers=a.workers > 0)
         extra = {"task": "dna-token", "labels": ann.labels, "tokenizer": tok.to_dict(),
                  "seq_len": seq_len}
-        config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
+        config = dict(**backbone_fields(a),
                       vocab_size=tok.vocab_size, pad_token_id=tok.pad_id,
                       num_labels=len(ann.labels), bidirectional=a.bidirectional,
-                      dropout=a.dropout, rc_equivariant=a.rc_equivariant,
+                      rc_equivariant=a.rc_equivariant,
                       complement_map=tok.complement_map if a.rc_equivariant else None,
                       label_complement=ann.label_complement() if a.rc_equivariant else None,
                       extra=extra)

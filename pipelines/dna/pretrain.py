@@ -21,7 +21,7 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 
-from ..options import add_field
+from ..options import add_field, backbone_fields
 from ..runs import add_trainer_args, parse_with_recipe
 from .pretraining import (OBJECTIVES, check_objective, collate_for, markov_report,
                           pretrain_splits, two_sided_report)
@@ -81,8 +81,7 @@ def run(argv=None) -> int:
                                  num_workers=a.workers, drop_last=True,
                                  collate_fn=collate_for(a.objective, tok, a.seed, False),
                                  persistent_workers=a.workers > 0)
-        config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
-                      vocab_size=tok.vocab_size, pad_token_id=tok.pad_id, dropout=a.dropout,
+        config = dict(**backbone_fields(a), vocab_size=tok.vocab_size, pad_token_id=tok.pad_id,
                       bidirectional=a.bidirectional, rc_equivariant=a.rc_equivariant,
                       complement_map=tok.complement_map if a.rc_equivariant else None,
                       extra={"task": task, "tokenizer": tok.to_dict(), "seq_len": a.seq_len,

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from seqmamba.atomic import write_csv_atomic
 
-from ..options import add_field
+from ..options import add_field, backbone_fields
 from ..runs import add_trainer_args, parse_with_recipe
 from .baselines import kmer_features
 from .manifest import split_by_label
@@ -107,10 +107,10 @@ def run(argv=None) -> int:
                                  num_workers=a.workers, drop_last=True)
         mid = sorted(a.lengths)[len(a.lengths) // 2]
         val = MixedLengthWindows(test, [mid], tok, 32, 160, a.seed + 99, fixed_length=mid)
-        config = dict(d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state,
+        config = dict(**backbone_fields(a),
                       vocab_size=tok.vocab_size, pad_token_id=tok.pad_id, num_labels=len(names),
                       pooling="mean", rc_equivariant=rc, bidirectional=a.bidirectional,
-                      complement_map=tok.complement_map if rc else None, dropout=a.dropout,
+                      complement_map=tok.complement_map if rc else None,
                       extra={"task": "dna-classify", "labels": names,
                              "tokenizer": tok.to_dict(), "pooling": "mean"})
         return Job(ClassifierTask, config, loader,

@@ -17,6 +17,7 @@ from seqmamba import (MambaConfig, MambaForMaskedLM, MambaForSequenceClassificat
 from seqmamba.schedule import warmup_cosine
 from seqmamba.streaming import LN2
 
+from ..errors import InputError
 from ..metrics import classification_metrics, confusion_scores
 from ..model_dirs import load_pretrained
 from .resume import _resumable_sampler, _write_session_start
@@ -232,7 +233,14 @@ class TokenTask(_Task):
 
 def build_task(job, a) -> "_Task":
     """The job's Lightning task with the command's optimiser settings and ``init`` weights,
-    keeping the command's ``extra`` metadata on the model even when ``init`` brought its own."""
+    keeping the command's ``extra`` metadata on the model even when ``init`` brought its own.
+    Model options that make no model (--n-head not dividing --d-model) are one line here."""
+    if not job.init:
+        try:
+            MambaConfig.from_dict(job.model_config)
+        except ValueError as e:
+            raise InputError(f"the model options make no model: {e}",
+                             fix="see --help's model options") from None
     task = job.task_cls(job.model_config, lr=a.lr, weight_decay=a.weight_decay,
                         warmup_steps=a.warmup_steps, max_steps=a.max_steps,
                         init=str(job.init) if job.init else None, **job.task_options)
