@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from .errors import InputError
+from .model_schema import check_model_dir
 
 
 def model_extra(model_dir: Path) -> dict:
@@ -26,7 +27,8 @@ def resolve_model_dir(path: Path, made_by: str, tasks=None, kinds=None) -> Path:
     snapshot in the Hugging Face cache (downloaded where the machine is online).
 
     ``made_by`` names the commands that write such a directory (for the fix in the message);
-    with ``tasks``, the model's stored task must be one of them (``kinds`` describes each)."""
+    with ``tasks``, the model's stored task must be one of them (``kinds`` describes each).
+    The directory's config.json is checked whole first (``model_schema``)."""
     from seqmamba.hub import is_hub_id, resolve
 
     if is_hub_id(str(path)):
@@ -45,6 +47,7 @@ def resolve_model_dir(path: Path, made_by: str, tasks=None, kinds=None) -> Path:
     else:
         raise InputError("not a model directory (no config.json or final/config.json)", path=path,
                          fix=f"pass the RUN directory of {made_by}, or its final/")
+    check_model_dir(d)
     if tasks is not None:
         task = model_extra(d).get("task")
         if task not in tasks:

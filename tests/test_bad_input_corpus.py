@@ -25,7 +25,7 @@ import soundfile as sf
 import torch
 
 from caduceus_helpers import COMPLEMENT, caduceus_dir
-from dna_helpers import DATA, tiny_classifier
+from dna_helpers import DATA, tiny_classifier, tiny_lm
 from pipelines.cli import main
 
 HPYLORI = DATA / "genomes" / "Hpylori_G27_NC_011333.1.fa.gz"
@@ -112,6 +112,42 @@ def broken_model(directory: Path, how: str, marker: Path) -> Path:
         weights.unlink()
     else:
         raise ValueError(how)
+    return directory
+
+
+def edited_model(directory: Path, how: str) -> Path:
+    """A model directory a training command could have written, its config.json then edited
+    to break the model-directory schema (pipelines/model_schema.py) in one way."""
+    from pipelines.dna.tokenizer import DNATokenizer
+
+    if how == "audio_no_sample_rate":
+        audio_model(directory)
+    elif how == "lm_with_classifier_task":
+        tiny_lm(directory)
+    elif how == "rc_not_involution":
+        tiny_classifier(directory, rc_equivariant=True,
+                        complement_map=DNATokenizer().complement_map)
+    else:
+        tiny_classifier(directory)
+    path = directory / "final" / "config.json"
+    cfg = json.loads(path.read_text())
+    extra = cfg["extra"]
+    if how in ("classifier_no_labels", "audio_no_sample_rate"):
+        extra.pop("labels" if how == "classifier_no_labels" else "sample_rate")
+    elif how == "labels_not_head_size":
+        extra["labels"] = ["neg", "pos", "other"]
+    elif how == "lm_with_classifier_task":
+        extra.update(task="dna-classify", labels=["neg", "pos"])
+    elif how == "rc_not_involution":
+        cm = cfg["complement_map"]
+        cm[0], cm[1] = cm[1], cm[0]  # A -> G... a permutation that is not its own inverse
+    elif how == "unknown_task":
+        extra["task"] = "dna-frobnicate"
+    elif how == "numbers_as_strings":
+        cfg["n_layer"] = "2"
+    else:
+        raise ValueError(how)
+    path.write_text(json.dumps(cfg))
     return directory
 
 
@@ -279,6 +315,20 @@ CASES = [
        "bm") for how in ("config_not_json", "config_list", "config_wrong_type",
                          "config_unknown_key", "weights_truncated", "weights_garbage",
                          "weights_wrong_shape", "bin_payload", "no_weights")],
+    *[(f"model schema {how}", (lambda how: lambda t: dna_predict(
+        t, [_fa(t, "a.fa", ">r\nACGT\n")], model=edited_model(t / "em", how)))(how), key)
+      for how, key in (("classifier_no_labels", "extra.labels"),
+                       ("labels_not_head_size", "num_labels=2 names"),
+                       ("lm_with_classifier_task", "weights are a MambaLMHeadModel"),
+                       ("rc_not_involution", "complement_map"),
+                       ("unknown_task", "extra.task"),
+                       ("numbers_as_strings", "n_layer"))],
+    ("model schema audio_no_sample_rate", lambda t: audio_predict(
+        t, [wav(t / "a.wav")], model=edited_model(t / "em", "audio_no_sample_rate")),
+     "extra.sample_rate"),
+    ("model schema init without labels", lambda t: dna_finetune(
+        t, "--train", write(t / "x.tsv", TSV_OK), "--init",
+        edited_model(t / "em", "classifier_no_labels")), "extra.labels"),
     ("model dir missing", lambda t: dna_predict(t, [_fa(t, "a.fa", ">r\nACGT\n")],
                                                 model=t / "none"), "no such model directory"),
     ("model dir of another domain", lambda t: dna_predict(t, [_fa(t, "a.fa", ">r\nACGT\n")],

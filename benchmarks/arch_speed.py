@@ -1,0 +1,137 @@
+"""Mamba against the Transformer++ baseline on the CPU: speed and memory against length.
+
+    python benchmarks/arch_speed.py                    # about 10 minutes on 2 cores
+    python benchmarks/arch_speed.py --quick            # smoke run
+
+Two causal LMs of matched size (parameters within 10%, the Mamba paper's convention of two
+Mamba blocks per Transformer block): Mamba d_model 128 x 4 blocks (469k parameters) and
+Transformer++ d_model 136 x 2 blocks (4 heads, RoPE, SwiGLU; 451k), vocabulary 16, float32.  Each measurement runs in a
+fresh process, so its peak resident set (VmHWM, less the set after the model is built) is
+its own:
+
+- ``train``: one forward + backward of a batch-1 sequence (the median of 3 after a warm-up);
+- ``predict``: next-token logits for a whole sequence without gradients.  Mamba runs the
+  product's path (``chunk_size`` 2^15 with carried state, flat memory); the Transformer one
+  full causal attention over the sequence (scaled_dot_product_attention), until it runs out
+  of memory or the time budget;
+- ``generate``: tokens/s of 64 sampled tokens after a prompt of the given length (Mamba: one
+  O(1) recurrent step a token; the Transformer: a KV-cache step, O(context)).
+
+Writes ``benchmarks/results/arch_speed.csv``: arch, kind, length, status, seconds, tokens/s,
+peak MB, and the Transformer / Mamba time ratio at each length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from _proc import available_ram, reset_peak_rss, run_child, status_bytes, write_csv_atomic
+
+HERE = Path(__file__).resolve().parent
+FIELDS = ["arch", "kind", "length", "params", "status", "seconds", "tokens_per_s", "peak_mb",
+          "transformer_over_mamba", "detail"]
+ARCHS = {"mamba": dict(arch="mamba", d_model=128, n_layer=4),
+         "transformer": dict(arch="transformer", d_model=136, n_layer=2, n_head=4)}
+LENGTHS = {"train": [1 << 10, 1 << 12, 1 << 14, 1 << 16],
+           "predict": [1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20],
+           "generate": [1 << 10, 1 << 14, 1 << 16]}
+NEW_TOKENS = 64
+
+
+def build(arch: str):
+    import torch
+
+    from seqmamba import MambaConfig, MambaLMHeadModel
+
+    torch.manual_seed(0)
+    return MambaLMHeadModel(MambaConfig(vocab_size=16, **ARCHS[arch]))
+
+
+def child(a) -> dict:
+    import torch
+
+    torch.set_num_threads(a.threads)
+    model = build(a.arch)
+    ids = torch.randint(0, 16, (1, a.length))
+    reset_peak_rss()
+    base = status_bytes("VmRSS")
+    if a.kind == "train":
+        times = []
+        for _ in range(4):  # the first is a warm-up
+            t0 = time.perf_counter()
+            model(ids, labels=ids).loss.backward()
+            times.append(time.perf_counter() - t0)
+            model.zero_grad(set_to_none=True)
+        seconds, tokens = statistics.median(times[1:]), a.length
+    elif a.kind == "predict":
+        model.eval()
+        chunk = (1 << 15) if a.arch == "mamba" else None
+        with torch.no_grad():
+            model(ids[:, :1024])  # a warm-up: first-call costs are not the length's
+            t0 = time.perf_counter()
+            model(ids, chunk_size=chunk)
+        seconds, tokens = time.perf_counter() - t0, a.length
+    else:  # the prompt's prefill is in both calls; their difference is NEW_TOKENS steps
+        model.eval()
+        timed = []
+        for new in (1, 1 + NEW_TOKENS):
+            t0 = time.perf_counter()
+            out = model.generate(ids, new, seed=0)
+            timed.append(time.perf_counter() - t0)
+        assert out.shape == (1, a.length + 1 + NEW_TOKENS)
+        seconds, tokens = timed[1] - timed[0], NEW_TOKENS
+    return {"status": "ok", "seconds": seconds, "tokens_per_s": tokens / seconds,
+            "peak_mb": (status_bytes("VmHWM") - base) / 2**20,
+            "params": model.num_parameters()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="lengths up to 2^12 only")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per measurement")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "arch_speed.csv")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--arch", help=argparse.SUPPRESS)
+    p.add_argument("--kind", help=argparse.SUPPRESS)
+    p.add_argument("--length", type=int, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.child:
+        print(json.dumps(child(a)))
+        return 0
+    budget_gb = 0.8 * available_ram() / 2**30
+    rows = []
+    for kind, lengths in LENGTHS.items():
+        lengths = [n for n in lengths if not a.quick or n <= 1 << 12]
+        for arch in ARCHS:
+            failed = None
+            for n in lengths:
+                row = {"arch": arch, "kind": kind, "length": n}
+                if failed:  # a longer input only fails harder
+                    row["status"] = f"skipped ({failed} at a shorter length)"
+                else:
+                    row.update(run_child(Path(__file__).resolve(), [
+                        "--arch", arch, "--kind", kind, "--length", n, "--threads",
+                        a.threads], a.timeout))
+                    if row["status"] != "ok":
+                        failed = row["status"]
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    for r in rows:  # the ratio at each (kind, length) where both ran
+        if r["arch"] == "transformer" and r["status"] == "ok":
+            m = next(x for x in rows if (x["arch"], x["kind"], x["length"]) ==
+                     ("mamba", r["kind"], r["length"]))
+            if m["status"] == "ok":
+                r["transformer_over_mamba"] = r["seconds"] / m["seconds"]
+    write_csv_atomic(rows, a.out, FIELDS)
+    print(f"wrote {a.out} (memory budget per child {budget_gb:.1f} GB: the machine's)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
