@@ -95,6 +95,10 @@ TRIGGER = VOCAB - 1
 
 # The model of both tasks (the paper's: 2 layers, d_model 64) and the default sizes.
 D_MODEL, N_LAYER, D_STATE = 64, 2, 16
+# the attention baseline (--arch transformer): Transformer++ of 2 blocks (an induction head
+# needs two), d_model 52 and 2 heads, so its parameters (67k) match the Mamba model's (66k);
+# RoPE, as the Mamba paper's Table 2 "MHA-RoPE" row
+TRANSFORMER = dict(arch="transformer", d_model=52, n_layer=2, n_head=2)
 COPY_LENGTH, COPY_TOKENS, COPY_STEPS = 128, 4, 2000
 IND_STEPS = 1500
 CURRICULUM = (32, 64, 128)  # shorter lengths that precede the induction training length
@@ -522,6 +526,9 @@ def main(argv=None) -> int:
     ap.add_argument("--state-passing", action="store_true",
                     help="induction heads: start every training batch from the previous "
                          "batch's final state (see train())")
+    ap.add_argument("--arch", default="mamba", choices=["mamba", "transformer"],
+                    help="induction heads: the model trained (transformer: the Transformer++ "
+                         "baseline of matched size, see TRANSFORMER)")
     ap.add_argument("--device", default="cpu",
                     help="train and evaluate here: cpu or cuda (there the Triton scan runs "
                          "if it passes the self-check, else the torch backend)")
@@ -581,8 +588,9 @@ def main(argv=None) -> int:
     # 128 beside the paper's 4096, are kept) and induction heads trained the same way (other
     # training runs are kept, each a column of the README table).
     redone = set()
+    ind_name = "transformer++ (RoPE)" if a.arch == "transformer" else "mamba (S6)"
     if "induction" in tasks:
-        redone.add(("induction_heads", "mamba (S6)", f"{ind.train.steps}|{ind_training}"))
+        redone.add(("induction_heads", ind_name, f"{ind.train.steps}|{ind_training}"))
     if "copying" in tasks:
         redone |= {("selective_copying", copy_names[m], str(copy.length)) for m in copy_models}
 
@@ -599,7 +607,9 @@ def main(argv=None) -> int:
                      and r["model"] in {copy_names[m] for m in copy_models})]
 
     def emit(**row):
-        row.update(d_model=D_MODEL, n_layer=N_LAYER, d_state=D_STATE, seed=a.seed)
+        for k, v in dict(d_model=D_MODEL, n_layer=N_LAYER, d_state=D_STATE).items():
+            row.setdefault(k, v)
+        row["seed"] = a.seed
         rows.append(row)
         write_csv_atomic(rows, out, FIELDS)  # after every row: a stopped run keeps what it measured
         print(f"  -> {row['task']} {row['model']} eval_len={row['eval_len']}: "
@@ -641,7 +651,7 @@ def main(argv=None) -> int:
                            f"{', '.join(map(str, copy_stages))} first") if copy_stages else "")
     if "induction" in tasks:
         L, spec = ind.length, ind.train
-        name, training = "mamba (S6)", ind_training
+        name, training = ind_name, ind_training
         print(f"induction heads: train length {L} (curriculum {curriculum_stages(L)}), "
               f"{spec.steps} steps x batch {spec.batch}; eval 2^{ind.min_eval_log2}.."
               f"2^{ind.max_eval_log2}", flush=True)
@@ -649,9 +659,9 @@ def main(argv=None) -> int:
             model, secs, loss = induction_probe.train_variant(a.induction_variant, probe_dir,
                                                               a.seed, a.device)
         else:
-            model, secs, loss = train_induction(spec, a.seed, L, a.state_passing,
-                                                log_every=max(1, spec.steps // 10), name=name,
-                                                device=a.device)
+            model, secs, loss = train_induction(
+                spec, a.seed, L, a.state_passing, log_every=max(1, spec.steps // 10), name=name,
+                device=a.device, **(TRANSFORMER if a.arch == "transformer" else {}))
         for k in range(ind.min_eval_log2, ind.max_eval_log2 + 1):
             n = ind.n_eval(k)
             t0 = time.perf_counter()
@@ -659,8 +669,9 @@ def main(argv=None) -> int:
             emit(task="induction_heads", model=name, train_len=L, eval_len=1 << k, accuracy=acc,
                  n_eval=n, train_steps=spec.steps, train_seconds=round(secs, 1),
                  eval_seconds=round(time.perf_counter() - t0, 1), final_loss=round(loss, 4),
-                 n_tokens=1, batch=spec.batch, lr=spec.lr,
-                 training=training)
+                 n_tokens=1, batch=spec.batch, lr=spec.lr, training=training,
+                 d_model=model.config.d_model, n_layer=model.config.n_layer,
+                 d_state=model.config.d_state if model.config.arch == "mamba" else "")
     print()
     print(format_table(rows))
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s; written to {out}")
