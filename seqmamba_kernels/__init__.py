@@ -1,9 +1,11 @@
-"""seqmamba's selective-scan engine: the Mamba (S6) scan, its one-step update and their references.
+"""seqmamba's selective-scan engine: the Mamba (S6) scan and the Mamba-2 (SSD) scan, their
+one-step updates and their references.
 
 Public API::
 
     from seqmamba_kernels import selective_scan, selective_scan_ref, selective_state_update, \
-        selective_state_update_ref, causal_conv1d, causal_conv1d_ref
+        selective_state_update_ref, causal_conv1d, causal_conv1d_ref, ssd_scan, ssd_scan_ref, \
+        ssd_state_update
 
 This package depends on torch (and optionally triton) only; it never imports ``seqmamba`` or
 ``pipelines``.
@@ -18,6 +20,7 @@ from .dispatch import (
 )
 from .conv import causal_conv1d, causal_conv1d_ref
 from .reference import selective_scan_ref, selective_state_update_ref
+from .ssd import SSD_BACKENDS, ssd_scan, ssd_scan_ref, ssd_state_update
 
 __all__ = [
     "BACKENDS",
@@ -29,4 +32,8 @@ __all__ = [
     "selective_scan_ref",
     "selective_state_update",
     "selective_state_update_ref",
+    "SSD_BACKENDS",
+    "ssd_scan",
+    "ssd_scan_ref",
+    "ssd_state_update",
 ]

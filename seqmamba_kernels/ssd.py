@@ -1,0 +1,171 @@
+"""The Mamba-2 scan (SSD, "state space duality", Dao & Gu 2024): a reference loop and the
+chunked matmul form.
+
+Mamba-2's decay is one scalar per head and time step, so within a chunk of Q steps the scan is
+a masked, decay-weighted attention-like product (GEMMs), and across chunks a short recurrence
+on the chunk states.  Shapes follow mamba-ssm's ``mamba_chunk_scan_combined``::
+
+    x:  (batch, length, heads, head_dim)      z: same (optional gate: y * silu(z))
+    dt: (batch, length, heads)                 dt_bias: (heads,)
+    A:  (heads,)  (negative: A = -exp(A_log))  D: (heads,) or (heads, head_dim)
+    B, C: (batch, length, groups, state)      heads use group h // (heads / groups)
+    initial_state, final state: (batch, heads, head_dim, state)
+
+Per head h, channel p and state n::
+
+    dt_t = softplus(dt_t + dt_bias)            (or dt_t + dt_bias)
+    H_t  = exp(dt_t A_h) H_{t-1} + dt_t x_t B_t^T,   H_{-1} = initial_state or 0
+    y_t  = H_t C_t + D x_t,   then y_t * silu(z_t)
+
+Both functions return y (batch, length, heads, head_dim) in x's dtype and, with
+``return_final_state``, H_{length-1} in float32 (float64 for float64 inputs).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_CHUNK = 64  # chunk length of the matmul form (see benchmarks/ssd_speed.py)
+
+
+def check_ssd_args(x, dt, A, B, C, D=None, z=None, dt_bias=None, initial_state=None):
+    """Validate shapes once, naming the argument; returns (batch, length, heads, head_dim,
+    groups, state)."""
+    if x.dim() != 4:
+        raise ValueError(f"x must be (batch, length, heads, head_dim), got shape {tuple(x.shape)}")
+    b, L, h, p = x.shape
+    if B.dim() != 4 or B.shape[:2] != (b, L):
+        raise ValueError(f"B must be (batch={b}, length={L}, groups, state), got {tuple(B.shape)}")
+    g, n = B.shape[2:]
+    want = {"dt": (dt, (b, L, h)), "A": (A, (h,)), "C": (C, (b, L, g, n)), "z": (z, (b, L, h, p)),
+            "dt_bias": (dt_bias, (h,)), "initial_state": (initial_state, (b, h, p, n))}
+    for name, (t, shape) in want.items():
+        if t is not None and tuple(t.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
+    if D is not None and tuple(D.shape) not in ((h,), (h, p)):
+        raise ValueError(f"D must be (heads={h},) or (heads, head_dim={p}), got {tuple(D.shape)}")
+    if h % g:
+        raise ValueError(f"heads ({h}) must be a multiple of groups ({g})")
+    return b, L, h, p, g, n
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _time_step(dt, dt_bias, dt_softplus, cdt):
+    dt = dt.to(cdt)
+    if dt_bias is not None:
+        dt = dt + dt_bias.to(cdt)
+    return F.softplus(dt) if dt_softplus else dt
+
+
+def _finish(y, x, D, z, cdt):
+    """y (b, L, h, p) in cdt -> + D x, gated by silu(z), in x's dtype."""
+    if D is not None:
+        Dc = D.to(cdt)
+        y = y + x.to(cdt) * (Dc[:, None] if Dc.dim() == 1 else Dc)
+    if z is not None:
+        y = y * F.silu(z.to(cdt))
+    return y.to(x.dtype)
+
+
+def ssd_scan_ref(x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False,
+                 initial_state=None, return_final_state=False):
+    """The scan one time step at a time (the oracle; float64-exact on float64 inputs)."""
+    b, L, h, p, g, n = check_ssd_args(x, dt, A, B, C, D, z, dt_bias, initial_state)
+    cdt = _compute_dtype(x.dtype)
+    dtc = _time_step(dt, dt_bias, dt_softplus, cdt)
+    r = h // g
+    Bh = B.to(cdt).repeat_interleave(r, dim=2)  # (b, L, h, n)
+    Ch = C.to(cdt).repeat_interleave(r, dim=2)
+    xc, Ac = x.to(cdt), A.to(cdt)
+    H = initial_state.to(cdt) if initial_state is not None else xc.new_zeros(b, h, p, n)
+    ys = []
+    for x_t, dt_t, B_t, C_t in zip(xc.unbind(1), dtc.unbind(1), Bh.unbind(1), Ch.unbind(1)):
+        H = (torch.exp(dt_t * Ac)[..., None, None] * H
+             + (dt_t[..., None] * x_t)[..., None] * B_t[:, :, None, :])
+        ys.append((H * C_t[:, :, None, :]).sum(-1))
+    y = _finish(torch.stack(ys, dim=1), x, D, z, cdt)
+    return (y, H) if return_final_state else y
+
+
+def ssd_scan_chunked(x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False,
+                     initial_state=None, return_final_state=False, chunk_size=DEFAULT_CHUNK):
+    """The scan in chunks of ``chunk_size`` steps, as matrix products (any device; autograd
+    differentiates it).  Per chunk: the within-chunk outputs are (C B^T ∘ decay mask) x, the
+    chunk's contribution to the state is x^T (decay-to-end ∘ B); a loop over chunks carries
+    the state, which reaches each position's output through C and its decay since the chunk
+    began.  Memory: O(length x chunk x heads) for the masks, not O(length^2)."""
+    b, L, h, p, g, n = check_ssd_args(x, dt, A, B, C, D, z, dt_bias, initial_state)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    cdt = _compute_dtype(x.dtype)
+    r, Q = h // g, chunk_size
+    nc = -(-L // Q)
+    pad = nc * Q - L  # padded steps have dt = 0: no decay, no input, outputs dropped
+
+    def chunks(t, fill_dims):
+        t = F.pad(t.to(cdt), (0, 0) * fill_dims + (0, pad)) if pad else t.to(cdt)
+        return t.reshape(b, nc, Q, *t.shape[2:])
+
+    dtc = chunks(_time_step(dt, dt_bias, dt_softplus, cdt), 1)  # (b, c, Q, h)
+    xc = chunks(x, 2).reshape(b, nc, Q, g, r, p)
+    Bc, Cc = chunks(B, 2), chunks(C, 2)  # (b, c, Q, g, n)
+    a = torch.cumsum(dtc * A.to(cdt), dim=2).reshape(b, nc, Q, g, r)  # log decay since start
+    dtc = dtc.reshape(b, nc, Q, g, r)
+    # within chunks: M[i, j] = <C_i, B_j> exp(a_i - a_j) dt_j for j <= i
+    causal = torch.ones(Q, Q, dtype=torch.bool, device=x.device).tril()
+    seg = a.permute(0, 1, 3, 4, 2)[..., :, None] - a.permute(0, 1, 3, 4, 2)[..., None, :]
+    decay = torch.exp(seg.masked_fill(~causal, float("-inf")))  # (b, c, g, r, Q_i, Q_j)
+    CB = torch.einsum("bcign,bcjgn->bcgij", Cc, Bc)
+    M = CB[:, :, :, None] * decay * dtc.permute(0, 1, 3, 4, 2)[..., None, :]
+    y = torch.einsum("bcgrij,bcjgrp->bcigrp", M, xc)
+    # each chunk's own contribution to the state at its end
+    to_end = torch.exp(a[:, :, -1:] - a) * dtc  # (b, c, Q, g, r)
+    states = torch.einsum("bcjgr,bcjgrp,bcjgn->bcgrpn", to_end, xc, Bc)
+    # across chunks: the state entering each chunk
+    H = (initial_state.to(cdt).reshape(b, g, r, p, n) if initial_state is not None
+         else xc.new_zeros(b, g, r, p, n))
+    chunk_decay = torch.exp(a[:, :, -1])  # (b, c, g, r)
+    entering = []
+    for c in range(nc):
+        entering.append(H)
+        H = chunk_decay[:, c, :, :, None, None] * H + states[:, c]
+    Hin = torch.stack(entering, dim=1)  # (b, c, g, r, p, n)
+    y = y + torch.einsum("bcign,bcgrpn->bcigrp", Cc, Hin) * torch.exp(a)[..., None]
+    y = y.reshape(b, nc * Q, h, p)[:, :L]
+    y = _finish(y, x, D, z, cdt)
+    return (y, H.reshape(b, h, p, n)) if return_final_state else y
+
+
+def ssd_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False):
+    """One step of the scan, updating ``state`` (batch, heads, head_dim, state) in place.
+
+    x, z: (batch, heads, head_dim); dt: (batch, heads); B, C: (batch, groups, state); the rest
+    as :func:`ssd_scan_ref`.  Returns y (batch, heads, head_dim) in x's dtype."""
+    y, H = ssd_scan_ref(x[:, None], dt[:, None], A, B[:, None], C[:, None], D,
+                        None if z is None else z[:, None], dt_bias, dt_softplus,
+                        initial_state=state, return_final_state=True)
+    state.copy_(H)
+    return y[:, 0]
+
+
+SSD_BACKENDS = ("torch", "reference")
+
+
+def ssd_scan(x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False,
+             initial_state=None, return_final_state=False, chunk_size=DEFAULT_CHUNK,
+             backend: Optional[str] = None):
+    """The Mamba-2 scan (shapes: the module docstring).  ``backend``: "torch" (the chunked
+    matmul form, on any device; the default) or "reference" (the loop over time)."""
+    if backend in (None, "torch"):
+        return ssd_scan_chunked(x, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_state,
+                                return_final_state, chunk_size)
+    if backend == "reference":
+        return ssd_scan_ref(x, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_state,
+                            return_final_state)
+    raise ValueError(f"ssd_scan backend must be one of {SSD_BACKENDS}, got {backend!r}")
