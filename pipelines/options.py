@@ -102,12 +102,14 @@ class TrainingOptions:
 class ModelOptions:
     """The backbone a new run builds (ignored with --init or --resume)."""
 
-    arch: str = opt("mamba", "the blocks: Mamba, or the Transformer++ baseline (RoPE "
-                             "attention and a SwiGLU MLP)", choices=["mamba", "transformer"])
+    arch: str = opt("mamba", "the blocks: Mamba, Mamba-2 (SSD: a decay per head, larger "
+                             "states), or the Transformer++ baseline (RoPE attention and a "
+                             "SwiGLU MLP)", choices=["mamba", "mamba2", "transformer"])
     d_model: int = opt(128, "hidden width")
     n_layer: int = opt(4, "blocks")
     d_state: int = opt(16, "SSM state size per channel (Mamba)")
     n_head: int = opt(4, "attention heads (transformer)")
+    head_dim: int = opt(64, "channels per head (mamba2)")
     bidirectional: Optional[str] = opt(None, "combine a forward and a reversed scan (Caduceus's "
                                              "'add' or 'ew_multiply'); default: causal",
                                        choices=["add", "ew_multiply"])
@@ -234,7 +236,7 @@ def backbone_fields(a) -> dict:
     (bidirectional and rc_equivariant depend on the task and are set by each command); a
     transformer trained on windows of --seq-len attends that far when it predicts."""
     out = {name: getattr(a, name) for name in ("arch", "d_model", "n_layer", "d_state",
-                                               "n_head", "dropout")}
+                                               "n_head", "head_dim", "dropout")}
     if a.arch == "transformer" and getattr(a, "seq_len", None):
         out["attn_window"] = a.seq_len  # what a causal transformer sees when it predicts
     return out

@@ -142,7 +142,7 @@ def check_trainer_args(a) -> None:
     read or written (an untrained model is never exported: --max-steps is at least 1)."""
     for name, low in (("max_steps", 1), ("batch_size", 1), ("val_every", 1), ("warmup_steps", 0),
                       ("workers", 0), ("num_nodes", 1), ("d_model", 1), ("n_layer", 1),
-                      ("d_state", 1), ("n_head", 1)):
+                      ("d_state", 1), ("n_head", 1), ("head_dim", 1)):
         check_range(a, name, low)
     check_range(a, "lr", 0, low_open=True)
     check_range(a, "weight_decay", 0)

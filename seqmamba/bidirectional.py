@@ -15,6 +15,7 @@ from torch import nn
 
 from .config import MambaConfig
 from .mixer import MambaMixer
+from .mixer2 import Mamba2Mixer
 
 
 def flip_length(x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -39,8 +40,9 @@ class BiMambaMixer(nn.Module):
     def __init__(self, cfg: MambaConfig, layer_idx: int = 0):
         super().__init__()
         self.mode = cfg.bidirectional
-        self.fwd = MambaMixer(cfg, layer_idx)
-        self.rev = MambaMixer(cfg, layer_idx)
+        mixer = Mamba2Mixer if cfg.arch == "mamba2" else MambaMixer
+        self.fwd = mixer(cfg, layer_idx)
+        self.rev = mixer(cfg, layer_idx)
         if cfg.bidirectional_weight_tie:
             self.rev.in_proj = self.fwd.in_proj
             self.rev.out_proj = self.fwd.out_proj

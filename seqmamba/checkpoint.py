@@ -47,7 +47,44 @@ def save_pretrained(model, directory) -> None:
 
 # ---------------------------------------------------------------- foreign formats
 
+def _dt_limit(lim):
+    """A checkpoint's time-step clamp: None where it is (0, inf), i.e. no clamp."""
+    if lim is None:
+        return None
+
+    def number(v):  # transformers writes infinity as {"__float__": "Infinity"}
+        return float(v["__float__"] if isinstance(v, dict) and "__float__" in v else v)
+
+    lo, hi = number(lim[0]), number(lim[1])
+    return None if lo <= 0 and hi == float("inf") else [lo, hi]
+
+
+def _config_from_hf_mamba2(c: dict) -> MambaConfig:
+    """transformers' Mamba2Config -> MambaConfig(arch="mamba2")."""
+    d_model, expand = c["hidden_size"], c.get("expand", 2)
+    heads, head_dim = c.get("num_heads", 128), c.get("head_dim", 64)
+    if heads * head_dim != expand * d_model:
+        raise ValueError(f"transformers Mamba2 config has num_heads*head_dim={heads * head_dim}, "
+                         f"not expand*hidden_size={expand * d_model}")
+    if c.get("hidden_act", "silu") != "silu":
+        raise ValueError(f"transformers Mamba2 config uses hidden_act={c['hidden_act']!r}; only "
+                         "silu is supported")
+    return MambaConfig(
+        arch="mamba2", d_model=d_model, n_layer=c["num_hidden_layers"],
+        vocab_size=c["vocab_size"], d_state=c.get("state_size", 128),
+        d_conv=c.get("conv_kernel", 4), expand=expand, head_dim=head_dim,
+        n_groups=c.get("n_groups", 8), dt_limit=_dt_limit(c.get("time_step_limit")),
+        dt_min=c.get("time_step_min", 0.001), dt_max=c.get("time_step_max", 0.1),
+        dt_init_floor=c.get("time_step_floor", 1e-4), conv_bias=c.get("use_conv_bias", True),
+        bias=c.get("use_bias", False), norm_epsilon=c.get("layer_norm_epsilon", 1e-5),
+        residual_in_fp32=c.get("residual_in_fp32", True),
+        tie_embeddings=c.get("tie_word_embeddings", False), pad_vocab_size_multiple=1,
+        pad_token_id=c.get("pad_token_id"))
+
+
 def _config_from_hf(c: dict) -> MambaConfig:
+    if c.get("model_type") == "mamba2":
+        return _config_from_hf_mamba2(c)
     d_model = c["hidden_size"]
     expand = c.get("expand", 2)
     inter = c.get("intermediate_size", expand * d_model)
@@ -70,11 +107,47 @@ def _config_from_hf(c: dict) -> MambaConfig:
     )
 
 
+MAMBA2_SSM_KEYS = {"d_state", "d_conv", "expand", "headdim", "ngroups", "dt_min", "dt_max",
+                   "dt_init_floor", "dt_limit", "conv_bias", "bias", "chunk_size", "rmsnorm",
+                   "norm_before_gate", "A_init_range", "D_has_hdim", "d_ssm"}
+
+
+def _mamba2_fields(ssm: dict) -> dict:
+    """mamba-ssm's Mamba2 ssm_cfg -> MambaConfig fields (refusing what seqmamba computes
+    otherwise: a partial SSM width, a norm before the gate, D per channel, no gated norm)."""
+    unknown = sorted(set(ssm) - MAMBA2_SSM_KEYS - {"use_mem_eff_path"})
+    if unknown:
+        raise ValueError(f"mamba-ssm Mamba2 ssm_cfg has settings seqmamba does not support: "
+                         f"{unknown}")
+    for key, ok in (("d_ssm", None), ("norm_before_gate", False), ("D_has_hdim", False),
+                    ("rmsnorm", True)):
+        if key in ssm and ssm[key] != ok:
+            raise ValueError(f"mamba-ssm Mamba2 ssm_cfg {key}={ssm[key]!r} is not supported "
+                             f"(seqmamba computes {key}={ok!r})")
+    names = {"headdim": "head_dim", "ngroups": "n_groups"}
+    out = {names.get(k, k): v for k, v in ssm.items()
+           if k in MAMBA2_SSM_KEYS - {"chunk_size", "rmsnorm", "norm_before_gate",
+                                      "A_init_range", "D_has_hdim", "d_ssm"}}
+    out["dt_limit"] = _dt_limit(out.get("dt_limit"))
+    return {"arch": "mamba2", "head_dim": 64, "n_groups": 1, "d_state": 128, **out}
+
+
 def _config_from_mamba_ssm(c: dict) -> MambaConfig:
     ssm = dict(c.get("ssm_cfg") or {})
     layer = ssm.pop("layer", "Mamba1")
+    if layer == "Mamba2":
+        base = dict(d_model=c["d_model"], n_layer=c["n_layer"], vocab_size=c["vocab_size"],
+                    rms_norm=c.get("rms_norm", True),
+                    residual_in_fp32=c.get("residual_in_fp32", True),
+                    pad_vocab_size_multiple=c.get("pad_vocab_size_multiple", 8),
+                    tie_embeddings=c.get("tie_embeddings", True))
+        if c.get("d_intermediate", 0) or c.get("attn_layer_idx"):
+            raise ValueError("mamba-ssm checkpoint has MLP or attention layers; seqmamba's "
+                             "backbone is a pure Mamba stack")
+        return MambaConfig(**base, **_mamba2_fields(ssm))
     if layer != "Mamba1":
-        raise ValueError(f"mamba-ssm checkpoint uses layer={layer!r}; seqmamba implements Mamba1 only")
+        raise ValueError(f"mamba-ssm checkpoint uses layer={layer!r}; seqmamba implements "
+                         "Mamba1 and Mamba2")
     if c.get("d_intermediate", 0):
         raise ValueError("mamba-ssm checkpoint has MLP layers (d_intermediate > 0); seqmamba's "
                          "backbone is a pure Mamba stack")
@@ -99,7 +172,7 @@ def detect_format(cfg: dict) -> str:
         return "seqmamba"
     if is_caduceus(cfg):
         return "caduceus"
-    if cfg.get("model_type") == "mamba" or "hidden_size" in cfg:
+    if cfg.get("model_type") in ("mamba", "mamba2") or "hidden_size" in cfg:
         return "transformers"
     if "d_model" in cfg and "n_layer" in cfg:
         return "mamba-ssm"

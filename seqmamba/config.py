@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 BIDIRECTIONAL_MODES = (None, "add", "ew_multiply")
-ARCHS = ("mamba", "transformer")
+ARCHS = ("mamba", "mamba2", "transformer")
 FRONTENDS = ("linear", "filterbank")
 POOLING_MODES = ("mean", "last", "max", "center")
 # Fields earlier versions saved that no longer exist: training-time SpecAugment masks, which
@@ -75,9 +75,10 @@ FLAT_FRONTEND = (("frame_size", "frame_size"), ("frontend", "kind"),
 
 @dataclass
 class MambaConfig:
-    # "mamba", or "transformer": the Transformer++ baseline (RoPE attention of n_head heads and
-    # a SwiGLU MLP per block, seqmamba/transformer.py) on the same embeddings and heads; the
-    # Mamba-only fields (d_state ... selective) are then unused
+    # "mamba" (Mamba-1 mixers), "mamba2" (Mamba-2 mixers: a scalar decay per head of head_dim
+    # channels, B and C shared by n_groups groups, seqmamba/mixer2.py), or "transformer": the
+    # Transformer++ baseline (RoPE attention of n_head heads and a SwiGLU MLP per block,
+    # seqmamba/transformer.py); all on the same embeddings, heads and checkpoints
     arch: str = "mamba"
     d_model: int = 256
     n_layer: int = 4
@@ -86,6 +87,10 @@ class MambaConfig:
     # ending at it (0: all before it); training commands set it to the training window, so
     # prediction along a chromosome sees the context it was trained on, in bounded memory
     attn_window: int = 0
+    # Mamba-2: channels per head, B/C groups, and an optional [min, max] clamp of the time step
+    head_dim: int = 64
+    n_groups: int = 1
+    dt_limit: Optional[list] = None
     vocab_size: int = 16
     d_state: int = 16
     d_conv: int = 4
@@ -150,6 +155,18 @@ class MambaConfig:
                              f"{self.attn_window!r}")
         if self.arch not in ARCHS:
             raise ValueError(f"MambaConfig.arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.arch == "mamba2":
+            _positive("MambaConfig", "head_dim", self.head_dim)
+            _positive("MambaConfig", "n_groups", self.n_groups)
+            if self.d_inner % self.head_dim or (self.d_inner // self.head_dim) % self.n_groups:
+                raise ValueError(f"MambaConfig: a Mamba-2 model's d_inner ({self.d_inner}) must "
+                                 f"split into heads of head_dim={self.head_dim}, a multiple of "
+                                 f"n_groups={self.n_groups} of them")
+            lim = self.dt_limit
+            if lim is not None and not (isinstance(lim, (list, tuple)) and len(lim) == 2
+                                        and 0 <= lim[0] < lim[1]):
+                raise ValueError(f"MambaConfig.dt_limit must be [min, max] with 0 <= min < max, "
+                                 f"got {lim!r}")
         if self.arch == "transformer":
             if self.d_model % (2 * self.n_head):
                 raise ValueError(f"MambaConfig: a transformer's d_model ({self.d_model}) must "

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cache import InferenceCache
+from .cache import InferenceCache, LayerCache
 from .config import MambaConfig
 from .inputs import check_input_ids, check_waveform
 from .model import (MambaBackbone, init_weights, lengths_from_mask, weight_decay_groups,
@@ -96,6 +96,14 @@ class MambaPreTrainedModel(nn.Module):
             return InferenceCache([KVCache.empty(batch_size, c.n_head, c.d_model // c.n_head,
                                                  dtype or p.dtype, device or p.device)
                                    for _ in range(c.n_layer)], batch_size)
+        if c.arch == "mamba2":
+            conv_dim = c.d_inner + 2 * c.n_groups * c.d_state
+            return InferenceCache([LayerCache(
+                torch.zeros(batch_size, conv_dim, c.d_conv - 1, dtype=dtype or p.dtype,
+                            device=device or p.device),
+                torch.zeros(batch_size, c.d_inner // c.head_dim, c.head_dim, c.d_state,
+                            dtype=torch.float32, device=device or p.device))
+                for _ in range(c.n_layer)], batch_size)
         return InferenceCache.allocate(c.n_layer, batch_size, c.d_inner, c.d_conv, c.d_state,
                                        dtype or p.dtype, device or p.device)
 

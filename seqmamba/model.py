@@ -17,6 +17,7 @@ from .cache import InferenceCache
 from .config import MambaConfig
 from .frontends import waveform_embedding
 from .mixer import MambaMixer
+from .mixer2 import Mamba2Mixer
 from .norms import make_norm
 from .rc import RCPSEmbedding, RCPSWrapper, rc_features
 from .transformer import TransformerBlock
@@ -34,7 +35,9 @@ class MambaBlock(nn.Module):
 
     @staticmethod
     def make_mixer(cfg: MambaConfig, layer_idx: int) -> nn.Module:
-        return BiMambaMixer(cfg, layer_idx) if cfg.bidirectional else MambaMixer(cfg, layer_idx)
+        if cfg.bidirectional:
+            return BiMambaMixer(cfg, layer_idx)
+        return (Mamba2Mixer if cfg.arch == "mamba2" else MambaMixer)(cfg, layer_idx)
 
     def add_residual(self, hidden, residual):
         residual = hidden + residual if residual is not None else hidden
