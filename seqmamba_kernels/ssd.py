@@ -119,8 +119,9 @@ def ssd_scan_chunked(x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=F
     dtc = dtc.reshape(b, nc, Q, g, r)
     # within chunks: M[i, j] = <C_i, B_j> exp(a_i - a_j) dt_j for j <= i
     causal = torch.ones(Q, Q, dtype=torch.bool, device=x.device).tril()
-    seg = a.permute(0, 1, 3, 4, 2)[..., :, None] - a.permute(0, 1, 3, 4, 2)[..., None, :]
-    decay = torch.exp(seg.masked_fill(~causal, float("-inf")))  # (b, c, g, r, Q_i, Q_j)
+    at = a.permute(0, 1, 3, 4, 2).contiguous()  # (b, c, g, r, Q): rows of the masks contiguous
+    seg = torch.where(causal, at[..., :, None] - at[..., None, :], float("-inf"))
+    decay = torch.exp(seg)  # (b, c, g, r, Q_i, Q_j); 0 above the diagonal
     CB = torch.einsum("bcign,bcjgn->bcgij", Cc, Bc)
     M = CB[:, :, :, None] * decay * dtc.permute(0, 1, 3, 4, 2)[..., None, :]
     y = torch.einsum("bcgrij,bcjgrp->bcigrp", M, xc)
@@ -130,11 +131,13 @@ def ssd_scan_chunked(x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=F
     # across chunks: the state entering each chunk
     H = (initial_state.to(cdt).reshape(b, g, r, p, n) if initial_state is not None
          else xc.new_zeros(b, g, r, p, n))
-    chunk_decay = torch.exp(a[:, :, -1])  # (b, c, g, r)
+    chunk_decay = torch.exp(a[:, :, -1])[..., None, None]  # (b, c, g, r, 1, 1)
     entering = []
-    for c in range(nc):
+    # unbind once: indexing [:, c] in the loop would make backward quadratic in the chunks
+    # (each index's gradient is a full-size zero tensor)
+    for decay_c, state_c in zip(chunk_decay.unbind(1), states.unbind(1)):
         entering.append(H)
-        H = chunk_decay[:, c, :, :, None, None] * H + states[:, c]
+        H = decay_c * H + state_c
     Hin = torch.stack(entering, dim=1)  # (b, c, g, r, p, n)
     y = y + torch.einsum("bcign,bcgrpn->bcigrp", Cc, Hin) * torch.exp(a)[..., None]
     y = y.reshape(b, nc * Q, h, p)[:, :L]
