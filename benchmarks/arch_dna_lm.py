@@ -8,8 +8,8 @@ Both models train through the product command (``seqmamba dna pretrain --config
 dna_pretrain_ecoli``: split ecoli-90-10, 750 steps of 8 windows, the same lr schedule, RC
 augmentation and seed), with ``--arch`` the only difference besides the size that matches
 their parameters (within 10%, two Mamba blocks per Transformer block as in the Mamba paper):
-Mamba d_model 128 x 3 blocks (352k parameters) and Transformer++ d_model 120 x 2 blocks of
-4 heads (348k).  At a longer ``--seq-len`` the batch shrinks so a step holds the same 8,192
+Mamba d_model 128 x 3 blocks (352k parameters), Mamba-2 d_model 128 x 3 blocks of 4 heads of
+64 channels with state 64 (354k), and Transformer++ d_model 120 x 2 blocks of 4 heads (348k).  At a longer ``--seq-len`` the batch shrinks so a step holds the same 8,192
 bases, and the Transformer attends over the whole window.
 
 Writes ``benchmarks/results/arch_dna_lm.csv``: one row per (seq_len, arch, seed) with the
@@ -33,6 +33,8 @@ if str(ROOT) not in sys.path:
 from seqmamba.atomic import write_csv_atomic  # noqa: E402
 
 ARCHS = {"mamba": ["--arch", "mamba", "--d-model", "128", "--n-layer", "3"],
+         "mamba2": ["--arch", "mamba2", "--d-model", "128", "--n-layer", "3", "--d-state", "64",
+                    "--head-dim", "64"],
          "transformer": ["--arch", "transformer", "--d-model", "120", "--n-layer", "2",
                          "--n-head", "4"]}
 STEP_BASES = 8192
@@ -57,18 +59,30 @@ def train(arch: str, seq_len: int, seed: int, out: Path, threads: int) -> dict:
             "best_markov_order": rep["best_markov_order"]}
 
 
+def _read(path: Path) -> list:
+    import csv
+
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seq-lens", type=int, nargs="+", default=[1024])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=HERE / "results" / "arch_dna_lm.csv")
     a = p.parse_args(argv)
-    rows = []
+    # rows of runs not redone this time are kept (each arch may be run on its own)
+    redo = {(str(n), arch, str(seed)) for n in a.seq_lens for arch in a.archs for seed in a.seeds}
+    rows = [r for r in _read(a.out) if (r["seq_len"], r["arch"], r["seed"]) not in redo]
     with tempfile.TemporaryDirectory() as tmp:
         for seq_len in a.seq_lens:
             for seed in a.seeds:
-                for arch in ARCHS:
+                for arch in a.archs:
                     rows.append(train(arch, seq_len, seed,
                                       Path(tmp) / f"{arch}{seq_len}s{seed}", a.threads))
                     print(json.dumps(rows[-1]), flush=True)

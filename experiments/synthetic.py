@@ -99,6 +99,11 @@ D_MODEL, N_LAYER, D_STATE = 64, 2, 16
 # needs two), d_model 52 and 2 heads, so its parameters (67k) match the Mamba model's (66k);
 # RoPE, as the Mamba paper's Table 2 "MHA-RoPE" row
 TRANSFORMER = dict(arch="transformer", d_model=52, n_layer=2, n_head=2)
+# Mamba-2 (--arch mamba2): the same 2 blocks of d_model 64, 4 heads of 32 channels, state 32
+# (61k parameters against Mamba-1's 66k)
+MAMBA2 = dict(arch="mamba2", d_state=32, head_dim=32)
+ARCH_MODELS = {"mamba": ("mamba (S6)", {}), "mamba2": ("mamba-2 (SSD)", MAMBA2),
+               "transformer": ("transformer++ (RoPE)", TRANSFORMER)}
 COPY_LENGTH, COPY_TOKENS, COPY_STEPS = 128, 4, 2000
 IND_STEPS = 1500
 CURRICULUM = (32, 64, 128)  # shorter lengths that precede the induction training length
@@ -526,9 +531,9 @@ def main(argv=None) -> int:
     ap.add_argument("--state-passing", action="store_true",
                     help="induction heads: start every training batch from the previous "
                          "batch's final state (see train())")
-    ap.add_argument("--arch", default="mamba", choices=["mamba", "transformer"],
-                    help="induction heads: the model trained (transformer: the Transformer++ "
-                         "baseline of matched size, see TRANSFORMER)")
+    ap.add_argument("--arch", default="mamba", choices=list(ARCH_MODELS),
+                    help="induction heads: the model trained (mamba2, transformer: Mamba-2 and "
+                         "the Transformer++ baseline of matched size, see ARCH_MODELS)")
     ap.add_argument("--device", default="cpu",
                     help="train and evaluate here: cpu or cuda (there the Triton scan runs "
                          "if it passes the self-check, else the torch backend)")
@@ -588,7 +593,7 @@ def main(argv=None) -> int:
     # 128 beside the paper's 4096, are kept) and induction heads trained the same way (other
     # training runs are kept, each a column of the README table).
     redone = set()
-    ind_name = "transformer++ (RoPE)" if a.arch == "transformer" else "mamba (S6)"
+    ind_name, ind_config = ARCH_MODELS[a.arch]
     if "induction" in tasks:
         redone.add(("induction_heads", ind_name, f"{ind.train.steps}|{ind_training}"))
     if "copying" in tasks:
@@ -661,7 +666,7 @@ def main(argv=None) -> int:
         else:
             model, secs, loss = train_induction(
                 spec, a.seed, L, a.state_passing, log_every=max(1, spec.steps // 10), name=name,
-                device=a.device, **(TRANSFORMER if a.arch == "transformer" else {}))
+                device=a.device, **ind_config)
         for k in range(ind.min_eval_log2, ind.max_eval_log2 + 1):
             n = ind.n_eval(k)
             t0 = time.perf_counter()
@@ -671,7 +676,7 @@ def main(argv=None) -> int:
                  eval_seconds=round(time.perf_counter() - t0, 1), final_loss=round(loss, 4),
                  n_tokens=1, batch=spec.batch, lr=spec.lr, training=training,
                  d_model=model.config.d_model, n_layer=model.config.n_layer,
-                 d_state=model.config.d_state if model.config.arch == "mamba" else "")
+                 d_state=model.config.d_state if model.config.arch != "transformer" else "")
     print()
     print(format_table(rows))
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s; written to {out}")
