@@ -37,7 +37,19 @@ def _dt_bias_init(d_inner: int, cfg: MambaConfig) -> torch.Tensor:
     return dt + torch.log(-torch.expm1(-dt))  # inverse of softplus
 
 
-class MambaMixer(nn.Module):
+class KeepsFP32Params(nn.Module):
+    """A mixer whose FP32_PARAMS stay float32 whatever the module is cast to."""
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        for name in FP32_PARAMS:
+            p = getattr(self, name)
+            if p.is_floating_point() and p.dtype != torch.float32:
+                p.data = p.data.float()
+        return self
+
+
+class MambaMixer(KeepsFP32Params):
     # the scan backend this mixer calls (None: the dispatcher's choice); set at run time by
     # MambaPreTrainedModel.set_scan_backend, never saved with the model
     scan_backend: Optional[str] = None
@@ -72,14 +84,6 @@ class MambaMixer(nn.Module):
         self.D = nn.Parameter(torch.ones(di))
         self.D._no_weight_decay = True
         self.out_proj = nn.Linear(di, d, bias=cfg.bias)
-
-    def _apply(self, fn, recurse=True):
-        super()._apply(fn, recurse)
-        for name in FP32_PARAMS:
-            p = getattr(self, name)
-            if p.is_floating_point() and p.dtype != torch.float32:
-                p.data = p.data.float()
-        return self
 
     def _conv(self, x: torch.Tensor, cache: Optional[LayerCache]) -> torch.Tensor:
         """SiLU of the causal depthwise conv of x: (batch, d_inner, length), continuing from

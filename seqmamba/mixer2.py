@@ -25,7 +25,7 @@ from seqmamba_kernels import causal_conv1d, ssd_scan
 
 from .cache import LayerCache
 from .config import MambaConfig
-from .mixer import FP32_PARAMS, _dt_bias_init
+from .mixer import KeepsFP32Params, _dt_bias_init
 
 CHUNK = 64  # steps per chunk of the matmul form: a machine choice, not saved with the model
 
@@ -46,7 +46,7 @@ class GatedRMSNorm(nn.Module):
         return (self.weight.float() * g.view_as(h)).to(y.dtype)
 
 
-class Mamba2Mixer(nn.Module):
+class Mamba2Mixer(KeepsFP32Params):
     def __init__(self, cfg: MambaConfig, layer_idx: int = 0):
         super().__init__()
         self.cfg, self.layer_idx = cfg, layer_idx
@@ -66,14 +66,6 @@ class Mamba2Mixer(nn.Module):
         self.D._no_weight_decay = True
         self.norm = GatedRMSNorm(di, g, cfg.norm_epsilon)
         self.out_proj = nn.Linear(di, d, bias=cfg.bias)
-
-    def _apply(self, fn, recurse=True):
-        super()._apply(fn, recurse)
-        for name in FP32_PARAMS:
-            p = getattr(self, name)
-            if p.is_floating_point() and p.dtype != torch.float32:
-                p.data = p.data.float()
-        return self
 
     def forward(self, hidden: torch.Tensor, cache: Optional[LayerCache] = None,
                 lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
