@@ -170,27 +170,39 @@ def mlm_science() -> str:
 
 
 def genome_scale() -> str:
-    """benchmarks/genome_scale.py: peak memory and time of pretrain (first and second run) and
-    predict against genome size, with the fitted line projected to hg38's 3.1 Gb."""
+    """benchmarks/genome_scale.py: peak memory and time of pretrain (first and second run),
+    predict and score-variants against genome size, with the fitted lines projected to hg38's
+    3.1 Gb."""
     rows = _csv("genome_scale.csv")
     get = {(float(r["gb"]), r["command"], r["run"]): r for r in rows}
     sizes = sorted({float(r["gb"]) for r in rows})
-    out = ["| genome | pretrain, first run | pretrain, second run | predict, whole genome |",
-           "|---|---|---|---|"]
+
+    def cell(r, rate=None):
+        if r is None:
+            return "-"
+        extra = ""
+        if rate == "bases" and r.get("bases_per_s"):
+            extra = f" ({float(r['bases_per_s']) / 1e6:.2f} Mb/s)"
+        elif rate == "variants" and r.get("variants_per_s"):
+            extra = f" ({float(r['variants_per_s']):.0f} variants/s)"
+        return f"{float(r['peak_rss_gb']):.2f} GB, {float(r['seconds']):.0f} s{extra}"
+
+    out = ["| genome | pretrain, first run | pretrain, second run | predict, whole genome "
+           "| score-variants, 1,000 SNVs |", "|---|---|---|---|---|"]
     for gb in sizes:
-        f, s2, pr = (get[(gb, "pretrain", "first")], get[(gb, "pretrain", "second")],
-                     get.get((gb, "predict", "first")))
-        predict = "-" if pr is None else (
-            f"{float(pr['peak_rss_gb']):.2f} GB, {float(pr['seconds']):.0f} s "
-            f"({float(pr['bases_per_s']) / 1e6:.2f} Mb/s)")
-        out.append(f"| {gb:g} Gb | {float(f['peak_rss_gb']):.2f} GB, {float(f['seconds']):.0f} s "
-                   f"| {float(s2['peak_rss_gb']):.2f} GB, {float(s2['seconds']):.0f} s "
-                   f"| {predict} |")
+        out.append(f"| {gb:g} Gb | {cell(get.get((gb, 'pretrain', 'first')))} "
+                   f"| {cell(get.get((gb, 'pretrain', 'second')))} "
+                   f"| {cell(get.get((gb, 'predict', 'first')), 'bases')} "
+                   f"| {cell(get.get((gb, 'score-variants', 'first')), 'variants')} |")
     proj = []
-    for command, run in (("pretrain", "first"), ("pretrain", "second")):
-        y = [float(get[(gb, command, run)]["peak_rss_gb"]) for gb in sizes]
-        slope, icpt = np.polyfit(sizes, y, 1)
-        proj.append(f"{command} ({run} run) {slope:+.2f} GB per Gb, {icpt + slope * 3.1:.2f} GB "
-                    "at 3.1 Gb")
+    for command, run, what in (("pretrain", "first", "pretrain (first run)"),
+                               ("pretrain", "second", "pretrain (second run)"),
+                               ("predict", "first", "predict"),
+                               ("score-variants", "first", "score-variants")):
+        pts = [(gb, float(get[(gb, command, run)]["peak_rss_gb"])) for gb in sizes
+               if (gb, command, run) in get]
+        if len(pts) > 1:
+            slope, icpt = np.polyfit(*zip(*pts), 1)
+            proj.append(f"{what} {slope:+.2f} GB per Gb, {icpt + slope * 3.1:.2f} GB at 3.1 Gb")
     return "\n".join(out + ["", "Peak RSS fitted against genome size, projected to hg38 "
                                 "(`genome_scale.csv`): " + "; ".join(proj) + "."])
