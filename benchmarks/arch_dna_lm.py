@@ -9,8 +9,9 @@ dna_pretrain_ecoli``: split ecoli-90-10, 750 steps of 8 windows, the same lr sch
 augmentation and seed), with ``--arch`` the only difference besides the size that matches
 their parameters (within 10%, two Mamba blocks per Transformer block as in the Mamba paper):
 Mamba d_model 128 x 3 blocks (352k parameters), Mamba-2 d_model 128 x 3 blocks of 4 heads of
-64 channels with state 64 (354k), and Transformer++ d_model 120 x 2 blocks of 4 heads (348k).  At a longer ``--seq-len`` the batch shrinks so a step holds the same 8,192
-bases, and the Transformer attends over the whole window.
+64 channels with state 64 (354k), and Transformer++ d_model 120 x 2 blocks of 4 heads (348k).
+At a longer ``--seq-len`` the batch shrinks so a step holds the same 8,192 bases, and the
+Transformer attends over the whole window.
 
 Writes ``benchmarks/results/arch_dna_lm.csv``: one row per (seq_len, arch, seed) with the
 held-out bits per base, training seconds, parameters and the best Markov model's bits.

@@ -1,14 +1,15 @@
-"""Mamba against the Transformer++ baseline on the CPU: speed and memory against length.
+"""Mamba against Mamba-2 and the Transformer++ baseline on the CPU: speed and memory against
+length.
 
     python benchmarks/arch_speed.py                    # about 10 minutes on 2 cores
     python benchmarks/arch_speed.py --quick            # smoke run
 
-Two causal LMs of matched size (parameters within 10%, the Mamba paper's convention of two
-Mamba blocks per Transformer block): Mamba d_model 128 x 4 blocks (469k parameters) and
-Transformer++ d_model 136 x 2 blocks (4 heads, RoPE, SwiGLU; 451k), and Mamba-2 d_model 128 x
-4 blocks of 4 heads of 64 channels, state 64 (about 470k); vocabulary 16, float32.  Each measurement runs in a
-fresh process, so its peak resident set (VmHWM, less the set after the model is built) is
-its own:
+Three causal LMs of matched size (parameters within 10%, the Mamba paper's convention of two
+Mamba blocks per Transformer block): Mamba d_model 128 x 4 blocks (469k parameters), Mamba-2
+d_model 128 x 4 blocks of 4 heads of 64 channels, state 64 (472k), and Transformer++ d_model
+136 x 2 blocks (4 heads, RoPE, SwiGLU; 451k); vocabulary 16, float32.  Each
+measurement runs in a fresh process, so its peak resident set (VmHWM, less the set after the
+model is built) is its own:
 
 - ``train``: one forward + backward of a batch-1 sequence (the median of 3 after a warm-up);
 - ``predict``: next-token logits for a whole sequence without gradients.  The Mambas run the
