@@ -16,8 +16,10 @@ model is built) is its own:
   product's path (``chunk_size`` 2^15 with carried state, flat memory); the Transformer one
   full causal attention over the sequence (scaled_dot_product_attention), until it runs out
   of memory or the time budget;
-- ``generate``: tokens/s of 64 sampled tokens after a prompt of the given length (Mamba: one
-  O(1) recurrent step a token; the Transformer: a KV-cache step, O(context)).
+- ``generate``: tokens/s of 64 greedy tokens after a prompt of the given length, through
+  the steps ``generate`` takes (Mamba: the compiled-free ``RecurrentStepper``, O(1) a token;
+  Mamba-2: ``model.step``, O(1); the Transformer: a KV-cache step, O(context)); the prompt's
+  prefill is not timed.
 
 Writes ``benchmarks/results/arch_speed.csv``: arch, kind, length, status, seconds, tokens/s,
 peak MB, and each model's time over Mamba's at each length.
@@ -79,15 +81,20 @@ def child(a) -> dict:
             t0 = time.perf_counter()
             model(ids, chunk_size=chunk)
         seconds, tokens = time.perf_counter() - t0, a.length
-    else:  # the prompt's prefill is in both calls; their difference is NEW_TOKENS steps
+    else:  # generation as model.generate runs it, the prompt's prefill not timed
+        from seqmamba.stepper import RecurrentStepper
+
         model.eval()
-        timed = []
-        for new in (1, 1 + NEW_TOKENS):
+        with torch.no_grad():
+            cache = model.allocate_inference_cache(1)
+            chunk = None if a.arch == "transformer" else 1 << 15
+            tok = model(ids, inference_cache=cache, chunk_size=chunk,
+                        num_last_tokens=1).logits[:, -1].argmax(-1)
+            step = RecurrentStepper(model) if a.arch == "mamba" else model.step
             t0 = time.perf_counter()
-            out = model.generate(ids, new, seed=0)
-            timed.append(time.perf_counter() - t0)
-        assert out.shape == (1, a.length + 1 + NEW_TOKENS)
-        seconds, tokens = timed[1] - timed[0], NEW_TOKENS
+            for _ in range(NEW_TOKENS):
+                tok = step(tok, cache).argmax(-1)
+            seconds, tokens = time.perf_counter() - t0, NEW_TOKENS
     return {"status": "ok", "seconds": seconds, "tokens_per_s": tokens / seconds,
             "peak_mb": (status_bytes("VmHWM") - base) / 2**20,
             "params": model.num_parameters()}
@@ -96,6 +103,8 @@ def child(a) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="lengths up to 2^12 only")
+    p.add_argument("--kinds", nargs="+", default=list(LENGTHS), choices=list(LENGTHS),
+                   help="what to measure (the CSV's rows of the others are kept)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per measurement")
     p.add_argument("--out", type=Path, default=HERE / "results" / "arch_speed.csv")
@@ -109,7 +118,18 @@ def main(argv=None) -> int:
         return 0
     budget_gb = 0.8 * available_ram() / 2**30
     rows = []
+    if a.out.exists():  # keep the rows of kinds not measured this time
+        import csv
+
+        with open(a.out, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["kind"] not in a.kinds]
+        for r in rows:
+            r["length"] = int(r["length"])
+            if r["status"] == "ok":
+                r["seconds"] = float(r["seconds"])
     for kind, lengths in LENGTHS.items():
+        if kind not in a.kinds:
+            continue
         lengths = [n for n in lengths if not a.quick or n <= 1 << 12]
         for arch in ARCHS:
             failed = None

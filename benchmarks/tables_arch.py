@@ -32,7 +32,7 @@ def arch_speed() -> str:
     params = {r["arch"]: int(r["params"]) for r in rows if r.get("params")}
     by = {(r["arch"], r["kind"], int(r["length"])): r for r in rows}
     what = {"train": "forward + backward, batch 1", "predict": "next-token logits, no gradients",
-            "generate": "tokens/s of 64 new tokens after a prompt of the length"}
+            "generate": "64 greedy tokens after a prompt of the length, its prefill not timed"}
     out = [f"Models: " + ", ".join(f"{NAMES[a]} ({params.get(a, 0) / 1e3:.0f}k parameters)"
                                     for a in archs) + " (`arch_speed.csv`)."]
     for kind in ("train", "predict", "generate"):
