@@ -26,7 +26,7 @@ import numpy as np
 
 from tables_common import (HERE, RESULTS, ROOT, STUDIES, _csv, _json, _minutes,  # noqa: F401
                            _pct, _pow2, _result, wilson_interval)
-from tables_arch import arch_speed, ssd_speed
+from tables_arch import arch_dna_lm, arch_speed, ssd_speed
 from tables_dna import (_ci, dna_results, gene_annotation, genome_scale, mlm_science, mlm_speed,
                         variant_speed, variant_zero_shot)
 
@@ -631,6 +631,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "genome scale": genome_scale,
     "arch speed": arch_speed,
     "ssd speed": ssd_speed,
+    "arch dna lm": arch_dna_lm,
 }
 
 
