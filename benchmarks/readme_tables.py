@@ -579,6 +579,12 @@ def headline() -> str:
             f"{float(speed[0]['variants_per_s']):.2f} variants/s | Caduceus's CPU path "
             f"(mamba-ssm reference scan) {float(speed[1]['variants_per_s']):.3f} variants/s "
             f"| [dna](docs/dna.md) |"]
+    arch = {(r["arch"], r["kind"], int(r["length"])): r for r in _csv("arch_speed.csv")}
+    m, t = arch[("mamba", "train", 1 << 14)], arch[("transformer", "train", 1 << 14)]
+    out.append(f"| causal LM training step, {_pow2(1 << 14)} tokens, 2 CPU cores "
+               f"({int(m['params']) / 1e3:.0f}k parameters) | {float(m['tokens_per_s']):,.0f} "
+               f"tokens/s | Transformer++, {int(t['params']) / 1e3:.0f}k parameters: "
+               f"{float(t['tokens_per_s']):,.0f} tokens/s | [benchmarks](docs/benchmarks.md) |")
     cpu = _scan_rows("cpu")
     lengths = sorted({k[2] for k in cpu})
     fits = [n for n in lengths if cpu.get(("mambapy", "fwd+bwd", n), {}).get("status") == "ok"]
