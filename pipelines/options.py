@@ -103,12 +103,12 @@ class ModelOptions:
     """The backbone a new run builds (ignored with --init or --resume)."""
 
     arch: str = opt("mamba", "the blocks: Mamba, Mamba-2 (SSD: a decay per head, larger "
-                             "states), or the Transformer++ baseline (RoPE attention and a "
-                             "SwiGLU MLP)", choices=["mamba", "mamba2", "transformer"])
+                             "states), or the Mamba paper's Transformer++ baseline (RoPE, "
+                             "SwiGLU)", choices=["mamba", "mamba2", "transformer"])
     d_model: int = opt(128, "hidden width")
     n_layer: int = opt(4, "blocks")
     d_state: int = opt(16, "SSM state size per channel (Mamba)")
-    n_head: int = opt(4, "attention heads (transformer)")
+    n_head: int = opt(4, "heads (transformer)")
     head_dim: int = opt(64, "channels per head (mamba2)")
     bidirectional: Optional[str] = opt(None, "combine a forward and a reversed scan (Caduceus's "
                                              "'add' or 'ew_multiply'); default: causal",
