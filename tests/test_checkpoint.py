@@ -104,9 +104,13 @@ def test_mamba_ssm_directory(tmp_path):
     assert a.shape == b.shape
     assert (a - b).abs().max() <= 1e-4 * a.abs().max()
     cfg = json.loads((tmp_path / "config.json").read_text())
-    cfg["ssm_cfg"]["layer"] = "Mamba2"
+    cfg["ssm_cfg"]["layer"] = "Mamba3"  # a layer seqmamba does not implement
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match="Mamba2"):
+    with pytest.raises(ValueError, match="Mamba3"):
+        MambaLMHeadModel.from_pretrained(tmp_path)
+    cfg["ssm_cfg"]["layer"] = "Mamba2"  # implemented, but these are Mamba-1 weights
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="does not fit"):
         MambaLMHeadModel.from_pretrained(tmp_path)
 
 
