@@ -312,20 +312,19 @@ def test_per_window_embeddings_with_coordinates(tmp_path, classifier):
 @pytest.mark.parametrize("arch", ["mamba2", "transformer"])
 def test_every_block_kind_pretrains_predicts_and_generates_through_the_same_commands(tmp_path,
                                                                                     arch):
+    from pipelines.cli import main  # in this process: three commands, no interpreter starts
+
     run = tmp_path / arch
-    rc, _, err = seqmamba("dna", "pretrain", "--fasta", HPYLORI, "--out", run, "--arch", arch,
-                          "--seq-len", 64, "--max-steps", 2, "--val-every", 2, "--batch-size", 2,
-                          "--d-model", 32, "--n-layer", 1, "--head-dim", 16, "--n-head", 2,
-                          "--val-windows", 2, "--markov-orders", 0, "--no-progress")
-    assert rc == 0, err
+    assert main(["dna", "pretrain", "--fasta", str(HPYLORI), "--out", str(run), "--arch", arch,
+                 "--seq-len", "64", "--max-steps", "2", "--val-every", "2", "--batch-size", "2",
+                 "--d-model", "32", "--n-layer", "1", "--head-dim", "16", "--n-head", "2",
+                 "--val-windows", "2", "--markov-orders", "0", "--no-progress"]) == 0
     cfg = json.loads((run / "final" / "config.json").read_text())
     assert cfg["arch"] == arch and (arch != "transformer" or cfg["attn_window"] == 64)
     fa = write(tmp_path / "a.fa", ">r\n" + "ACGTTGCA" * 40 + "\n")
-    rc, _, err = seqmamba("dna", "predict", "--model", run, fa, "--out", tmp_path / "p.tsv",
-                          "--chunk-size", 50, "--no-progress")
-    assert rc == 0, err
+    assert main(["dna", "predict", "--model", str(run), str(fa), "--out",
+                 str(tmp_path / "p.tsv"), "--chunk-size", "50", "--no-progress"]) == 0
     assert 0 < float(rows(tmp_path / "p.tsv")[0]["bits_per_base"]) < 6
-    rc, out, err = seqmamba("dna", "generate", "--model", run, "--length", 30, "--out",
-                            tmp_path / "g.fa", "--seed", 0)
-    assert rc == 0, err
+    assert main(["dna", "generate", "--model", str(run), "--length", "30", "--out",
+                 str(tmp_path / "g.fa"), "--seed", "0"]) == 0
     assert len("".join((tmp_path / "g.fa").read_text().split("\n")[1:])) >= 30
