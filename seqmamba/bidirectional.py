@@ -14,8 +14,7 @@ import torch
 from torch import nn
 
 from .config import MambaConfig
-from .mixer import MambaMixer
-from .mixer2 import Mamba2Mixer
+from .mixer2 import mixer_class
 
 
 def flip_length(x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -40,7 +39,7 @@ class BiMambaMixer(nn.Module):
     def __init__(self, cfg: MambaConfig, layer_idx: int = 0):
         super().__init__()
         self.mode = cfg.bidirectional
-        mixer = Mamba2Mixer if cfg.arch == "mamba2" else MambaMixer
+        mixer = mixer_class(cfg)
         self.fwd = mixer(cfg, layer_idx)
         self.rev = mixer(cfg, layer_idx)
         if cfg.bidirectional_weight_tie:

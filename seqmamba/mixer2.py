@@ -25,7 +25,7 @@ from seqmamba_kernels import causal_conv1d, ssd_scan
 
 from .cache import LayerCache
 from .config import MambaConfig
-from .mixer import KeepsFP32Params, _dt_bias_init
+from .mixer import KeepsFP32Params, MambaMixer, _dt_bias_init
 
 CHUNK = 64  # steps per chunk of the matmul form: a machine choice, not saved with the model
 
@@ -96,3 +96,8 @@ class Mamba2Mixer(KeepsFP32Params):
             out, cache.ssm = out
         y = self.norm(out.reshape(b, L, self.d_inner), z)
         return self.out_proj(y)
+
+
+def mixer_class(cfg: MambaConfig):
+    """The mixer of a Mamba block: Mamba2Mixer for ``arch == "mamba2"``, else MambaMixer."""
+    return Mamba2Mixer if cfg.arch == "mamba2" else MambaMixer

@@ -16,8 +16,7 @@ from .bidirectional import BiMambaMixer
 from .cache import InferenceCache
 from .config import MambaConfig
 from .frontends import waveform_embedding
-from .mixer import MambaMixer
-from .mixer2 import Mamba2Mixer
+from .mixer2 import mixer_class
 from .norms import make_norm
 from .rc import RCPSEmbedding, RCPSWrapper, rc_features
 from .transformer import TransformerBlock
@@ -37,7 +36,7 @@ class MambaBlock(nn.Module):
     def make_mixer(cfg: MambaConfig, layer_idx: int) -> nn.Module:
         if cfg.bidirectional:
             return BiMambaMixer(cfg, layer_idx)
-        return (Mamba2Mixer if cfg.arch == "mamba2" else MambaMixer)(cfg, layer_idx)
+        return mixer_class(cfg)(cfg, layer_idx)
 
     def add_residual(self, hidden, residual):
         residual = hidden + residual if residual is not None else hidden
