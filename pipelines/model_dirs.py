@@ -3,20 +3,16 @@ read back by every command that takes ``--model`` or ``--init``, DNA and audio a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .errors import InputError
-from .model_schema import check_model_dir
+from .model_schema import check_model_dir, read_config
 
 
 def model_extra(model_dir: Path) -> dict:
     """The ``extra`` metadata a command stored in config.json (task, tokenizer, labels...)."""
-    try:
-        cfg = json.loads((Path(model_dir) / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read config.json ({e})", path=model_dir) from None
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("extra") or {}, dict):
+    cfg = read_config(model_dir)
+    if not isinstance(cfg.get("extra") or {}, dict):
         raise InputError("config.json must hold a JSON object of settings (with 'extra' an "
                          "object)", path=model_dir)
     return cfg.get("extra") or {}

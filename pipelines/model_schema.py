@@ -35,15 +35,22 @@ LABELLED = ("dna-classify", "dna-token", "audio-classify")
 ENCODINGS = ("waveform", "mulaw8")
 
 
-def check_model_dir(d: Path) -> None:
-    """Refuse (InputError, naming ``d`` and the key) a seqmamba model directory whose
-    config.json breaks the schema above."""
+def read_config(d: Path) -> dict:
+    """A model directory's config.json as a dict; InputError naming ``d`` where it cannot be
+    read or is not a JSON object."""
     try:
         raw = json.loads((Path(d) / "config.json").read_text())
     except (OSError, ValueError) as e:
         raise InputError(f"cannot read config.json ({e})", path=d) from None
     if not isinstance(raw, dict):
         raise InputError("config.json must hold a JSON object of settings", path=d)
+    return raw
+
+
+def check_model_dir(d: Path) -> None:
+    """Refuse (InputError, naming ``d`` and the key) a seqmamba model directory whose
+    config.json breaks the schema above."""
+    raw = read_config(d)
     if raw.get("model_type") != "seqmamba":
         return  # another format: its importer checks it
     from seqmamba import MambaConfig
