@@ -18,6 +18,11 @@
                   # fold fine-tuned further on the clips the three runs label confidently
     python experiments/audio_fsdd.py --evaluate-only --ensemble '' band_limit band_limit_s2 \
         --balance 1 --tag ens3_balance   # each speaker's probabilities balanced over his clips
+    python experiments/audio_fsdd.py --train-set baseline=cnn
+                  # the recipe, with the log-mel CNN baseline trained beside each fold's model
+                  # (same batches, steps, seed and parameter count: the cnn_acc column)
+    python experiments/audio_fsdd.py --set arch=transformer n_layer=3 n_head=4 \
+        --tag transformer     # the Transformer++ on the same frames (parameters within 10%)
     python experiments/audio_fsdd.py --drop-speakers 1 --tag drop1
                   # two real voices trained on instead of three (the baselines too)
 
@@ -276,6 +281,7 @@ def evaluate_fold(speaker: str, runs: list, clips, a) -> tuple:
            "train_seconds": sum(train_seconds(r) for r in runs),
            "predict_clips_per_s": round(clips_per_s, 1)}
     row.update(pseudo_label_quality(runs, clips, speaker))
+    row.update(cnn_baseline_scores(runs[0]))
     confusion = confusion_rows(speaker, names, va_y, clean)
     noisy_rows = []
     rng = np.random.default_rng(0)
@@ -290,6 +296,17 @@ def evaluate_fold(speaker: str, runs: list, clips, a) -> tuple:
                                **{f"{k}_acc": float((b.predict(noisy) == va_y).mean())
                                   for k, b in baselines.items()}})
     return row, noisy_rows, confusion
+
+
+def cnn_baseline_scores(run: Path) -> dict:
+    """The log-mel CNN baseline a fold trained beside its model (``--train-set baseline=cnn``:
+    finetune's ``--baseline cnn``, same batches, steps and seed) as scored on the held-out
+    speaker by the fold's report; {} when the fold did not train one."""
+    b = json.loads((run / "report.json").read_text()).get("baseline", {})
+    if not str(b.get("name", "")).startswith("log-mel res8"):
+        return {}
+    return {"cnn_acc": b["acc"], "cnn_parameters": b["parameters"],
+            "cnn_train_seconds": b["train_seconds"]}
 
 
 def confusion_rows(speaker: str, names, truth: np.ndarray, pred: np.ndarray) -> list:
@@ -409,8 +426,8 @@ def main(argv=None) -> int:
         noise += n
     mean = {"held_out": "mean", "clips": sum(r["clips"] for r in rows), "settings": settings,
             "recipe": rows[0]["recipe"]}
-    for k in ("model_acc", "logmel_lr_acc", "svm_acc", "train_seconds", "predict_clips_per_s",
-              "pseudo_kept", "pseudo_acc"):
+    for k in ("model_acc", "logmel_lr_acc", "svm_acc", "cnn_acc", "train_seconds",
+              "cnn_train_seconds", "predict_clips_per_s", "pseudo_kept", "pseudo_acc"):
         if all(k in r for r in rows):
             mean[k] = round(float(np.mean([r[k] for r in rows])), 4)
     rows.append(mean)

@@ -268,16 +268,22 @@ def tones_model(tmp_path_factory):
     rc, _, err = seqmamba("audio", "finetune", "--train", tmp / "tones", "--out", run,
                           "--seconds", 0.5, "--max-steps", 80, "--val-every", 80,
                           "--d-model", 16, "--n-layer", 1, "--d-state", 4, "--batch-size", 8,
-                          "--warmup-steps", 4, "--lr", 5e-3, "--no-progress")
+                          "--warmup-steps", 4, "--lr", 5e-3, "--no-progress",
+                          "--baseline", "cnn")
     assert rc == 0, err
     return run
 
 
 def test_finetune_learns_a_task_it_must_learn(tones_model):
     """A broken model, front end or label mapping stays near chance (0.5) on the tones; a
-    working one separates them."""
+    working one separates them.  So does the log-mel CNN baseline, built at the model's
+    parameter count (within 10%) and trained for the model's steps."""
     rep = json.loads((tones_model / "report.json").read_text())
     assert rep["model"]["acc"] >= 0.9, rep["model"]
+    base, params = rep["baseline"], rep["architecture"]["parameters"]
+    assert base["name"].startswith("log-mel res8") and base["acc"] >= 0.9, base
+    assert abs(base["parameters"] - params) <= 0.1 * params, (base["parameters"], params)
+    assert base["steps"] == rep["steps"] == 80
 
 
 def test_track_finds_each_sound_at_its_time_in_a_long_recording(tmp_path, tones_model):

@@ -4,6 +4,10 @@
   of 25 ms windows every 10 ms, log-compressed; per clip the mean and standard deviation of
   every band over the whole clip plus the band means over a fixed grid of time segments (so
   the coarse order of sounds counts too); standardised, then multinomial logistic regression.
+* a small residual CNN on log-mel spectrograms (``seqmamba audio finetune --baseline cnn``),
+  the keyword-spotting standard (res8 of Tang & Lin 2018, "Deep residual learning for
+  small-footprint keyword spotting"), at the model's parameter count and trained as the model
+  is trained (``pipelines/training/baseline_fit.py``);
 * order-0 and order-1 Markov models of mu-law classes (``seqmamba audio pretrain``): the
   bits per sample a histogram and a previous-sample table spend on the held-out audio.
 """
@@ -15,6 +19,9 @@ from typing import Dict, Sequence
 
 import numpy as np
 import torch
+import torch.nn as nn
+
+from ..training.baseline_fit import ClassifierNet
 
 N_MELS = 40
 TIME_GRID = 4
@@ -121,6 +128,39 @@ def logmel_baseline(train_waves, train_labels, val_waves, val_labels, num_classe
     m.pop("confusion")
     return {"name": f"log-mel ({N_MELS} bands: mean+std, {TIME_GRID}-segment grid) + "
                     f"logistic regression", **m, "predictions": probs.argmax(-1)}
+
+
+class LogMelResNet(ClassifierNet):
+    """res8-like: log-mel (40 bands, 25 ms windows every 10 ms, each band's clip mean removed,
+    as the model's ``cmn`` front end does) -> 3x3 conv of ``width`` channels -> (4, 3) average
+    pool -> 3 residual blocks of two 3x3 conv + batch norm -> mean over time and frequency ->
+    dropout -> linear.  input_ids (batch, samples) float waveform -> logits (batch, classes)."""
+
+    def __init__(self, num_classes: int, sample_rate: int, width: int = 45, dropout: float = 0.1):
+        import torchaudio.transforms as T
+
+        super().__init__()
+        win = max(16, int(round(0.025 * sample_rate)))
+        hop = max(1, int(round(0.010 * sample_rate)))
+        self.mel = T.MelSpectrogram(sample_rate=sample_rate, n_fft=win, win_length=win,
+                                    hop_length=hop, n_mels=N_MELS, f_min=20.0,
+                                    f_max=sample_rate / 2)
+        self.stem = nn.Conv2d(1, width, 3, padding=1, bias=False)
+        self.pool = nn.AvgPool2d((4, 3))
+        self.blocks = nn.ModuleList(nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width))
+            for _ in range(3))
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(width, num_classes)
+
+    def body(self, input_ids: torch.Tensor) -> torch.Tensor:
+        s = torch.log(self.mel(input_ids.float()) + 1e-6)  # (batch, n_mels, frames)
+        s = s - s.mean(-1, keepdim=True)
+        h = self.pool(torch.relu(self.stem(s[:, None])))
+        for block in self.blocks:
+            h = torch.relu(h + block(h))
+        return self.head(self.drop(h.mean((2, 3))))
 
 
 def markov_bits(train: Sequence[np.ndarray], val: Sequence[np.ndarray],

@@ -121,6 +121,9 @@ def train_classifier(a) -> int:
                          path=init)
     encoding = init_extra.get("encoding", "waveform") if init else "waveform"
     bidirectional = None if a.causal else a.bidirectional
+    if a.baseline == "cnn" and encoding != "waveform":
+        raise InputError("--baseline cnn reads waveforms, and the --init model reads mu-law "
+                         "samples", path=init, fix="use --baseline logmel or none")
 
     labelled, val_clips, how = split_sets(a)
     names = label_names(labelled)
@@ -152,20 +155,25 @@ def train_classifier(a) -> int:
     val_groups = sorted({c.group for c in val_clips if c.group})
     grouped = how == "group" or len(val_groups) > 1
 
-    def job() -> Job:
-        table = a.out / pseudo_labels.TABLE
-        if pseudo and not table.is_file():  # RUN's checks have passed: write it before training
-            a.out.mkdir(parents=True, exist_ok=True)
-            write_csv_atomic(pseudo[0], table)
+    def train_loader() -> DataLoader:
+        """The augmented training batches, in the run's order (the model's and the CNN
+        baseline's)."""
         shift = int(round(a.shift_seconds * sample_rate))
         augment = dict(shift=shift, gain_db=a.gain_db, speed=a.speed, eq_db=a.eq_db,
                        reverb=a.reverb, babble_snr=a.babble_snr, trim=a.trim,
                        tempo=a.tempo, formant=a.formant, band_limit=a.band_limit)
         train_ds = Augmented(train_base, seed=a.seed, **augment) \
             if any(augment.values()) else train_base
-        loader = training_loader(train_ds, a.batch_size, a.seed, shuffle=True, collate_fn=batches,
-                                 num_workers=a.workers, drop_last=len(train_ds) > a.batch_size,
-                                 persistent_workers=a.workers > 0)
+        return training_loader(train_ds, a.batch_size, a.seed, shuffle=True, collate_fn=batches,
+                               num_workers=a.workers, drop_last=len(train_ds) > a.batch_size,
+                               persistent_workers=a.workers > 0)
+
+    def job() -> Job:
+        table = a.out / pseudo_labels.TABLE
+        if pseudo and not table.is_file():  # RUN's checks have passed: write it before training
+            a.out.mkdir(parents=True, exist_ok=True)
+            write_csv_atomic(pseudo[0], table)
+        loader = train_loader()
         extra = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
                  "seconds": a.seconds, "encoding": encoding, "peak": a.peak}
         config = dict(**backbone_fields(a), vocab_size=1,
@@ -196,8 +204,11 @@ def train_classifier(a) -> int:
         if a.baseline == "logmel":
             base_pred = logmel_report(fields, labelled, names, num_samples, sample_rate,
                                       val_ds, a)
-            if grouped:
-                by_group["baseline"] = accuracy_by_group(base_pred, val_labels, groups)
+        elif a.baseline == "cnn":
+            base_pred = cnn_report(fields, model.num_parameters(), train_loader(), val_loader,
+                                   names, sample_rate, a)
+        if grouped and a.baseline != "none":
+            by_group["baseline"] = accuracy_by_group(base_pred, val_labels, groups)
         if grouped:
             fields["accuracy_by_group"] = by_group
         held = f"; held-out groups {', '.join(val_groups)}" if how == "group" else ""
@@ -230,3 +241,16 @@ def logmel_report(fields, train_clips, names, num_samples, sample_rate, val_ds, 
         [x["waveform"] for x in tr], [x["label"] for x in tr],
         [x["waveform"] for x in va], [x["label"] for x in va], len(names), sample_rate, a.seed)
     return fields["baseline"].pop("predictions")
+
+
+def cnn_report(fields, target_params: int, loader, val_loader, names, sample_rate, a):
+    """The log-mel CNN baseline at the model's parameter count, trained on the model's batches
+    with its settings, scored on the held-out clips into ``fields["baseline"]``; returns its
+    held-out predictions, one class index per clip."""
+    from ..training.baseline_fit import train_and_score
+    from .baselines import LogMelResNet
+
+    b, probs = train_and_score(lambda w: LogMelResNet(len(names), sample_rate, w, a.dropout),
+                               target_params, loader, val_loader, a)
+    fields["baseline"] = {"name": f"log-mel res8-like CNN ({b['width']} channels)", **b}
+    return probs.argmax(-1)

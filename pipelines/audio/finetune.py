@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_pooling_arg(g)
     g.add_argument("--causal", action="store_true",
                    help="a one-directional backbone (default: bidirectional 'add')")
-    add_field(g, "baseline", default="logmel", choices=["logmel", "none"])
+    add_field(g, "baseline", default="logmel", choices=["logmel", "cnn", "none"])
     add_trainer_args(p, exclude=("rc_equivariant",))  # a DNA strand symmetry
     p.set_defaults(bidirectional="add")
     return p

@@ -1,7 +1,11 @@
 """Classic baselines for labelled DNA, fitted with scikit-learn on the model's own split.
 
 * one-hot + logistic regression (equal-length sequences: splice junctions, promoters);
-* k-mer profile + logistic regression (any length: species of origin from windows).
+* k-mer profile + logistic regression (any length: species of origin from windows);
+* a small convolutional net on one-hot sequence (``dna finetune --baseline cnn``, after
+  DeepSEA and Basset: wide first filters for motifs, pooling, deeper filters for their
+  arrangement), at the model's parameter count and trained as the model is trained
+  (``pipelines/training/baseline_fit.py``).
 """
 
 from __future__ import annotations
@@ -9,7 +13,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import torch
+import torch.nn as nn
 
+from ..training.baseline_fit import ClassifierNet
 from .kmers import kmer_codes
 
 
@@ -58,3 +65,32 @@ def logistic_baseline(train, val, names, kind: str = "auto", seed: int = 0, k: i
     m = classification_metrics(yva, clf.predict_proba(xva))
     m.pop("confusion")
     return {"name": name, **m}
+
+
+class OneHotCNN(ClassifierNet):
+    """input_ids (batch, length) token ids -> one-hot A C G T (N, padding and specials: all
+    zero) -> three conv + batch norm + ReLU layers of ``width`` channels (kernels 19, 11 and
+    7, max-pooled by 3 after the first two) -> max over positions -> dropout -> linear ->
+    logits (batch, classes).  ``symbols``: the tokenizer's symbols, id order."""
+
+    def __init__(self, num_classes: int, symbols, width: int = 64, dropout: float = 0.3):
+        super().__init__()
+        channel = [("ACGT".find(str(s).upper()) if str(s).upper() in "ACGT" else 4)
+                   for s in symbols]
+        self.register_buffer("channel", torch.tensor(channel), persistent=False)
+
+        def layer(cin, k):
+            return [nn.Conv1d(cin, width, k, padding=k // 2), nn.BatchNorm1d(width), nn.ReLU()]
+
+        self.convs = nn.Sequential(*layer(4, 19), nn.MaxPool1d(3, ceil_mode=True),
+                                   *layer(width, 11), nn.MaxPool1d(3, ceil_mode=True),
+                                   *layer(width, 7))
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(width, num_classes)
+
+    def body(self, input_ids: torch.Tensor) -> torch.Tensor:
+        ids = input_ids.clamp(0, len(self.channel) - 1)
+        # ids past the symbols (specials, padding) -> channel 4, which is dropped
+        ch = torch.where(input_ids < len(self.channel), self.channel[ids], 4)
+        x = torch.nn.functional.one_hot(ch, 5)[..., :4].transpose(1, 2).float()
+        return self.head(self.drop(self.convs(x).amax(-1)))

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_pooling_arg(g)
     g.add_argument("--rc-augment", action="store_true",
                    help="train on reverse complements too (for strand-symmetric labels)")
-    add_field(g, "baseline", choices=["auto", "onehot", "kmer", "none"])
+    add_field(g, "baseline", choices=["auto", "onehot", "kmer", "cnn", "none"])
     g = p.add_argument_group("--task token (base-level annotation)")
     g.add_argument("--annotation", type=Path, default=None,
                    help="GFF3 (optionally gzipped) with CDS rows for the --fasta genome")
@@ -122,10 +122,14 @@ def run(argv=None) -> int:
     collate = pad_collate(tok.pad_id)
     val_loader = DataLoader(val_ds, batch_size=max(a.batch_size, 64), collate_fn=collate)
 
-    def job() -> Job:
+    def train_loader():
+        """The training batches in the run's order (the model's and the CNN baseline's)."""
         train_set = _RCAugmented(train_ds, tok, a.seed) if a.rc_augment else train_ds
-        loader = training_loader(train_set, a.batch_size, a.seed, shuffle=True, collate_fn=collate,
-                                 num_workers=a.workers, drop_last=len(train_ds) > a.batch_size)
+        return training_loader(train_set, a.batch_size, a.seed, shuffle=True, collate_fn=collate,
+                               num_workers=a.workers, drop_last=len(train_ds) > a.batch_size)
+
+    def job() -> Job:
+        loader = train_loader()
         extra = {"task": "dna-classify", "labels": names, "tokenizer": tok.to_dict(),
                  "pooling": a.pooling}
         config = dict(**backbone_fields(a),
@@ -141,12 +145,28 @@ def run(argv=None) -> int:
     def report(model):
         m, _ = score_classifier(model, val_loader, names, a.out)
         fields = {"task": "dna-classify", "labels": names, "train_examples": len(train_ds),
-                  "val_examples": len(val_ds), "model": m, "init": str(init) if init else None}
+                  "val_examples": len(val_ds), "parameters": model.num_parameters(), "model": m,
+                  "init": str(init) if init else None}
         lines = [f"held-out ({len(val_ds)} sequences): model "
                  + " ".join(f"{k} {v:.4f}" for k, v in m.items())]
-        if a.baseline != "none":
+        if a.baseline == "cnn":
+            b = fields["baseline"] = cnn_baseline(model.num_parameters(), train_loader(),
+                                                  val_loader, names, tok, a)
+            lines.append(f"baseline {b['name']}: acc {b['acc']:.4f} mcc {b['mcc']:.4f}")
+        elif a.baseline != "none":
             b = fields["baseline"] = logistic_baseline(train_ex, val_ex, names, a.baseline, a.seed)
             lines.append(f"baseline {b['name']}: acc {b['acc']:.4f} mcc {b['mcc']:.4f}")
         return fields, lines
 
     return run_training(a, job, report)
+
+
+def cnn_baseline(target_params: int, loader, val_loader, names, tok, a) -> dict:
+    """The one-hot CNN baseline at the model's parameter count, trained on the model's batches
+    with its settings, scored on the held-out sequences."""
+    from ..training.baseline_fit import train_and_score
+    from .baselines import OneHotCNN
+
+    fields, _ = train_and_score(lambda w: OneHotCNN(len(names), tok.symbols, w, a.dropout),
+                                target_params, loader, val_loader, a)
+    return {"name": f"one-hot CNN ({fields['width']} channels)", **fields}
