@@ -105,6 +105,42 @@ def test_triton_reverse_scan_modes_agree_with_reference(via_flip):
     assert_close_all(got, ref, TOL[torch.float32], f"triton via_flip={via_flip}")
 
 
+def _candidate_tiles():
+    from seqmamba_kernels.triton_scan import CANDIDATE_TILES
+
+    return CANDIDATE_TILES
+
+
+def _candidate_case(tiles, grouped: bool) -> Case:
+    """Two channel blocks and two time tiles of ``tiles``: without groups the second block is
+    half masked; with two groups each block must read its own group's B and C.  The
+    interpreter's scans cost about 0.1 ms per state element, hence state 2 and batch 1."""
+    bd, bl = tiles.block_d, tiles.block_l
+    if ON_GPU:
+        return (Case(1, 512, 16, 1000, b_groups=2, c_groups=2) if grouped
+                else Case(2, 264, 16, 1000))
+    if grouped:
+        return Case(1, 2 * bd, 2, bl + 5, b_groups=2, c_groups=2)
+    return Case(1, bd + bd // 2, 2, bl + 5)
+
+
+@pytest.mark.parametrize("dtype,grouped", [(torch.float32, False), (torch.bfloat16, False),
+                                           (torch.float32, True)], ids=["fp32", "bf16", "groups"])
+@pytest.mark.parametrize("tiles", _candidate_tiles(),
+                         ids=lambda t: f"d{t.block_d}l{t.block_l}w{t.num_warps}"
+                         + ("rev" if t.reverse_via_flip is False else ""))
+def test_triton_candidate_tiles_match_reference(tiles, dtype, grouped):
+    """Every tile configuration a GPU sweep may time (triton_scan.CANDIDATE_TILES), values and
+    gradients against the float64 reference, so any of them can become the default."""
+    from seqmamba_kernels.triton_scan import selective_scan_triton
+
+    case = _candidate_case(tiles, grouped)
+    inputs = make_inputs(case, dtype, seed=zlib.crc32(f"{case.id}{tiles}".encode()))
+    ref = _reference(inputs, case)
+    got = run_scan(direct(selective_scan_triton, tiles=tiles), inputs, case.softplus, dtype)
+    assert_close_all(got, ref, TOL[dtype], f"triton {tiles} {case.id} {dtype}")
+
+
 def test_triton_public_api_default_tiles():
     """The default tile configuration, through selective_scan(backend='triton')."""
     case = Case(1, 4, 4, 70)
