@@ -1,6 +1,7 @@
-"""README and docs blocks that put Mamba beside Mamba-2 and the Transformer++ baseline (built
-by ``readme_tables.py``): speed and memory against length, E. coli bits per base, and the SSD
-scan against the Mamba-1 kernel."""
+"""README and docs blocks that put Mamba beside Mamba-2, the Transformer++ baseline and the CNNs
+practitioners train (built by ``readme_tables.py``): speed and memory against length, E. coli
+bits per base, spoken digits of unheard speakers, short DNA classes, and the SSD scan against
+the Mamba-1 kernel."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from tables_common import _csv, _pow2
+from tables_common import _csv, _pow2, wilson_interval
 
 NAMES = {"mamba": "Mamba", "mamba2": "Mamba-2", "transformer": "Transformer++"}
 
@@ -106,4 +107,157 @@ def ssd_speed() -> str:
             share = f" ({float(r['gflops']) / roof:.0%})" if r.get("gflops") else ""
             cells.append(f"{float(r['tokens_per_s']):,.0f}{share}")
         out.append(f"| {_pow2(n)} | {pas} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def _acc_cell(accs: List[float], n: int) -> str:
+    """Accuracy: the mean and the range over seeds, or with one seed its 95% interval over the
+    ``n`` held-out examples."""
+    if len(accs) > 1:
+        return f"{np.mean(accs):.3f} ({min(accs):.3f}-{max(accs):.3f})"
+    lo, hi = wilson_interval(round(accs[0] * n), n)
+    return f"{accs[0]:.3f} ({lo:.3f}-{hi:.3f})"
+
+
+# experiments/audio_fsdd.py's runs that put the models side by side on the four folds: the
+# shipped recipe with the CNN trained beside each fold (--train-set baseline=cnn --tag cnn),
+# the same recipe with the Transformer++ (--tag transformer), and the recipe's other two seeds
+FSDD_ARCH = {"cnn": "audio_fsdd_loso_cnn.csv", "transformer": "audio_fsdd_loso_transformer.csv",
+             "mamba_seeds": ["audio_fsdd_loso.csv", "audio_fsdd_loso_band_limit.csv",
+                             "audio_fsdd_loso_band_limit_s2.csv"]}
+
+
+def arch_fsdd() -> str:
+    """Each FSDD speaker held out: Mamba, the Transformer++ and the log-mel CNN trained by the
+    same recipe (same clips, augmentation, steps and seed), beside the classic baselines; the
+    last rows average the speakers every model was scored on."""
+    base = {r["held_out"]: r for r in _csv(FSDD_ARCH["cnn"]) if r["held_out"] != "mean"}
+    tr = {r["held_out"]: r for r in _csv(FSDD_ARCH["transformer"]) if r["held_out"] != "mean"}
+    seeds = [{r["held_out"]: r for r in _csv(f)} for f in FSDD_ARCH["mamba_seeds"]]
+    speakers = [s for s in base if s in tr]
+    cols = {"mamba": lambda s: [float(base[s]["model_acc"])],
+            "seeds": lambda s: [float(x[s]["model_acc"]) for x in seeds],
+            "transformer": lambda s: [float(tr[s]["model_acc"])],
+            "cnn": lambda s: [float(base[s]["cnn_acc"])],
+            "lr": lambda s: [float(base[s]["logmel_lr_acc"])],
+            "svm": lambda s: [float(base[s]["svm_acc"])]}
+    out = ["| held-out speaker | Mamba, seed 0 | Mamba, 3 seeds: mean (range) | Transformer++ "
+           "| log-mel CNN (res8-like) | log-mel + LR | log-mel + MFCC + RBF SVM |",
+           "|---|---|---|---|---|---|---|"]
+    for s in speakers:
+        n = int(base[s]["clips"])
+        out.append(f"| {s} ({n} clips) | " + " | ".join(
+            _acc_cell(cols[k](s), n) if k in ("mamba", "seeds", "transformer", "cnn")
+            else f"{cols[k](s)[0]:.3f}" for k in cols) + " |")
+    n = sum(int(base[s]["clips"]) for s in speakers)
+    # the seeds' cell: the range of the three seeds' means over these speakers
+    means = {k: [float(np.mean([f(s)[i] for s in speakers])) for i in range(len(f(speakers[0])))]
+             for k, f in cols.items()}
+    out.append(f"| **mean of {', '.join(speakers)}** ({n:,} clips) | " + " | ".join(
+        _acc_cell(v, n) if k in ("mamba", "seeds", "transformer", "cnn") else f"{v[0]:.3f}"
+        for k, v in means.items()) + " |")
+
+    def size(rows, key):
+        p = rows[speakers[0]].get(key)
+        return f"{int(p) / 1e3:.0f}k" if p else "-"
+
+    out.append(f"| parameters | {size(base, 'model_parameters')} | - | "
+               f"{size(tr, 'model_parameters')} | {size(base, 'cnn_parameters')} | - | - |")
+    return "\n".join(out)
+
+
+def arch_dna_classify() -> str:
+    """benchmarks/arch_dna_classify.py: held-out accuracy per task and model over seeds."""
+    rows = _csv("arch_dna_classify.csv")
+    out = ["| task | held-out | model | parameters | seeds | accuracy, mean (range or 95% "
+           "interval) | MCC, mean | training minutes |", "|---|---|---|---|---|---|---|---|"]
+    for task in dict.fromkeys(r["task"] for r in rows):
+        rs = [r for r in rows if r["task"] == task]
+        n = int(rs[0]["val_examples"])
+        models = [(NAMES[a], "model", [r for r in rs if r["arch"] == a])
+                  for a in NAMES if any(r["arch"] == a for r in rs)]
+        mamba = [r for r in rs if r["arch"] == "mamba"] or rs
+        models += [("one-hot CNN, Mamba's batches", "cnn", mamba),
+                   ("one-hot + logistic regression", "lr", mamba)]
+        for name, key, group in models:
+            accs = [float(r[f"{key}_acc"]) for r in group]
+            mcc = np.mean([float(r[f"{key}_mcc"]) for r in group])
+            p = group[0].get({"model": "params", "cnn": "cnn_params"}.get(key, ""), "")
+            secs = [float(r[{"model": "train_seconds", "cnn": "cnn_train_seconds"}[key]])
+                    for r in group] if key != "lr" else []
+            out.append(f"| {task} | {n} | {name} | {int(p) / 1e3:.0f}k | " if p else
+                       f"| {task} | {n} | {name} | - | ")
+            out[-1] += (f"{', '.join(r['seed'] for r in group)} | {_acc_cell(accs, n)} | "
+                        f"{mcc:.3f} | " + (f"{np.mean(secs) / 60:.1f} |" if secs else "- |"))
+    return "\n".join(out)
+
+
+def arch_verdict() -> str:
+    """One row per comparison: Mamba's figure beside the Transformer++'s and the CNN's, and
+    which is ahead (level: the gap is inside the seeds' range or the 95% interval)."""
+    out = ["| measurement | Mamba | Transformer++ | CNN | Mamba is |", "|---|---|---|---|---|"]
+
+    def verdict(m, others, higher=True, tol=0.0):
+        rivals = [o for o in others if o is not None]
+        gaps = [(m - o) if higher else (o - m) for o in rivals]
+        if all(g > tol for g in gaps):
+            return "ahead"
+        if all(g >= -tol for g in gaps):
+            return "level"
+        return "behind"
+
+    lm = _csv("arch_dna_lm.csv")
+    for n in sorted({int(r["seq_len"]) for r in lm}):
+        bits = {a: [float(r["val_bits_per_base"]) for r in lm
+                    if r["arch"] == a and int(r["seq_len"]) == n] for a in NAMES}
+        if bits["mamba"] and bits["transformer"]:
+            m, t = np.mean(bits["mamba"]), np.mean(bits["transformer"])
+            out.append(f"| E. coli LM, held-out bits/base at {n:,} (lower is better) | {m:.3f} | "
+                       f"{t:.3f} | - | {verdict(m, [t], higher=False, tol=0.01)} |")
+    cls = _csv("arch_dna_classify.csv")
+    for task in dict.fromkeys(r["task"] for r in cls):
+        rs = {a: [r for r in cls if r["task"] == task and r["arch"] == a] for a in NAMES}
+        if not (rs["mamba"] and rs["transformer"]):
+            continue
+        m = np.mean([float(r["model_acc"]) for r in rs["mamba"]])
+        t = np.mean([float(r["model_acc"]) for r in rs["transformer"]])
+        c = np.mean([float(r["cnn_acc"]) for r in rs["mamba"]])
+        n = int(rs["mamba"][0]["val_examples"])
+        lo, hi = wilson_interval(round(m * n), n)  # Mamba's interval: a gap inside it is level
+        out.append(f"| {task}, held-out accuracy ({n} examples; seeds "
+                   f"{len(rs['mamba'])}/{len(rs['transformer'])}) | {m:.3f} | {t:.3f} | {c:.3f} | "
+                   f"{verdict(m, [t, c], tol=(hi - lo) / 2)} |")
+    base = {r["held_out"]: r for r in _csv(FSDD_ARCH["cnn"]) if r["held_out"] != "mean"}
+    tr = {r["held_out"]: r for r in _csv(FSDD_ARCH["transformer"]) if r["held_out"] != "mean"}
+    both = [s for s in base if s in tr]
+    n = sum(int(base[s]["clips"]) for s in both)
+    m = np.mean([float(base[s]["model_acc"]) for s in both])
+    t = np.mean([float(tr[s]["model_acc"]) for s in both])
+    c = np.mean([float(base[s]["cnn_acc"]) for s in both])
+    lo, hi = wilson_interval(round(m * n), n)
+    out.append(f"| spoken digits, unheard FSDD speakers ({', '.join(both)}; {n:,} clips) | "
+               f"{m:.3f} | {t:.3f} | {c:.3f} | {verdict(m, [t, c], tol=(hi - lo) / 2)} |")
+    syn = [r for r in _csv("synthetic.csv") if r["task"] == "induction_heads"
+           and r["train_steps"] == "1500" and not r.get("training")]
+    ind = {(r["model"], int(r["eval_len"])): float(r["accuracy"]) for r in syn}
+    for n in (256, 2048):
+        m, t = ind.get(("mamba (S6)", n)), ind.get(("transformer++ (RoPE)", n))
+        if m is not None and t is not None:
+            out.append(f"| induction heads trained at 256, accuracy at {n:,} | {m:.3f} | "
+                       f"{t:.3f} | - | {verdict(m, [t], tol=0.02)} |")
+    copy = {r["model"]: float(r["accuracy"]) for r in _csv("synthetic.csv")
+            if r["task"] == "selective_copying" and r["train_len"] == "128"}
+    if "transformer++ (RoPE)" in copy:
+        m, t = copy["mamba (S6)"], copy["transformer++ (RoPE)"]
+        out.append(f"| selective copying, length 128, 4 tokens | {m:.3f} | {t:.3f} | - | "
+                   f"{verdict(m, [t], tol=0.02)} |")
+    speed = {(r["arch"], r["kind"], int(r["length"])): r for r in _csv("arch_speed.csv")}
+    for kind, n, what in (("train", 2 ** 14, "training step"), ("generate", 2 ** 16,
+                                                                 "generation after a context")):
+        m, t = speed.get(("mamba", kind, n)), speed.get(("transformer", kind, n))
+        if m and t and t["status"] == "ok":
+            mt, tt = float(m["tokens_per_s"]), float(t["tokens_per_s"])
+            out.append(f"| {what} of {_pow2(n)} tokens, tokens/s on 2 cores | {mt:,.0f} | "
+                       f"{tt:,.0f} | - | {'ahead' if mt > tt else 'behind'} "
+                       f"({mt / tt:.1f}x) |")
     return "\n".join(out)

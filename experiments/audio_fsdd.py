@@ -281,7 +281,7 @@ def evaluate_fold(speaker: str, runs: list, clips, a) -> tuple:
            "train_seconds": sum(train_seconds(r) for r in runs),
            "predict_clips_per_s": round(clips_per_s, 1)}
     row.update(pseudo_label_quality(runs, clips, speaker))
-    row.update(cnn_baseline_scores(runs[0]))
+    row.update(report_fields(runs[0]))
     confusion = confusion_rows(speaker, names, va_y, clean)
     noisy_rows = []
     rng = np.random.default_rng(0)
@@ -298,15 +298,17 @@ def evaluate_fold(speaker: str, runs: list, clips, a) -> tuple:
     return row, noisy_rows, confusion
 
 
-def cnn_baseline_scores(run: Path) -> dict:
-    """The log-mel CNN baseline a fold trained beside its model (``--train-set baseline=cnn``:
-    finetune's ``--baseline cnn``, same batches, steps and seed) as scored on the held-out
-    speaker by the fold's report; {} when the fold did not train one."""
-    b = json.loads((run / "report.json").read_text()).get("baseline", {})
-    if not str(b.get("name", "")).startswith("log-mel res8"):
-        return {}
-    return {"cnn_acc": b["acc"], "cnn_parameters": b["parameters"],
-            "cnn_train_seconds": b["train_seconds"]}
+def report_fields(run: Path) -> dict:
+    """From the fold's report: the model's parameters, and the log-mel CNN baseline the fold
+    trained beside its model (``--train-set baseline=cnn``: finetune's ``--baseline cnn``, same
+    batches, steps and seed) as scored on the held-out speaker, when it trained one."""
+    rep = json.loads((run / "report.json").read_text())
+    out = {"model_parameters": rep.get("architecture", {}).get("parameters", "")}
+    b = rep.get("baseline", {})
+    if str(b.get("name", "")).startswith("log-mel res8"):
+        out.update(cnn_acc=b["acc"], cnn_parameters=b["parameters"],
+                   cnn_train_seconds=b["train_seconds"])
+    return out
 
 
 def confusion_rows(speaker: str, names, truth: np.ndarray, pred: np.ndarray) -> list:

@@ -9,6 +9,8 @@
         --copy-batch 8 --copy-curriculum 256,1024 --copy-stage-frac 0.35 --steps 8000 \
         --curve-every 250                             # the paper's copying setting, with a curve
     python experiments/synthetic.py --threads 1        # on a CPU shared with other jobs
+    python experiments/synthetic.py --tasks copying --copy-models transformer,mamba2
+                                          # the Transformer++ and Mamba-2 on the same copying
 
 Both tasks use the paper's model: a 2-layer Mamba LM, d_model 64, d_state 16, vocabulary 16,
 trained with AdamW (betas 0.9/0.95, gradient clipping 1.0, linear warmup over 10% of the steps,
@@ -517,7 +519,8 @@ def main(argv=None) -> int:
     ap.add_argument("--copy-stage-frac", type=float, default=0.1,
                     help="selective copying: fraction of the steps at each curriculum length")
     ap.add_argument("--copy-models", default="s6,s4",
-                    help="which copying models to train: s6 (Mamba), s4 (selection off)")
+                    help="which copying models to train: s6 (Mamba), s4 (selection off), "
+                         "mamba2, transformer (ARCH_MODELS' sizes)")
     ap.add_argument("--curve-every", type=int, default=0,
                     help="selective copying: accuracy on 128 fresh rows every N steps, written "
                          "to <out>_copying_curve.csv")
@@ -566,11 +569,13 @@ def main(argv=None) -> int:
         ap.error(f"--copy-curriculum: each length must be in [{2 * copy.n_tokens}, "
                  f"{copy.length})")
     copy_models = [m.strip() for m in a.copy_models.split(",") if m.strip()]
-    if not copy_models or set(copy_models) - {"s6", "s4"}:
-        ap.error(f"--copy-models: choose from s6, s4, got {a.copy_models!r}")
+    if not copy_models or set(copy_models) - {"s6", "s4", "mamba2", "transformer"}:
+        ap.error(f"--copy-models: choose from s6, s4, mamba2, transformer, got "
+                 f"{a.copy_models!r}")
     # Evaluation data come from seeds disjoint from the training stream's.
     eval_seed = 10_000 + a.seed
-    copy_names = {"s6": "mamba (S6)", "s4": "no selection (S4-like)"}
+    copy_names = {"s6": "mamba (S6)", "s4": "no selection (S4-like)",
+                  **{k: ARCH_MODELS[k][0] for k in ("mamba2", "transformer")}}
     ind_training = "state passing" if a.state_passing else ""
     # where induction_probe.py saves its models (seed 0); another seed's go beside them
     probe_dir = ROOT / "runs" / "induction_probe" / (f"seed{a.seed}" if a.seed else "")
@@ -628,8 +633,9 @@ def main(argv=None) -> int:
         print(f"selective copying: length {L} ({L - K} noise + {K} markers), {K} data tokens, "
               f"{spec.steps} steps x batch {spec.batch}", flush=True)
         for key in copy_models:
-            selective, name = key == "s6", copy_names[key]
-            model = make_model(selective, a.seed).to(a.device)
+            selective, name = key != "s4", copy_names[key]
+            model = make_model(selective, a.seed,
+                               **ARCH_MODELS.get(key, ("", {}))[1]).to(a.device)
 
             def record(step, secs, model=model, name=name):
                 acc = copying_accuracy(model, L, K, CURVE_ROWS, eval_seed + 1)
@@ -652,6 +658,8 @@ def main(argv=None) -> int:
                  n_eval=copy.n_eval, train_steps=spec.steps, train_seconds=round(secs, 1),
                  eval_seconds=round(time.perf_counter() - t0, 1), final_loss=round(loss, 4),
                  n_tokens=K, batch=spec.batch, lr=spec.lr,
+                 d_model=model.config.d_model, n_layer=model.config.n_layer,
+                 d_state=model.config.d_state if model.config.arch != "transformer" else "",
                  training=(f"{a.copy_stage_frac:.0%} of steps at each of "
                            f"{', '.join(map(str, copy_stages))} first") if copy_stages else "")
     if "induction" in tasks:
