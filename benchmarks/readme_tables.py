@@ -26,7 +26,10 @@ import numpy as np
 
 from tables_common import (HERE, RESULTS, ROOT, STUDIES, _csv, _json, _minutes,  # noqa: F401
                            _pct, _pow2, _result, wilson_interval)
-from tables_arch import arch_dna_lm, arch_speed, ssd_speed
+from tables_arch import (arch_dna_classify, arch_dna_lm, arch_fsdd, arch_speed, arch_verdict,
+                         ssd_speed)
+from tables_gpu import gpu_static
+from tables_audio import fsdd_new_voice, fsdd_new_voice_check, fsdd_spread
 from tables_dna import (_ci, dna_results, gene_annotation, genome_scale, mlm_science, mlm_speed,
                         variant_speed, variant_zero_shot)
 
@@ -567,7 +570,7 @@ def headline() -> str:
            f"| {digits['model']['acc']:.3f} accuracy | log-mel + logistic regression "
            f"{digits['baseline']['acc']:.3f} | [audio](docs/audio.md) |",
            f"| spoken digits, a real speaker never heard (FSDD, each of {speakers} left out, "
-           f"{len(fsdd)} seeds) | {fsdd_mean('model_acc'):.3f} accuracy "
+           f"{len(fsdd)} seeds) | {fsdd_spread(fsdd_runs)} "
            f"| log-mel + MFCC + RBF SVM {fsdd_mean('svm_acc'):.3f} | [audio](docs/audio.md) |"]
     zs = _json("mlm_zero_shot.json")["results"]
     best = max((k for k in zs if k not in ("mlm", "lm")), key=lambda k: zs[k]["auroc"])
@@ -629,6 +632,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "fsdd ablation": fsdd_ablation, "fsdd seeds": fsdd_seeds, "fsdd digits": fsdd_digits,
     "fsdd voices": fsdd_voices,
     "fsdd adapt": fsdd_adapt, "fsdd balance": fsdd_balance,
+    "fsdd new voice": fsdd_new_voice, "fsdd new voice check": fsdd_new_voice_check,
     "fsdd channels": fsdd_channels, "fsdd recipe speed": fsdd_recipe_speed,
     "busy cores": busy_cores,
     "audio predict speed": audio_predict_speed,
@@ -638,6 +642,8 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "arch speed": arch_speed,
     "ssd speed": ssd_speed,
     "arch dna lm": arch_dna_lm,
+    "arch fsdd": arch_fsdd, "arch dna classify": arch_dna_classify, "arch verdict": arch_verdict,
+    "gpu static": gpu_static,
 }
 
 

@@ -4,7 +4,7 @@
     seqmamba info | selfcheck | demo
     seqmamba dna <command> ...        pretrain | finetune | predict | generate | species |
                                       score-variants
-    seqmamba audio <command> ...      finetune | pretrain | predict | generate
+    seqmamba audio <command> ...      finetune | pretrain | predict | adapt | generate
 
 The root parser holds the global options and the command names; each command's own options
 are declared in its module (``build_parser``) and parsed by its ``run(argv)``, which is only
@@ -34,11 +34,12 @@ COMMANDS = {
         "finetune": ("pipelines.audio.finetune", "clip classification from raw waveforms"),
         "pretrain": ("pipelines.audio.pretrain", "mu-law next-sample pretraining on clips"),
         "predict": ("pipelines.audio.predict", "batch prediction on audio files and folders"),
+        "adapt": ("pipelines.audio.adapt", "adapt a classifier to new voices, no labels needed"),
         "generate": ("pipelines.audio.generate", "sample audio from a pretrained model (WAV)"),
     },
 }
 DOMAIN_HELP = {"dna": "genomics: pretrain, fine-tune, predict, score variants",
-               "audio": "audio: fine-tune classifiers, pretrain, predict, generate"}
+               "audio": "audio: fine-tune classifiers, pretrain, predict, adapt, generate"}
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 # what `pip install 'seqmamba[all]'` adds to the core (import names): the commands need them
 PIPELINE_MODULES = {"yaml", "lightning", "pyfaidx", "Bio", "sklearn", "matplotlib", "tqdm",

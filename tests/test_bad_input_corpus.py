@@ -203,6 +203,15 @@ def audio_predict(tmp, inputs, model=None, out=None):
             "--out", out, "--no-progress"], [out, Path(str(out) + ".partial")]
 
 
+def audio_adapt(tmp, clips, model=None):
+    """`audio adapt` of ``model`` (default: a tiny classifier of two classes whose run recorded
+    no training options) to ``clips`` new WAV files of one folder."""
+    out = tmp / "adapted"
+    inputs = [wav(tmp / "voice" / f"u{i}.wav") for i in range(clips)]
+    return ["audio", "adapt", "--model", model or audio_model(tmp / "am"), *inputs, "--out", out,
+            "--no-progress"], [out]
+
+
 TSV_OK = "id\tlabel\tsequence\n" + "".join(
     f"s{i}\t{'ab'[i % 2]}\t{'ACGT' * 5}\n" for i in range(20))
 BED_FA = ">chr1\n" + "ACGT" * 50 + "\n"
@@ -305,6 +314,12 @@ CASES = [
      "--seconds"),
     ("audio speed too large", lambda t: audio_finetune(t, "--train", DIGITS, "--speed", "0.7"),
      "--speed"),
+    ("audio adapt too few clips to balance", lambda t: audio_adapt(t, 3),
+     "which needs at least 10"),
+    ("audio adapt run without recorded options", lambda t: audio_adapt(t, 10),
+     "records no training options"),
+    ("audio adapt a DNA model", lambda t: audio_adapt(t, 10, tiny_classifier(t / "dna")),
+     "this needs an audio classifier"),
     ("audio predict fifo", lambda t: audio_predict(t, [fifo(t, "p.wav")]), "not a regular file"),
     ("audio predict glob nothing", lambda t: audio_predict(t, [str(t / "*.flac")]),
      "matches no files"),

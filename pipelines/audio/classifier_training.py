@@ -196,6 +196,10 @@ def train_classifier(a) -> int:
                                    "frontend": cfg.frontend.kind,
                                    "parameters": model.num_parameters()},
                   "model": m, "init": str(init) if init else None}
+        from . import run_options, voice_check  # read by audio predict's check and audio adapt
+        fields[voice_check.FIELD] = voice_check.reference(model, val_loader,
+                                                          [c.label for c in labelled], names)
+        fields[run_options.FIELD] = run_options.recorded(a)
         if pseudo:
             fields["pseudo_labels"] = pseudo[1]
         val_labels = [train_base.index[c.label] for c in val_clips]

@@ -10,7 +10,10 @@ memory stays bounded; a file longer than ``--max-seconds`` is reported and skipp
 file's class probabilities are the mean of theirs.  ``--balance`` re-weights a classifier's
 probabilities over all the files towards equally frequent classes (``pipelines/balance.py``),
 for a batch known to hold each class about equally often; the table is then written whole at
-the end, from the model's own probabilities kept in ``OUT.partial``.
+the end, from the model's own probabilities kept in ``OUT.partial``.  When a classifier's
+batch looks like a voice or microphone it was not trained on (its mean top probability well
+below the run's on its held-out clips: ``pipelines/audio/voice_check.py``), one line on stderr
+says so and names what helps: ``--balance --balance-by folder``, or ``seqmamba audio adapt``.
 
 INPUTs are files, folders (searched recursively for .wav and .flac) or glob patterns
 (quoted, e.g. 'clips/**/*.wav').  A file that cannot be used (empty, truncated, not audio,

@@ -32,6 +32,7 @@ from .inputs import expand_inputs
 from .io import normalize_peak, read_audio
 from .models import encode_input, model_extra, resolve_model_dir
 from .mulaw import mulaw_encode
+from .voice_check import new_voice_note, stored_reference
 
 # ---------------------------------------------------------------- the model
 
@@ -46,6 +47,7 @@ class AudioPredictor:
     def __init__(self, model_dirs, device: str, chunk_seconds: float):
         if isinstance(model_dirs, (str, Path)):
             model_dirs = [model_dirs]
+        self.model_arg = str(model_dirs[0])  # as the user gave it, for the new-voice note
         self.model_dirs = [resolve_model_dir(m, ("audio-classify", "audio-lm"))
                            for m in model_dirs]
         d = self.model_dir = self.model_dirs[0]
@@ -74,6 +76,9 @@ class AudioPredictor:
         # or None for a model that reads a file whole
         self.chunks = [self._chunk(m.config, chunk_seconds) for m in self.models]
         self.chunk = self.chunks[0]
+        # what the new-voice check compares a batch with: one classifier's held-out figures
+        self.voice_reference = stored_reference(d) \
+            if len(self.models) == 1 and self.task == "audio-classify" else None
 
     def _chunk(self, cfg, chunk_seconds: float) -> Optional[int]:
         step = cfg.frontend.frame_size if cfg.frontend is not None else 1
@@ -113,6 +118,15 @@ class AudioPredictor:
             chunk = chunk if chunk and x.shape[1] > chunk else None
             probs = probs + model(x, chunk_size=chunk).logits.float().softmax(-1)
         return (probs / len(self.models)).cpu()
+
+    def new_voice_note(self, rows: List[dict], inputs, balanced: bool) -> Optional[str]:
+        """The table's ``rows`` (the model's own probabilities) through the new-voice check
+        (``pipelines.audio.voice_check``): its one line, or None."""
+        if self.voice_reference is None or not rows:
+            return None
+        probs = torch.tensor([[float(r[f"p_{n}"]) for n in self.labels] for r in rows])
+        return new_voice_note(probs, self.voice_reference, self.labels, self.model_arg, inputs,
+                              balanced)
 
     def labelled(self, row: dict, probs: torch.Tensor) -> dict:
         """A file's row with its label and class probabilities (probs: (labels,))."""
@@ -278,13 +292,14 @@ def balanced_rows(predictor: AudioPredictor, rows: List[dict], strength: float,
 def predict_table(predictor: AudioPredictor, files: List[Path], errors: List[Tuple[str, str]],
                   out: Path, max_seconds: Optional[float], batch_size: int = 32,
                   restart: bool = False, progress: bool = True, balance: Optional[float] = None,
-                  balance_by: str = "all", group_of: Optional[Dict[str, str]] = None
-                  ) -> Tuple[int, Optional[dict]]:
+                  balance_by: str = "all", group_of: Optional[Dict[str, str]] = None,
+                  inputs=()) -> Tuple[int, Optional[dict]]:
     """The table ``out``, one row per file, resumed from ``OUT.partial`` unless ``restart``;
     files that fail join ``errors`` ((file, message) pairs), all listed in ``OUT.errors.tsv``.
     With ``balance`` (a strength), the rows are re-weighted within each batch of ``group_of``
-    before ``out`` is written.  -> (exit code: 0, or 2 when an input failed; what --balance
-    did, or None)."""
+    before ``out`` is written.  A classifier's rows then go through the new-voice check, whose
+    note names ``inputs`` (the command's).  -> (exit code: 0, or 2 when an input failed; what
+    --balance did, or None)."""
     from tqdm.auto import tqdm
 
     balance_info = None
@@ -319,8 +334,9 @@ def predict_table(predictor: AudioPredictor, files: List[Path], errors: List[Tup
         print(f"seqmamba: every input failed ({len(errors)}); nothing written to {out} "
               f"(errors in {err_file})", file=sys.stderr)
         return 2, None
+    rows = table.rows() if predictor.voice_reference is not None or balance else []
+    note = predictor.new_voice_note(rows, inputs, balanced=bool(balance))
     if balance:
-        rows = table.rows()
         try:
             check_balance_groups([group_of[r["file"]] for r in rows], len(predictor.labels),
                                  "predicted files", fix="fix the failed inputs, or drop --balance")
@@ -334,6 +350,8 @@ def predict_table(predictor: AudioPredictor, files: List[Path], errors: List[Tup
         table.finish()
     kept = f", {len(table.done)} kept from {table.partial.name}" if table.done else ""
     print(f"wrote {out} ({n_done} files predicted{kept})")
+    if note:
+        print(f"seqmamba: {note}", file=sys.stderr)
     if errors:
         print(f"seqmamba: {len(errors)} input(s) failed (listed in {err_file}); the others are "
               f"in {out}", file=sys.stderr)
@@ -391,7 +409,8 @@ def predict_files(inputs: List[str], models: List[Path], out: Optional[Path] = N
         with OutputLock(out, "table"):
             code, balance_info = predict_table(
                 predictor, files, errors, out, max_seconds, batch_size, restart=restart,
-                progress=progress, balance=balance, balance_by=balance_by, group_of=group_of)
+                progress=progress, balance=balance, balance_by=balance_by, group_of=group_of,
+                inputs=inputs)
             rc = max(rc, code)
             if truth and out.exists():
                 evaluate_table(out, truth, predictor.labels, balance=balance_info)
