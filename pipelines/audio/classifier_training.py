@@ -184,7 +184,8 @@ def train_classifier(a) -> int:
                    step_positions=a.batch_size * per_clip)
 
     def report(model):
-        m, pred = score_classifier(model, val_loader, names, a.out)
+        m, probs = score_classifier(model, val_loader, names, a.out)
+        pred = probs.argmax(-1)
         cfg = model.config
         fields = {"task": "audio-classify", "labels": names, "sample_rate": sample_rate,
                   "seconds": a.seconds, "encoding": encoding,
@@ -197,7 +198,7 @@ def train_classifier(a) -> int:
                                    "parameters": model.num_parameters()},
                   "model": m, "init": str(init) if init else None}
         from . import run_options, voice_check  # read by audio predict's check and audio adapt
-        fields[voice_check.FIELD] = voice_check.reference(model, val_loader,
+        fields[voice_check.FIELD] = voice_check.reference(probs,
                                                           [c.label for c in labelled], names)
         fields[run_options.FIELD] = run_options.recorded(a)
         if pseudo:

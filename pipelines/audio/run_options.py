@@ -37,11 +37,17 @@ def recorded(a) -> dict:
                                                                       Path, list, tuple)))}
 
 
+def report_field(run: Path, key: str) -> Optional[dict]:
+    """The dict under ``key`` in the report.json of the run ``run`` (RUN); None when the run
+    has no readable report or no such dict (an older run, a model from the hub)."""
+    try:
+        value = json.loads((Path(run) / "report.json").read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def stored(run: Path) -> Optional[dict]:
     """The options the run ``run`` (RUN, holding report.json) recorded; None when it has none
     (trained before they were recorded, or not a run of ``audio finetune``)."""
-    try:
-        options = json.loads((Path(run) / "report.json").read_text()).get(FIELD)
-    except (OSError, ValueError, AttributeError):
-        return None
-    return options if isinstance(options, dict) else None
+    return report_field(run, FIELD)

@@ -27,7 +27,6 @@ Shapes: probabilities (files, classes), rows summing to 1.
 
 from __future__ import annotations
 
-import json
 import shlex
 from collections import Counter
 from pathlib import Path
@@ -41,13 +40,11 @@ SHORTFALL = 0.075  # fire when the mean top probability is this much below the r
 ALPHA = 1e-3  # ... or the class counts' chi-square p-value against the prior is below this
 
 
-def reference(model, loader, train_labels: Sequence[str], names: Sequence[str]) -> dict:
+def reference(probs, train_labels: Sequence[str], names: Sequence[str]) -> dict:
     """What the check compares a batch with, for RUN/report.json: the model's mean top class
-    probability over ``loader``'s held-out clips and how many there were, and the training
-    clips' class shares (``train_labels``: one label per labelled training clip)."""
-    from ..training.evaluate import predict_probs
-
-    probs, _ = predict_probs(model, loader)
+    probability over its held-out clips (``probs``: (clips, classes) numpy, as the report
+    scored them) and how many there were, and the training clips' class shares
+    (``train_labels``: one label per labelled training clip)."""
     top = torch.from_numpy(probs).max(-1).values
     counts = Counter(train_labels)
     return {"mean_top_probability": round(float(top.mean()), 4), "held_out_clips": len(top),
@@ -57,12 +54,10 @@ def reference(model, loader, train_labels: Sequence[str], names: Sequence[str]) 
 def stored_reference(model_dir: Path) -> Optional[dict]:
     """The reference stored in the report.json of the run holding ``model_dir`` (RUN/final),
     or None when the run has none (an older run, a model from the hub)."""
-    report = Path(model_dir).parent / "report.json"
-    try:
-        ref = json.loads(report.read_text()).get(FIELD)
-    except (OSError, ValueError, AttributeError):
-        return None
-    if not isinstance(ref, dict) or not isinstance(ref.get("mean_top_probability"), (int, float)):
+    from .run_options import report_field
+
+    ref = report_field(Path(model_dir).parent, FIELD)
+    if ref is None or not isinstance(ref.get("mean_top_probability"), (int, float)):
         return None
     return ref
 

@@ -65,9 +65,9 @@ def masked_bits(model, loader) -> float:
 
 def score_classifier(model, loader, names, out: Path) -> tuple:
     """Score a classifier on a held-out loader and draw RUN/confusion.png.  Returns the
-    metrics (accuracy, MCC, macro-F1, AUROC; without the confusion matrix) and the predicted
-    class of each held-out example (n,)."""
+    metrics (accuracy, MCC, macro-F1, AUROC; without the confusion matrix) and the class
+    probabilities of each held-out example (n, classes)."""
     probs, labels = predict_probs(model, loader)
     m = classification_metrics(labels, probs)
     plot_confusion(m.pop("confusion"), names, out / "confusion.png")
-    return m, probs.argmax(-1)
+    return m, probs
