@@ -75,8 +75,8 @@ def generate(model, input_ids: torch.Tensor, max_new_tokens: int, temperature: f
                        num_last_tokens=1).logits[:, -1]
         from .stepper import RecurrentStepper
 
-        stepper = (RecurrentStepper(model, compile=compile)
-                   if model.config.selective and model.config.arch == "mamba" else None)
+        stepper = (RecurrentStepper(model, compile=compile) if model.config.selective
+                   and model.config.arch in ("mamba", "mamba2") else None)
         if compile and stepper is None:
             warnings.warn("generate(compile=True) is ignored: a non-selective (time-invariant) "
                           "model or a transformer steps through model.step, which is not "

@@ -5,7 +5,8 @@ thousand elements, so Python overhead (module calls, attribute look-ups, dtype c
 more than the arithmetic.  :class:`RecurrentStepper` reads every weight once into plain local
 structures and runs the same arithmetic as the model's forward pass on one position: the tests
 compare it with full forward passes.  The state update is the model's scan backend's
-``selective_state_update`` (``seqmamba_kernels``); ``compile=True`` compiles this same step.
+``selective_state_update`` (``seqmamba_kernels``), or ``ssd_state_update`` for Mamba-2 blocks;
+``compile=True`` compiles this same step.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import List, NamedTuple, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from seqmamba_kernels import ssd_state_update
 from seqmamba_kernels.dispatch import state_update_fn
 
 from .cache import InferenceCache
@@ -38,6 +40,27 @@ class _Layer(NamedTuple):
     out_b: Optional[torch.Tensor]
 
 
+class _Layer2(NamedTuple):
+    """A Mamba-2 block (``seqmamba.mixer2.Mamba2Mixer``) planned for one step."""
+    norm_w: torch.Tensor
+    norm_b: Optional[torch.Tensor]
+    eps: float
+    in_w: torch.Tensor  # (d_inner + conv_dim + heads, d_model): z, xBC, dt at once
+    in_b: Optional[torch.Tensor]
+    conv_last: torch.Tensor  # (conv_dim,)
+    conv_rest: torch.Tensor  # (conv_dim, d_conv - 1)
+    conv_b: Optional[torch.Tensor]
+    dt_bias: torch.Tensor  # (heads,) float32
+    dt_limit: Optional[Tuple[float, float]]
+    A: torch.Tensor  # (heads,)
+    D: torch.Tensor  # (heads,)
+    gate_w: torch.Tensor  # (d_inner,) float32, the gated RMSNorm's weight
+    gate_groups: int
+    gate_eps: float
+    out_w: torch.Tensor
+    out_b: Optional[torch.Tensor]
+
+
 def _norm(x, w, b, eps):
     if b is None:  # RMSNorm, in float32: one fused op instead of five
         return F.rms_norm(x, (x.shape[-1],), w, eps)
@@ -56,15 +79,22 @@ class RecurrentStepper:
         self.emb = bb.embedding.weight
         self.head = model.lm_head.weight[: cfg.vocab_size]
         self.dtype = self.emb.dtype
-        self.layers: List[_Layer] = []
+        self.layers: List[tuple] = []
         for layer in bb.layers:
             mx, nm = layer.mixer, layer.norm
             w = mx.conv1d.weight[:, 0]
-            self.layers.append(_Layer(
-                nm.weight.float(), getattr(nm, "bias", None), nm.eps, mx.in_proj.weight,
-                mx.in_proj.bias, w[:, -1], w[:, :-1], mx.conv1d.bias,
-                *self._fused_x_proj(mx), -torch.exp(mx.A_log.float()),
-                mx.D.float(), mx.out_proj.weight, mx.out_proj.bias))
+            common = (nm.weight.float(), getattr(nm, "bias", None), nm.eps, mx.in_proj.weight,
+                      mx.in_proj.bias, w[:, -1], w[:, :-1], mx.conv1d.bias)
+            if cfg.arch == "mamba2":
+                lim = None if cfg.dt_limit is None else tuple(cfg.dt_limit)
+                self.layers.append(_Layer2(
+                    *common, mx.dt_bias.float(), lim, -torch.exp(mx.A_log.float()),
+                    mx.D.float(), mx.norm.weight.float(), mx.norm.groups, mx.norm.eps,
+                    mx.out_proj.weight, mx.out_proj.bias))
+                continue
+            self.layers.append(_Layer(*common, *self._fused_x_proj(mx),
+                                      -torch.exp(mx.A_log.float()), mx.D.float(),
+                                      mx.out_proj.weight, mx.out_proj.bias))
         nf = bb.norm_f
         self.norm_f = (nf.weight.float(), getattr(nf, "bias", None), nf.eps)
         self.d_inner, self.r, self.n = cfg.d_inner, cfg.dt_rank_value, cfg.d_state
@@ -114,6 +144,10 @@ class RecurrentStepper:
             if self.fp32_residual:
                 residual = residual.float()
             h = _norm(residual.float(), L.norm_w, L.norm_b, L.eps).to(dtype)
+            if isinstance(L, _Layer2):
+                hidden, conv = self._mamba2(L, h, conv, ssm)
+                new_convs.append(conv)
+                continue
             xz = F.linear(h, L.in_w, L.in_b)
             x, z = xz[:, :di], xz[:, di:]
             xc = torch.addcmul((conv * L.conv_rest).sum(-1), x, L.conv_last)
@@ -127,6 +161,31 @@ class RecurrentStepper:
             hidden = F.linear(y, L.out_w, L.out_b)
         out = _norm((hidden + residual).float(), *self.norm_f).to(dtype)
         return F.linear(out, self.head), new_convs
+
+    def _mamba2(self, L: _Layer2, h: torch.Tensor, conv: torch.Tensor,
+                ssm: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One Mamba-2 block on one position: h (batch, d_model) -> (its output (batch,
+        d_model), the next conv window (batch, conv_dim, d_conv - 1)); ssm (batch, heads,
+        head_dim, d_state) is updated in place.  The arithmetic of Mamba2Mixer.forward."""
+        b, di = h.shape[0], self.d_inner
+        heads, gn = ssm.shape[1], (L.conv_last.shape[0] - di) // 2
+        z, xbc, dt = torch.split(F.linear(h, L.in_w, L.in_b), [di, di + 2 * gn, heads], -1)
+        xc = torch.addcmul((conv * L.conv_rest).sum(-1), xbc, L.conv_last)
+        if L.conv_b is not None:
+            xc = xc + L.conv_b
+        new_conv = torch.cat([conv[..., 1:], xbc[..., None]], dim=-1)
+        x, B, C = torch.split(F.silu(xc), [di, gn, gn], dim=-1)
+        groups = gn // ssm.shape[-1]
+        dt_bias, softplus = L.dt_bias, True
+        if L.dt_limit is not None:  # clamped after the softplus, as the mixer does
+            dt = F.softplus(dt.float() + dt_bias).clamp(*L.dt_limit)
+            dt_bias, softplus = None, False
+        y = ssd_state_update(ssm, x.view(b, heads, -1), dt, L.A, B.view(b, groups, -1),
+                             C.view(b, groups, -1), L.D, None, dt_bias, softplus)
+        g = y.reshape(b, L.gate_groups, -1).float() * F.silu(z.float()).view(b, L.gate_groups, -1)
+        g = g * torch.rsqrt(g.pow(2).mean(-1, keepdim=True) + L.gate_eps)
+        y = (L.gate_w * g.view(b, di)).to(self.dtype)
+        return F.linear(y, L.out_w, L.out_b), new_conv
 
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor, cache: InferenceCache) -> torch.Tensor:

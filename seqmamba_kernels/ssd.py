@@ -149,12 +149,19 @@ def ssd_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_sof
     """One step of the scan, updating ``state`` (batch, heads, head_dim, state) in place.
 
     x, z: (batch, heads, head_dim); dt: (batch, heads); B, C: (batch, groups, state); the rest
-    as :func:`ssd_scan_ref`.  Returns y (batch, heads, head_dim) in x's dtype."""
-    y, H = ssd_scan_ref(x[:, None], dt[:, None], A, B[:, None], C[:, None], D,
-                        None if z is None else z[:, None], dt_bias, dt_softplus,
-                        initial_state=state, return_final_state=True)
-    state.copy_(H)
-    return y[:, 0]
+    as :func:`ssd_scan_ref`.  Returns y (batch, heads, head_dim) in x's dtype.  Generation runs
+    one of these per layer and token, so it is a handful of tensor operations on the state in
+    place, with the groups as a view (no copy of B or C per head)."""
+    b, h, p, n = state.shape
+    g = B.shape[1]
+    cdt = state.dtype
+    dtc = _time_step(dt, dt_bias, dt_softplus, cdt).view(b, g, h // g)
+    xc = x.to(cdt).view(b, g, h // g, p)
+    H = state.view(b, g, h // g, p, n)
+    H.mul_(torch.exp(dtc * A.to(cdt).view(g, h // g))[..., None, None])
+    H.add_((dtc[..., None] * xc)[..., None] * B.to(cdt).view(b, g, 1, 1, n))
+    y = torch.matmul(H, C.to(cdt).view(b, g, 1, n, 1)).view(b, h, p)
+    return _finish(y[:, None], x[:, None], D, None if z is None else z[:, None], cdt)[:, 0]
 
 
 SSD_BACKENDS = ("torch", "reference")

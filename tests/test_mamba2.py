@@ -115,3 +115,20 @@ def test_mamba_ssm_mamba2_configs_map_and_unsupported_settings_are_refused(tmp_p
 def test_bad_mamba2_configs_name_the_field(kw, match):
     with pytest.raises(ValueError, match=match):
         cfg(**kw)
+
+
+@pytest.mark.parametrize("kw", [dict(n_groups=1), dict(dt_limit=[0.01, 0.5])])
+def test_the_recurrent_stepper_runs_mamba2_blocks_as_the_full_forward(kw):
+    """generate's per-token path for Mamba-2 (RecurrentStepper with ssd_state_update) gives the
+    full forward's logits, with groups and a clamped time step too."""
+    from seqmamba.stepper import RecurrentStepper
+
+    model = MambaLMHeadModel(cfg(**kw)).eval()
+    ids = torch.randint(0, 5, (2, 24))
+    with torch.no_grad():
+        full = model(ids).logits
+        cache = model.allocate_inference_cache(2)
+        model(ids[:, :5], inference_cache=cache)
+        stepper = RecurrentStepper(model)
+        steps = torch.stack([stepper(ids[:, t], cache) for t in range(5, 24)], 1)
+    assert (steps - full[:, 5:]).abs().max() <= 2e-5 * full.abs().max()
