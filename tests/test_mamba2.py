@@ -88,6 +88,43 @@ def test_transformers_mamba2_checkpoints_load_with_their_logits_and_greedy_token
     assert torch.equal(ours.generate(ids[:, :10], 12, top_k=1), greedy)
 
 
+def test_mamba_ssm_mamba2_directories_load_with_the_logits_of_the_same_weights(tmp_path):
+    """A mamba-ssm Mamba-2 directory built without seqmamba: transformers' Mamba2ForCausalLM
+    weights (n_groups 2; norms, D and dt_bias moved off their initial values) renamed by
+    mamba-ssm's rules (``embeddings`` -> ``embedding``), pickled as pytorch_model.bin beside
+    mamba-ssm's config.json (ssm_cfg layer "Mamba2", vocabulary padded to a multiple of 8).
+    mamba-ssm normalises the gate per group (RMSNormGated, group_size d_ssm / ngroups), as this
+    transformers version does, so the logits must be transformers' own."""
+    transformers = pytest.importorskip("transformers")  # a dev dependency
+    torch.manual_seed(5)
+    hf = transformers.Mamba2ForCausalLM(transformers.Mamba2Config(
+        num_heads=8, head_dim=8, hidden_size=32, state_size=16, num_hidden_layers=2,
+        n_groups=2, vocab_size=16, chunk_size=16, tie_word_embeddings=True,
+        pad_token_id=None, eos_token_id=None, bos_token_id=None)).eval()
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            if "norm" in name or name.endswith(".D") or "dt_bias" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    sd = {k.replace("backbone.embeddings.", "backbone.embedding."): v.clone()
+          for k, v in hf.state_dict().items()}
+    assert "backbone.embedding.weight" in sd and "backbone.layers.1.mixer.norm.weight" in sd
+    torch.save(sd, tmp_path / "pytorch_model.bin")
+    (tmp_path / "config.json").write_text(json.dumps({
+        "d_model": 32, "d_intermediate": 0, "n_layer": 2, "vocab_size": 13,
+        "ssm_cfg": {"layer": "Mamba2", "d_state": 16, "headdim": 8, "ngroups": 2,
+                    "chunk_size": 16}, "attn_layer_idx": [], "attn_cfg": {},
+        "rms_norm": True, "residual_in_fp32": True, "fused_add_norm": True,
+        "pad_vocab_size_multiple": 8, "tie_embeddings": True}))
+    ours = MambaLMHeadModel.from_pretrained(tmp_path).eval()
+    assert (ours.config.arch, ours.config.n_groups, ours.config.padded_vocab_size) == (
+        "mamba2", 2, 16)
+    ids = torch.randint(0, 13, (2, 37))
+    with torch.no_grad():
+        want, got = hf(ids).logits[..., :13], ours(ids).logits  # the padding's logits dropped
+    assert want.shape == got.shape
+    assert float((got - want).abs().max() / want.abs().max()) < 1e-4
+
+
 def test_mamba_ssm_mamba2_configs_map_and_unsupported_settings_are_refused(tmp_path):
     from seqmamba.checkpoint import load_directory
 
