@@ -6,8 +6,10 @@ kernel) on the CPU, at equal d_inner, and against the machine's GEMM roofline.
 
 Both scans see d_inner = 256 channels, batch 1: Mamba-1 as 256 channels each with its own
 ``state`` states (``selective_scan``, backend "cpu"); Mamba-2 as 4 heads of 64 channels sharing
-one B/C group (``ssd_scan``, chunk 64).  Forward alone and forward + backward (the gradient of
-the sum of the outputs, every input requiring grad), the best of 3 after a warm-up.
+one B/C group (``ssd_scan``, chunk 64), and at state 64 also with the within-chunk product in
+its direct form (``mamba2_direct``: the old path, side by side).  Forward alone and forward +
+backward (the gradient of the sum of the outputs, every input requiring grad), the best of 3
+after a warm-up.
 
 GFLOP/s of the SSD rows counts the matmul work of the chunked form only (C B^T, the masked
 product with x, the chunk states and their read-out: 2 (g Q n + h (Q p + 2 p n)) per token
@@ -31,7 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from seqmamba.atomic import write_csv_atomic  # noqa: E402
-from seqmamba_kernels import selective_scan, ssd_scan  # noqa: E402
+from seqmamba_kernels import selective_scan, ssd, ssd_scan  # noqa: E402
 
 D_INNER, HEAD_DIM, CHUNK = 256, 64, 64
 
@@ -68,7 +70,9 @@ def mamba1(length: int, state: int, backward: bool):
     return run
 
 
-def mamba2(length: int, state: int, backward: bool):
+def mamba2(length: int, state: int, backward: bool, direct: bool = False):
+    """``direct``: the within-chunk product in its direct form (a decay matrix per head), the
+    form the factored one replaced; the product picks it only for very fast decays."""
     h = D_INNER // HEAD_DIM
     g = lambda *s: torch.randn(*s, requires_grad=backward)  # noqa: E731
     x, dt, B, C = g(1, length, h, HEAD_DIM), g(1, length, h), g(1, length, 1, state), \
@@ -76,10 +80,18 @@ def mamba2(length: int, state: int, backward: bool):
     A = (-torch.rand(h)).requires_grad_(backward)
 
     def run():
-        y = ssd_scan(x, dt, A, B, C, dt_softplus=True, chunk_size=CHUNK)
-        if backward:
-            y.sum().backward()
+        span, ssd.FACTORED_SPAN = ssd.FACTORED_SPAN, -1.0 if direct else ssd.FACTORED_SPAN
+        try:
+            y = ssd_scan(x, dt, A, B, C, dt_softplus=True, chunk_size=CHUNK)
+            if backward:
+                y.sum().backward()
+        finally:
+            ssd.FACTORED_SPAN = span
     return run
+
+
+KERNELS = [("mamba1", mamba1, (16, 64)), ("mamba2", mamba2, (16, 64, 128)),
+           ("mamba2_direct", lambda *a: mamba2(*a, direct=True), (64,))]
 
 
 def ssd_flops(length: int, state: int) -> float:
@@ -102,14 +114,14 @@ def main(argv=None) -> int:
         for backward in (False, True):
             if backward and length > 1 << 18:
                 continue  # autograd keeps the chunk masks: forward only at 2^20
-            for kernel, make in (("mamba1", mamba1), ("mamba2", mamba2)):
-                for state in ((16, 64) if kernel == "mamba1" else (16, 64, 128)):
+            for kernel, make, states in KERNELS:
+                for state in states:
                     sec = best_of(make(length, state, backward), 1 if length > 1 << 16 else 3)
                     row = {"kernel": kernel, "state": state, "length": length,
                            "pass": "fwd+bwd" if backward else "fwd", "seconds": sec,
                            "tokens_per_s": length / sec, "threads": a.threads,
                            "gemm_roofline_gflops": roof, "gflops": ""}
-                    if kernel == "mamba2" and not backward:
+                    if kernel != "mamba1" and not backward:
                         row["gflops"] = ssd_flops(length, state) / sec / 1e9
                     rows.append(row)
                     print(row, flush=True)

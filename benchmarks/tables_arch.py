@@ -84,6 +84,10 @@ def arch_dna_lm() -> str:
     return "\n".join(out)
 
 
+SSD_KERNELS = {"mamba1": "Mamba-1 C kernel", "mamba2": "Mamba-2 SSD",
+               "mamba2_direct": "Mamba-2 SSD, direct form"}
+
+
 def ssd_speed() -> str:
     """benchmarks/ssd_speed.py: tokens/s of the two scans per state, length and pass, and the
     SSD forward's share of the GEMM roofline."""
@@ -95,7 +99,7 @@ def ssd_speed() -> str:
            f"The machine's float32 GEMM roofline: {roof:.0f} GFLOP/s; in brackets, the SSD "
            "forward's matmul GFLOP/s as a share of it.", "",
            "| length | pass | " + " | ".join(
-               f"{'Mamba-1 C kernel' if k == 'mamba1' else 'Mamba-2 SSD'}, state {s}"
+               f"{SSD_KERNELS[k]}, state {s}"
                for k, s in cols) + " |", "|---" * (2 + len(cols)) + "|"]
     for n, pas in dict.fromkeys((int(r["length"]), r["pass"]) for r in rows):
         cells = []

@@ -6,7 +6,7 @@ precision; the one-step update against the scan."""
 import pytest
 import torch
 
-from seqmamba_kernels import ssd_scan, ssd_scan_ref, ssd_state_update
+from seqmamba_kernels import ssd, ssd_scan, ssd_scan_ref, ssd_state_update
 
 
 def inputs(b, L, h, p, g, n, dtype=torch.float64, D2=False):
@@ -22,8 +22,13 @@ SHAPES = [  # (batch, length, heads, head_dim, groups, state, chunk)
     (1, 33, 4, 8, 4, 8, 1), (3, 50, 2, 2, 2, 3, 7)]
 
 
+@pytest.mark.parametrize("form", ["factored", "direct"])
 @pytest.mark.parametrize("b, L, h, p, g, n, chunk", SHAPES)
-def test_chunked_values_states_and_gradients_equal_the_reference(b, L, h, p, g, n, chunk):
+def test_chunked_values_states_and_gradients_equal_the_reference(b, L, h, p, g, n, chunk, form,
+                                                                monkeypatch):
+    """Both forms of the within-chunk product (ssd._within_chunks): the factored one for
+    chunks whose log decay spans at most FACTORED_SPAN, the direct one beyond."""
+    monkeypatch.setattr(ssd, "FACTORED_SPAN", float("inf") if form == "factored" else -1.0)
     args = inputs(b, L, h, p, g, n, D2=chunk % 2 == 1)
     grads, w = {}, torch.randn(b, L, h, p, dtype=torch.float64)  # one weighting for both
     for name in ("ref", "chunked"):
@@ -50,6 +55,22 @@ def test_low_precision_inputs_stay_close_to_the_float64_reference(dtype, tol):
     assert low.dtype == dtype
     err = (low.double() - ref).abs().max() / ref.abs().max()
     assert err < tol, float(err)
+
+
+def test_fast_decays_take_the_direct_form_and_stay_exact_in_float32(monkeypatch):
+    """Time steps large enough that a chunk's log decay spans far more than e^80: the factored
+    form would overflow float32 (it gives non-finite or wrong outputs), so these chunks take
+    the direct form, and the outputs match the float64 reference."""
+    args = inputs(1, 48, 2, 4, 1, 8)
+    args["dt"] = args["dt"].abs() + 10  # dt A of -30 to -40 a step: chunks span over 400
+    args["A"] = args["A"] - 3
+    ref = ssd_scan_ref(**args, dt_softplus=True)
+    f32 = {k: v.float() for k, v in args.items()}
+    got = ssd_scan(**f32, dt_softplus=True, chunk_size=16)
+    assert ((got.double() - ref).abs().max() / ref.abs().max()) < 1e-5
+    monkeypatch.setattr(ssd, "FACTORED_SPAN", float("inf"))  # without the guard
+    bad = ssd_scan(**f32, dt_softplus=True, chunk_size=16).double()
+    assert not (torch.isfinite(bad).all() and (bad - ref).abs().max() / ref.abs().max() < 1e-3)
 
 
 def test_without_optional_inputs_and_with_no_state_in():
