@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# GPU check for the Triton scan kernels: one call of at most ~8 minutes on an H100 or H200.
+# GPU check for the Triton scan kernels: one call of at most ~10 minutes on an H100 or H200.
 #   tests   the Triton tests compiled for the GPU at real sizes, fp32 and bf16 (both
 #           reverse-scan modes of the backward kernel, see seqmamba_kernels/triton_kernels.py,
-#           and every candidate tile config of triton_scan.CANDIDATE_TILES), and the
-#           conformance vectors in full, gradients included;
+#           and every candidate tile config of triton_scan.CANDIDATE_TILES), the conformance
+#           vectors in full, gradients included, and the Mamba-2 (SSD) kernels
+#           (tests/test_ssd_triton.py: values, final states, every gradient);
 #   static  benchmarks/gpu_static.py --candidates for this GPU's compute capability:
 #           registers, spills, shared memory and occupancy of every kernel at each candidate
 #           tile config (it needs no GPU; run beside the tests, it also fills Triton's cache
@@ -14,11 +15,14 @@
 #           kernel's tokens/s in a 24-layer d_model 768 LM, eager and with CUDA graphs; a
 #           bf16-mixed training step of the DNA LM at 2^16 and 2^20 tokens and the largest
 #           length that fits.  Each of its sections has a time budget (SWEEP_BUDGET).
+#           Then benchmarks/gpu_ssd.py: the SSD kernels against the torch chunked path,
+#           batch 4 x 32 heads x head_dim 64, state 128, L 2k..64k, fwd and fwd+bwd, tokens/s
+#           and peak memory, within its own budget (SSD_BUDGET seconds, default 60).
 #   bench   the fixed table of benchmarks/scan.py (benchmarks/results/scan_cuda.csv, fresh
 #           processes, peak memory): by name only, it takes 2-3 minutes of its own.
-# Results: everything under $OUT (a new temporary folder when $OUT is unset), seven files (a
-# lease returns eight at most): tests.log, gpu_static.csv, gpu_static.log, scan_sweep.csv,
-# step_tokens.csv, train_step.csv, sweep.log.
+# Results: everything under $OUT (a new temporary folder when $OUT is unset), eight files (a
+# lease returns eight at most: add none without removing one): tests.log, gpu_static.csv,
+# gpu_static.log, scan_sweep.csv, step_tokens.csv, train_step.csv, ssd_sweep.csv, sweep.log.
 #
 #   bash benchmarks/gpu_check.sh                 # tests + static + sweep
 #   bash benchmarks/gpu_check.sh tests           # one stage: tests, static, sweep or bench
@@ -75,9 +79,9 @@ if runs static; then  # in the background, beside the tests: it needs CPUs, not 
     static_pid=$!
 fi
 if runs tests; then
-    env $test_env timeout 240 $PY -m pytest -q -rf -p no:cacheprovider $test_args \
+    env $test_env timeout 300 $PY -m pytest -q -rf -p no:cacheprovider $test_args \
         tests/test_scan_backends.py tests/test_conformance.py tests/test_chunked_state.py \
-        -k "triton" 2>&1 | tee "$OUT/tests.log" | tail -n 25 || rc=1
+        tests/test_ssd_triton.py -k "triton" 2>&1 | tee "$OUT/tests.log" | tail -n 25 || rc=1
 fi
 if [ -n "$static_pid" ]; then
     wait "$static_pid" || { rc=1; echo "static analysis failed:"; }
@@ -88,6 +92,8 @@ if runs sweep; then
     read -r -a budget <<< "${SWEEP_BUDGET:-160 35 70}"
     timeout 360 $PY benchmarks/gpu_scan_sweep.py --out "$OUT" --budget "${budget[@]}" \
         $sweep_args 2>&1 | tee "$OUT/sweep.log" | grep -v "^phase=" || rc=1
+    timeout 150 $PY benchmarks/gpu_ssd.py --out "$OUT" --budget "${SSD_BUDGET:-60}" \
+        $sweep_args 2>&1 | tee -a "$OUT/sweep.log" | tail -n 40 || rc=1
 fi
 if [ "$stage" = bench ]; then
     if [ $dry = 1 ]; then

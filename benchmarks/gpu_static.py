@@ -1,5 +1,7 @@
 """Compile every Triton kernel of seqmamba_kernels for a Hopper GPU ahead of time, on a machine
 with no GPU, and read registers, spills and shared memory off ptxas for each tile config.
+The Mamba-2 (SSD) kernels (``triton_ssd``: ssd_* rows) are compiled at their default tiles
+only, in every mode, at SSD_SHAPE.
 
     python benchmarks/gpu_static.py                 # the grid -> benchmarks/results/gpu_static.csv
     python benchmarks/gpu_static.py --quick         # the default tiles only (the test runs this)
@@ -50,6 +52,11 @@ from seqmamba_kernels._checks import ScanShapes  # noqa: E402
 from seqmamba_kernels.triton_scan import (CANDIDATE_TILES, DEFAULT_TILES,  # noqa: E402
                                           TileConfig, bwd_launch, fwd_launch, grad_buffers,
                                           state_update_launch)
+from seqmamba_kernels.triton_ssd import (DEFAULT_SSD_TILES, SSDShapes,  # noqa: E402
+                                         chunk_bwd_launch, chunk_out_launch,
+                                         chunk_state_launch, dstate_out_launch,
+                                         state_pass_bwd_blocks, state_pass_bwd_launch,
+                                         state_pass_launch)
 
 FIELDS = ["kernel", "dtype", "config", "block_d", "block_l", "num_warps", "registers",
           "spill_stores", "spill_loads", "stack_bytes", "smem_bytes", "blocks_per_sm",
@@ -57,7 +64,11 @@ FIELDS = ["kernel", "dtype", "config", "block_d", "block_l", "num_warps", "regis
 # fwd: inference (no states kept); fwd_train: keeps the state at each tile start for bwd_*;
 # bwd_flip / bwd_reverse: the backward's two ways of scanning in reverse (triton_kernels.py)
 SCAN_KERNELS = ("fwd", "fwd_train", "bwd_flip", "bwd_reverse")
-KERNELS = SCAN_KERNELS + ("step",)
+# the SSD forward: chunk states, state passing, outputs (with D and the z gate, keeping the
+# ungated output for the backward); its backward: dstate from the outputs, state passing
+# back, the chunk gradients
+SSD_KERNELS = ("ssd_state", "ssd_pass", "ssd_out", "ssd_dstate", "ssd_pass_bwd", "ssd_bwd")
+KERNELS = SCAN_KERNELS + ("step",) + SSD_KERNELS
 # The grid: power-of-two tiles from 4 channels x 16 steps to 32 x 128, 4 and 8 warps, up to
 # MAX_PER_THREAD elements per thread of each (block_d, 16 states, block_l) tensor: the default
 # (4 x 64, 4 warps) holds 32 and its backward already spills; beyond twice that ptxas takes
@@ -73,6 +84,8 @@ SM = dict(regs=65536, reg_unit=256, smem=228 * 1024, smem_reserved=1024, smem_un
           warps=64, blocks=32)
 # A real launch shape: its sizes only decide the 16-divisibility specialisation
 SHAPE = dict(batch=8, dim=2048, state=16, length=65536)
+SSD_SHAPE = SSDShapes(batch=4, length=65536, heads=32, head_dim=64, groups=1, state=128,
+                      chunk=64)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -80,9 +93,41 @@ def _meta(*shape, dtype=torch.float32):
     return torch.empty(*shape, dtype=dtype, device="meta")
 
 
+def build_ssd_launch(kernel: str, dtype: torch.dtype):
+    """An SSD kernel's Launch on meta tensors of SSD_SHAPE at the default tiles, as Mamba-2
+    calls it: x, z, B, C (and the output gradient) in ``dtype``, D per head, an initial
+    state; dt, its cumsum and the states float32."""
+    s, t = SSD_SHAPE, DEFAULT_SSD_TILES
+    b, L, h, p, g, n, nc, Q = (s.batch, s.length, s.heads, s.head_dim, s.groups, s.state,
+                               s.n_chunks, s.chunk)
+    x, z, gy = (_meta(b, L, h, p, dtype=dtype) for _ in range(3))
+    B, C = _meta(b, L, g, n, dtype=dtype), _meta(b, L, g, n, dtype=dtype)
+    dt, a = _meta(b, h, nc, Q), _meta(b, h, nc, Q)
+    states, dstates, h0 = _meta(b, h, nc, p, n), _meta(b, h, nc, p, n), _meta(b, h, p, n)
+    if kernel == "ssd_state":
+        return chunk_state_launch(x, B, dt, a, states, s, t)
+    if kernel == "ssd_pass":
+        return state_pass_launch(states, a, h0, _meta(b, h, p, n), s, t)
+    if kernel == "ssd_out":
+        return chunk_out_launch(x, B, C, states, dt, a, _meta(h), z, torch.empty_like(x),
+                                torch.empty_like(x), s, t)
+    if kernel == "ssd_dstate":
+        return dstate_out_launch(gy, C, a, dstates, s, t)
+    if kernel == "ssd_pass_bwd":
+        dlast = _meta(b, h, nc, state_pass_bwd_blocks(s, t)[1])
+        return state_pass_bwd_launch(dstates, states, a, _meta(b, h, p, n), _meta(b, h, p, n),
+                                     dlast, s, t)
+    return chunk_bwd_launch(x, B, C, states, dstates, dt, a, gy, _meta(b, L, h, p),
+                            _meta(b, L, g, n), _meta(b, L, g, n), _meta(b, h, nc, Q),
+                            _meta(b, h, nc, Q), s, t)
+
+
 def build_launch(kernel: str, dtype: torch.dtype, block_d: int, block_l: int, num_warps: int):
     """The launcher's Launch for ``kernel`` on meta tensors, as Mamba calls it: D, z, a fp32
-    delta bias, softplus; u, delta, z, B, C (and dout) in ``dtype``; A, D, bias fp32."""
+    delta bias, softplus; u, delta, z, B, C (and dout) in ``dtype``; A, D, bias fp32.
+    SSD kernels (ssd_*): :func:`build_ssd_launch`, the tile arguments ignored."""
+    if kernel.startswith("ssd_"):
+        return build_ssd_launch(kernel, dtype)
     b, d, n, L = (SHAPE[k] for k in ("batch", "dim", "state", "length"))
     if kernel == "step":
         x, dt, z, out = (_meta(b, d, dtype=dtype) for _ in range(4))
@@ -181,9 +226,17 @@ def analyse(job) -> dict:
     compiled = compile_launch(launch, GPUTarget("cuda", arch, 32))
     rep = ptxas_report(compiled.asm["ptx"], f"sm_{arch}a" if arch >= 90 else f"sm_{arch}")
     smem = int(compiled.metadata.shared) + rep["static_smem"]
-    config = f"BD{launch.meta['BLOCK_D']}-" + (f"BL{block_l}-" if block_l else "") + \
-        f"W{num_warps}"
-    return dict(kernel=kernel, dtype=dtype, config=config, block_d=launch.meta["BLOCK_D"],
+    m = launch.meta
+    num_warps = m["num_warps"]
+    if kernel.startswith("ssd_"):  # block_d: head_dim per program; block_l: chunk steps
+        block_d, block_l = m.get("BLOCK_P", m.get("BLOCK", 0)), m.get("BLOCK_Q", 0)
+        config = "-".join(f"{k}{m[v]}" for k, v in (("Q", "BLOCK_Q"), ("P", "BLOCK_P"),
+                                                      ("N", "BLOCK_N"), ("PN", "BLOCK"))
+                          if v in m) + f"-W{num_warps}"
+    else:
+        block_d = m["BLOCK_D"]
+        config = f"BD{block_d}-" + (f"BL{block_l}-" if block_l else "") + f"W{num_warps}"
+    return dict(kernel=kernel, dtype=dtype, config=config, block_d=block_d,
                 block_l=block_l, num_warps=num_warps, registers=rep["registers"],
                 spill_stores=rep["spill_stores"], spill_loads=rep["spill_loads"],
                 stack_bytes=rep["stack_bytes"], smem_bytes=smem,
@@ -200,6 +253,9 @@ def scan_configs() -> list:
 def jobs(kernels, dtypes, quick: bool, arch: int, candidates: bool = False) -> list:
     out = []
     for kernel, dtype in itertools.product(kernels, dtypes):
+        if kernel.startswith("ssd_"):  # default tiles only: the arguments are ignored
+            out.append((kernel, dtype, (0, 0, 0), arch))
+            continue
         kind = "step" if kernel == "step" else "scan"
         if quick or (candidates and kind == "step"):
             configs = [QUICK[kind]]

@@ -23,6 +23,7 @@ Both functions return y (batch, length, heads, head_dim) in x's dtype and, with
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import torch
@@ -113,7 +114,7 @@ def _within_chunks(a, dt, x, B, C):
     causal = torch.ones(Q, Q, dtype=torch.bool, device=a.device).tril()
     CB = torch.einsum("bcign,bcjgn->bcgij", C, B)
     hi, lo = a.amax(dim=2, keepdim=True), a.amin(dim=2, keepdim=True)
-    if float((hi - lo).max()) <= FACTORED_SPAN:
+    if float((hi - lo).detach().max()) <= FACTORED_SPAN:
         m = 0.5 * (hi + lo)
         xv = (x * (torch.exp(m - a) * dt)[..., None]).reshape(b, c, Q, g, -1).transpose(2, 3)
         y = torch.matmul(CB.masked_fill(~causal, 0), xv)  # (b, c, g, Q, r p)
@@ -189,18 +190,55 @@ def ssd_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_sof
     return _finish(y[:, None], x[:, None], D, None if z is None else z[:, None], cdt)[:, 0]
 
 
-SSD_BACKENDS = ("torch", "reference")
+SSD_BACKENDS = ("torch", "reference", "triton")
+_warned: set = set()
+
+
+def resolve_ssd_backend(backend: Optional[str], device: torch.device, dtype: torch.dtype) -> str:
+    """The backend ``ssd_scan`` runs: a named one, or it says why it cannot run (an error);
+    None picks triton for CUDA tensors when it can run there, else torch, warning once per
+    reason when a CUDA call falls back (float64 goes to torch silently: it is the exact
+    path).  The Mamba-1 dispatcher's rules (``dispatch.resolve_backend``), without its
+    environment variable, whose names (cpu) are the selective scan's."""
+    from .dispatch import backend_unavailable_reason
+
+    if backend is not None:
+        if backend not in SSD_BACKENDS:
+            raise ValueError(f"ssd_scan backend must be one of {SSD_BACKENDS}, got {backend!r}")
+        reason = backend_unavailable_reason(backend, device, dtype)
+        if reason is not None:
+            raise RuntimeError(f"ssd_scan backend {backend!r} cannot run: {reason}")
+        return backend
+    if device.type == "cuda" and dtype != torch.float64:
+        reason = backend_unavailable_reason("triton", device, dtype)
+        if reason is None:
+            return "triton"
+        if reason not in _warned:
+            _warned.add(reason)
+            warnings.warn(f"ssd_scan falls back to the torch backend: {reason}", RuntimeWarning,
+                          stacklevel=3)
+    return "torch"
 
 
 def ssd_scan(x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False,
              initial_state=None, return_final_state=False, chunk_size=DEFAULT_CHUNK,
              backend: Optional[str] = None):
     """The Mamba-2 scan (shapes: the module docstring).  ``backend``: "torch" (the chunked
-    matmul form, on any device; the default) or "reference" (the loop over time)."""
-    if backend in (None, "torch"):
-        return ssd_scan_chunked(x, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_state,
-                                return_final_state, chunk_size)
-    if backend == "reference":
+    matmul form, on any device), "reference" (the loop over time) or "triton" (the chunked
+    form in Triton kernels, :mod:`seqmamba_kernels.triton_ssd`: CUDA tensors, or CPU tensors
+    under ``TRITON_INTERPRET=1``; float32/bf16/fp16); None: triton on CUDA when it can run
+    there, else torch."""
+    name = resolve_ssd_backend(backend, x.device, x.dtype)
+    if name == "reference":
         return ssd_scan_ref(x, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_state,
                             return_final_state)
-    raise ValueError(f"ssd_scan backend must be one of {SSD_BACKENDS}, got {backend!r}")
+    if name == "torch":
+        return ssd_scan_chunked(x, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_state,
+                                return_final_state, chunk_size)
+    check_ssd_args(x, dt, A, B, C, D, z, dt_bias, initial_state)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    from .triton_ssd import ssd_scan_triton
+
+    y, H = ssd_scan_triton(x, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_state, chunk_size)
+    return (y, H) if return_final_state else y

@@ -1,6 +1,6 @@
-"""benchmarks/gpu_static.py compiles every Triton kernel for Hopper with no GPU (so a change that
-breaks the GPU build fails here, not on a lent GPU), and benchmarks/gpu_floor.py's byte and
-flop model counts what its definition says."""
+"""benchmarks/gpu_static.py compiles every Triton kernel (the selective scan's and the SSD's)
+for Hopper with no GPU (so a change that breaks the GPU build fails here, not on a lent GPU),
+and benchmarks/gpu_floor.py's byte and flop model counts what its definition says."""
 
 import csv
 import math
@@ -29,8 +29,9 @@ def static_rows(tmp_path_factory):
 
 
 def test_every_kernel_compiles_for_hopper(static_rows):
-    assert sorted(r["kernel"] for r in static_rows) == ["bwd_flip", "bwd_reverse", "fwd",
-                                                        "fwd_train", "step"]
+    assert sorted(r["kernel"] for r in static_rows) == sorted([
+        "bwd_flip", "bwd_reverse", "fwd", "fwd_train", "step", "ssd_state", "ssd_pass",
+        "ssd_out", "ssd_dstate", "ssd_pass_bwd", "ssd_bwd"])
     for r in static_rows:
         ints = {k: int(r[k]) for k in ("registers", "spill_stores", "spill_loads",
                                        "stack_bytes", "smem_bytes", "blocks_per_sm",
