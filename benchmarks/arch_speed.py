@@ -17,9 +17,8 @@ model is built) is its own:
   full causal attention over the sequence (scaled_dot_product_attention), until it runs out
   of memory or the time budget;
 - ``generate``: tokens/s of 64 greedy tokens after a prompt of the given length, through
-  the steps ``generate`` takes (Mamba: the compiled-free ``RecurrentStepper``, O(1) a token;
-  Mamba-2: ``model.step``, O(1); the Transformer: a KV-cache step, O(context)); the prompt's
-  prefill is not timed.
+  the steps ``generate`` takes (Mamba and Mamba-2: the uncompiled ``RecurrentStepper``, O(1)
+  a token; the Transformer: a KV-cache step, O(context)); the prompt's prefill is not timed.
 
 Writes ``benchmarks/results/arch_speed.csv``: arch, kind, length, status, seconds, tokens/s,
 peak MB, and each model's time over Mamba's at each length.
@@ -90,7 +89,7 @@ def child(a) -> dict:
             chunk = None if a.arch == "transformer" else 1 << 15
             tok = model(ids, inference_cache=cache, chunk_size=chunk,
                         num_last_tokens=1).logits[:, -1].argmax(-1)
-            step = RecurrentStepper(model) if a.arch == "mamba" else model.step
+            step = RecurrentStepper(model) if a.arch != "transformer" else model.step
             t0 = time.perf_counter()
             for _ in range(NEW_TOKENS):
                 tok = step(tok, cache).argmax(-1)
