@@ -147,41 +147,46 @@ FSDD_ARCH = {"cnn": "audio_fsdd_loso_cnn.csv", "transformer": "audio_fsdd_loso_t
 
 def _fsdd_runs() -> tuple:
     """(the Transformer++'s rows, the CNN run's rows, the three Mamba seeds' rows), each by
-    held-out speaker, and the speakers the Transformer++ was scored on."""
+    held-out speaker, and the speakers either run scored, in FSDD's order."""
     def rows(name):
         return {r["held_out"]: r for r in _csv(name) if r["held_out"] != "mean"}
 
     tr, cnn = rows(FSDD_ARCH["transformer"]), rows(FSDD_ARCH["cnn"])
     seeds = [rows(f) for f in FSDD_ARCH["mamba_seeds"]]
-    return tr, cnn, seeds, list(tr)
+    speakers = [s for s in seeds[0] if s in tr or s in cnn]
+    return tr, cnn, seeds, speakers
 
 
 def arch_fsdd() -> str:
     """Each FSDD speaker held out: Mamba, the Transformer++ and the log-mel CNN trained by the
     same recipe (same clips, augmentation, steps and seed), beside the classic baselines; the
-    last rows average the speakers the Transformer++ was scored on."""
+    last row averages the speakers, in each column that has them all."""
     tr, cnn, seeds, speakers = _fsdd_runs()
-    cols = {"mamba": lambda s: [float(seeds[0][s]["model_acc"])],
+
+    def get(rows, s, key):
+        return [float(rows[s][key])] if s in rows else None
+    cols = {"mamba": lambda s: get(seeds[0], s, "model_acc"),
             "seeds": lambda s: [float(x[s]["model_acc"]) for x in seeds],
-            "transformer": lambda s: [float(tr[s]["model_acc"])],
-            "cnn": lambda s: [float(cnn[s]["cnn_acc"])] if s in cnn else None,
-            "lr": lambda s: [float(tr[s]["logmel_lr_acc"])],
-            "svm": lambda s: [float(tr[s]["svm_acc"])]}
-    learnt = ("mamba", "seeds", "transformer", "cnn")
+            "beside": lambda s: get(cnn, s, "model_acc"),
+            "transformer": lambda s: get(tr, s, "model_acc"),
+            "cnn": lambda s: get(cnn, s, "cnn_acc"),
+            "lr": lambda s: get(seeds[0], s, "logmel_lr_acc"),
+            "svm": lambda s: get(seeds[0], s, "svm_acc")}
+    learnt = ("mamba", "seeds", "beside", "transformer", "cnn")
 
     def cell(k, v, n):
         if v is None:
             return "-"
         return _acc_cell(v, n) if k in learnt else f"{v[0]:.3f}"
 
-    out = ["| held-out speaker | Mamba, seed 0 | Mamba, 3 seeds: mean (range) | Transformer++ "
-           "| log-mel CNN (res8-like) | log-mel + LR | log-mel + MFCC + RBF SVM |",
-           "|---|---|---|---|---|---|---|"]
+    out = ["| held-out speaker | Mamba, seed 0 | Mamba, 3 seeds: mean (range) | Mamba, the CNN "
+           "run's (seed 0 again) | Transformer++ | log-mel CNN (res8-like) | log-mel + LR | "
+           "log-mel + MFCC + RBF SVM |", "|---" * 8 + "|"]
     for s in speakers:
-        n = int(tr[s]["clips"])
+        n = int(seeds[0][s]["clips"])
         out.append(f"| {s} ({n} clips) | " + " | ".join(cell(k, f(s), n)
                                                        for k, f in cols.items()) + " |")
-    n = sum(int(tr[s]["clips"]) for s in speakers)
+    n = sum(int(seeds[0][s]["clips"]) for s in speakers)
     means = {}
     for k, f in cols.items():
         vals = [f(s) for s in speakers]
@@ -190,17 +195,13 @@ def arch_fsdd() -> str:
             [float(np.mean([v[i] for v in vals])) for i in range(len(vals[0]))]
     out.append(f"| **mean of {', '.join(speakers)}** ({n:,} clips) | " + " | ".join(
         cell(k, v, n) for k, v in means.items()) + " |")
-    cnn_s = [s for s in speakers if s in cnn]
-    if cnn_s:
-        s = cnn_s[0]
-        out.append(f"| the CNN run's own Mamba model, {s} (seed 0 again, beside the CNN) | "
-                   f"{_acc_cell([float(cnn[s]['model_acc'])], int(cnn[s]['clips']))} | - | - | "
-                   f"- | - | - |")
-    params = [f"{int(r[k]) / 1e3:.0f}k" if r and r.get(k) else "-" for r, k in (
-        (cnn.get(cnn_s[0]) if cnn_s else None, "model_parameters"),
-        (tr[speakers[0]], "model_parameters"),
-        (cnn.get(cnn_s[0]) if cnn_s else None, "cnn_parameters"))]
-    out.append(f"| parameters | {params[0]} | - | {params[1]} | {params[2]} | - | - |")
+
+    def params(rows, key):
+        r = next(iter(rows.values()), None)
+        return f"{int(r[key]) / 1e3:.0f}k" if r and r.get(key) else "-"
+    out.append(f"| parameters | {params(cnn, 'model_parameters')} | - | "
+               f"{params(cnn, 'model_parameters')} | {params(tr, 'model_parameters')} | "
+               f"{params(cnn, 'cnn_parameters')} | - | - |")
     return "\n".join(out)
 
 
@@ -269,20 +270,22 @@ def arch_verdict() -> str:
         out.append(f"| {task}, held-out accuracy ({n} examples; seeds "
                    f"{len(rs['mamba'])}/{len(rs['transformer'])}) | {m:.3f} | {t:.3f} | {c:.3f} | "
                    f"{verdict(m, [t, c], tol=(hi - lo) / 2)} |")
-    tr, cnn, seeds, speakers = _fsdd_runs()
-    n = sum(int(tr[s]["clips"]) for s in speakers)
-    m = np.mean([np.mean([float(x[s]["model_acc"]) for x in seeds]) for s in speakers])
-    t = np.mean([float(tr[s]["model_acc"]) for s in speakers])
-    lo, hi = wilson_interval(round(m * n), n)
-    out.append(f"| spoken digits, unheard FSDD speakers ({', '.join(speakers)}; {n:,} clips; "
-               f"Mamba: 3 seeds) | {m:.3f} | {t:.3f} | - | "
-               f"{verdict(m, [t], tol=(hi - lo) / 2)} |")
-    for s in cnn:  # the CNN beside the Mamba model trained in the same run
-        n = int(cnn[s]["clips"])
-        m, c = float(cnn[s]["model_acc"]), float(cnn[s]["cnn_acc"])
+    tr, cnn, seeds, _ = _fsdd_runs()
+    for rival, key, col in ((tr, "model_acc", "transformer"), (cnn, "cnn_acc", "cnn")):
+        # Mamba: the recipe's three seeds beside the Transformer++, the seed-0 model trained
+        # in the same run beside the CNN
+        folds = list(rival)
+        if not folds:
+            continue
+        n = sum(int(rival[s]["clips"]) for s in folds)
+        m = np.mean([np.mean([float(x[s]["model_acc"]) for x in seeds]) for s in folds]) \
+            if col == "transformer" else np.mean([float(cnn[s]["model_acc"]) for s in folds])
+        r = np.mean([float(rival[s][key]) for s in folds])
         lo, hi = wilson_interval(round(m * n), n)
-        out.append(f"| spoken digits, unheard FSDD speaker {s} ({n} clips; one seed) | {m:.3f} "
-                   f"| - | {c:.3f} | {verdict(m, [c], tol=(hi - lo) / 2)} |")
+        who = "Mamba: 3 seeds" if col == "transformer" else "one seed, same run"
+        cells = f"{r:.3f} | - |" if col == "transformer" else f"- | {r:.3f} |"
+        out.append(f"| spoken digits, unheard FSDD speakers ({', '.join(folds)}; {n:,} clips; "
+                   f"{who}) | {m:.3f} | {cells} {verdict(m, [r], tol=(hi - lo) / 2)} |")
     syn = [r for r in _csv("synthetic.csv") if r["task"] == "induction_heads"
            and r["train_steps"] == "1500" and not r.get("training")]
     ind = {(r["model"], int(r["eval_len"])): float(r["accuracy"]) for r in syn}
