@@ -46,8 +46,8 @@ def label_files(teachers: Sequence[Path], inputs: Sequence[str], labels: Sequenc
     a teacher that is not a classifier, or one whose labels are not ``labels``."""
     from tqdm.auto import tqdm
 
-    from .predictor import (AudioPredictor, balance_groups_of, check_balance_groups, classified,
-                            expand_inputs)
+    from .prediction_balance import balance_groups_of, check_balance_groups
+    from .predictor import AudioPredictor, classified, expand_inputs
 
     files, errors = expand_inputs([str(i) for i in inputs])
     if errors:
