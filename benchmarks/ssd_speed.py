@@ -20,7 +20,6 @@ matmuls of 512-2048).  Writes ``benchmarks/results/ssd_speed.csv``.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -71,18 +70,26 @@ def mamba1(length: int, state: int, backward: bool):
 
 
 def mamba2(length: int, state: int, backward: bool, direct: bool = False):
-    """``direct``: the within-chunk product in its direct form (a decay matrix per head), the
-    form the factored one replaced; the product picks it only for very fast decays."""
+    """``direct``: the within-chunk product in its direct form (a decay matrix per head) for
+    every slice, the form the factored one replaced.  The decays span the ranges a fresh
+    Mamba-2 layer draws from (``seqmamba/mixer2.py``): the heads' A from -1 to -16 and their
+    time steps from 0.001 to 0.1 (log-spaced, through the dt bias), paired slowest with
+    slowest.  The fastest head's chunks span more than FACTORED_SPAN, so in the product they
+    take the direct form: a head in four, the worst the initialisation gives."""
     h = D_INNER // HEAD_DIM
-    g = lambda *s: torch.randn(*s, requires_grad=backward)  # noqa: E731
-    x, dt, B, C = g(1, length, h, HEAD_DIM), g(1, length, h), g(1, length, 1, state), \
-        g(1, length, 1, state)
-    A = (-torch.rand(h)).requires_grad_(backward)
+    gen = torch.Generator().manual_seed(0)
+    g = lambda *s: torch.randn(*s, generator=gen).requires_grad_(backward)  # noqa: E731
+    x, B, C = g(1, length, h, HEAD_DIM), g(1, length, 1, state), g(1, length, 1, state)
+    dt = (0.5 * torch.randn(1, length, h, generator=gen)).requires_grad_(backward)
+    step = torch.logspace(-3, -1, h)
+    dt_bias = (step + torch.log(-torch.expm1(-step))).requires_grad_(backward)  # softplus^-1
+    A = (-torch.linspace(1, 16, h)).requires_grad_(backward)
 
     def run():
         span, ssd.FACTORED_SPAN = ssd.FACTORED_SPAN, -1.0 if direct else ssd.FACTORED_SPAN
         try:
-            y = ssd_scan(x, dt, A, B, C, dt_softplus=True, chunk_size=CHUNK)
+            y = ssd_scan(x, dt, A, B, C, dt_bias=dt_bias, dt_softplus=True,
+                         chunk_size=CHUNK)
             if backward:
                 y.sum().backward()
         finally:

@@ -99,7 +99,7 @@ def ssd_speed() -> str:
            f"The machine's float32 GEMM roofline: {roof:.0f} GFLOP/s; in brackets, the SSD "
            "forward's matmul GFLOP/s as a share of it.", "",
            "| length | pass | " + " | ".join(
-               f"{SSD_KERNELS[k]}, state {s}"
+               f"{SSD_KERNELS.get(k, k)}, state {s}"
                for k, s in cols) + " |", "|---" * (2 + len(cols)) + "|"]
     for n, pas in dict.fromkeys((int(r["length"]), r["pass"]) for r in rows):
         cells = []
@@ -162,11 +162,14 @@ def arch_fsdd() -> str:
     same recipe (same clips, augmentation, steps and seed), beside the classic baselines; the
     last row averages the speakers, in each column that has them all."""
     tr, cnn, seeds, speakers = _fsdd_runs()
+    if not speakers:
+        return "No FSDD fold has been scored with the Transformer++ or the CNN yet."
 
     def get(rows, s, key):
         return [float(rows[s][key])] if s in rows else None
     cols = {"mamba": lambda s: get(seeds[0], s, "model_acc"),
-            "seeds": lambda s: [float(x[s]["model_acc"]) for x in seeds],
+            "seeds": lambda s: [float(x[s]["model_acc"]) for x in seeds]
+            if all(s in x for x in seeds) else None,
             "beside": lambda s: get(cnn, s, "model_acc"),
             "transformer": lambda s: get(tr, s, "model_acc"),
             "cnn": lambda s: get(cnn, s, "cnn_acc"),
@@ -274,7 +277,7 @@ def arch_verdict() -> str:
     for rival, key, col in ((tr, "model_acc", "transformer"), (cnn, "cnn_acc", "cnn")):
         # Mamba: the recipe's three seeds beside the Transformer++, the seed-0 model trained
         # in the same run beside the CNN
-        folds = list(rival)
+        folds = [s for s in rival if all(s in x for x in seeds)]
         if not folds:
             continue
         n = sum(int(rival[s]["clips"]) for s in folds)

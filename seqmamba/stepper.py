@@ -131,8 +131,9 @@ class RecurrentStepper:
     def _step(self, tokens: torch.Tensor, convs: List[torch.Tensor],
               ssms: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """tokens (batch,) -> (logits (batch, vocab_size), each layer's next conv window
-        (batch, d_inner, d_conv - 1)); each layer's state (batch, d_inner, d_state) is updated
-        in place by the state update.
+        (batch, d_inner, d_conv - 1); a Mamba-2 block's: (batch, conv_dim, d_conv - 1)); each
+        layer's state (batch, d_inner, d_state), a Mamba-2 block's (batch, heads, head_dim,
+        d_state), is updated in place by the state update.
 
         A function of tensors only (no Python object is mutated inside), so the eager step and
         the compiled one are this same code; in float32 the casts are no-ops."""

@@ -94,35 +94,55 @@ def ssd_scan_ref(x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False
     return (y, H) if return_final_state else y
 
 
-# The factored form below multiplies exp(a_i - m) by exp(m - a_j); a chunk and head whose log
-# decay spans more than this would leave the float32 range (e^40 ~ 2e17 each way, headroom for
-# the sums over the chunk), so such calls take the direct form.
+# The factored form below multiplies exp(a_i - m) by exp(m - a_j), |a - m| <= half the span.
+# Past this span the two terms would leave float32's range (e^40 ~ 2e17 each way, headroom for
+# the sums over the chunk), so those (chunk, head) slices take the direct form.
 FACTORED_SPAN = 80.0
+
+
+def _direct(a, dt, x, CB, causal):
+    """The within-chunk outputs in the direct form: a (Q x Q) decay matrix per slice.
+    a, dt: (..., Q); x: (..., Q, p); CB: (..., Q, Q), broadcast over the leading dims ->
+    (..., Q, p)."""
+    seg = torch.where(causal, a[..., :, None] - a[..., None, :], float("-inf"))
+    return torch.matmul(CB * torch.exp(seg) * dt[..., None, :], x)
 
 
 def _within_chunks(a, dt, x, B, C):
     """The outputs of each chunk's own inputs.  a: (b, c, Q, g, r) log decay since the chunk
-    began; dt: same; x: (b, c, Q, g, r, p); B, C: (b, c, Q, g, n) -> (b, c, Q, g, r, p).
+    began; dt: same; x: (b, c, Q, g, r, p); B, C: (b, c, Q, g, n) -> (b, c, Q, g, r, p), all
+    in the compute dtype.
 
     y_i = sum_{j <= i} <C_i, B_j> exp(a_i - a_j) dt_j x_j.  The decay factors into a row and a
-    column term around the middle m of the chunk's range: exp(a_i - m) exp(m - a_j).  Then the
+    column term around the middle m of the slice's range: exp(a_i - m) exp(m - a_j).  Then the
     masked C B^T is one (Q x Q) matrix per group, shared by the group's r heads, and the product
-    with the heads' (dt exp(m - a) x) is one GEMM of width r p.  The direct form builds a
-    (Q x Q) decay matrix per head instead, and spends most of its time on those elementwise
-    passes (profile in docs/kernels.md): the factored form does 2-3x less work on a CPU."""
+    with the heads' (dt exp(m - a) x) is one GEMM of width r p.  The direct form (``_direct``)
+    builds a (Q x Q) decay matrix per head instead, and spent most of its time on those
+    elementwise passes.  Slices spanning more than FACTORED_SPAN are recomputed in the direct
+    form; their factored terms are clamped first, so that no inf reaches the GEMM or its
+    gradient."""
     b, c, Q, g, r = a.shape
     causal = torch.ones(Q, Q, dtype=torch.bool, device=a.device).tril()
-    CB = torch.einsum("bcign,bcjgn->bcgij", C, B)
-    hi, lo = a.amax(dim=2, keepdim=True), a.amin(dim=2, keepdim=True)
-    if float((hi - lo).detach().max()) <= FACTORED_SPAN:
-        m = 0.5 * (hi + lo)
-        xv = (x * (torch.exp(m - a) * dt)[..., None]).reshape(b, c, Q, g, -1).transpose(2, 3)
+    # autocast off: fp16 products would overflow the factored terms (they stay float32 here)
+    with torch.autocast(a.device.type, enabled=False):
+        CB = torch.einsum("bcign,bcjgn->bcgij", C, B)
+        hi, lo = a.amax(dim=2, keepdim=True), a.amin(dim=2, keepdim=True)
+        wide = (hi - lo)[:, :, 0] > FACTORED_SPAN  # (b, c, g, r)
+        at, dtt = a.permute(0, 1, 3, 4, 2), dt.permute(0, 1, 3, 4, 2)  # (b, c, g, r, Q)
+        xt = x.permute(0, 1, 3, 4, 2, 5)  # (b, c, g, r, Q, p)
+        if a.numel() and bool(wide.all()):  # every slice: no factored pass at all
+            return _direct(at, dtt, xt, CB[:, :, :, None], causal).permute(0, 1, 4, 2, 3, 5)
+        m = (0.5 * (hi + lo)).detach()  # any m is exact; it only keeps the terms in range
+        half = FACTORED_SPAN / 2
+        col = torch.exp((m - a).clamp(-half, half)) * dt
+        xv = (x * col[..., None]).reshape(b, c, Q, g, r * x.shape[-1]).transpose(2, 3)
         y = torch.matmul(CB.masked_fill(~causal, 0), xv)  # (b, c, g, Q, r p)
-        return y.transpose(2, 3).reshape(x.shape) * torch.exp(a - m)[..., None]
-    at = a.permute(0, 1, 3, 4, 2).contiguous()  # (b, c, g, r, Q): rows of the masks contiguous
-    seg = torch.where(causal, at[..., :, None] - at[..., None, :], float("-inf"))
-    M = CB[:, :, :, None] * torch.exp(seg) * dt.permute(0, 1, 3, 4, 2)[..., None, :]
-    return torch.einsum("bcgrij,bcjgrp->bcigrp", M, x)
+        y = y.transpose(2, 3).reshape(x.shape) * torch.exp((a - m).clamp(-half, half))[..., None]
+        if a.numel() == 0 or not bool(wide.any()):
+            return y
+        w = wide.nonzero(as_tuple=True)  # the wide slices (b, c, g, r) indices, k of them
+        yw = _direct(at[w], dtt[w], xt[w], CB[w[:3]], causal)  # (k, Q, p)
+        return y.permute(0, 1, 3, 4, 2, 5).index_put(w, yw).permute(0, 1, 4, 2, 3, 5)
 
 
 def ssd_scan_chunked(x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False,
@@ -180,12 +200,15 @@ def ssd_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_sof
     place, with the groups as a view (no copy of B or C per head)."""
     b, h, p, n = state.shape
     g = B.shape[1]
-    cdt = state.dtype
+    cdt = torch.promote_types(_compute_dtype(x.dtype), state.dtype)  # float32 at least
     dtc = _time_step(dt, dt_bias, dt_softplus, cdt).view(b, g, h // g)
     xc = x.to(cdt).view(b, g, h // g, p)
-    H = state.view(b, g, h // g, p, n)
+    H = state.view(b, g, h // g, p, n) if state.dtype == cdt else \
+        state.to(cdt).view(b, g, h // g, p, n)  # a low-precision state: updated in cdt, stored
     H.mul_(torch.exp(dtc * A.to(cdt).view(g, h // g))[..., None, None])
     H.add_((dtc[..., None] * xc)[..., None] * B.to(cdt).view(b, g, 1, 1, n))
+    if state.dtype != cdt:
+        state.copy_(H.view(b, h, p, n))
     y = torch.matmul(H, C.to(cdt).view(b, g, 1, n, 1)).view(b, h, p)
     return _finish(y[:, None], x[:, None], D, None if z is None else z[:, None], cdt)[:, 0]
 

@@ -57,17 +57,29 @@ def test_low_precision_inputs_stay_close_to_the_float64_reference(dtype, tol):
     assert err < tol, float(err)
 
 
-def test_fast_decays_take_the_direct_form_and_stay_exact_in_float32(monkeypatch):
-    """Time steps large enough that a chunk's log decay spans far more than e^80: the factored
-    form would overflow float32 (it gives non-finite or wrong outputs), so these chunks take
-    the direct form, and the outputs match the float64 reference."""
+def test_fast_decaying_heads_take_the_direct_form_values_and_gradients(monkeypatch):
+    """One head decays slowly and one so fast that its chunks' log decay spans far more than
+    FACTORED_SPAN: the factored form alone would overflow float32 (non-finite or wrong
+    outputs), so those slices are recomputed in the direct form.  Values in float32, and values
+    and every gradient in float64, match the reference; an empty batch still works."""
     args = inputs(1, 48, 2, 4, 1, 8)
-    args["dt"] = args["dt"].abs() + 10  # dt A of -30 to -40 a step: chunks span over 400
-    args["A"] = args["A"] - 3
+    args["dt"] = args["dt"].abs() + 10  # softplus ~ 10-13 a step
+    args["A"] = torch.tensor([-0.2, -3.0], dtype=torch.float64)  # spans ~40 and over 400
     ref = ssd_scan_ref(**args, dt_softplus=True)
     f32 = {k: v.float() for k, v in args.items()}
-    got = ssd_scan(**f32, dt_softplus=True, chunk_size=16)
-    assert ((got.double() - ref).abs().max() / ref.abs().max()) < 1e-5
+    got = ssd_scan(**f32, dt_softplus=True, chunk_size=16).double()
+    assert ((got - ref).abs().max() / ref.abs().max()) < 1e-5
+    grads, w = {}, torch.randn_like(ref)
+    for name, fn in (("ref", ssd_scan_ref), ("chunked", ssd_scan)):
+        leaves = {k: v.clone().requires_grad_() for k, v in args.items()}
+        kw = {"chunk_size": 16} if name == "chunked" else {}
+        (fn(**leaves, dt_softplus=True, **kw) * w).sum().backward()
+        grads[name] = {k: v.grad for k, v in leaves.items()}
+    for k in grads["ref"]:
+        torch.testing.assert_close(grads["chunked"][k], grads["ref"][k], rtol=1e-8, atol=1e-8,
+                                   msg=k)
+    empty = {k: v[:0] if v.dim() > 1 and v.shape[0] == 1 else v for k, v in f32.items()}
+    assert ssd_scan(**empty, dt_softplus=True, chunk_size=16).shape == (0, 48, 2, 4)
     monkeypatch.setattr(ssd, "FACTORED_SPAN", float("inf"))  # without the guard
     bad = ssd_scan(**f32, dt_softplus=True, chunk_size=16).double()
     assert not (torch.isfinite(bad).all() and (bad - ref).abs().max() / ref.abs().max() < 1e-3)
