@@ -60,6 +60,17 @@ def _chunk_coords(H, nc, Q, length, heads_per_group, BLOCK_Q: tl.constexpr):
 
 
 @triton.jit
+def _pn_block(P, N, n_pblocks, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr):
+    """The (head_dim, state) tile of a program whose third grid axis numbers p-blocks x
+    n-blocks: its channel and state offsets and their masks."""
+    pid_p = tl.program_id(2) % n_pblocks
+    pid_n = tl.program_id(2) // n_pblocks
+    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    return offs_p, offs_n, offs_p < P, offs_n < N
+
+
+@triton.jit
 def _chunk_state_fwd(
     x_ptr, B_ptr, dt_ptr, a_ptr, states_ptr,
     length, H, G, P, N, nc, Q, heads_per_group, n_pblocks,
@@ -70,12 +81,7 @@ def _chunk_state_fwd(
     DT = x_ptr.dtype.element_ty
     b, h, g, chunk, offs_i, in_chunk, valid, rows = _chunk_coords(
         H, nc, Q, length, heads_per_group, BLOCK_Q)
-    pid_p = tl.program_id(2) % n_pblocks
-    pid_n = tl.program_id(2) // n_pblocks
-    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_p = offs_p < P
-    mask_n = offs_n < N
+    offs_p, offs_n, mask_p, mask_n = _pn_block(P, N, n_pblocks, BLOCK_P, BLOCK_N)
     a = tl.load(a_ptr + chunk * Q + offs_i, mask=in_chunk, other=0.0)
     dt = tl.load(dt_ptr + chunk * Q + offs_i, mask=in_chunk, other=0.0)
     a_last = tl.load(a_ptr + chunk * Q + Q - 1)
@@ -176,12 +182,7 @@ def _dstate_out_bwd(
     DT = g_ptr.dtype.element_ty
     b, h, g, chunk, offs_i, in_chunk, valid, rows = _chunk_coords(
         H, nc, Q, length, heads_per_group, BLOCK_Q)
-    pid_p = tl.program_id(2) % n_pblocks
-    pid_n = tl.program_id(2) // n_pblocks
-    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_p = offs_p < P
-    mask_n = offs_n < N
+    offs_p, offs_n, mask_p, mask_n = _pn_block(P, N, n_pblocks, BLOCK_P, BLOCK_N)
     a = tl.load(a_ptr + chunk * Q + offs_i, mask=in_chunk, other=0.0)
     gy = tl.load(g_ptr + (rows * H + h)[:, None] * P + offs_p[None, :],
                  mask=valid[:, None] & mask_p[None, :], other=0.0)
