@@ -31,7 +31,8 @@ from tables_fsdd import (FSDD_SEEDS, audio_holdout, audio_results, fsdd_ablation
                          fsdd_balance, fsdd_channels, fsdd_digits, fsdd_loso, fsdd_noise,
                          fsdd_recipe_speed, fsdd_seeds, fsdd_voices)
 from tables_synthetic import copying_curve, induction_far_key, induction_probe, synthetic
-from tables_audio import fsdd_new_voice, fsdd_new_voice_check, fsdd_spread
+from tables_audio import (fsdd_new_voice, fsdd_new_voice_check,
+                          fsdd_new_voice_check_transformer, fsdd_spread)
 from tables_dna import (_ci, dna_results, gene_annotation, genome_scale, mlm_science, mlm_speed,
                         variant_speed, variant_zero_shot)
 
@@ -191,6 +192,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "fsdd voices": fsdd_voices,
     "fsdd adapt": fsdd_adapt, "fsdd balance": fsdd_balance,
     "fsdd new voice": fsdd_new_voice, "fsdd new voice check": fsdd_new_voice_check,
+    "fsdd new voice check transformer": fsdd_new_voice_check_transformer,
     "fsdd channels": fsdd_channels, "fsdd recipe speed": fsdd_recipe_speed,
     "busy cores": busy_cores,
     "audio predict speed": audio_predict_speed,

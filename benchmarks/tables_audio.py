@@ -60,11 +60,11 @@ def fsdd_new_voice() -> str:
     return "\n".join(out)
 
 
-def fsdd_new_voice_check() -> str:
+def fsdd_new_voice_check(name: str = "audio_new_voice_check.csv") -> str:
     """experiments/audio_new_voice.py: how often the new-voice check fires, averaged over the
     folds, per kind of batch (one voice's clips) and size; and how often each of its two
     signals alone does at the product's thresholds."""
-    rows = [r for r in _csv("audio_new_voice_check.csv") if r["fold"] == "all"]
+    rows = [r for r in _csv(name) if r["fold"] == "all"]
     conf, classes = f"fire_rate_shortfall_{SHORTFALL:g}", f"fire_rate_classes_{ALPHA:g}"
     out = ["| batch (one voice's clips) | clips | accuracy | mean top probability | below the "
            f"reference | check fires | confidence alone ({SHORTFALL:g} below) | classes alone "
@@ -84,3 +84,8 @@ def _signed(x) -> str:
     """A difference to 3 places with its sign, and no "-0.000"."""
     v = round(float(x), 3)
     return f"{v + 0.0:+.3f}" if v else "0.000"
+
+
+def fsdd_new_voice_check_transformer() -> str:
+    """The same table for the Transformer++ folds of the recipe (``--tag transformer``)."""
+    return fsdd_new_voice_check("audio_new_voice_check_transformer.csv")
