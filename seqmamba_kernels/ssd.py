@@ -23,7 +23,6 @@ Both functions return y (batch, length, heads, head_dim) in x's dtype and, with
 
 from __future__ import annotations
 
-import warnings
 from typing import Optional
 
 import torch
@@ -128,9 +127,10 @@ def _within_chunks(a, dt, x, B, C):
         CB = torch.einsum("bcign,bcjgn->bcgij", C, B)
         hi, lo = a.amax(dim=2, keepdim=True), a.amin(dim=2, keepdim=True)
         wide = (hi - lo)[:, :, 0] > FACTORED_SPAN  # (b, c, g, r)
+        n_wide = int(wide.sum())  # the one host sync
         at, dtt = a.permute(0, 1, 3, 4, 2), dt.permute(0, 1, 3, 4, 2)  # (b, c, g, r, Q)
         xt = x.permute(0, 1, 3, 4, 2, 5)  # (b, c, g, r, Q, p)
-        if a.numel() and bool(wide.all()):  # every slice: no factored pass at all
+        if n_wide and n_wide == wide.numel():  # every slice: no factored pass at all
             return _direct(at, dtt, xt, CB[:, :, :, None], causal).permute(0, 1, 4, 2, 3, 5)
         m = (0.5 * (hi + lo)).detach()  # any m is exact; it only keeps the terms in range
         half = FACTORED_SPAN / 2
@@ -138,7 +138,7 @@ def _within_chunks(a, dt, x, B, C):
         xv = (x * col[..., None]).reshape(b, c, Q, g, r * x.shape[-1]).transpose(2, 3)
         y = torch.matmul(CB.masked_fill(~causal, 0), xv)  # (b, c, g, Q, r p)
         y = y.transpose(2, 3).reshape(x.shape) * torch.exp((a - m).clamp(-half, half))[..., None]
-        if a.numel() == 0 or not bool(wide.any()):
+        if n_wide == 0:
             return y
         w = wide.nonzero(as_tuple=True)  # the wide slices (b, c, g, r) indices, k of them
         yw = _direct(at[w], dtt[w], xt[w], CB[w[:3]], causal)  # (k, Q, p)
@@ -214,7 +214,6 @@ def ssd_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_sof
 
 
 SSD_BACKENDS = ("torch", "reference", "triton")
-_warned: set = set()
 
 
 def resolve_ssd_backend(backend: Optional[str], device: torch.device, dtype: torch.dtype) -> str:
@@ -223,7 +222,7 @@ def resolve_ssd_backend(backend: Optional[str], device: torch.device, dtype: tor
     reason when a CUDA call falls back (float64 goes to torch silently: it is the exact
     path).  The Mamba-1 dispatcher's rules (``dispatch.resolve_backend``), without its
     environment variable, whose names (cpu) are the selective scan's."""
-    from .dispatch import backend_unavailable_reason
+    from .dispatch import _warn_once, backend_unavailable_reason
 
     if backend is not None:
         if backend not in SSD_BACKENDS:
@@ -236,10 +235,7 @@ def resolve_ssd_backend(backend: Optional[str], device: torch.device, dtype: tor
         reason = backend_unavailable_reason("triton", device, dtype)
         if reason is None:
             return "triton"
-        if reason not in _warned:
-            _warned.add(reason)
-            warnings.warn(f"ssd_scan falls back to the torch backend: {reason}", RuntimeWarning,
-                          stacklevel=3)
+        _warn_once(f"ssd-triton:{reason}", f"ssd_scan falls back to the torch backend: {reason}")
     return "torch"
 
 

@@ -198,7 +198,7 @@ def test_automatic_choice(monkeypatch):
         warnings.simplefilter("error")
         assert ssd.resolve_ssd_backend(None, cpu, torch.float32) == "torch"
         assert ssd.resolve_ssd_backend(None, cuda, torch.float64) == "torch"
-    monkeypatch.setattr(ssd, "_warned", set())
+    monkeypatch.setattr(dispatch, "_warned", set())
     assert ssd.resolve_ssd_backend(None, cuda, torch.bfloat16) == "triton"
     monkeypatch.setattr(dispatch, "_triton_installed", lambda: False)
     with pytest.warns(RuntimeWarning, match="ssd_scan falls back to the torch backend: the "
