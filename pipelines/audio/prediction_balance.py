@@ -52,16 +52,15 @@ def check_balance_groups(groups: List[str], classes: int, what: str,
                          fix=fix)
 
 
-def balanced_rows(predictor, rows: List[dict], strength: float,
+def balanced_rows(predictor, rows: List[dict], probs: torch.Tensor, strength: float,
                   group_of: Dict[str, str]) -> Tuple[list, dict]:
-    """--balance: the table's rows with their probabilities (files, labels) re-weighted
+    """--balance: the table's rows with their probabilities ``probs`` (files, labels) re-weighted
     within each batch of ``group_of`` (``pipelines.balance``) and each label the new top
     class; and what was done (strength, and per batch its files, class weights and labels
     changed), which is also printed.  ``predictor``: the AudioPredictor that made the rows."""
     from ..balance import balance_groups
 
     labels = predictor.labels
-    probs = torch.tensor([[float(r[f"p_{n}"]) for n in labels] for r in rows])
     groups = [group_of[r["file"]] for r in rows]
     balanced, weights = balance_groups(probs, groups, strength)
     new = [predictor.labelled(r, p) for r, p in zip(rows, balanced)]

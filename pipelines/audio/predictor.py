@@ -120,12 +120,15 @@ class AudioPredictor:
             probs = probs + model(x, chunk_size=chunk).logits.float().softmax(-1)
         return (probs / len(self.models)).cpu()
 
-    def new_voice_note(self, rows: List[dict], inputs, balanced: bool) -> Optional[str]:
-        """The table's ``rows`` (the model's own probabilities) through the new-voice check
-        (``pipelines.audio.voice_check``): its one line, or None."""
-        if self.voice_reference is None or not rows:
+    def table_probs(self, rows: List[dict]) -> torch.Tensor:
+        """The class probabilities of the table's ``rows``: (files, labels)."""
+        return torch.tensor([[float(r[f"p_{n}"]) for n in self.labels] for r in rows])
+
+    def new_voice_note(self, probs: torch.Tensor, inputs, balanced: bool) -> Optional[str]:
+        """The table's probabilities (files, labels: the model's own) through the new-voice
+        check (``pipelines.audio.voice_check``): its one line, or None."""
+        if self.voice_reference is None:
             return None
-        probs = torch.tensor([[float(r[f"p_{n}"]) for n in self.labels] for r in rows])
         return new_voice_note(probs, self.voice_reference, self.labels, self.model_arg, inputs,
                               balanced)
 
@@ -269,7 +272,8 @@ def predict_table(predictor: AudioPredictor, files: List[Path], errors: List[Tup
               f"(errors in {err_file})", file=sys.stderr)
         return 2, None
     rows = table.rows() if predictor.voice_reference is not None or balance else []
-    note = predictor.new_voice_note(rows, inputs, balanced=bool(balance))
+    probs = predictor.table_probs(rows)  # (files, labels), read once for the note and --balance
+    note = predictor.new_voice_note(probs, inputs, balanced=bool(balance))
     if balance:
         try:
             check_balance_groups([group_of[r["file"]] for r in rows], len(predictor.labels),
@@ -277,7 +281,7 @@ def predict_table(predictor: AudioPredictor, files: List[Path], errors: List[Tup
         except InputError:
             table.close()  # the model's own probabilities stay in OUT.partial for a rerun
             raise
-        rows, balance_info = balanced_rows(predictor, rows, balance, group_of)
+        rows, balance_info = balanced_rows(predictor, rows, probs, balance, group_of)
         balance_info["by"] = balance_by
         table.finish(rows)
     else:
