@@ -30,8 +30,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from arch_dna_lm import _read  # noqa: E402  (the rows already in a result file)
-from seqmamba.atomic import write_csv_atomic  # noqa: E402
+from arch_dna_lm import _merge  # noqa: E402  (rows into a result file, keeping the others)
 
 TASKS = {"splice": "dna_splice", "promoters": "dna_promoters"}
 ARCHS = {"mamba": [],
@@ -86,16 +85,14 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--out", type=Path, default=OUT)
     a = p.parse_args(argv)
-    rows = _read(a.out)
     for task in a.tasks:
         for arch in a.archs:
             for seed in a.seeds:
                 with tempfile.TemporaryDirectory() as tmp:
                     row = train(task, arch, seed, Path(tmp) / "run")
                 print(row, flush=True)
-                key = (task, arch, str(seed))
-                rows = [r for r in rows if (r["task"], r["arch"], str(r["seed"])) != key] + [row]
-                write_csv_atomic(rows, a.out)  # each row as it comes: a stop loses one run
+                # each row as it comes (a stop loses one run); rows of other runs are kept
+                _merge(a.out, [row], lambda r: (r["task"], r["arch"], str(r["seed"])))
     return 0
 
 

@@ -69,6 +69,14 @@ def _read(path: Path) -> list:
         return list(csv.DictReader(f))
 
 
+def _merge(path: Path, new: list, key) -> None:
+    """Write ``new`` into the result file in place of its rows with the same ``key``, keeping
+    every other row.  The file is read again just before writing, so two runs of a script
+    (on two cores, say) can fill the same file without losing each other's rows."""
+    keys = {key(r) for r in new}
+    write_csv_atomic([r for r in _read(path) if key(r) not in keys] + new, path)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seq-lens", type=int, nargs="+", default=[1024])
@@ -77,17 +85,15 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=HERE / "results" / "arch_dna_lm.csv")
     a = p.parse_args(argv)
-    # rows of runs not redone this time are kept (each arch may be run on its own)
-    redo = {(str(n), arch, str(seed)) for n in a.seq_lens for arch in a.archs for seed in a.seeds}
-    rows = [r for r in _read(a.out) if (r["seq_len"], r["arch"], r["seed"]) not in redo]
     with tempfile.TemporaryDirectory() as tmp:
         for seq_len in a.seq_lens:
             for seed in a.seeds:
                 for arch in a.archs:
-                    rows.append(train(arch, seq_len, seed,
-                                      Path(tmp) / f"{arch}{seq_len}s{seed}", a.threads))
-                    print(json.dumps(rows[-1]), flush=True)
-                    write_csv_atomic(rows, a.out)  # a stopped run keeps what it measured
+                    row = train(arch, seq_len, seed, Path(tmp) / f"{arch}{seq_len}s{seed}",
+                                a.threads)
+                    print(json.dumps(row), flush=True)
+                    # each run as it comes (a stop loses one); rows of other runs are kept
+                    _merge(a.out, [row], lambda r: (str(r["seq_len"]), r["arch"], str(r["seed"])))
     print(f"wrote {a.out}")
     return 0
 

@@ -34,7 +34,7 @@ def arch_speed() -> str:
     by = {(r["arch"], r["kind"], int(r["length"])): r for r in rows}
     what = {"train": "forward + backward, batch 1", "predict": "next-token logits, no gradients",
             "generate": "64 greedy tokens after a prompt of the length, its prefill not timed"}
-    out = [f"Models: " + ", ".join(f"{NAMES[a]} ({params.get(a, 0) / 1e3:.0f}k parameters)"
+    out = ["Models: " + ", ".join(f"{NAMES[a]} ({params.get(a, 0) / 1e3:.0f}k parameters)"
                                     for a in archs) + " (`arch_speed.csv`)."]
     for kind in ("train", "predict", "generate"):
         lengths = sorted({n for a, k, n in by if k == kind})
@@ -234,6 +234,33 @@ def arch_dna_classify() -> str:
     return "\n".join(out)
 
 
+def arch_species() -> str:
+    """benchmarks/arch_species.py: held-out species accuracy per window length and model, with
+    its 95% interval over the test windows (or the range over seeds), beside the 3-mer LR."""
+    rows = _csv("arch_species.csv")
+    names = {"mamba": "Mamba, RC-equivariant", "mamba_norc": "Mamba, not equivariant",
+             "transformer": "Transformer++"}
+    archs = [a for a in names if any(r["arch"] == a for r in rows)]
+    first = {a: next(r for r in rows if r["arch"] == a) for a in archs}
+    out = ["| window | " + " | ".join(f"{names[a]} ({int(first[a]['params']) / 1e3:.1f}k)"
+                                      for a in archs) + " | 3-mer + LR |",
+           "|---" * (2 + len(archs)) + "|"]
+    for n in sorted({int(r["length"]) for r in rows}):
+        at = [r for r in rows if int(r["length"]) == n]
+        k = int(at[0]["n_test"])
+        cells = [_acc_cell([float(r["model_acc"]) for r in at if r["arch"] == a], k)
+                 if any(r["arch"] == a for r in at) else "-" for a in archs]
+        lr = next(r for r in at if r["arch"] == archs[0])["kmer3_logreg_acc"]
+        new = "" if at[0]["trained"] == "True" else ", longer than any trained on"
+        out.append(f"| {_pow2(n)} ({k:,} windows{new}) | " + " | ".join(cells) +
+                   f" | {float(lr):.3f} |")
+    mins = {a: np.mean([float(r["train_seconds"]) for r in rows if r["arch"] == a]) / 60
+            for a in archs}
+    out += ["", "Training minutes on one core (shared with another job, so only their order "
+            "counts): " + ", ".join(f"{names[a]} {mins[a]:.0f}" for a in archs) + "."]
+    return "\n".join(out)
+
+
 def arch_verdict() -> str:
     """One row per comparison: Mamba's figure beside the Transformer++'s and the CNN's, and
     which is ahead (level: the gap is inside the seeds' range or the 95% interval)."""
@@ -273,6 +300,19 @@ def arch_verdict() -> str:
         out.append(f"| {task}, held-out accuracy ({n} examples; seeds "
                    f"{len(rs['mamba'])}/{len(rs['transformer'])}) | {m:.3f} | {t:.3f} | {c:.3f} | "
                    f"{verdict(m, [t, c], tol=(hi - lo) / 2)} |")
+    sp = _csv("arch_species.csv")
+    for n in (2 ** 10, 2 ** 12, 2 ** 14):
+        at = [r for r in sp if int(r["length"]) == n]
+        accs = {a: [float(r["model_acc"]) for r in at if r["arch"] == a]
+                for a in ("mamba", "transformer")}
+        if accs["mamba"] and accs["transformer"]:
+            m, t = np.mean(accs["mamba"]), np.mean(accs["transformer"])
+            k = int(at[0]["n_test"])
+            lo, hi = wilson_interval(round(m * k), k)
+            new = "" if at[0]["trained"] == "True" else ", longer than any trained on"
+            out.append(f"| species of origin, {_pow2(n)} bases{new}, held-out accuracy ({k:,} "
+                       f"windows; seeds {len(accs['mamba'])}/{len(accs['transformer'])}) | "
+                       f"{m:.3f} | {t:.3f} | - | {verdict(m, [t], tol=(hi - lo) / 2)} |")
     tr, cnn, seeds, _ = _fsdd_runs()
     for rival, key, col in ((tr, "model_acc", "transformer"), (cnn, "cnn_acc", "cnn")):
         # Mamba: the recipe's three seeds beside the Transformer++, the seed-0 model trained

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+import seqmamba as seqmamba_lib
+
 from dna_helpers import DATA, seqmamba, tiny_classifier, tiny_lm, write
 from pipelines.dna.models import resolve_model_dir
 from pipelines.io.tables import model_provenance
@@ -203,22 +205,39 @@ def test_species_of_origin_table(tmp_path):
     3-mer baseline on the same held-out windows, written with the run's settings."""
     run = tmp_path / "species"
     rc, out, err = seqmamba("dna", "species", "--out", run, "--lengths", 64, 128,
-                            "--max-steps", 3, "--val-every", 3, "--test-per-class", 4,
+                            "--test-lengths", 256, 64, 128, "--max-steps", 3, "--val-every", 3, "--test-per-class", 4,
                             "--baseline-train-per-class", 10, "--d-model", 16, "--n-layer", 1,
                             "--batch-size", 4, "--warmup-steps", 1, "--ema", 0.5, "--no-progress")
     assert rc == 0, err
     rep = json.loads((run / "report.json").read_text())
     assert rep["labels"] == ["ecoli", "saureus", "hpylori", "vcholerae", "mtb"]
     assert rep["steps"] == 3 and rep["ema"] == 0.5 and rep["train_seconds"] > 0
-    assert [r["length"] for r in rep["accuracy_by_length"]] == [64, 128]
+    # the size a comparison matches models on is the saved model's
+    assert rep["arch"] == "mamba"
+    assert rep["parameters"] == seqmamba_lib.from_pretrained(str(run / "final")).num_parameters()
+    # scored at every --test-lengths, in order, the one longer than any trained on marked so
+    assert [(r["length"], r["trained"]) for r in rep["accuracy_by_length"]] == \
+        [(64, True), (128, True), (256, False)]
     for r in rep["accuracy_by_length"]:
         assert r["n_test"] == 20
     # 3 steps teach the model nothing, but the baseline fitted on the same windows must beat
     # the 0.2 of chance at 128 bases (a broken window reader or label map would not)
     assert rep["accuracy_by_length"][1]["kmer3_logreg_acc"] >= 0.4, rep["accuracy_by_length"]
     with open(run / "accuracy_by_length.csv") as f:
-        assert [row["length"] for row in csv.DictReader(f)] == ["64", "128"]
+        assert [row["length"] for row in csv.DictReader(f)] == ["64", "128", "256"]
     assert "length     64: model" in out and (run / "final" / "model.safetensors").exists()
+
+
+def test_species_refuses_a_window_no_genome_part_holds(tmp_path):
+    """A test length longer than a species' held-out part is refused in one line naming the
+    option, before any training (no run directory is written)."""
+    run = tmp_path / "species"
+    rc, out, err = seqmamba("dna", "species", "--out", run, "--lengths", 64,
+                            "--test-lengths", 64, 10 ** 8, "--max-steps", 2, "--no-progress")
+    assert rc == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert "--test-lengths 100000000" in line and "held-out part" in line, err
+    assert not run.exists()
 
 
 def test_finetune_learns_a_task_it_must_learn(tmp_path):

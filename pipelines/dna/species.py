@@ -4,9 +4,10 @@ The analogue of the Mamba paper's Great Apes task on the five bundled bacterial 
 (E. coli, S. aureus, H. pylori, V. cholerae, M. tuberculosis; ``data_manifests/genomes.yaml``,
 split ``species-80-20``): windows from the first 80% of every record train, windows from the
 held-out last 20% test.  One model is trained on windows of mixed lengths (each batch draws one
-length from ``--lengths``) and scored at every length; beside it, a 3-mer profile + logistic
-regression baseline is fitted per length on training windows of that length.  The model is
-reverse-complement equivariant by default (a window's species does not depend on its strand).
+length from ``--lengths``) and scored at every length, or at ``--test-lengths``; beside it, a
+3-mer profile + logistic regression baseline is fitted per length on training windows of that
+length.  The model is reverse-complement equivariant by default (a window's species does not
+depend on its strand).
 
 Writes RUN/final, RUN/report.json and RUN/accuracy_by_length.csv; prints the table.
 """
@@ -22,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from seqmamba.atomic import write_csv_atomic
 
+from ..errors import InputError
 from ..options import add_field, backbone_fields
 from ..runs import add_trainer_args, parse_with_recipe
 from .baselines import kmer_features
@@ -34,7 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqmamba dna species", description=__doc__.split("\n")[0])
     add_field(p, "manifest", default=Path("genomes.yaml"))
     add_field(p, "split", default="species-80-20", help="split name in --manifest")
-    p.add_argument("--lengths", type=int, nargs="+", default=[2 ** k for k in range(6, 13)])
+    p.add_argument("--lengths", type=int, nargs="+", default=[2 ** k for k in range(6, 13)],
+                   help="window lengths to train on (each batch draws one)")
+    p.add_argument("--test-lengths", type=int, nargs="+", default=None,
+                   help="window lengths to score at (default: --lengths); a length longer than "
+                        "every trained one shows how the model carries to longer windows")
     p.add_argument("--test-per-class", type=int, default=200,
                    help="test windows per species and length")
     p.add_argument("--baseline-train-per-class", type=int, default=400)
@@ -99,6 +105,7 @@ def run(argv=None) -> int:
     test = {k: v[1] for k, v in by_label.items()}
     names = list(by_label)
     rc = not a.no_rc
+    check_lengths(a, train, test)
 
     def job() -> Job:
         ds = MixedLengthWindows(train, a.lengths, tok, a.batch_size, a.max_steps * a.batch_size,
@@ -118,15 +125,31 @@ def run(argv=None) -> int:
                    step_positions=a.batch_size * max(a.lengths))
 
     def report(model):
-        rows = [accuracy_at_length(model, Lw, train, test, tok, a) for Lw in a.lengths]
+        rows = [{**accuracy_at_length(model, Lw, train, test, tok, a), "trained": Lw in a.lengths}
+                for Lw in sorted(set(a.test_lengths or a.lengths))]
         write_csv_atomic(rows, a.out / "accuracy_by_length.csv")
         fields = {"task": "species-of-origin", "labels": names, "rc_equivariant": rc,
                   "d_model": a.d_model, "n_layer": a.n_layer, "batch_size": a.batch_size,
                   "lr": a.lr, "ema": a.ema, "test_per_class": a.test_per_class, "seed": a.seed,
+                  "arch": a.arch, "parameters": model.num_parameters(),
                   "accuracy_by_length": rows}
         return fields, [f"wrote {a.out / 'accuracy_by_length.csv'}"]
 
     return run_training(a, job, report)
+
+
+def check_lengths(a, train: dict, test: dict) -> None:
+    """Every length must fit in some interval of every species' training and held-out parts
+    (an InputError naming the option otherwise): checked before training, not after it."""
+    part, lab, limit = min(((part, lab, max((iv.length for iv in ivs), default=0))
+                            for part, by in (("training", train), ("held-out", test))
+                            for lab, ivs in by.items()), key=lambda t: t[2])
+    for flag, lengths in (("--lengths", a.lengths), ("--test-lengths", a.test_lengths or [])):
+        bad = [L for L in lengths if not 0 < L <= limit]
+        if bad:
+            raise InputError(f"{flag} {bad[0]}: windows must hold 1 to {limit:,} bases (the "
+                             f"longest record of {lab}'s {part} part)",
+                             fix=f"use lengths of at most {limit:,}")
 
 
 def accuracy_at_length(model, Lw, train, test, tok, a) -> dict:
