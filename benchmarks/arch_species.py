@@ -4,21 +4,23 @@ five bundled bacterial genomes, held-out accuracy at every length the recipe tra
     python benchmarks/arch_species.py                       # all three, seed 0 (about 70 min)
     python benchmarks/arch_species.py --archs transformer --seeds 1
 
-Both models train through the product command (``seqmamba dna species``: split
+Every model trains through the product command (``seqmamba dna species``: split
 species-80-20, 1000 steps of 16 windows whose length each batch draws from 2^6-2^12, the same
-lr schedule, EMA, strand augmentation and seed) and are scored on the same held-out windows
+lr schedule, EMA, strand augmentation and seed) and is scored on the same held-out windows
 (100 per species and length; the recipe's report uses 200) at each trained length and at 2^14
-bases, four times the longest window either was trained on.  Mamba is the command's default: d_model 64 x 2 blocks,
-reverse-complement equivariant (20.6k parameters, the two strands share weights).  The
-Transformer++ cannot be made equivariant (``rc_equivariant`` is built for Mamba blocks), so it
-gets ``--no-rc`` and is sized to the same count: d_model 28 x 2 blocks of 2 heads (20.4k),
-attending over the whole window in both directions.  Both see each window on either strand
-half the time in training.  ``mamba_norc`` is Mamba without the equivariance, at the same
-count (d_model 32, 20.6k): how much of Mamba's lead is the equivariance the Transformer++ lacks.
+bases, four times the longest window any was trained on.  Mamba is the command's default:
+d_model 64 x 2 blocks, reverse-complement equivariant (20.6k parameters, the two strands share
+weights).  The Transformer++ cannot be made equivariant (``rc_equivariant`` is built for Mamba
+blocks), so it gets ``--no-rc`` and is sized to the same count: d_model 28 x 2 blocks of 2
+heads (20.4k), attending over the whole window in both directions.  All see each window on
+either strand half the time in training.  ``mamba_norc`` is Mamba without the equivariance,
+at the same count (d_model 32, 20.6k): how much of Mamba's lead is the equivariance the
+Transformer++ lacks.
 
 Writes ``benchmarks/results/arch_species.csv``: one row per (arch, seed, length) with the
 model's and the 3-mer logistic regression's accuracy, test windows, whether the length was
-trained on, parameters and training seconds.  Rows of other (arch, seed) already in the file are kept.
+trained on, parameters and training seconds.  Rows of other (arch, seed) already in the file
+are kept.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ ARCHS = {"mamba": ["--arch", "mamba"],
          "mamba_norc": ["--arch", "mamba", "--no-rc", "--d-model", "32"]}
 OUT = HERE / "results" / "arch_species.csv"
 # the recipe trains on 2^6-2^12; 2^14 is scored too, 4x the longest window trained on.  Training
-# at 2^14 does not fit 2 cores: per window the Transformer++'s step there costs several times
-# Mamba's (arch_speed.csv), about ten hours a run on one core
+# at 2^14 does not fit 2 cores in a session: the Transformer++'s step there costs several times
+# Mamba's (arch_speed.csv)
 TEST_LENGTHS = [2 ** k for k in range(6, 13)] + [2 ** 14]
 TEST_PER_CLASS = 100
 

@@ -234,6 +234,12 @@ def arch_dna_classify() -> str:
     return "\n".join(out)
 
 
+def _untrained(row: dict) -> str:
+    """The label's note for an arch_species.csv length the model was scored at, not trained
+    on."""
+    return "" if row["trained"] == "True" else ", longer than any trained on"
+
+
 def arch_species() -> str:
     """benchmarks/arch_species.py: held-out species accuracy per window length and model, with
     its 95% interval over the test windows (or the range over seeds), beside the 3-mer LR."""
@@ -251,8 +257,7 @@ def arch_species() -> str:
         cells = [_acc_cell([float(r["model_acc"]) for r in at if r["arch"] == a], k)
                  if any(r["arch"] == a for r in at) else "-" for a in archs]
         lr = next(r for r in at if r["arch"] == archs[0])["kmer3_logreg_acc"]
-        new = "" if at[0]["trained"] == "True" else ", longer than any trained on"
-        out.append(f"| {_pow2(n)} ({k:,} windows{new}) | " + " | ".join(cells) +
+        out.append(f"| {_pow2(n)} ({k:,} windows{_untrained(at[0])}) | " + " | ".join(cells) +
                    f" | {float(lr):.3f} |")
     mins = {a: np.mean([float(r["train_seconds"]) for r in rows if r["arch"] == a]) / 60
             for a in archs}
@@ -309,10 +314,10 @@ def arch_verdict() -> str:
             m, t = np.mean(accs["mamba"]), np.mean(accs["transformer"])
             k = int(at[0]["n_test"])
             lo, hi = wilson_interval(round(m * k), k)
-            new = "" if at[0]["trained"] == "True" else ", longer than any trained on"
-            out.append(f"| species of origin, {_pow2(n)} bases{new}, held-out accuracy ({k:,} "
-                       f"windows; seeds {len(accs['mamba'])}/{len(accs['transformer'])}) | "
-                       f"{m:.3f} | {t:.3f} | - | {verdict(m, [t], tol=(hi - lo) / 2)} |")
+            seeds_n = f"{len(accs['mamba'])}/{len(accs['transformer'])}"
+            out.append(f"| species of origin, {_pow2(n)} bases{_untrained(at[0])}, held-out "
+                       f"accuracy ({k:,} windows; seeds {seeds_n}) | {m:.3f} | {t:.3f} | - | "
+                       f"{verdict(m, [t], tol=(hi - lo) / 2)} |")
     tr, cnn, seeds, _ = _fsdd_runs()
     for rival, key, col in ((tr, "model_acc", "transformer"), (cnn, "cnn_acc", "cnn")):
         # Mamba: the recipe's three seeds beside the Transformer++, the seed-0 model trained

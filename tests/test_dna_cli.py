@@ -205,7 +205,8 @@ def test_species_of_origin_table(tmp_path):
     3-mer baseline on the same held-out windows, written with the run's settings."""
     run = tmp_path / "species"
     rc, out, err = seqmamba("dna", "species", "--out", run, "--lengths", 64, 128,
-                            "--test-lengths", 256, 64, 128, "--max-steps", 3, "--val-every", 3, "--test-per-class", 4,
+                            "--test-lengths", 256, 64, 128, "--max-steps", 3, "--val-every", 3,
+                            "--test-per-class", 4,
                             "--baseline-train-per-class", 10, "--d-model", 16, "--n-layer", 1,
                             "--batch-size", 4, "--warmup-steps", 1, "--ema", 0.5, "--no-progress")
     assert rc == 0, err

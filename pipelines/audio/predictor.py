@@ -126,9 +126,8 @@ class AudioPredictor:
 
     def new_voice_note(self, probs: torch.Tensor, inputs, balanced: bool) -> Optional[str]:
         """The table's probabilities (files, labels: the model's own) through the new-voice
-        check (``pipelines.audio.voice_check``): its one line, or None."""
-        if self.voice_reference is None:
-            return None
+        check (``pipelines.audio.voice_check``, which also says None without a reference): its
+        one line, or None."""
         return new_voice_note(probs, self.voice_reference, self.labels, self.model_arg, inputs,
                               balanced)
 
