@@ -61,6 +61,9 @@ class DataOptions:
     val_windows: int = opt(64, "held-out windows scored at each validation")
     init: Optional[Path] = opt(None, "model to start from (RUN or RUN/final)")
     baseline: str = opt("auto", "the classic baseline fitted on the same split")
+    baseline_steps: Optional[int] = opt(None, "steps of the --baseline cnn network (default: "
+                                              "--max-steps); the report's step_seconds give "
+                                              "the count at equal training time")
     objective: str = opt("lm", "what pretraining predicts")
     sample_rate: Optional[int] = opt(None, "audio: clips are resampled to this rate (Hz)")
     seconds: float = opt(1.0, "audio: clip length trained on (crop or pad)")

@@ -351,6 +351,10 @@ CASES = [
      "not a DNA model"),
     ("audio model is a DNA model", lambda t: audio_predict(t, [wav(t / "a.wav")],
                                                            model=tiny_classifier(t / "dm")), "dm"),
+    ("baseline steps without the cnn", lambda t: dna_finetune(
+        t, "--train", write(t / "x.tsv", TSV_OK), "--baseline-steps", "5"), "--baseline cnn"),
+    ("baseline steps zero", lambda t: audio_finetune(
+        t, "--train", DIGITS, "--baseline", "cnn", "--baseline-steps", "0"), "--baseline-steps"),
     ("init of another domain", lambda t: dna_finetune(
         t, "--train", write(t / "x.tsv", TSV_OK), "--init", audio_model(t / "am")), "am"),
     ("init with a pickle payload", lambda t: dna_finetune(

@@ -100,13 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--causal", action="store_true",
                    help="a one-directional backbone (default: bidirectional 'add')")
     add_field(g, "baseline", default="logmel", choices=["logmel", "cnn", "none"])
+    add_field(g, "baseline_steps")
     add_trainer_args(p, exclude=("rc_equivariant",))  # a DNA strand symmetry
     p.set_defaults(bidirectional="add")
     return p
 
 
 def run(argv=None) -> int:
+    from ..training.baseline_fit import check_baseline_steps
+
     a = parse_with_recipe(build_parser(), argv)
+    check_baseline_steps(a)
     train_sources(a)
     if a.train is None:
         raise InputError("no input: pass --train CSV (path,label[,group]) or a folder per label")

@@ -18,7 +18,7 @@ FIELD = "training_options"  # RUN/report.json's key
 NOT_RECORDED = {"out", "resume", "no_progress", "config", "set", "init", "teacher", "unlabelled",
                 "pseudo_threshold", "pseudo_repeat", "pseudo_balance", "pseudo_balance_by",
                 "accelerator", "devices", "num_nodes", "strategy", "precision", "workers",
-                "baseline"}
+                "baseline", "baseline_steps"}
 
 
 def _plain(v):

@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--rc-augment", action="store_true",
                    help="train on reverse complements too (for strand-symmetric labels)")
     add_field(g, "baseline", choices=["auto", "onehot", "kmer", "cnn", "none"])
+    add_field(g, "baseline_steps")
     g = p.add_argument_group("--task token (base-level annotation)")
     g.add_argument("--annotation", type=Path, default=None,
                    help="GFF3 (optionally gzipped) with CDS rows for the --fasta genome")
@@ -93,8 +94,10 @@ class _RCAugmented(torch.utils.data.Dataset):
 
 def run(argv=None) -> int:
     from ..training import ClassifierTask, Job, run_training, score_classifier, training_loader
+    from ..training.baseline_fit import check_baseline_steps
 
     a = parse_with_recipe(build_parser(), argv)
+    check_baseline_steps(a)
     if a.task == "token":
         from .genes import run_token
 

@@ -27,6 +27,8 @@ from seqmamba.heads import ModelOutput
 from seqmamba.model import weight_decay_groups
 from seqmamba.schedule import warmup_cosine
 
+from .tasks import mean_step
+
 
 @dataclass
 class FitSettings:
@@ -41,8 +43,24 @@ class FitSettings:
 
     @classmethod
     def from_args(cls, a) -> "FitSettings":
-        return cls(a.max_steps, a.lr, a.weight_decay, a.warmup_steps, a.seed,
+        steps = getattr(a, "baseline_steps", None) or a.max_steps
+        return cls(steps, a.lr, a.weight_decay, a.warmup_steps, a.seed,
                    getattr(a, "ema", 0.0) or 0.0)
+
+
+def check_baseline_steps(a) -> None:
+    """``--baseline-steps`` is the CNN's step count: refused (one line) without ``--baseline
+    cnn`` or below 1, before anything trains."""
+    from ..errors import InputError
+
+    n = getattr(a, "baseline_steps", None)
+    if n is None:
+        return
+    if a.baseline != "cnn":
+        raise InputError("--baseline-steps sets the steps of the CNN baseline",
+                         fix="add --baseline cnn, or leave --baseline-steps out")
+    if n < 1:
+        raise InputError(f"--baseline-steps must be at least 1, not {n}")
 
 
 class ClassifierNet(nn.Module):
@@ -78,13 +96,14 @@ def width_for(build: Callable[[int], nn.Module], target: int, lo: int = 4,
 def fit_baseline_net(net: ClassifierNet, loader, s: FitSettings) -> dict:
     """Train ``net`` in place for ``s.max_steps`` batches of ``loader`` ({input_ids, label});
     the EMA weights replace the trained ones at the end when ``s.ema`` > 0.  Returns
-    {"train_seconds", "steps"}."""
+    {"train_seconds", "steps", "step_seconds"} (the mean step, with its batch loading)."""
     torch.manual_seed(s.seed)
     opt = torch.optim.AdamW(weight_decay_groups(net, s.weight_decay), lr=s.lr, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: warmup_cosine(i, s.warmup_steps, s.max_steps))
     average = None
     step, epoch, t0 = 0, 0, time.perf_counter()
+    gaps, last = [], t0
     net.train()
     while step < s.max_steps:
         for ds in (loader.dataset, getattr(loader, "sampler", None)):
@@ -97,6 +116,9 @@ def fit_baseline_net(net: ClassifierNet, loader, s: FitSettings) -> dict:
             opt.step()
             sched.step()
             step += 1
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
             if s.ema and step > s.warmup_steps:
                 average = _ema_update(average, net, s.ema)
             if step >= s.max_steps:
@@ -105,7 +127,8 @@ def fit_baseline_net(net: ClassifierNet, loader, s: FitSettings) -> dict:
     if average is not None:
         net.load_state_dict(average.state_dict())
     net.eval()
-    return {"train_seconds": round(time.perf_counter() - t0, 1), "steps": step}
+    return {"train_seconds": round(time.perf_counter() - t0, 1), "steps": step,
+            "step_seconds": mean_step(gaps)}
 
 
 def train_and_score(build: Callable[[int], ClassifierNet], target_params: int, loader,
@@ -113,15 +136,16 @@ def train_and_score(build: Callable[[int], ClassifierNet], target_params: int, l
     """Build the baseline at the width nearest ``target_params`` parameters (the model's), train
     it on ``loader`` with the command's settings ``a``, score it on ``val_loader``.
     Returns (report fields {acc, mcc, macro_f1, auroc, parameters, width, train_seconds,
-    steps}, held-out probabilities (n, classes))."""
+    steps, step_seconds}, held-out probabilities (n, classes))."""
     from ..metrics import classification_metrics
     from .evaluate import predict_probs
 
     width = width_for(build, target_params)
     net = build(width)
+    settings = FitSettings.from_args(a)
     print(f"baseline: training a {type(net).__name__} of {net.num_parameters():,} parameters "
-          f"for {a.max_steps} steps", flush=True)
-    fit = fit_baseline_net(net, loader, FitSettings.from_args(a))
+          f"for {settings.max_steps} steps", flush=True)
+    fit = fit_baseline_net(net, loader, settings)
     probs, labels = predict_probs(net, val_loader)
     m = classification_metrics(labels, probs)
     m.pop("confusion")

@@ -171,7 +171,8 @@ def _finish(a, trainer, task, report) -> int:
     export_final(task.model, a.out)
     fields, lines = report(task.model.eval())  # RUN/final is written
     body = {"task": fields.pop("task"), "steps": trainer.global_step,
-            "train_seconds": round(seconds, 1), **resumed, "hardware": _hardware(trainer),
+            "train_seconds": round(seconds, 1), "step_seconds": task.step_seconds(), **resumed,
+            "hardware": _hardware(trainer),
             "checkpoint": best_or_last(trainer), **fields}
     write_json_atomic(body, a.out / "report.json")
     metrics_csv = a.out / "logs" / "metrics.csv"

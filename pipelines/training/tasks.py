@@ -23,6 +23,11 @@ from ..model_dirs import load_pretrained
 from .resume import _resumable_sampler, _write_session_start
 
 
+def mean_step(gaps: list) -> Optional[float]:
+    """The mean of the seconds between consecutive step starts, ``gaps``; None without any."""
+    return round(sum(gaps) / len(gaps), 5) if gaps else None
+
+
 class _Task(L.LightningModule):
     model_cls = MambaPreTrainedModel
 
@@ -63,8 +68,26 @@ class _Task(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.seconds_before = float(checkpoint.get("train_seconds", 0.0))
 
+    # Seconds per step, for the report: what a run's training time buys, so two models run on
+    # the same cores can be compared at equal time.  A step runs from one batch's start to the
+    # next's (its batch loading included); the steps a validation (and the checkpoint written
+    # with it) follows are left out.
+    def step_seconds(self) -> Optional[float]:
+        """This session's mean seconds per training step."""
+        return mean_step(getattr(self, "_step_gaps", []))
+
+    def on_train_batch_start(self, batch, batch_idx):
+        now = time.perf_counter()
+        if self._step_start is not None:
+            self._step_gaps.append(now - self._step_start)
+        self._step_start = now
+
+    def on_validation_start(self):
+        self._step_start = None
+
     def on_train_start(self):
         self._session_t0 = time.perf_counter()
+        self._step_gaps, self._step_start = [], None
         # A resumed run continues its data where the checkpoint stopped: the batches of the
         # current epoch already trained on are skipped, so the run sees the same batches in
         # the same order as one that was never interrupted (one process; under DDP the epoch
