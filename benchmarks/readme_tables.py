@@ -26,6 +26,7 @@ from tables_common import (HERE, RESULTS, ROOT, _csv, _json, _pow2,  # noqa: F40
                            wilson_interval)  # wilson_interval: the tests' import
 from tables_arch import (arch_dna_classify, arch_dna_lm, arch_fsdd, arch_species, arch_speed,
                          arch_verdict, ssd_speed)
+from tables_equal_time import arch_equal_time
 from tables_gpu import gpu_static
 from tables_fsdd import (FSDD_SEEDS, audio_holdout, audio_results, fsdd_ablation, fsdd_adapt,
                          fsdd_balance, fsdd_channels, fsdd_digits, fsdd_loso, fsdd_noise,
@@ -203,7 +204,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "ssd speed": ssd_speed,
     "arch dna lm": arch_dna_lm,
     "arch fsdd": arch_fsdd, "arch dna classify": arch_dna_classify, "arch verdict": arch_verdict,
-    "arch species": arch_species,
+    "arch species": arch_species, "arch equal time": arch_equal_time,
     "gpu static": gpu_static,
 }
 

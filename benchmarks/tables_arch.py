@@ -9,7 +9,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from tables_common import _csv, _pow2, wilson_interval
+from tables_common import _acc_cell, _csv, _pow2, wilson_interval
 
 NAMES = {"mamba": "Mamba", "mamba2": "Mamba-2", "transformer": "Transformer++"}
 
@@ -126,15 +126,6 @@ def ssd_speed() -> str:
                 f"{ratios(('mamba2', 16), ('mamba1', 16), 'fwd+bwd')}, at state 64 "
                 f"{ratios(('mamba2', 64), ('mamba1', 16), 'fwd+bwd')}."]
     return "\n".join(out)
-
-
-def _acc_cell(accs: List[float], n: int) -> str:
-    """Accuracy: the mean and the range over seeds, or with one seed its 95% interval over the
-    ``n`` held-out examples."""
-    if len(accs) > 1:
-        return f"{np.mean(accs):.3f} ({min(accs):.3f}-{max(accs):.3f})"
-    lo, hi = wilson_interval(round(accs[0] * n), n)
-    return f"{accs[0]:.3f} ({lo:.3f}-{hi:.3f})"
 
 
 # experiments/audio_fsdd.py's runs that put the models side by side on the four folds: the
@@ -256,9 +247,10 @@ def arch_species() -> str:
         k = int(at[0]["n_test"])
         cells = [_acc_cell([float(r["model_acc"]) for r in at if r["arch"] == a], k)
                  if any(r["arch"] == a for r in at) else "-" for a in archs]
-        lr = next(r for r in at if r["arch"] == archs[0])["kmer3_logreg_acc"]
+        # the 3-mer LR of each of the first model's seeds (a seed draws its own windows)
+        lr = np.mean([float(r["kmer3_logreg_acc"]) for r in at if r["arch"] == archs[0]])
         out.append(f"| {_pow2(n)} ({k:,} windows{_untrained(at[0])}) | " + " | ".join(cells) +
-                   f" | {float(lr):.3f} |")
+                   f" | {lr:.3f} |")
     mins = {a: np.mean([float(r["train_seconds"]) for r in rows if r["arch"] == a]) / 60
             for a in archs}
     out += ["", "Training minutes on one core (shared with another job, so only their order "
@@ -266,19 +258,45 @@ def arch_species() -> str:
     return "\n".join(out)
 
 
+def verdict(m: float, others: list, higher: bool = True, tol: float = 0.0) -> str:
+    """Mamba's figure ``m`` against its rivals' (None: not measured): ahead of all by more
+    than ``tol``, level with all within it, else behind."""
+    rivals = [o for o in others if o is not None]
+    gaps = [(m - o) if higher else (o - m) for o in rivals]
+    if all(g > tol for g in gaps):
+        return "ahead"
+    if all(g >= -tol for g in gaps):
+        return "level"
+    return "behind"
+
+
+def half_interval(acc: float, n: int) -> float:
+    """Half the width of the 95% interval of accuracy ``acc`` over ``n`` examples: a gap to
+    Mamba inside it is level."""
+    lo, hi = wilson_interval(round(acc * n), n)
+    return (hi - lo) / 2
+
+
+def lm_verdict(mamba: list, rival: list) -> str:
+    """Held-out bits per base over seeds, lower is better: with two seeds or more each, level
+    only where the seeds' ranges overlap; with fewer, level within 0.01 bits."""
+    if min(len(mamba), len(rival)) < 2:
+        return verdict(np.mean(mamba), [np.mean(rival)], higher=False, tol=0.01)
+    return "ahead" if max(mamba) < min(rival) else "behind" if min(mamba) > max(rival) else \
+        "level"
+
+
 def arch_verdict() -> str:
     """One row per comparison: Mamba's figure beside the Transformer++'s and the CNN's, and
     which is ahead (level: the gap is inside the seeds' range or the 95% interval)."""
-    out = ["| measurement | Mamba | Transformer++ | CNN | Mamba is |", "|---|---|---|---|---|"]
+    from tables_equal_time import equal_time_verdicts
 
-    def verdict(m, others, higher=True, tol=0.0):
-        rivals = [o for o in others if o is not None]
-        gaps = [(m - o) if higher else (o - m) for o in rivals]
-        if all(g > tol for g in gaps):
-            return "ahead"
-        if all(g >= -tol for g in gaps):
-            return "level"
-        return "behind"
+    out = ["| measurement | Mamba | Transformer++ | CNN | Mamba is | Mamba is, at equal time |",
+           "|---|---|---|---|---|---|"]
+    at_time = equal_time_verdicts()
+
+    def then(key) -> str:  # the row's verdict at equal training time, where it was measured
+        return f" {at_time.get(key, '-')} |"
 
     lm = _csv("arch_dna_lm.csv")
     for n in sorted({int(r["seq_len"]) for r in lm}):
@@ -287,11 +305,10 @@ def arch_verdict() -> str:
         bm, bt = bits["mamba"], bits["transformer"]
         if bm and bt:
             m, t = np.mean(bm), np.mean(bt)
-            # several seeds each: level only where the seeds' ranges overlap
-            v = verdict(m, [t], higher=False, tol=0.01) if min(len(bm), len(bt)) < 2 else \
-                "ahead" if max(bm) < min(bt) else "behind" if min(bm) > max(bt) else "level"
+            v = lm_verdict(bm, bt)
             out.append(f"| E. coli LM, held-out bits/base at {n:,} (lower is better; seeds "
-                       f"{len(bm)}/{len(bt)}) | {m:.3f} | {t:.3f} | - | {v} |")
+                       f"{len(bm)}/{len(bt)}) | {m:.3f} | {t:.3f} | - | {v} |"
+                       + then((f"lm{n}", None)))
     cls = _csv("arch_dna_classify.csv")
     for task in dict.fromkeys(r["task"] for r in cls):
         rs = {a: [r for r in cls if r["task"] == task and r["arch"] == a] for a in NAMES}
@@ -301,10 +318,9 @@ def arch_verdict() -> str:
         t = np.mean([float(r["model_acc"]) for r in rs["transformer"]])
         c = np.mean([float(r["cnn_acc"]) for r in rs["mamba"]])
         n = int(rs["mamba"][0]["val_examples"])
-        lo, hi = wilson_interval(round(m * n), n)  # Mamba's interval: a gap inside it is level
         out.append(f"| {task}, held-out accuracy ({n} examples; seeds "
                    f"{len(rs['mamba'])}/{len(rs['transformer'])}) | {m:.3f} | {t:.3f} | {c:.3f} | "
-                   f"{verdict(m, [t, c], tol=(hi - lo) / 2)} |")
+                   f"{verdict(m, [t, c], tol=half_interval(m, n))} |" + then((task, None)))
     sp = _csv("arch_species.csv")
     for n in (2 ** 10, 2 ** 12, 2 ** 14):
         at = [r for r in sp if int(r["length"]) == n]
@@ -313,11 +329,10 @@ def arch_verdict() -> str:
         if accs["mamba"] and accs["transformer"]:
             m, t = np.mean(accs["mamba"]), np.mean(accs["transformer"])
             k = int(at[0]["n_test"])
-            lo, hi = wilson_interval(round(m * k), k)
             seeds_n = f"{len(accs['mamba'])}/{len(accs['transformer'])}"
             out.append(f"| species of origin, {_pow2(n)} bases{_untrained(at[0])}, held-out "
                        f"accuracy ({k:,} windows; seeds {seeds_n}) | {m:.3f} | {t:.3f} | - | "
-                       f"{verdict(m, [t], tol=(hi - lo) / 2)} |")
+                       f"{verdict(m, [t], tol=half_interval(m, k))} |" + then(("species", n)))
     tr, cnn, seeds, _ = _fsdd_runs()
     for rival, key, col in ((tr, "model_acc", "transformer"), (cnn, "cnn_acc", "cnn")):
         # Mamba: the recipe's three seeds beside the Transformer++, the seed-0 model trained
@@ -329,11 +344,10 @@ def arch_verdict() -> str:
         m = np.mean([np.mean([float(x[s]["model_acc"]) for x in seeds]) for s in folds]) \
             if col == "transformer" else np.mean([float(cnn[s]["model_acc"]) for s in folds])
         r = np.mean([float(rival[s][key]) for s in folds])
-        lo, hi = wilson_interval(round(m * n), n)
         who = "Mamba: 3 seeds" if col == "transformer" else "one seed, same run"
         cells = f"{r:.3f} | - |" if col == "transformer" else f"- | {r:.3f} |"
         out.append(f"| spoken digits, unheard FSDD speakers ({', '.join(folds)}; {n:,} clips; "
-                   f"{who}) | {m:.3f} | {cells} {verdict(m, [r], tol=(hi - lo) / 2)} |")
+                   f"{who}) | {m:.3f} | {cells} {verdict(m, [r], tol=half_interval(m, n))} | - |")
     syn = [r for r in _csv("synthetic.csv") if r["task"] == "induction_heads"
            and r["train_steps"] == "1500" and not r.get("training")]
     ind = {(r["model"], int(r["eval_len"])): float(r["accuracy"]) for r in syn}
@@ -341,13 +355,13 @@ def arch_verdict() -> str:
         m, t = ind.get(("mamba (S6)", n)), ind.get(("transformer++ (RoPE)", n))
         if m is not None and t is not None:
             out.append(f"| induction heads trained at 256, accuracy at {n:,} | {m:.3f} | "
-                       f"{t:.3f} | - | {verdict(m, [t], tol=0.02)} |")
+                       f"{t:.3f} | - | {verdict(m, [t], tol=0.02)} | - |")
     copy = {r["model"]: float(r["accuracy"]) for r in _csv("synthetic.csv")
             if r["task"] == "selective_copying" and r["train_len"] == "128"}
     if "transformer++ (RoPE)" in copy:
         m, t = copy["mamba (S6)"], copy["transformer++ (RoPE)"]
         out.append(f"| selective copying, length 128, 4 tokens | {m:.3f} | {t:.3f} | - | "
-                   f"{verdict(m, [t], tol=0.02)} |")
+                   f"{verdict(m, [t], tol=0.02)} | - |")
     speed = {(r["arch"], r["kind"], int(r["length"])): r for r in _csv("arch_speed.csv")}
     for kind, n, what in (("train", 2 ** 14, "training step"), ("generate", 2 ** 16,
                                                                  "generation after a context")):
@@ -356,5 +370,5 @@ def arch_verdict() -> str:
             mt, tt = float(m["tokens_per_s"]), float(t["tokens_per_s"])
             out.append(f"| {what} of {_pow2(n)} tokens, tokens/s on 2 cores | {mt:,.0f} | "
                        f"{tt:,.0f} | - | {'ahead' if mt > tt else 'behind'} "
-                       f"({mt / tt:.1f}x) |")
+                       f"({mt / tt:.1f}x) | - |")
     return "\n".join(out)

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import List
 
+import numpy as np
+
 from pipelines.metrics import wilson_interval  # noqa: F401 (the tables' intervals)
 
 HERE = Path(__file__).resolve().parent
@@ -47,3 +49,12 @@ def _pow2(n) -> str:
     n = int(n)
     k = n.bit_length() - 1
     return f"2^{k}" if 1 << k == n else str(n)
+
+
+def _acc_cell(accs: List[float], n: int) -> str:
+    """Accuracy: the mean and the range over seeds, or with one seed its 95% interval over the
+    ``n`` held-out examples."""
+    if len(accs) > 1:
+        return f"{np.mean(accs):.3f} ({min(accs):.3f}-{max(accs):.3f})"
+    lo, hi = wilson_interval(round(accs[0] * n), n)
+    return f"{accs[0]:.3f} ({lo:.3f}-{hi:.3f})"
