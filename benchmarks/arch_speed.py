@@ -11,7 +11,7 @@ d_model 128 x 4 blocks of 4 heads of 64 channels, state 64 (472k), and Transform
 measurement runs in a fresh process, so its peak resident set (VmHWM, less the set after the
 model is built) is its own:
 
-- ``train``: one forward + backward of a batch-1 sequence (the median of 3 after a warm-up);
+- ``train``: one forward + backward of a batch-1 sequence;
 - ``predict``: next-token logits for a whole sequence without gradients.  The Mambas run the
   product's path (``chunk_size`` 2^15 with carried state, flat memory); the Transformer one
   full causal attention over the sequence (scaled_dot_product_attention), until it runs out
@@ -19,6 +19,10 @@ model is built) is its own:
 - ``generate``: tokens/s of 64 greedy tokens after a prompt of the given length, through
   the steps ``generate`` takes (Mamba and Mamba-2: the uncompiled ``RecurrentStepper``, O(1)
   a token; the Transformer: a KV-cache step, O(context)); the prompt's prefill is not timed.
+
+Each is timed three times after a warm-up in the same process (generation: three rounds of 64
+tokens, the context growing by 192 tokens in all); the CSV keeps the median and the fastest and
+slowest of the three, so the tables give each figure with its range.
 
 Writes ``benchmarks/results/arch_speed.csv``: arch, kind, length, status, seconds, tokens/s,
 peak MB, and each model's time over Mamba's at each length.
@@ -36,8 +40,8 @@ from pathlib import Path
 from _proc import reset_peak_rss, run_child, status_bytes, write_csv_atomic
 
 HERE = Path(__file__).resolve().parent
-FIELDS = ["arch", "kind", "length", "params", "status", "seconds", "tokens_per_s", "peak_mb",
-          "seconds_over_mamba", "detail"]
+FIELDS = ["arch", "kind", "length", "params", "status", "seconds", "seconds_min", "seconds_max",
+          "tokens_per_s", "peak_mb", "seconds_over_mamba", "detail"]
 ARCHS = {"mamba": dict(arch="mamba", d_model=128, n_layer=4),
          "mamba2": dict(arch="mamba2", d_model=128, n_layer=4, d_state=64, head_dim=64),
          "transformer": dict(arch="transformer", d_model=136, n_layer=2, n_head=4)}
@@ -45,6 +49,7 @@ LENGTHS = {"train": [1 << 10, 1 << 12, 1 << 14, 1 << 16],
            "predict": [1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20],
            "generate": [1 << 10, 1 << 14, 1 << 16]}
 NEW_TOKENS = 64
+REPEATS = 3  # timed runs per measurement, after a warm-up
 
 
 def build(arch: str):
@@ -64,22 +69,24 @@ def child(a) -> dict:
     ids = torch.randint(0, 16, (1, a.length))
     reset_peak_rss()
     base = status_bytes("VmRSS")
+    times = []
     if a.kind == "train":
-        times = []
-        for _ in range(4):  # the first is a warm-up
+        for _ in range(REPEATS + 1):  # the first is a warm-up
             t0 = time.perf_counter()
             model(ids, labels=ids).loss.backward()
             times.append(time.perf_counter() - t0)
             model.zero_grad(set_to_none=True)
-        seconds, tokens = statistics.median(times[1:]), a.length
+        times, tokens = times[1:], a.length
     elif a.kind == "predict":
         model.eval()
         chunk = None if a.arch == "transformer" else 1 << 15
         with torch.no_grad():
             model(ids[:, :1024])  # a warm-up: first-call costs are not the length's
-            t0 = time.perf_counter()
-            model(ids, chunk_size=chunk)
-        seconds, tokens = time.perf_counter() - t0, a.length
+            for _ in range(REPEATS):
+                t0 = time.perf_counter()
+                model(ids, chunk_size=chunk)
+                times.append(time.perf_counter() - t0)
+        tokens = a.length
     else:  # generation as model.generate runs it, the prompt's prefill not timed
         from seqmamba.stepper import RecurrentStepper
 
@@ -90,11 +97,15 @@ def child(a) -> dict:
             tok = model(ids, inference_cache=cache, chunk_size=chunk,
                         num_last_tokens=1).logits[:, -1].argmax(-1)
             step = RecurrentStepper(model) if a.arch != "transformer" else model.step
-            t0 = time.perf_counter()
-            for _ in range(NEW_TOKENS):
-                tok = step(tok, cache).argmax(-1)
-            seconds, tokens = time.perf_counter() - t0, NEW_TOKENS
-    return {"status": "ok", "seconds": seconds, "tokens_per_s": tokens / seconds,
+            for _ in range(REPEATS):
+                t0 = time.perf_counter()
+                for _ in range(NEW_TOKENS):
+                    tok = step(tok, cache).argmax(-1)
+                times.append(time.perf_counter() - t0)
+        tokens = NEW_TOKENS
+    seconds = statistics.median(times)
+    return {"status": "ok", "seconds": seconds, "seconds_min": min(times),
+            "seconds_max": max(times), "tokens_per_s": tokens / seconds,
             "peak_mb": (status_bytes("VmHWM") - base) / 2**20,
             "params": model.num_parameters()}
 

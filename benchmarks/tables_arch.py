@@ -26,6 +26,14 @@ def _crossover(rows: List[dict], kind: str, arch: str = "transformer") -> str:
     return "none measured"
 
 
+def _speed_range(r: dict) -> str:
+    """An arch_speed.csv row's tokens/s over its slowest and fastest run, " [lo-hi]"."""
+    if not r.get("seconds_min"):
+        return ""
+    per = float(r["tokens_per_s"]) * float(r["seconds"])  # tokens a run
+    return f" [{per / float(r['seconds_max']):,.0f}-{per / float(r['seconds_min']):,.0f}]"
+
+
 def arch_speed() -> str:
     """benchmarks/arch_speed.py: one table per measurement, a column per model."""
     rows = _csv("arch_speed.csv")
@@ -38,8 +46,8 @@ def arch_speed() -> str:
                                     for a in archs) + " (`arch_speed.csv`)."]
     for kind in ("train", "predict", "generate"):
         lengths = sorted({n for a, k, n in by if k == kind})
-        out += ["", f"**{kind}** ({what[kind]}): tokens/s, peak MB above the model; time over "
-                    "Mamba's", "",
+        out += ["", f"**{kind}** ({what[kind]}): tokens/s, the median of three runs (the "
+                    "slowest-fastest); peak MB above the model; time over Mamba's", "",
                 "| length | " + " | ".join(NAMES[a] for a in archs) + " |",
                 "|---" * (1 + len(archs)) + "|"]
         for n in lengths:
@@ -53,8 +61,8 @@ def arch_speed() -> str:
                 else:
                     ratio = f", {float(r['seconds_over_mamba']):.2f}x" if r["seconds_over_mamba"] \
                         else ""
-                    cells.append(f"{float(r['tokens_per_s']):,.0f} ({float(r['peak_mb']):,.0f} MB"
-                                 f"{ratio})")
+                    cells.append(f"{float(r['tokens_per_s']):,.0f}{_speed_range(r)} "
+                                 f"({float(r['peak_mb']):,.0f} MB{ratio})")
             out.append(f"| {_pow2(n)} | " + " | ".join(cells) + " |")
         if "transformer" in archs:
             out += ["", f"The Transformer++ is slower than Mamba from {_crossover(rows, kind)} "
