@@ -355,7 +355,8 @@ def arch_verdict() -> str:
         who = "Mamba: 3 seeds" if col == "transformer" else "one seed, same run"
         cells = f"{r:.3f} | - |" if col == "transformer" else f"- | {r:.3f} |"
         out.append(f"| spoken digits, unheard FSDD speakers ({', '.join(folds)}; {n:,} clips; "
-                   f"{who}) | {m:.3f} | {cells} {verdict(m, [r], tol=half_interval(m, n))} | - |")
+                   f"{who}) | {m:.3f} | {cells} {verdict(m, [r], tol=half_interval(m, n))} |"
+                   + (then(("fsdd", None)) if col == "transformer" else " - |"))
     syn = [r for r in _csv("synthetic.csv") if r["task"] == "induction_heads"
            and r["train_steps"] == "1500" and not r.get("training")]
     ind = {(r["model"], int(r["eval_len"])): float(r["accuracy"]) for r in syn}

@@ -9,10 +9,26 @@ from typing import List, Optional
 import numpy as np
 
 from arch_equal_time import mamba_steps
-from tables_arch import _untrained, half_interval, lm_verdict, verdict
-from tables_common import _acc_cell, _csv, _pow2
+from tables_arch import _fsdd_runs, _untrained, half_interval, lm_verdict, verdict
+from tables_common import STUDIES, _acc_cell, _csv, _pow2
 
 RIVALS = {"transformer": "Transformer++", "cnn": "CNN"}
+# the Transformer++'s FSDD folds at equal time: experiments/audio_fsdd.py --tag
+# transformer_equal_time, with the steps arch_equal_time.py prints
+FSDD_AT_TIME = "audio_fsdd_loso_transformer_equal_time.csv"
+
+
+def _fsdd_at_time() -> List[dict]:
+    """The Transformer++'s equal-time FSDD run as arch_equal_time.csv rows (its accuracy over
+    the held-out speakers), once it has scored every fold the equal-step run scored."""
+    if not (STUDIES / FSDD_AT_TIME).exists():
+        return []
+    rows = {r["held_out"]: r for r in _csv(FSDD_AT_TIME)}
+    if "mean" not in rows or not set(_fsdd_runs()[0]) <= set(rows):
+        return []
+    steps = dict(kv.split("=") for kv in rows["mean"]["settings"].split())["max_steps"]
+    return [{"comparison": "fsdd", "rival": "transformer", "seed": "0", "steps": steps,
+             "metric": "acc", "value": rows["mean"]["model_acc"]}]
 
 
 def _bits_cell(bits: List[float]) -> str:
@@ -37,6 +53,13 @@ def _equal_steps(name: str, rival: str, length: Optional[int]) -> tuple:
         return (f"species of origin, {_pow2(length)} bases{_untrained(rows[0])}, accuracy",
                 get["mamba"],
                 get["transformer"], int(rows[0]["n_test"]))
+    if name == "fsdd":  # Mamba: the recipe's three seeds; each a mean over the held-out speakers
+        tr, _, seeds, _ = _fsdd_runs()
+        folds = [s for s in tr if all(s in x for x in seeds)]
+        return ("spoken digits, unheard FSDD speakers, accuracy",
+                [float(np.mean([float(x[s]["model_acc"]) for s in folds])) for x in seeds],
+                [float(np.mean([float(tr[s]["model_acc"]) for s in folds]))],
+                sum(int(tr[s]["clips"]) for s in folds))
     rows = [r for r in _csv("arch_dna_classify.csv") if r["task"] == name]
     mamba = [r for r in rows if r["arch"] == "mamba"]
     rival_steps = [float(r["cnn_acc"]) for r in mamba] if rival == "cnn" else \
@@ -49,7 +72,7 @@ def _rows() -> List[dict]:
     """Each (comparison, rival, species length) measured at equal time: its figures as table
     cells and Mamba's verdict at equal steps and at equal time."""
     ratios = {(r["comparison"], r["rival"]): r for r in _csv("arch_step_ratio.csv")}
-    runs = _csv("arch_equal_time.csv")
+    runs = _csv("arch_equal_time.csv") + _fsdd_at_time()
     rows = []
     for (name, rival), ratio in ratios.items():
         mine = [r for r in runs if (r["comparison"], r["rival"]) == (name, rival)]
@@ -57,8 +80,10 @@ def _rows() -> List[dict]:
             metric = f"acc@{length}" if length else \
                 "val_bits_per_base" if name.startswith("lm") else "acc"
             at_time = [float(r["value"]) for r in mine if r["metric"] == metric]
+            if not at_time:
+                continue
             what, m, at_steps, n = _equal_steps(name, rival, length)
-            if not (at_time and m and at_steps):
+            if not (m and at_steps):
                 continue
             if n is None:
                 cells = [_bits_cell(m), _bits_cell(at_steps), _bits_cell(at_time)]
