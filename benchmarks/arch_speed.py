@@ -1,7 +1,8 @@
 """Mamba against Mamba-2 and the Transformer++ baseline on the CPU: speed and memory against
 length.
 
-    python benchmarks/arch_speed.py                    # about 10 minutes on 2 cores
+    python benchmarks/arch_speed.py                    # about 25 minutes on 2 cores
+    python benchmarks/arch_speed.py --kinds train --timeout 600   # the published train rows
     python benchmarks/arch_speed.py --quick            # smoke run
 
 Three causal LMs of matched size (parameters within 10%, the Mamba paper's convention of two
