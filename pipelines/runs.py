@@ -138,14 +138,20 @@ def parse_with_recipe(parser: argparse.ArgumentParser, argv) -> argparse.Namespa
 
 
 def check_trainer_args(a) -> None:
-    """Options of :func:`add_trainer_args` that cannot make a run, refused before anything is
-    read or written (an untrained model is never exported: --max-steps is at least 1)."""
+    """Options of :func:`add_trainer_args` (and the finetune commands' ``--baseline-steps``)
+    that cannot make a run, refused before anything is read or written (an untrained model is
+    never exported: --max-steps is at least 1)."""
     for name, low in (("max_steps", 1), ("batch_size", 1), ("val_every", 1), ("warmup_steps", 0),
                       ("workers", 0), ("num_nodes", 1), ("d_model", 1), ("n_layer", 1),
                       ("d_state", 1), ("n_head", 1), ("head_dim", 1)):
         check_range(a, name, low)
     check_range(a, "lr", 0, low_open=True)
     check_range(a, "weight_decay", 0)
+    if getattr(a, "baseline_steps", None) is not None:  # the finetune commands' CNN baseline
+        if a.baseline != "cnn":
+            raise InputError("--baseline-steps sets the steps of the CNN baseline",
+                             fix="add --baseline cnn, or leave --baseline-steps out")
+        check_range(a, "baseline_steps", 1)
     check_range(a, "dropout", 0, 1, high_open=True)
     if a.devices == 0 or (isinstance(a.devices, str) and a.devices != "auto"
                           and not all(p.strip().lstrip("-").isdigit()

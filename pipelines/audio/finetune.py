@@ -107,10 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv=None) -> int:
-    from ..training.baseline_fit import check_baseline_steps
-
     a = parse_with_recipe(build_parser(), argv)
-    check_baseline_steps(a)
     train_sources(a)
     if a.train is None:
         raise InputError("no input: pass --train CSV (path,label[,group]) or a folder per label")

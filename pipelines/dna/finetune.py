@@ -94,10 +94,8 @@ class _RCAugmented(torch.utils.data.Dataset):
 
 def run(argv=None) -> int:
     from ..training import ClassifierTask, Job, run_training, score_classifier, training_loader
-    from ..training.baseline_fit import check_baseline_steps
 
     a = parse_with_recipe(build_parser(), argv)
-    check_baseline_steps(a)
     if a.task == "token":
         from .genes import run_token
 

@@ -48,21 +48,6 @@ class FitSettings:
                    getattr(a, "ema", 0.0) or 0.0)
 
 
-def check_baseline_steps(a) -> None:
-    """``--baseline-steps`` is the CNN's step count: refused (one line) without ``--baseline
-    cnn`` or below 1, before anything trains."""
-    from ..errors import InputError
-
-    n = getattr(a, "baseline_steps", None)
-    if n is None:
-        return
-    if a.baseline != "cnn":
-        raise InputError("--baseline-steps sets the steps of the CNN baseline",
-                         fix="add --baseline cnn, or leave --baseline-steps out")
-    if n < 1:
-        raise InputError(f"--baseline-steps must be at least 1, not {n}")
-
-
 class ClassifierNet(nn.Module):
     """A baseline network: ``body(input_ids (batch, length)) -> logits (batch, classes)``,
     called like a seqmamba classifier (``.logits`` of the output) so the report scores it with
