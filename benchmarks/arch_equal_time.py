@@ -12,9 +12,10 @@ trains for as many steps as Mamba's training time buys it, instead of Mamba's st
    Mamba's step over the rival's; a Transformer++ probe is a run of its own, a CNN probe is the
    model's run with ``--baseline cnn``, both timed in one process.
 2. **Equal time** (``arch_equal_time.csv``; spoken digits: the four leave-one-speaker-out
-   folds of ``experiments/audio_fsdd.py``, whose command this prints).  The rival trains with the recipe's steps times
-   the median ratio (``--max-steps``, or ``--baseline-steps`` for the CNN), everything else as
-   in the equal-step runs: the same command, size, split, schedule and seed.  The CNN run also
+   folds of ``experiments/audio_fsdd.py``, whose command this prints).  The rival trains with
+   the recipe's steps times the median ratio (``--max-steps``, or ``--baseline-steps`` for
+   the CNN), everything else as in the equal-step runs: the same command, size, split,
+   schedule and seed.  The CNN run also
    retrains the Mamba model, whose figure is kept as a check on the equal-step one.
 
 Every run has one thread (``--threads 1``), as the equal-step runs had; two runs of this
@@ -66,8 +67,15 @@ def _species() -> list:
             "--test-per-class", str(arch_species.TEST_PER_CLASS)]
 
 
-# the Transformer++ of the FSDD comparison (docs/comparison.md), as audio finetune flags
-FSDD_TRANSFORMER = ["--arch", "transformer", "--n-layer", "3", "--n-head", "4"]
+# the Transformer++ of the FSDD comparison (docs/comparison.md): flags for the probe, --set
+# items for the experiment's folds
+FSDD_TRANSFORMER = {"arch": "transformer", "n_layer": 3, "n_head": 4}
+
+
+def _flags(settings: dict) -> list:
+    from pipelines.options import flag
+
+    return [x for k, v in settings.items() for x in (flag(k), str(v))]
 
 
 # comparison -> (the command without its model options, Mamba's options, rivals -> their
@@ -85,7 +93,7 @@ COMPARISONS = {
                {"transformer": arch_dna_lm.ARCHS["transformer"]}, 30),
     # probed here, trained as leave-one-speaker-out folds by experiments/audio_fsdd.py
     "fsdd": (lambda: ["audio", "finetune", *_recipe("audio_fsdd"), "--baseline", "none"], [],
-             {"transformer": FSDD_TRANSFORMER}, 30),
+             {"transformer": _flags(FSDD_TRANSFORMER)}, 30),
 }
 
 
@@ -126,12 +134,12 @@ def mamba_steps(name: str) -> int:
     if name.startswith("lm"):
         rows = [r for r in _read(RESULTS / "arch_dna_lm.csv")
                 if r["arch"] == "mamba" and r["seq_len"] == name[2:]]
-    elif name == "fsdd":
-        import yaml
+    elif name == "fsdd":  # the recipe as audio finetune reads it (its defaults fill the rest)
+        from pipelines.audio.finetune import build_parser
+        from pipelines.runs import parse_with_recipe
 
-        from pipelines.bundled import shipped_recipe
-
-        return int(yaml.safe_load(shipped_recipe("audio_fsdd").read_text())["max_steps"])
+        recipe = parse_with_recipe(build_parser(), ["--config", "audio_fsdd", "--out", "-"])
+        return recipe.max_steps
     elif name == "species":
         rows = [r for r in _read(arch_species.OUT) if r["arch"] == "mamba"]
     else:
@@ -182,9 +190,10 @@ def main(argv=None) -> int:
                 _merge(RATIO_CSV, stored, lambda r: (r["comparison"], r["rival"]))
             steps = max(1, round(mamba_steps(name) * float(stored[0]["ratio"])))
             if name == "fsdd":  # four folds of the recipe: the experiment's own runner
+                sets = " ".join(f"{k}={v}" for k, v in FSDD_TRANSFORMER.items())
                 print(f"fsdd: {steps} steps at equal time; train them with\n  python "
-                      f"experiments/audio_fsdd.py --set arch=transformer n_layer=3 n_head=4 "
-                      f"max_steps={steps} --tag transformer_equal_time")
+                      f"experiments/audio_fsdd.py --set {sets} max_steps={steps} "
+                      f"--tag transformer_equal_time")
                 continue
             for seed in a.seeds:
                 rows = train(name, rival, seed, steps)

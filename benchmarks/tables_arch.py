@@ -9,7 +9,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from tables_common import _acc_cell, _csv, _pow2, wilson_interval
+from tables_common import _acc_cell, _bits_cell, _csv, _pow2, wilson_interval
 
 NAMES = {"mamba": "Mamba", "mamba2": "Mamba-2", "transformer": "Transformer++"}
 
@@ -82,9 +82,8 @@ def arch_dna_lm() -> str:
     for (n, arch), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], list(NAMES).index(
             kv[0][1]))):
         bits = [float(r["val_bits_per_base"]) for r in rs]
-        rng = f" ({min(bits):.3f}-{max(bits):.3f})" if len(bits) > 1 else ""
         out.append(f"| {NAMES[arch]} | {int(rs[0]['params']) / 1e3:.0f}k | {n:,} | "
-                   f"{', '.join(r['seed'] for r in rs)} | {np.mean(bits):.3f}{rng} | "
+                   f"{', '.join(r['seed'] for r in rs)} | {_bits_cell(bits)} | "
                    f"{np.mean([float(r['train_seconds']) for r in rs]) / 60:.1f} |")
     markov = rows[0]
     out.append(f"| best Markov (order {markov['best_markov_order']}), same split | - | - | - | "

@@ -58,3 +58,9 @@ def _acc_cell(accs: List[float], n: int) -> str:
         return f"{np.mean(accs):.3f} ({min(accs):.3f}-{max(accs):.3f})"
     lo, hi = wilson_interval(round(accs[0] * n), n)
     return f"{accs[0]:.3f} ({lo:.3f}-{hi:.3f})"
+
+
+def _bits_cell(bits: List[float]) -> str:
+    """Bits per base: the mean, and the range over seeds where there are several."""
+    rng = f" ({min(bits):.3f}-{max(bits):.3f})" if len(bits) > 1 else ""
+    return f"{np.mean(bits):.3f}{rng}"

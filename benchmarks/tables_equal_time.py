@@ -10,7 +10,7 @@ import numpy as np
 
 from arch_equal_time import mamba_steps
 from tables_arch import _fsdd_runs, _untrained, half_interval, lm_verdict, verdict
-from tables_common import STUDIES, _acc_cell, _csv, _pow2
+from tables_common import STUDIES, _acc_cell, _bits_cell, _csv, _pow2
 
 RIVALS = {"transformer": "Transformer++", "cnn": "CNN"}
 # the Transformer++'s FSDD folds at equal time: experiments/audio_fsdd.py --tag
@@ -29,11 +29,6 @@ def _fsdd_at_time() -> List[dict]:
     steps = dict(kv.split("=") for kv in rows["mean"]["settings"].split())["max_steps"]
     return [{"comparison": "fsdd", "rival": "transformer", "seed": "0", "steps": steps,
              "metric": "acc", "value": rows["mean"]["model_acc"]}]
-
-
-def _bits_cell(bits: List[float]) -> str:
-    rng = f" ({min(bits):.3f}-{max(bits):.3f})" if len(bits) > 1 else ""
-    return f"{np.mean(bits):.3f}{rng}"
 
 
 def _equal_steps(name: str, rival: str, length: Optional[int]) -> tuple:
